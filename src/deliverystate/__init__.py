@@ -1,0 +1,50 @@
+"""deliverystate: the delivery state of Clickatell messages, reconciled from callbacks.
+
+Every message is a state machine over Clickatell's One API status codes.  The
+lifecycle says which transitions a backend may make; a precedence policy
+decides what out-of-order, duplicated or conflicting callbacks mean, so that
+every process that sees the same callbacks reaches the same answer.
+"""
+
+from __future__ import annotations
+
+from .callbacks import LEGACY_STATUS, InvalidCallback, parse_callback
+from .catalog import CHANNELS, Category, Status, UnknownStatusCode
+from .events import MessageState, StatusEvent
+from .lifecycle import IllegalTransition, implied_path, is_allowed, step
+from .memory import MemoryStore
+from .policy import DELIVERY_WINS, FAILURE_WINS, Policy, PolicyRow, Tie
+from .reconcile import Decision, Outcome, reconcile
+from .store import DeadLetter, HistoryEntry, Store, Summary
+from .tracker import RetryReport, Tracker
+
+__all__ = [
+    "CHANNELS",
+    "DELIVERY_WINS",
+    "FAILURE_WINS",
+    "LEGACY_STATUS",
+    "Category",
+    "DeadLetter",
+    "Decision",
+    "HistoryEntry",
+    "IllegalTransition",
+    "InvalidCallback",
+    "MemoryStore",
+    "MessageState",
+    "Outcome",
+    "Policy",
+    "PolicyRow",
+    "RetryReport",
+    "Status",
+    "StatusEvent",
+    "Store",
+    "Summary",
+    "Tie",
+    "Tracker",
+    "UnknownStatusCode",
+    "implied_path",
+    "is_allowed",
+    "parse_callback",
+    "reconcile",
+    "step",
+]

@@ -1,0 +1,140 @@
+"""The records that flow through the engine: a status report and a message's state.
+
+Both are small frozen attrs classes.  Timestamps have millisecond resolution,
+as Clickatell's callbacks do; each record keeps the integer milliseconds next
+to (or instead of) the ``datetime`` so that the hot path compares integers.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import attrs
+
+from .catalog import CHANNELS, Status
+from .policy import MAX_TIMESTAMP_MS
+
+__all__ = [
+    "MessageState",
+    "StatusEvent",
+    "datetime_from_ms",
+    "ms_from_datetime",
+]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def ms_from_datetime(moment: datetime) -> int:
+    """Milliseconds since the Unix epoch of a timezone-aware ``datetime``."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"timestamp {moment!r} has no timezone; use an aware datetime")
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+
+
+def datetime_from_ms(timestamp_ms: int) -> datetime:
+    """The UTC ``datetime`` for milliseconds since the Unix epoch."""
+    seconds, millis = divmod(timestamp_ms, 1000)
+    return datetime.fromtimestamp(seconds, tz=timezone.utc).replace(microsecond=millis * 1000)
+
+
+def _check_ms(timestamp_ms: int) -> int:
+    if not 0 <= timestamp_ms <= MAX_TIMESTAMP_MS:
+        raise ValueError(
+            f"timestamp {timestamp_ms} ms is outside the supported range "
+            f"(1970-01-01 up to the year 2527)"
+        )
+    return timestamp_ms
+
+
+@attrs.frozen(init=False)
+class StatusEvent:
+    """One status report about one message, as a provider sent it.
+
+    ``timestamp`` is the provider's event time (timezone-aware, UTC, truncated
+    to milliseconds); ``timestamp_ms`` is the same instant as an integer.  An
+    event whose status cannot occur on its own channel is invalid input and
+    raises ``ValueError`` here rather than being silently reconciled.
+    """
+
+    message_id: str
+    status: Status
+    timestamp: datetime
+    channel: str | None = None
+    client_message_id: str | None = None
+    timestamp_ms: int = attrs.field(eq=False, repr=False, default=0)
+
+    def __init__(
+        self,
+        message_id: str,
+        status: Status | int,
+        timestamp: datetime,
+        channel: str | None = None,
+        client_message_id: str | None = None,
+    ) -> None:
+        ms = _check_ms(ms_from_datetime(timestamp))
+        self._init(message_id, status, datetime_from_ms(ms), channel, client_message_id, ms)
+
+    def _init(
+        self,
+        message_id: str,
+        status: Status | int,
+        timestamp: datetime,
+        channel: str | None,
+        client_message_id: str | None,
+        timestamp_ms: int,
+    ) -> None:
+        if not isinstance(message_id, str) or not message_id:
+            raise ValueError(f"message_id must be a non-empty string, not {message_id!r}")
+        if channel is not None and channel not in CHANNELS:
+            raise ValueError(f"channel must be one of {CHANNELS} or None, not {channel!r}")
+        status = status if isinstance(status, Status) else Status.from_code(status)
+        if not status.allowed_on(channel):
+            raise ValueError(f"status {status.name} cannot occur on channel {channel!r}")
+        self.__attrs_init__(message_id, status, timestamp, channel, client_message_id, timestamp_ms)
+
+    @classmethod
+    def from_ms(
+        cls,
+        message_id: str,
+        status: Status | int,
+        timestamp_ms: int,
+        channel: str | None = None,
+        client_message_id: str | None = None,
+    ) -> StatusEvent:
+        """Build an event from integer milliseconds, as callbacks carry them."""
+        event = cls.__new__(cls)
+        ms = _check_ms(timestamp_ms)
+        event._init(message_id, status, datetime_from_ms(ms), channel, client_message_id, ms)
+        return event
+
+
+@attrs.frozen
+class MessageState:
+    """What is known about one message: the report that currently wins.
+
+    ``status`` and ``timestamp_ms`` come from the winning report; ``channel``
+    and ``client_message_id`` from the first report that carried them.
+    """
+
+    message_id: str
+    status: Status
+    timestamp_ms: int
+    channel: str | None = None
+    client_message_id: str | None = None
+
+    @property
+    def timestamp(self) -> datetime:
+        """The provider time of the winning report, as an aware UTC ``datetime``."""
+        return datetime_from_ms(self.timestamp_ms)
+
+    @classmethod
+    def from_event(cls, event: StatusEvent) -> MessageState:
+        """The state of a message of which ``event`` is the only report so far."""
+        return cls(
+            event.message_id,
+            event.status,
+            event.timestamp_ms,
+            event.channel,
+            event.client_message_id,
+        )

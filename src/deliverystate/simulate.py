@@ -1,0 +1,228 @@
+"""A seeded generator of realistic Clickatell callback streams.
+
+Real callback traffic is messy: reports arrive after random delays (so out of
+order), some are sent twice, WhatsApp READ receipts may come hours later, a
+late expiry can follow a delivery, Clickatell batches One API updates, SMS
+traffic mixes the One API, Platform SMS and legacy HTTP formats, and now and
+then a body is broken.  ``generate_callbacks`` produces such a stream, one
+JSON body per line, deterministically from a seed, so users can test their
+integration and benchmarks have input of any size.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+from typing import Any
+
+import attrs
+
+from .catalog import Status
+
+__all__ = ["SimulatedCallback", "generate_callbacks", "simulate_lines"]
+
+_BASE_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+_SMS_FAILURES = (
+    Status.DELIVERY_FAILURE,
+    Status.EXPIRED,
+    Status.ROUTING_ERROR,
+    Status.RECIPIENT_DOES_NOT_EXIST,
+)
+_WHATSAPP_FAILURES = (
+    Status.DELIVERY_FAILURE,
+    Status.EXPIRED,
+    Status.WHATSAPP_RE_ENGAGEMENT_REQUIRED,
+    Status.WHATSAPP_SPAM_RATE_LIMIT_REACHED,
+    Status.RECIPIENT_DOES_NOT_EXIST,
+)
+_EARLY_FAILURES = (Status.INSUFFICIENT_ACCOUNT_BALANCE, Status.VOLUME_LIMIT_DAILY)
+_LEGACY_CODE = {
+    Status.UNKNOWN: "001",
+    Status.QUEUED: "002",
+    Status.SENT_TO_SUPPLIER: "003",
+    Status.DEVICE_ACK: "004",
+    Status.DELIVERY_FAILURE: "007",
+    Status.ROUTING_ERROR: "009",
+    Status.EXPIRED: "010",
+    Status.SCHEDULED: "011",
+    Status.INSUFFICIENT_ACCOUNT_BALANCE: "012",
+}
+
+
+@attrs.frozen
+class SimulatedCallback:
+    """One line of the stream: when it arrives and the body Clickatell sends."""
+
+    arrival_ms: int
+    body: str
+    valid: bool = True
+
+
+@attrs.frozen
+class _Report:
+    message_id: str
+    client_message_id: str
+    channel: str
+    fmt: str
+    status: Status
+    timestamp_ms: int
+
+
+def _path(rng: random.Random, channel: str) -> list[tuple[Status, int]]:
+    """The statuses one message really went through, with offsets in ms from its start."""
+    steps: list[tuple[Status, int]] = []
+    t = 0
+    if rng.random() < 0.05:
+        steps.append((Status.SCHEDULED, t))
+        t += rng.randint(60_000, 3_600_000)
+    steps.append((Status.QUEUED, t))
+    if rng.random() < 0.02:
+        steps.append((rng.choice(_EARLY_FAILURES), t + rng.randint(50, 500)))
+        return steps
+    t += rng.randint(100, 2_000)
+    steps.append((Status.SENT_TO_SUPPLIER, t))
+    fate = rng.random()
+    failures = _SMS_FAILURES if channel == "sms" else _WHATSAPP_FAILURES
+    if fate < 0.80:
+        t += rng.randint(500, 30_000)
+        steps.append((Status.DEVICE_ACK, t))
+        if channel == "whatsapp" and rng.random() < 0.6:
+            steps.append((Status.READ, t + rng.randint(2_000, 7_200_000)))
+        if rng.random() < 0.03:  # multi-device WhatsApp or a late expiry
+            steps.append((rng.choice(failures), t + rng.randint(1_000, 600_000)))
+    elif fate < 0.95:
+        steps.append((rng.choice(failures), t + rng.randint(1_000, 120_000)))
+    return steps  # else: never heard of again after SENT_TO_SUPPLIER
+
+
+def _one_api_body(reports: list[_Report], rng: random.Random) -> dict[str, Any]:
+    updates = [
+        {
+            "channel": r.channel if rng.random() < 0.9 else f" {r.channel.upper()} ",
+            "messageId": r.message_id,
+            "clientMessageId": r.client_message_id,
+            "status": r.status.name,
+            "statusCode": int(r.status),
+            "timestamp": r.timestamp_ms,
+        }
+        for r in reports
+    ]
+    return {
+        "integrationId": "2f1c0e2e9e6b4f4f8a3d6c5b4a392817",
+        "integrationName": "notifications",
+        "event": {"messageStatusUpdate": updates},
+    }
+
+
+def _body(report: _Report, rng: random.Random) -> dict[str, Any]:
+    if report.fmt == "flat":
+        return {
+            "integrationName": "notifications",
+            "messageId": report.message_id,
+            "requestId": report.message_id[:16],
+            "clientMessageId": report.client_message_id,
+            "to": "2799900" + report.message_id[-4:],
+            "from": "27999000000",
+            "statusCode": str(int(report.status)),
+            "status": report.status.name,
+            "statusDescription": report.status.description,
+            "timestamp": str(report.timestamp_ms),
+        }
+    if report.fmt == "legacy":
+        return {
+            "api_id": "3512345",
+            "apiMsgId": report.message_id,
+            "cliMsgId": report.client_message_id,
+            "to": "2799900" + report.message_id[-4:],
+            "from": "27999000000",
+            "timestamp": str(report.timestamp_ms // 1000),
+            "status": _LEGACY_CODE[report.status],
+            "charge": "0.8",
+        }
+    return _one_api_body([report], rng)
+
+
+def _invalid(rng: random.Random, message_id: str) -> str:
+    """A broken body of a kind seen in the field."""
+    kind = rng.randrange(5)
+    good = _one_api_body([_Report(message_id, "x", "sms", "one", Status.DEVICE_ACK, _BASE_MS)], rng)
+    update = good["event"]["messageStatusUpdate"][0]
+    if kind == 0:
+        update["statusCode"], update["status"] = 85, "MEDIA_DURATION_ERROR"  # a newer code
+    elif kind == 1:
+        update["statusCode"] = 4  # the FAQ's disagreeing example: 4 with DEVICE_ACK
+    elif kind == 2:
+        del update["messageId"]
+    elif kind == 3:
+        update["timestamp"] = "yesterday"
+    else:
+        return json.dumps(good)[:-7]  # truncated in transit
+    return json.dumps(good)
+
+
+def _reports(count: int, rng: random.Random) -> Iterator[_Report]:
+    for index in range(count):
+        message_id = f"{rng.getrandbits(128):032x}"
+        channel = "whatsapp" if rng.random() < 0.4 else "sms"
+        fmt = "one"
+        if channel == "sms":
+            fmt = rng.choices(("one", "flat", "legacy"), weights=(60, 25, 15))[0]
+        start = _BASE_MS + index * 250 + rng.randint(0, 5_000)
+        client_id = f"order-{index:07d}"
+        for status, offset in _path(rng, channel):
+            if fmt == "legacy" and status not in _LEGACY_CODE:
+                continue
+            yield _Report(message_id, client_id, channel, fmt, status, start + offset)
+
+
+def _delay(rng: random.Random) -> int:
+    if rng.random() < 0.05:
+        return rng.randint(30_000, 900_000)  # a retried or stuck callback
+    return int(rng.expovariate(1 / 3_000))
+
+
+def generate_callbacks(
+    messages: int,
+    seed: int = 0,
+    *,
+    duplicate_rate: float = 0.08,
+    invalid_rate: float = 0.004,
+    batch_rate: float = 0.1,
+) -> list[SimulatedCallback]:
+    """A callback stream for ``messages`` messages, ordered by arrival time."""
+    if messages < 0:
+        raise ValueError(f"messages must be >= 0, not {messages}")
+    rng = random.Random(seed)
+    pending: list[tuple[int, _Report]] = []
+    for report in _reports(messages, rng):
+        pending.append((report.timestamp_ms + _delay(rng), report))
+        if rng.random() < duplicate_rate:
+            pending.append((report.timestamp_ms + _delay(rng) + rng.randint(0, 60_000), report))
+    pending.sort(key=lambda item: item[0])
+    out: list[SimulatedCallback] = []
+    index = 0
+    while index < len(pending):
+        arrival, report = pending[index]
+        index += 1
+        if report.fmt == "one":
+            batch = [report]
+            while (
+                index < len(pending)
+                and pending[index][1].fmt == "one"
+                and rng.random() < batch_rate
+                and len(batch) < 5
+            ):
+                batch.append(pending[index][1])
+                index += 1
+            out.append(SimulatedCallback(arrival, json.dumps(_one_api_body(batch, rng))))
+        else:
+            out.append(SimulatedCallback(arrival, json.dumps(_body(report, rng))))
+        if rng.random() < invalid_rate:
+            out.append(SimulatedCallback(arrival, _invalid(rng, report.message_id), valid=False))
+    return out
+
+
+def simulate_lines(messages: int, seed: int = 0) -> list[str]:
+    """Just the bodies of :func:`generate_callbacks`, one JSON document per line."""
+    return [callback.body for callback in generate_callbacks(messages, seed)]

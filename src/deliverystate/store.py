@@ -1,0 +1,112 @@
+"""The store protocol: where message states live, and what every store records.
+
+A store owns reconciliation *where the data lives*.  The tracker hands it
+events and a policy; the store applies them atomically (a lock in memory, a
+conditional upsert or row lock in SQL), so two workers can never read the same
+old state and both write.  That is why the protocol takes whole events and a
+policy rather than offering ``get`` and ``put`` to be combined in Python.
+
+Stores also keep what could not be used: every report with its outcome
+(history, where the store keeps it) and every payload that could not be parsed
+(the dead letter), so nothing is lost and everything can be replayed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+import attrs
+
+from .catalog import Status
+from .events import MessageState, StatusEvent
+from .policy import Policy
+from .reconcile import Decision, Outcome
+
+__all__ = [
+    "DeadLetter",
+    "HistoryEntry",
+    "Store",
+    "Summary",
+]
+
+
+@attrs.frozen
+class HistoryEntry:
+    """One report as it was received: the event, what it did, and its arrival number."""
+
+    event: StatusEvent
+    outcome: Outcome
+    arrival: int
+
+
+@attrs.frozen
+class DeadLetter:
+    """A payload that could not be parsed, kept verbatim with the error and arrival time."""
+
+    id: int
+    payload: str
+    error: str
+    received_at: datetime
+
+
+@attrs.frozen
+class Summary:
+    """Counts of outcomes for a batch; the rejected decisions are kept in full."""
+
+    applied: int = 0
+    stale: int = 0
+    duplicate: int = 0
+    rejected: tuple[Decision, ...] = ()
+
+    @property
+    def total(self) -> int:
+        """How many events the batch held."""
+        return self.applied + self.stale + self.duplicate + len(self.rejected)
+
+    def count(self, outcome: Outcome) -> int:
+        """How many events of the batch had ``outcome``."""
+        if outcome is Outcome.REJECTED:
+            return len(self.rejected)
+        return int(getattr(self, outcome.value))
+
+    def __add__(self, other: Summary) -> Summary:
+        return Summary(
+            self.applied + other.applied,
+            self.stale + other.stale,
+            self.duplicate + other.duplicate,
+            self.rejected + other.rejected,
+        )
+
+
+@runtime_checkable
+class Store(Protocol):
+    """What a tracker needs from a store.  Every write method is atomic."""
+
+    def get(self, message_id: str) -> MessageState | None:
+        """The current state of a message, or None if no report about it was applied."""
+
+    def apply(self, event: StatusEvent, policy: Policy) -> Decision:
+        """Reconcile one report into the store and say what it did."""
+
+    def apply_many(self, events: Iterable[StatusEvent], policy: Policy) -> Summary:
+        """Reconcile a batch; cheaper than :meth:`apply` per event, same final states."""
+
+    def advance(self, event: StatusEvent) -> MessageState:
+        """Strictly step a message along the lifecycle, or raise ``IllegalTransition``."""
+
+    def history(self, message_id: str) -> Sequence[HistoryEntry]:
+        """The reports about a message, ordered by event timestamp then arrival."""
+
+    def count_by_status(self) -> Mapping[Status, int]:
+        """How many messages are in each status."""
+
+    def add_dead_letter(self, payload: str, error: str) -> DeadLetter:
+        """Keep a payload that could not be parsed."""
+
+    def dead_letters(self) -> Sequence[DeadLetter]:
+        """The payloads waiting in the dead letter, oldest first."""
+
+    def remove_dead_letter(self, letter_id: int) -> None:
+        """Forget a dead letter, once it has been re-applied."""

@@ -1,0 +1,136 @@
+"""Tracker: the one object an application holds to follow its messages.
+
+It joins the pieces: callback payloads are parsed (``callbacks``), the events
+are reconciled by a policy (``policy``/``reconcile``) atomically inside a store
+(``store``), and payloads that cannot be parsed go to the store's dead letter
+so that they can be re-applied later, e.g. after the catalog learns a code.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+import attrs
+
+from .callbacks import InvalidCallback, parse_callback
+from .catalog import Status
+from .events import MessageState, StatusEvent
+from .memory import MemoryStore
+from .policy import DELIVERY_WINS, Policy
+from .reconcile import Decision
+from .store import DeadLetter, HistoryEntry, Store, Summary
+
+__all__ = ["RetryReport", "Tracker"]
+
+
+@attrs.frozen
+class RetryReport:
+    """What re-applying the dead letter did: letters now applied, letters still invalid."""
+
+    applied: tuple[DeadLetter, ...]
+    still_invalid: tuple[DeadLetter, ...]
+    decisions: tuple[Decision, ...]
+
+
+def payload_text(payload: bytes | str | Mapping[str, Any]) -> str:
+    """A payload as text for the dead letter: bytes decoded, mappings as JSON."""
+    if isinstance(payload, bytes | bytearray | memoryview):
+        return bytes(payload).decode("utf-8", errors="backslashreplace")
+    if isinstance(payload, str):
+        return payload
+    try:
+        return json.dumps(payload, sort_keys=True, default=repr)
+    except (TypeError, ValueError, RecursionError):
+        return repr(payload)
+
+
+class Tracker:
+    """Follows the delivery state of messages from their status callbacks.
+
+    ``store`` defaults to a fresh :class:`MemoryStore`; ``policy`` to
+    ``DELIVERY_WINS``.  Every process that sees the same callbacks through the
+    same policy reaches the same states, whatever the order.
+    """
+
+    def __init__(self, store: Store | None = None, policy: Policy | None = None) -> None:
+        self.store: Store = store if store is not None else MemoryStore()
+        self.policy: Policy = policy if policy is not None else DELIVERY_WINS
+
+    def apply(self, event: StatusEvent) -> Decision:
+        """Reconcile one report; the decision says whether it was applied, stale, etc."""
+        return self.store.apply(event, self.policy)
+
+    def apply_many(self, events: Iterable[StatusEvent]) -> Summary:
+        """Reconcile a batch of reports; returns counts of outcomes."""
+        return self.store.apply_many(events, self.policy)
+
+    def get(self, message_id: str) -> MessageState | None:
+        """The current state of a message, or None if nothing was heard about it."""
+        return self.store.get(message_id)
+
+    def history(self, message_id: str) -> Sequence[HistoryEntry]:
+        """Every report about a message with its outcome, in event-time order."""
+        return self.store.history(message_id)
+
+    def count_by_status(self) -> Mapping[Status, int]:
+        """How many messages are in each status."""
+        return self.store.count_by_status()
+
+    def advance(
+        self,
+        message_id: str,
+        status: Status,
+        *,
+        timestamp: datetime | None = None,
+        channel: str | None = None,
+        client_message_id: str | None = None,
+    ) -> MessageState:
+        """Strictly step a message the backend drives itself.
+
+        Raises ``IllegalTransition`` (and changes nothing) when the lifecycle
+        does not allow ``status`` after the message's current status.
+        """
+        event = StatusEvent(
+            message_id,
+            status,
+            timestamp if timestamp is not None else datetime.now(timezone.utc),
+            channel,
+            client_message_id,
+        )
+        return self.store.advance(event)
+
+    def ingest(self, payload: bytes | str | Mapping[str, Any]) -> list[Decision]:
+        """Parse a callback body and apply its events.
+
+        A payload that cannot be parsed is put in the dead letter first, then
+        :class:`InvalidCallback` is raised: nothing is lost.
+        """
+        try:
+            events = parse_callback(payload)
+        except InvalidCallback as error:
+            self.store.add_dead_letter(payload_text(payload), str(error))
+            raise
+        return [self.apply(event) for event in events]
+
+    def dead_letters(self) -> Sequence[DeadLetter]:
+        """Payloads that could not be parsed, oldest first."""
+        return self.store.dead_letters()
+
+    def retry_dead_letters(self) -> RetryReport:
+        """Re-parse every dead letter; apply and forget those that now parse."""
+        applied: list[DeadLetter] = []
+        still_invalid: list[DeadLetter] = []
+        decisions: list[Decision] = []
+        for letter in self.store.dead_letters():
+            try:
+                events = parse_callback(letter.payload)
+            except InvalidCallback:
+                still_invalid.append(letter)
+                continue
+            decisions.extend(self.apply(event) for event in events)
+            self.store.remove_dead_letter(letter.id)
+            applied.append(letter)
+        return RetryReport(tuple(applied), tuple(still_invalid), tuple(decisions))

@@ -1,0 +1,142 @@
+"""Hypothesis strategies for deliverystate's tests, gathered in one place.
+
+Statuses and channels are drawn from the catalog itself (rules as data); event
+sets are *channel-consistent* per message, because reports that contradict
+each other about the channel cannot all be true and are rejected first-come.
+Timestamps are drawn from a narrow range so that ties are common.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hypothesis import strategies as st
+
+from deliverystate import CHANNELS, Status, StatusEvent
+
+BASE_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+
+statuses = st.sampled_from(list(Status))
+channels = st.sampled_from([None, *CHANNELS])
+message_ids = st.sampled_from([f"msg-{i}" for i in range(4)])
+# few distinct instants, so that equal timestamps (tie-breaks) are frequent
+timestamps_ms = st.integers(0, 12).map(lambda step: BASE_MS + step * 1000)
+
+
+@st.composite
+def events_for(draw: st.DrawFn, message_id: str, channel: str | None) -> StatusEvent:
+    """One report about a message on ``channel`` (the report may omit the channel)."""
+    allowed = [s for s in Status if s.allowed_on(channel)]
+    status = draw(st.sampled_from(allowed))
+    event_channel = channel if channel is None else draw(st.sampled_from([channel, None]))
+    client = draw(st.sampled_from([None, f"client-{message_id}"]))
+    return StatusEvent.from_ms(message_id, status, draw(timestamps_ms), event_channel, client)
+
+
+@st.composite
+def consistent_events(draw: st.DrawFn, min_size: int = 1, max_size: int = 30) -> list[StatusEvent]:
+    """Reports about a few messages, each message on one channel (or none known)."""
+    ids = draw(st.lists(message_ids, min_size=1, max_size=4, unique=True))
+    channel_of = {message_id: draw(channels) for message_id in ids}
+    return draw(
+        st.lists(
+            st.sampled_from(ids).flatmap(lambda m: events_for(m, channel_of[m])),
+            min_size=min_size,
+            max_size=max_size,
+        )
+    )
+
+
+@st.composite
+def any_event(draw: st.DrawFn) -> StatusEvent:
+    """Any valid report, channels not necessarily consistent with other reports."""
+    channel = draw(channels)
+    status = draw(st.sampled_from([s for s in Status if s.allowed_on(channel)]))
+    return StatusEvent.from_ms(draw(message_ids), status, draw(timestamps_ms), channel)
+
+
+def one_api_body(event: StatusEvent) -> dict[str, Any]:
+    """A well-formed One API callback body carrying ``event``."""
+    return {
+        "integrationId": "abc",
+        "integrationName": "test",
+        "event": {
+            "messageStatusUpdate": [
+                {
+                    "channel": event.channel or "sms",
+                    "timestamp": event.timestamp_ms,
+                    "statusCode": int(event.status),
+                    "status": event.status.name,
+                    "messageId": event.message_id,
+                    "clientMessageId": event.client_message_id,
+                }
+            ]
+        },
+    }
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=20), children, max_size=5)
+    ),
+    max_leaves=30,
+)
+
+_FIELD_NAMES = st.sampled_from(
+    [
+        "event",
+        "messageStatusUpdate",
+        "channel",
+        "timestamp",
+        "statusCode",
+        "status",
+        "messageId",
+        "clientMessageId",
+        "apiMsgId",
+        "api_id",
+        "cliMsgId",
+        "integrationId",
+    ]
+)
+# values that sit near the edges of what the parser accepts
+_TRICKY = st.one_of(
+    json_values,
+    st.sampled_from(["", " ", "sms", " WhatsApp ", "rcs", "004", "4", "-1", "1e3", "\uff11\uff12"]),
+    st.integers(-(2**70), 2**70),
+    st.sampled_from([s.name for s in Status] + [int(s) for s in Status]),
+)
+
+
+@st.composite
+def mutated_callbacks(draw: st.DrawFn) -> Any:
+    """A valid callback body of any of the three formats with fields replaced or removed."""
+    event = draw(any_event())
+    body: dict[str, Any]
+    fmt = draw(st.sampled_from(["one", "flat", "legacy"]))
+    if fmt == "one":
+        body = one_api_body(event)
+        target = body["event"]["messageStatusUpdate"][0]
+    elif fmt == "flat":
+        body = {
+            "messageId": event.message_id,
+            "statusCode": str(int(event.status)),
+            "status": event.status.name,
+            "timestamp": str(event.timestamp_ms),
+        }
+        target = body
+    else:
+        body = {"apiMsgId": event.message_id, "status": "004", "timestamp": "1767225600"}
+        target = body
+    for _ in range(draw(st.integers(1, 3))):
+        name = draw(_FIELD_NAMES)
+        if draw(st.booleans()):
+            target.pop(name, None)
+        else:
+            target[name] = draw(_TRICKY)
+    return json.dumps(body) if draw(st.booleans()) else body

@@ -1,0 +1,89 @@
+"""Tests for the event and state records."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from deliverystate import MessageState, Status, StatusEvent
+from deliverystate.events import datetime_from_ms, ms_from_datetime
+
+
+def test_timestamp_is_truncated_to_milliseconds_and_kept_as_integer() -> None:
+    """A datetime with microseconds is stored at millisecond resolution."""
+    moment = datetime(2026, 1, 1, 12, 0, 0, 123_999, tzinfo=timezone.utc)
+    event = StatusEvent("m", Status.QUEUED, moment)
+    assert event.timestamp == moment.replace(microsecond=123_000)
+    assert event.timestamp_ms == 1_767_268_800_123
+
+
+def test_other_time_zones_are_converted_to_utc() -> None:
+    """An aware timestamp in another zone becomes the same instant in UTC."""
+    moment = datetime(2026, 1, 1, 14, 0, tzinfo=timezone(timedelta(hours=2)))
+    event = StatusEvent("m", Status.QUEUED, moment)
+    assert event.timestamp.utcoffset() == timedelta(0)
+    assert event.timestamp == moment
+
+
+def test_naive_timestamp_is_refused() -> None:
+    """A timestamp without a timezone is ambiguous and raises ValueError."""
+    with pytest.raises(ValueError, match="no timezone"):
+        StatusEvent("m", Status.QUEUED, datetime(2026, 1, 1))
+
+
+def test_from_ms_round_trips() -> None:
+    """An event built from milliseconds equals one built from the datetime."""
+    a = StatusEvent.from_ms("m", 5, 1_767_225_600_042, "sms", "c")
+    b = StatusEvent("m", Status.DEVICE_ACK, datetime_from_ms(1_767_225_600_042), "sms", "c")
+    assert a == b
+    assert a.status is Status.DEVICE_ACK
+    assert ms_from_datetime(a.timestamp) == 1_767_225_600_042
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"message_id": ""}, "message_id"),
+        ({"channel": "rcs"}, "channel"),
+        ({"status": 100, "channel": "whatsapp"}, "ROUTING_ERROR cannot occur"),
+        ({"status": 131, "channel": "sms"}, "cannot occur"),
+        ({"timestamp_ms": -5}, "outside"),
+    ],
+)
+def test_invalid_events_raise_value_error(kwargs: dict[str, object], message: str) -> None:
+    """Events that cannot exist are refused at construction with a message naming why."""
+    fields: dict[str, object] = {
+        "message_id": "m",
+        "status": 2,
+        "timestamp_ms": 1000,
+        "channel": None,
+    } | kwargs
+    with pytest.raises(ValueError, match=message):
+        StatusEvent.from_ms(**fields)  # type: ignore[arg-type]
+
+
+def test_unknown_status_code_is_refused() -> None:
+    """An integer status outside the catalog is refused."""
+    with pytest.raises(ValueError, match="85"):
+        StatusEvent.from_ms("m", 85, 1000)
+
+
+def test_events_are_frozen_and_hashable() -> None:
+    """Events are immutable values usable in sets."""
+    event = StatusEvent.from_ms("m", 2, 1000)
+    with pytest.raises(AttributeError):
+        event.message_id = "other"  # type: ignore[misc]
+    assert len({event, StatusEvent.from_ms("m", 2, 1000)}) == 1
+
+
+def test_state_from_event_and_its_datetime() -> None:
+    """A state made from one event carries its status, time, channel and client id."""
+    event = StatusEvent.from_ms("m", 4, 1_767_225_600_500, "whatsapp", "c-1")
+    state = MessageState.from_event(event)
+    assert (state.status, state.channel, state.client_message_id) == (
+        Status.SENT_TO_SUPPLIER,
+        "whatsapp",
+        "c-1",
+    )
+    assert state.timestamp == datetime(2026, 1, 1, 0, 0, 0, 500_000, tzinfo=timezone.utc)
