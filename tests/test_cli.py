@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
 import re
 import shutil
+import signal
+import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from deliverystate import Status, StatusEvent, Tracker
+from deliverystate import InvalidCallback, SQLiteStore, Status, StatusEvent, Tracker, parse_callback
 from deliverystate.cli import _build, replay_stream
+from deliverystate.simulate import generate_callbacks
 
 from .strategies import BASE_MS, one_api_body
 
@@ -50,10 +55,10 @@ def test_replay_counts_outcomes_and_reports_bad_lines(tmp_path: Path) -> None:
     """Replay applies every line, reports bad ones by number and exits 0."""
     path = tmp_path / "callbacks.jsonl"
     path.write_text(STREAM)
-    result = run(["replay", str(path)])
+    result = run(["replay", str(path), "--db", str(tmp_path / "s.sqlite3")])
     assert result.exit_code == 0, result.output
-    assert "line 4: invalid callback: body: not JSON" in result.stderr
-    assert "line 8: invalid callback: statusCode: unknown status code 85" in result.stderr
+    assert f"{path}:4: invalid callback: body: not JSON" in result.stderr
+    assert f"{path}:8: invalid callback: statusCode: unknown status code 85" in result.stderr
     out = result.stdout
     for label, count in [("applied", 2), ("stale", 1), ("duplicate", 1), ("rejected", 1)]:
         assert f"│ {label:<13} │ {count:>6} │" in out
@@ -64,7 +69,7 @@ def test_replay_counts_outcomes_and_reports_bad_lines(tmp_path: Path) -> None:
 
 def test_replay_reads_stdin() -> None:
     """A dash reads callbacks from standard input."""
-    result = run(["replay", "-"], stdin=body("x", 4, 0) + "\n")
+    result = run(["replay", "-", "--db", ":memory:"], stdin=body("x", 4, 0) + "\n")
     assert result.exit_code == 0
     assert "SENT_TO_SUPPLIER" in result.stdout
 
@@ -103,16 +108,102 @@ def test_help_shows_an_example() -> None:
         assert "Example:" in run([command, "--help"]).stdout
 
 
-def test_installed_entry_point_replays_the_example() -> None:
+def test_installed_entry_point_replays_the_example(tmp_path: Path) -> None:
     """The installed `deliverystate` script runs as a real subprocess."""
     script = shutil.which("deliverystate", path=str(Path(sys.executable).parent))
     if script is None:
         pytest.fail("the deliverystate entry point is not installed next to this Python")
     done = subprocess.run(
-        [script, "replay", str(EXAMPLE)], capture_output=True, text=True, timeout=120, check=False
+        [script, "replay", str(EXAMPLE), "--db", str(tmp_path / "e.sqlite3")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     assert "total" in done.stdout
     assert re.search(r"total\s+│\s+1200 │", done.stdout)
-    assert "line " in done.stderr
+    assert f"{EXAMPLE}:" in done.stderr
     assert Status.READ.name in done.stdout
+
+
+def test_replay_into_sqlite_is_idempotent_and_keeps_bad_lines(tmp_path: Path) -> None:
+    """Replaying the same file twice into one database changes nothing the second time."""
+    db = str(tmp_path / "state.sqlite3")
+    first = run(["replay", str(EXAMPLE), "--db", db])
+    second = run(["replay", str(EXAMPLE), "--db", db])
+    assert first.exit_code == second.exit_code == 0
+    assert "│ applied       │      0 │" in second.stdout
+    assert re.search(r"│ duplicate     │\s+4101 │", second.stdout)
+    assert len(SQLiteStore(db).dead_letters()) == 10
+
+
+def test_dead_letter_list_and_retry(tmp_path: Path) -> None:
+    """The dead-letter command lists kept bodies and re-applies those that now parse."""
+    db = tmp_path / "dl.sqlite3"
+    store = SQLiteStore(db)
+    store.add_dead_letter("{broken", "invalid callback: body: not JSON")
+    store.add_dead_letter(body("late", 5, 0), "unknown status code 5 (older catalog)")
+    listed = run(["dead-letter", "list", "--db", str(db)])
+    assert listed.exit_code == 0
+    assert "{broken" in listed.stdout
+    assert "older catalog" in listed.stdout
+    retried = run(["dead-letter", "retry", "--db", str(db)])
+    assert "re-applied 1 dead letters (1 events); 1 still invalid" in retried.stdout
+    assert SQLiteStore(db).get("late").status is Status.DEVICE_ACK
+
+
+def test_unusable_database_is_one_clear_line(tmp_path: Path) -> None:
+    """A database that cannot be opened gives one line and no traceback."""
+    result = run(["replay", str(EXAMPLE), "--db", str(tmp_path / "no" / "such" / "x.db")])
+    assert result.exit_code == 1
+    assert "unable to open database file" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def history_rows(db: Path) -> int:
+    """How many history rows a replay has committed so far (0 before the file exists)."""
+    if not db.exists():
+        return 0
+    with contextlib.closing(sqlite3.connect(db, timeout=30)) as reader:
+        try:
+            return int(reader.execute("SELECT count(*) FROM ds_history").fetchone()[0])
+        except sqlite3.OperationalError:  # schema not created yet
+            return 0
+
+
+def test_killed_replays_converge(tmp_path: Path) -> None:
+    """A replay killed with SIGKILL at random points, then run again, reaches the same states."""
+    stream = tmp_path / "stream.jsonl"
+    callbacks = generate_callbacks(3000, seed=99)
+    stream.write_text("".join(c.body + "\n" for c in callbacks))
+    db = tmp_path / "killed.sqlite3"
+    script = shutil.which("deliverystate", path=str(Path(sys.executable).parent))
+    assert script is not None
+    command = [script, "replay", str(stream), "--db", str(db), "--chunk", "50"]
+    rng = random.Random(5)
+    killed_mid_run = 0
+    for _ in range(4):
+        # kill once the replay has committed a random amount more than last time
+        target = history_rows(db) + rng.randint(200, 2500)
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while process.poll() is None and history_rows(db) < target:
+            time.sleep(0.002)
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            killed_mid_run += 1
+        process.wait(timeout=60)
+    assert killed_mid_run >= 2, "the kills should land while the replay is running"
+    done = subprocess.run(command, capture_output=True, timeout=300, check=False)
+    assert done.returncode == 0
+    reference = Tracker()
+    events = []
+    for callback in callbacks:
+        with contextlib.suppress(InvalidCallback):
+            events.extend(parse_callback(callback.body))
+    reference.apply_many(events)
+    store = SQLiteStore(db)
+    states = {s.message_id: s for s in store.iter_states()}
+    assert states == {e.message_id: reference.get(e.message_id) for e in events}
+    assert store.history_size() == len({(e.message_id, e.status, e.timestamp_ms) for e in events})
+    assert len(store.dead_letters()) == len({c.body for c in callbacks if not c.valid})

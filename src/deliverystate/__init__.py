@@ -15,8 +15,11 @@ from .lifecycle import IllegalTransition, implied_path, is_allowed, step
 from .memory import MemoryStore
 from .policy import DELIVERY_WINS, FAILURE_WINS, Policy, PolicyRow, Tie
 from .reconcile import Decision, Outcome, reconcile
+from .sqlite import SQLiteStore
+from .sqlstore import PolicyMismatch, SchemaMismatch, StoreUnavailable
 from .store import DeadLetter, HistoryEntry, Store, Summary
-from .tracker import RetryReport, Tracker
+from .stores import open_store
+from .tracker import IngestReport, RetryReport, Tracker
 
 __all__ = [
     "CHANNELS",
@@ -28,23 +31,38 @@ __all__ = [
     "Decision",
     "HistoryEntry",
     "IllegalTransition",
+    "IngestReport",
     "InvalidCallback",
     "MemoryStore",
     "MessageState",
     "Outcome",
     "Policy",
+    "PolicyMismatch",
     "PolicyRow",
     "RetryReport",
+    "SQLiteStore",
+    "SchemaMismatch",
     "Status",
     "StatusEvent",
     "Store",
+    "StoreUnavailable",
     "Summary",
     "Tie",
     "Tracker",
     "UnknownStatusCode",
     "implied_path",
     "is_allowed",
+    "open_store",
     "parse_callback",
     "reconcile",
     "step",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``deliverystate.PostgresStore`` without importing psycopg until it is used."""
+    if name == "PostgresStore":
+        from .postgres import PostgresStore  # noqa: PLC0415 - psycopg is an optional extra
+
+        return PostgresStore
+    raise AttributeError(f"module 'deliverystate' has no attribute {name!r}")

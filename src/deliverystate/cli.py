@@ -1,24 +1,32 @@
 """The ``deliverystate`` command line (needs the ``cli`` extra: click and rich).
 
-``replay`` feeds a file of callback bodies (one JSON document per line)
-through a tracker and prints what came of it; ``simulate`` writes such a file.
+``replay`` feeds files of callback bodies (one JSON document per line) through
+a tracker backed by a store (SQLite by default) and prints what came of it;
+``dead-letter`` lists and re-applies the bodies that could not be parsed;
+``simulate`` writes a realistic stream.
 """
 
 from __future__ import annotations
 
+import itertools
 import sys
 from collections import Counter
+from collections.abc import Iterable
 from typing import IO, TYPE_CHECKING
 
-from .callbacks import InvalidCallback
 from .reconcile import Outcome
 from .simulate import simulate_lines
+from .sqlstore import SchemaMismatch, StoreUnavailable
+from .stores import DEFAULT_DB, open_store
 from .tracker import Tracker
 
 if TYPE_CHECKING:
     import click
 
 __all__ = ["ReplayResult", "main", "replay_stream"]
+
+#: Lines applied per store transaction by ``replay``.
+CHUNK = 2000
 
 
 class ReplayResult:
@@ -30,19 +38,17 @@ class ReplayResult:
         self.errors: list[tuple[int, str]] = []
 
 
-def replay_stream(lines: IO[bytes], tracker: Tracker) -> ReplayResult:
-    """Apply each non-blank line of ``lines`` as one callback body, in order."""
+def replay_stream(lines: Iterable[bytes], tracker: Tracker, chunk: int = CHUNK) -> ReplayResult:
+    """Apply each non-blank line as one callback body, in order, ``chunk`` lines per batch."""
     result = ReplayResult()
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        result.lines += 1
-        try:
-            decisions = tracker.ingest(line)
-        except InvalidCallback as error:
-            result.errors.append((number, str(error)))
-            continue
-        result.outcomes.update(decision.outcome for decision in decisions)
+    numbered = ((n, line.rstrip(b"\r\n")) for n, line in enumerate(lines, start=1) if line.strip())
+    while batch := list(itertools.islice(numbered, chunk)):
+        report = tracker.ingest_many(line for _, line in batch)
+        result.lines += len(batch)
+        summary = report.summary
+        for outcome in Outcome:
+            result.outcomes[outcome] += summary.count(outcome)
+        result.errors.extend((batch[index][0], str(error)) for index, error in report.errors)
     return result
 
 
@@ -52,27 +58,56 @@ def _build() -> click.Group:
     from rich.console import Console  # noqa: PLC0415
     from rich.table import Table  # noqa: PLC0415
 
+    db_option = click.option(
+        "--db",
+        default=DEFAULT_DB,
+        show_default=True,
+        help="SQLite file, postgresql:// URL, or :memory:",
+    )
+
+    def open_tracker(db: str) -> Tracker:
+        try:
+            return Tracker(open_store(db))
+        except (StoreUnavailable, SchemaMismatch) as error:
+            raise click.ClickException(str(error)) from None
+
     @click.group(context_settings={"help_option_names": ["-h", "--help"]})
     @click.version_option(package_name="deliverystate")
     def cli() -> None:
         """Track the delivery state of Clickatell messages from their status callbacks."""
 
     @cli.command()
-    @click.argument("file", type=click.File("rb"))
-    def replay(file: IO[bytes]) -> None:
-        """Apply a file of callback bodies (one JSON per line; - for stdin) and summarise.
+    @click.argument("files", nargs=-1, required=True, type=click.File("rb"))
+    @db_option
+    @click.option(
+        "--chunk",
+        type=click.IntRange(min=1),
+        default=CHUNK,
+        show_default=True,
+        help="Lines applied per store transaction.",
+    )
+    def replay(files: tuple[IO[bytes], ...], db: str, chunk: int) -> None:
+        """Apply files of callback bodies (one JSON per line; - for stdin) and summarise.
+
+        Bad lines are reported with their line numbers and kept in the dead
+        letter; the run goes on.
 
         \b
         Example:
-          deliverystate replay examples/callbacks.jsonl
+          deliverystate replay examples/callbacks.jsonl --db state.sqlite3
         """
-        tracker = Tracker()
-        result = replay_stream(file, tracker)
+        tracker = open_tracker(db)
         err = Console(stderr=True, highlight=False, soft_wrap=True)
-        for number, message in result.errors:
-            err.print(f"line {number}: {message}", markup=False)
+        total = ReplayResult()
+        for file in files:
+            result = replay_stream(file, tracker, chunk)
+            total.lines += result.lines
+            total.outcomes.update(result.outcomes)
+            for number, message in result.errors:
+                err.print(f"{file.name}:{number}: {message}", markup=False)
+            total.errors.extend(result.errors)
         out = Console(highlight=False)
-        statuses = Table(title="Final status of each message")
+        statuses = Table(title=f"Final status of each message in {db}")
         statuses.add_column("code", justify="right")
         statuses.add_column("status")
         statuses.add_column("messages", justify="right")
@@ -81,13 +116,46 @@ def _build() -> click.Group:
             statuses.add_row(str(int(status)), status.name, str(counts[status]))
         statuses.add_row("", "total", str(sum(counts.values())), end_section=True)
         out.print(statuses)
-        outcomes = Table(title=f"Outcomes ({result.lines} lines)")
+        outcomes = Table(title=f"Outcomes ({total.lines} lines)")
         outcomes.add_column("outcome")
         outcomes.add_column("events", justify="right")
         for outcome in Outcome:
-            outcomes.add_row(outcome.value, str(result.outcomes[outcome]))
-        outcomes.add_row("invalid lines", str(len(result.errors)))
+            outcomes.add_row(outcome.value, str(total.outcomes[outcome]))
+        outcomes.add_row("invalid lines", str(len(total.errors)))
         out.print(outcomes)
+
+    @cli.command("dead-letter")
+    @click.argument("action", type=click.Choice(["list", "retry"]), default="list")
+    @db_option
+    def dead_letter(action: str, db: str) -> None:
+        """List the callback bodies that could not be parsed, or re-apply them.
+
+        \b
+        Examples:
+          deliverystate dead-letter list
+          deliverystate dead-letter retry --db state.sqlite3
+        """
+        tracker = open_tracker(db)
+        out = Console(highlight=False)
+        if action == "retry":
+            report = tracker.retry_dead_letters()
+            out.print(
+                f"re-applied {len(report.applied)} dead letters "
+                f"({len(report.decisions)} events); {len(report.still_invalid)} still invalid"
+            )
+            return
+        table = Table(title=f"Dead letters in {db}")
+        for column in ("id", "received", "error", "payload"):
+            table.add_column(column, overflow="fold")
+        for letter in tracker.dead_letters():
+            payload = letter.payload if len(letter.payload) <= 120 else letter.payload[:117] + "..."
+            table.add_row(
+                str(letter.id),
+                letter.received_at.isoformat(timespec="seconds"),
+                letter.error,
+                payload,
+            )
+        out.print(table)
 
     @cli.command()
     @click.option("--messages", "-n", type=click.IntRange(min=0), default=1000, show_default=True)

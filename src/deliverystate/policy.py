@@ -31,6 +31,7 @@ same report.  Timestamps are milliseconds since the Unix epoch and must lie in
 from __future__ import annotations
 
 import enum
+import hashlib
 from collections.abc import Iterable, Mapping
 
 import attrs
@@ -131,6 +132,15 @@ class Policy:
         """Build a policy from ``(rank, statuses, tie)`` rows; every status needs one rank."""
         rows = tuple(PolicyRow(rank, tuple(statuses), tie) for rank, statuses, tie in table)
         return cls(name, tuple(sorted(rows, key=lambda row: -row.rank)))
+
+    @property
+    def fingerprint(self) -> str:
+        """A short digest of the table, so a database can tell which policy wrote its keys."""
+        text = ";".join(
+            f"{row.rank}:{','.join(str(int(s)) for s in row.statuses)}:{row.tie.name}"
+            for row in sorted(self.rows, key=lambda row: row.rank)
+        )
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def rank(self, status: Status) -> int:
         """The rank of ``status`` in this policy."""

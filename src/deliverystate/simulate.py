@@ -18,9 +18,11 @@ from typing import Any
 
 import attrs
 
+from .callbacks import InvalidCallback, parse_callback
 from .catalog import Status
+from .events import StatusEvent
 
-__all__ = ["SimulatedCallback", "generate_callbacks", "simulate_lines"]
+__all__ = ["SimulatedCallback", "generate_callbacks", "simulate_lines", "simulated_events"]
 
 _BASE_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 _SMS_FAILURES = (
@@ -226,3 +228,14 @@ def generate_callbacks(
 def simulate_lines(messages: int, seed: int = 0) -> list[str]:
     """Just the bodies of :func:`generate_callbacks`, one JSON document per line."""
     return [callback.body for callback in generate_callbacks(messages, seed)]
+
+
+def simulated_events(messages: int, seed: int = 0) -> list[StatusEvent]:
+    """The parsed events of the valid callbacks of a stream, in arrival order."""
+    events: list[StatusEvent] = []
+    for callback in generate_callbacks(messages, seed):
+        try:
+            events.extend(parse_callback(callback.body))
+        except InvalidCallback:
+            continue
+    return events

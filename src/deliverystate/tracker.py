@@ -23,7 +23,19 @@ from .policy import DELIVERY_WINS, Policy
 from .reconcile import Decision
 from .store import DeadLetter, HistoryEntry, Store, Summary
 
-__all__ = ["RetryReport", "Tracker"]
+__all__ = ["IngestReport", "RetryReport", "Tracker"]
+
+
+@attrs.frozen
+class IngestReport:
+    """What a batch of payloads did: outcome counts, and the payloads that could not be parsed.
+
+    ``errors`` pairs each unparseable payload's index in the batch with its error;
+    those payloads are in the dead letter.
+    """
+
+    summary: Summary
+    errors: tuple[tuple[int, InvalidCallback], ...]
 
 
 @attrs.frozen
@@ -114,6 +126,22 @@ class Tracker:
             self.store.add_dead_letter(payload_text(payload), str(error))
             raise
         return [self.apply(event) for event in events]
+
+    def ingest_many(self, payloads: Iterable[bytes | str | Mapping[str, Any]]) -> IngestReport:
+        """Parse a batch of callback bodies and apply all their events in one store batch.
+
+        Unparseable payloads go to the dead letter and are reported, not raised,
+        so one bad body never holds up the others.
+        """
+        events: list[StatusEvent] = []
+        errors: list[tuple[int, InvalidCallback]] = []
+        for index, payload in enumerate(payloads):
+            try:
+                events.extend(parse_callback(payload))
+            except InvalidCallback as error:
+                self.store.add_dead_letter(payload_text(payload), str(error))
+                errors.append((index, error))
+        return IngestReport(self.apply_many(events), tuple(errors))
 
     def dead_letters(self) -> Sequence[DeadLetter]:
         """Payloads that could not be parsed, oldest first."""

@@ -1,0 +1,231 @@
+"""PostgresStore: how several machines share state (needs the ``postgres`` extra, psycopg 3).
+
+Each batch is one transaction of five round trips, whatever its size:
+
+1. ``INSERT ... ON CONFLICT DO NOTHING`` a row for every message the batch
+   mentions that has none yet (status 0, "nothing known"), so that every
+   message has a row to lock; two workers creating the same message queue on
+   its primary key instead of racing;
+2. ``SELECT ... FOR UPDATE`` those rows in sorted order (so concurrent workers
+   queue instead of deadlocking), and load the fingerprints already in history;
+3. reconcile in the shared :class:`~deliverystate.batch.Batch`;
+4. write every changed state with one ``UPDATE ... FROM unnest(...)`` (the
+   table leaves room on its pages so these can be HOT updates, which touch no
+   index) and append the history with one ``COPY``.
+
+Arrays travel in binary (``%b``).  Deadlocks and serialization failures
+reported by the server retry the whole batch.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from .batch import Batch, fingerprint
+from .events import MessageState
+from .policy import Policy
+from .sqlstore import SQLStore, StoreUnavailable, _state
+
+if TYPE_CHECKING:
+    import psycopg
+
+__all__ = ["MIGRATIONS", "TABLES", "PostgresStore", "redact"]
+
+TABLES: tuple[str, ...] = (
+    # room on each page lets PostgreSQL update a state in place (a HOT update)
+    """CREATE TABLE ds_messages (
+        message_id TEXT PRIMARY KEY,
+        status SMALLINT NOT NULL,
+        timestamp_ms BIGINT NOT NULL,
+        precedence BIGINT,
+        channel TEXT,
+        client_message_id TEXT
+    ) WITH (fillfactor = 70)""",
+    # a report is identified by (message, code, timestamp): the natural key, and the
+    # only index history needs; arrival numbers order reports received
+    """CREATE TABLE ds_history (
+        message_id TEXT NOT NULL,
+        status SMALLINT NOT NULL,
+        timestamp_ms BIGINT NOT NULL,
+        channel TEXT,
+        client_message_id TEXT,
+        outcome TEXT NOT NULL,
+        arrival BIGINT GENERATED ALWAYS AS IDENTITY,
+        PRIMARY KEY (message_id, status, timestamp_ms)
+    )""",
+    """CREATE TABLE ds_dead_letters (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        payload TEXT NOT NULL,
+        digest TEXT NOT NULL UNIQUE,
+        error TEXT NOT NULL,
+        received_at TIMESTAMPTZ NOT NULL
+    )""",
+)
+
+#: Statements that upgrade schema version N to N + 1.
+MIGRATIONS: dict[int, tuple[str, ...]] = {}
+
+_CREATE_ROWS = (
+    "INSERT INTO ds_messages (message_id, status, timestamp_ms) SELECT id, 0, 0 "
+    "FROM unnest(%b::text[]) AS t(id) ORDER BY id ON CONFLICT DO NOTHING"
+)
+_DROP_EMPTY = "DELETE FROM ds_messages WHERE message_id = ANY(%b::text[]) AND status = 0"
+_LOCK_ROWS = (
+    "SELECT message_id, status, timestamp_ms, channel, client_message_id FROM ds_messages "
+    "WHERE message_id = ANY(%b) ORDER BY message_id FOR UPDATE"
+)
+_SEEN = "SELECT message_id, status, timestamp_ms FROM ds_history WHERE message_id = ANY(%b)"
+_UPDATE = (
+    "UPDATE ds_messages AS m SET status = v.status, timestamp_ms = v.ts, "
+    "precedence = v.precedence, channel = v.channel, client_message_id = v.client "
+    "FROM unnest(%b::text[], %b::smallint[], %b::bigint[], %b::bigint[], %b::text[], %b::text[]) "
+    "AS v(message_id, status, ts, precedence, channel, client) WHERE m.message_id = v.message_id"
+)
+_COPY_HISTORY = (
+    "COPY ds_history (message_id, status, timestamp_ms, channel, client_message_id, outcome) "
+    "FROM STDIN"
+)
+_SETUP_LOCK = "SELECT pg_advisory_xact_lock(hashtext('deliverystate schema setup'))"
+_RETRIES = 5
+# %b sends the arrays in binary: no quoting and escaping of thousands of ids
+
+
+def redact(dsn: str) -> str:
+    """A DSN fit for error messages: the password replaced by ``***``."""
+    dsn = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", dsn)
+    return re.sub(r"(password\s*=\s*)\S+", r"\1***", dsn)
+
+
+class PostgresStore(SQLStore):
+    """Message states, history and dead letters in a PostgreSQL schema."""
+
+    _param = "%s"
+
+    def __init__(self, dsn: str, *, schema: str = "deliverystate", timeout: float = 10.0) -> None:
+        super().__init__()
+        try:
+            import psycopg  # noqa: PLC0415 - optional extra
+        except ImportError as error:
+            raise ImportError(
+                "PostgresStore needs psycopg 3: pip install 'deliverystate[postgres]'"
+            ) from error
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", schema):
+            raise ValueError(f"schema must be a plain SQL identifier, not {schema!r}")
+        self._psycopg = psycopg
+        self.target = f"{redact(dsn)} (schema {schema})"
+        self.schema = schema
+        self._lock = threading.RLock()
+        try:
+            self._conn: psycopg.Connection[Any] = psycopg.connect(
+                dsn, autocommit=True, connect_timeout=max(1, int(timeout))
+            )
+            with self._conn.transaction():
+                self._conn.execute(_SETUP_LOCK)
+                self._conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            self._conn.execute(f'SET search_path TO "{schema}"')
+        except psycopg.OperationalError as error:
+            raise StoreUnavailable(self.target, str(error).strip()) from error
+        with self._transaction() as cursor:
+            cursor.execute(_SETUP_LOCK)
+            self._setup_schema(cursor, TABLES, MIGRATIONS)
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._conn.close()
+
+    def drop_schema(self) -> None:
+        """Drop the whole schema and its tables (for tests and for starting over)."""
+        with self._lock:
+            self._conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
+
+    @contextmanager
+    def _transaction(self) -> Iterator[psycopg.Cursor[Any]]:
+        with self._lock:
+            try:
+                with self._conn.transaction(), self._conn.cursor() as cursor:
+                    yield cursor
+            except self._psycopg.OperationalError as error:
+                if self._retryable(error):
+                    raise
+                raise StoreUnavailable(self.target, str(error).strip()) from error
+
+    def _retryable(self, error: BaseException) -> bool:
+        errors = self._psycopg.errors
+        return isinstance(error, errors.DeadlockDetected | errors.SerializationFailure)
+
+    def _run(self, *args: Any, **kwargs: Any) -> Any:
+        for attempt in range(_RETRIES):
+            try:
+                return super()._run(*args, **kwargs)
+            except self._psycopg.OperationalError as error:
+                if not self._retryable(error) or attempt == _RETRIES - 1:
+                    raise StoreUnavailable(self.target, str(error).strip()) from error
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            try:
+                return self._conn.execute(sql, params).fetchall()
+            except self._psycopg.OperationalError as error:
+                raise StoreUnavailable(self.target, str(error).strip()) from error
+
+    def _lock_and_load(
+        self, cursor: psycopg.Cursor[Any], ids: list[str]
+    ) -> tuple[dict[str, MessageState], dict[str, set[int]]]:
+        cursor.execute(_CREATE_ROWS, (ids,))
+        cursor.execute(_LOCK_ROWS, (ids,), binary=True)
+        states = {row[0]: _state(row) for row in cursor.fetchall() if row[1] != 0}
+        cursor.execute(_SEEN, (ids,), binary=True)
+        seen: dict[str, set[int]] = {}
+        for message_id, status, timestamp_ms in cursor.fetchall():
+            seen.setdefault(message_id, set()).add(fingerprint(status, timestamp_ms))
+        return states, seen
+
+    def _write(
+        self, cursor: psycopg.Cursor[Any], batch: Batch, policy: Policy | None, ids: list[str]
+    ) -> None:
+        if batch.changed:
+            cursor.execute(_UPDATE, self._columns(list(batch.changed.values()), policy))
+        if len(batch.states) < len(ids):  # never expected: every new message gets a state
+            cursor.execute(_DROP_EMPTY, ([i for i in ids if i not in batch.states],))
+        if batch.recorded:
+            # COPY is the fastest bulk insert; it is safe without ON CONFLICT because
+            # every history row of a message is written under that message's row lock,
+            # after checking the fingerprints already stored.
+            with cursor.copy(_COPY_HISTORY) as copy:
+                for event, outcome in batch.recorded:
+                    copy.write_row(
+                        (
+                            event.message_id,
+                            int(event.status),
+                            event.timestamp_ms,
+                            event.channel,
+                            event.client_message_id,
+                            outcome.value,
+                        )
+                    )
+
+    @staticmethod
+    def _columns(states: list[MessageState], policy: Policy | None) -> tuple[list[Any], ...]:
+        """States as the column arrays that ``unnest`` takes."""
+        if policy is None:
+            keys: list[int | None] = [None] * len(states)
+        else:
+            keys = [policy.key(s.status, s.timestamp_ms) for s in states]
+        return (
+            [s.message_id for s in states],
+            [int(s.status) for s in states],
+            [s.timestamp_ms for s in states],
+            keys,
+            [s.channel for s in states],
+            [s.client_message_id for s in states],
+        )
+
+    def _received_at(self, value: Any) -> datetime:
+        assert isinstance(value, datetime)
+        return value.astimezone(timezone.utc)

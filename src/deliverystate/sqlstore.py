@@ -1,0 +1,354 @@
+"""What the SQL stores share: schema versioning, errors, and the batch protocol.
+
+Theory of operation
+-------------------
+A batch runs in one database transaction:
+
+1. lock the rows of every message the batch mentions (SQLite: ``BEGIN
+   IMMEDIATE`` takes the database's write lock; PostgreSQL: ``SELECT ... FOR
+   UPDATE`` in sorted order, after creating the rows of new messages, so that
+   two workers queue on a message instead of racing or deadlocking);
+2. load those messages' states and the fingerprints of their reports already
+   in history;
+3. run the reports through :class:`~deliverystate.batch.Batch`, the same code
+   the memory store runs, so the rules live in one place;
+4. write the changed states and the new history rows in bulk, and commit.
+
+So the comparison of precedence happens while the rows are locked: no other
+worker can read the old state in between, and whichever worker wins a race the
+result is the same, because it is a function of the set of reports.  A batch
+costs a constant number of round trips, not one per event.  Any failure rolls
+the whole batch back: no partial state is left behind.
+
+Every state row also keeps its ``precedence`` key (see ``policy``), so SQL
+users can compare reports in the database; the policy that wrote the keys is
+recorded, and a store refuses to mix policies until :meth:`adopt_policy`
+recomputes them.
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Any
+
+from .batch import Batch
+from .catalog import Status
+from .events import MessageState, StatusEvent
+from .policy import Policy
+from .reconcile import Decision, Outcome
+from .store import DeadLetter, HistoryEntry, Summary
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "PolicyMismatch",
+    "SQLStore",
+    "SchemaMismatch",
+    "StoreUnavailable",
+]
+
+#: The schema this version of deliverystate writes.  Bump it together with an
+#: entry in each store's ``MIGRATIONS`` that upgrades the previous version.
+SCHEMA_VERSION = 1
+
+Row = tuple[Any, ...]
+
+
+class StoreUnavailable(ConnectionError):
+    """The database cannot be reached, opened or written.
+
+    ``target`` names the database (a path, or a DSN without its password) and
+    ``reason`` is the driver's explanation.  The batch that was being written,
+    if any, was rolled back.
+    """
+
+    def __init__(self, target: str, reason: str) -> None:
+        super().__init__(f"database {target} is unavailable: {reason}")
+        self.target = target
+        self.reason = reason
+
+
+class SchemaMismatch(RuntimeError):
+    """The database was written by a newer deliverystate whose schema this one cannot read."""
+
+    def __init__(self, target: str, found: int, expected: int) -> None:
+        super().__init__(
+            f"database {target} has schema version {found}, newer than this deliverystate "
+            f"understands ({expected}); upgrade deliverystate to open it"
+        )
+        self.target = target
+        self.found = found
+        self.expected = expected
+
+
+class PolicyMismatch(ValueError):
+    """The database's precedence keys were computed by another policy."""
+
+    def __init__(self, target: str, stored: str, requested: str) -> None:
+        super().__init__(
+            f"database {target} holds keys of policy {stored!r}; this tracker uses "
+            f"{requested!r}. Use one policy for all workers, or call "
+            f"store.adopt_policy(policy) once to recompute the keys"
+        )
+        self.target = target
+        self.stored = stored
+        self.requested = requested
+
+
+def _state(row: Row) -> MessageState:
+    return MessageState(row[0], Status.from_code(row[1]), row[2], row[3], row[4])
+
+
+def _precedence(policy: Policy | None) -> Any:
+    """A function giving a state's precedence key, or None when no policy is in play."""
+    if policy is None:
+        return lambda state: None
+    offset, scale = policy.offset, policy.scale
+    return lambda state: offset[state.status] + scale[state.status] * state.timestamp_ms
+
+
+def digest(payload: str) -> str:
+    """The identity of a dead-letter payload, so the same body is kept once."""
+    return hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class SQLStore(abc.ABC):
+    """Shared behaviour of the SQL stores; subclasses supply connection, locking and bulk I/O."""
+
+    target: str
+    _param = "?"  # the driver's placeholder
+
+    def __init__(self) -> None:
+        self._policy_checked: str | None = None
+
+    # --- hooks -----------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def _transaction(self) -> AbstractContextManager[Any]:
+        """A write transaction holding the store's lock; yields a cursor."""
+
+    @abc.abstractmethod
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """Run a read-only query and return all rows."""
+
+    @abc.abstractmethod
+    def _lock_and_load(
+        self, cursor: Any, ids: list[str]
+    ) -> tuple[dict[str, MessageState], dict[str, set[int]]]:
+        """Lock the batch's messages and load their states and history fingerprints."""
+
+    @abc.abstractmethod
+    def _write(self, cursor: Any, batch: Batch, policy: Policy | None, ids: list[str]) -> None:
+        """Write the batch's changed states and new history rows (``ids``: the batch's messages)."""
+
+    @abc.abstractmethod
+    def _received_at(self, value: Any) -> datetime:
+        """A dead letter's arrival time as the driver returns it, as an aware datetime."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Close the connection."""
+
+    def __enter__(self) -> SQLStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _sql(self, text: str) -> str:
+        return text.replace("?", self._param)
+
+    # --- schema ----------------------------------------------------------------------------
+
+    def _meta(self, cursor: Any, key: str) -> str | None:
+        cursor.execute(self._sql("SELECT value FROM ds_meta WHERE key = ?"), (key,))
+        row = cursor.fetchone()
+        return None if row is None else str(row[0])
+
+    def _set_meta(self, cursor: Any, key: str, value: str) -> None:
+        cursor.execute(
+            self._sql(
+                "INSERT INTO ds_meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+            ),
+            (key, value),
+        )
+
+    def _setup_schema(
+        self, cursor: Any, tables: Sequence[str], migrations: Mapping[int, Sequence[str]]
+    ) -> None:
+        """Create a fresh schema, migrate an older one, or refuse a newer one."""
+        cursor.execute("CREATE TABLE IF NOT EXISTS ds_meta (key TEXT PRIMARY KEY, value TEXT)")
+        found = self._meta(cursor, "schema_version")
+        if found is None:
+            for statement in tables:
+                cursor.execute(statement)
+            self._set_meta(cursor, "schema_version", str(SCHEMA_VERSION))
+            return
+        version = int(found)
+        if version > SCHEMA_VERSION:
+            raise SchemaMismatch(self.target, version, SCHEMA_VERSION)
+        while version < SCHEMA_VERSION:
+            for statement in migrations[version]:
+                cursor.execute(statement)
+            version += 1
+            self._set_meta(cursor, "schema_version", str(version))
+
+    def schema_version(self) -> int:
+        """The schema version recorded in the database."""
+        return int(
+            self._read(self._sql("SELECT value FROM ds_meta WHERE key = ?"), ("schema_version",))[
+                0
+            ][0]
+        )
+
+    # --- policy ----------------------------------------------------------------------------
+
+    def _check_policy(self, cursor: Any, policy: Policy) -> None:
+        if self._policy_checked == policy.fingerprint:
+            return
+        stored = self._meta(cursor, "policy")
+        if stored is None:
+            self._set_meta(cursor, "policy", policy.fingerprint)
+            self._set_meta(cursor, "policy_name", policy.name)
+        elif stored != policy.fingerprint:
+            name = self._meta(cursor, "policy_name") or stored
+            raise PolicyMismatch(self.target, name, policy.name)
+        self._policy_checked = policy.fingerprint
+
+    def adopt_policy(self, policy: Policy) -> None:
+        """Recompute every stored precedence key under ``policy`` and record it."""
+        # the CASE is generated from the policy's own integers, never from user text
+        cases = " ".join(
+            f"WHEN {int(s)} THEN {policy.offset[s]} + ({policy.scale[s]}) * timestamp_ms"
+            for s in Status
+        )
+        with self._transaction() as cursor:
+            cursor.execute(f"UPDATE ds_messages SET precedence = CASE status {cases} END")
+            self._set_meta(cursor, "policy", policy.fingerprint)
+            self._set_meta(cursor, "policy_name", policy.name)
+        self._policy_checked = policy.fingerprint
+
+    # --- the batch protocol ----------------------------------------------------------------
+
+    def _run(
+        self,
+        events: Iterable[StatusEvent],
+        policy: Policy | None,
+        *,
+        advance: bool = False,
+        want_decisions: bool = False,
+    ) -> tuple[Batch, list[Decision], list[MessageState]]:
+        events = list(events)
+        ids = sorted({event.message_id for event in events})
+        decisions: list[Decision] = []
+        advanced: list[MessageState] = []
+        if not events:
+            return Batch({}, None, policy), decisions, advanced
+        with self._transaction() as cursor:
+            if policy is not None:
+                self._check_policy(cursor, policy)
+            states, seen = self._lock_and_load(cursor, ids)
+            batch = Batch(states, seen, policy)
+            if advance:
+                advanced = [batch.advance(event) for event in events]
+            elif want_decisions:
+                decisions = [batch.apply(event) for event in events]
+            else:
+                batch.absorb(events)
+            self._write(cursor, batch, policy, ids)
+        return batch, decisions, advanced
+
+    def apply(self, event: StatusEvent, policy: Policy) -> Decision:
+        """Reconcile one report in one transaction."""
+        return self._run((event,), policy, want_decisions=True)[1][0]
+
+    def apply_many(self, events: Iterable[StatusEvent], policy: Policy) -> Summary:
+        """Reconcile a batch in one transaction with a constant number of round trips."""
+        return self._run(events, policy)[0].summary()
+
+    def advance(self, event: StatusEvent) -> MessageState:
+        """Strictly step a message along the lifecycle; ``IllegalTransition`` rolls back."""
+        return self._run((event,), None, advance=True)[2][0]
+
+    # --- reads -----------------------------------------------------------------------------
+
+    def get(self, message_id: str) -> MessageState | None:
+        """The current state of a message, or None."""
+        rows = self._read(
+            self._sql(
+                "SELECT message_id, status, timestamp_ms, channel, client_message_id "
+                "FROM ds_messages WHERE message_id = ?"
+            ),
+            (message_id,),
+        )
+        return _state(rows[0]) if rows else None
+
+    def history(self, message_id: str) -> Sequence[HistoryEntry]:
+        """The reports about a message, by event timestamp then arrival."""
+        rows = self._read(
+            self._sql(
+                "SELECT message_id, status, timestamp_ms, channel, client_message_id, outcome, "
+                "arrival FROM ds_history WHERE message_id = ? ORDER BY timestamp_ms, arrival"
+            ),
+            (message_id,),
+        )
+        return [
+            HistoryEntry(
+                StatusEvent.from_ms(row[0], row[1], row[2], row[3], row[4]),
+                Outcome(row[5]),
+                row[6],
+            )
+            for row in rows
+        ]
+
+    def count_by_status(self) -> Mapping[Status, int]:
+        """How many messages are in each status."""
+        rows = self._read("SELECT status, COUNT(*) FROM ds_messages GROUP BY status")
+        return {Status.from_code(row[0]): int(row[1]) for row in rows}
+
+    def iter_states(self) -> Iterator[MessageState]:
+        """Every message's state, ordered by message id."""
+        rows = self._read(
+            "SELECT message_id, status, timestamp_ms, channel, client_message_id "
+            "FROM ds_messages ORDER BY message_id"
+        )
+        return (_state(row) for row in rows)
+
+    def history_size(self) -> int:
+        """How many history rows the store holds."""
+        return int(self._read("SELECT COUNT(*) FROM ds_history")[0][0])
+
+    # --- dead letter -----------------------------------------------------------------------
+
+    def add_dead_letter(self, payload: str, error: str) -> DeadLetter:
+        """Keep a payload that could not be parsed; the same payload is kept once."""
+        with self._transaction() as cursor:
+            cursor.execute(
+                self._sql(
+                    "INSERT INTO ds_dead_letters (payload, digest, error, received_at) "
+                    "VALUES (?, ?, ?, CURRENT_TIMESTAMP) ON CONFLICT (digest) DO NOTHING"
+                ),
+                (payload, digest(payload), error),
+            )
+            cursor.execute(
+                self._sql(
+                    "SELECT id, payload, error, received_at FROM ds_dead_letters WHERE digest = ?"
+                ),
+                (digest(payload),),
+            )
+            row = cursor.fetchone()
+        return DeadLetter(row[0], row[1], row[2], self._received_at(row[3]))
+
+    def dead_letters(self) -> Sequence[DeadLetter]:
+        """The dead letters, oldest first."""
+        rows = self._read("SELECT id, payload, error, received_at FROM ds_dead_letters ORDER BY id")
+        return [DeadLetter(row[0], row[1], row[2], self._received_at(row[3])) for row in rows]
+
+    def remove_dead_letter(self, letter_id: int) -> None:
+        """Forget a dead letter (after it was re-applied)."""
+        with self._transaction() as cursor:
+            cursor.execute(self._sql("DELETE FROM ds_dead_letters WHERE id = ?"), (letter_id,))

@@ -1,0 +1,84 @@
+"""Shared fixtures: one factory that opens every kind of store, for the store contract suite."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from deliverystate import MemoryStore, SQLiteStore, Store
+from deliverystate.postgres import PostgresStore
+
+POSTGRES_ENV = "DELIVERYSTATE_TEST_POSTGRES_DSN"
+STORE_KINDS = ["memory", "sqlite", "postgres"]
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> str:
+    """The DSN of the test PostgreSQL server; skip locally without one, fail in CI."""
+    dsn = os.environ.get(POSTGRES_ENV)
+    if not dsn:
+        if os.environ.get("CI"):
+            pytest.fail(f"{POSTGRES_ENV} must be set in CI: the PostgreSQL tests may not skip")
+        pytest.skip(
+            f"PostgreSQL tests need {POSTGRES_ENV}, e.g. postgresql://postgres@127.0.0.1:5432/test"
+        )
+    return dsn
+
+
+StoreFactory = Callable[[], Store]
+
+
+@pytest.fixture
+def pg_schema(postgres_dsn: str) -> Iterator[str]:
+    """A fresh PostgreSQL schema name, dropped after the test."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    yield name
+    with psycopg.connect(postgres_dsn, autocommit=True) as connection:
+        connection.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+
+
+def _factory(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
+    opened: list[SQLiteStore | PostgresStore] = []
+    if kind == "memory":
+        shared = MemoryStore()
+
+        def factory() -> Store:
+            return shared
+
+    elif kind == "sqlite":
+        path = tmp_path / "state.sqlite3"
+
+        def factory() -> Store:
+            store = SQLiteStore(path)
+            opened.append(store)
+            return store
+
+    else:
+        dsn = request.getfixturevalue("postgres_dsn")
+        schema = request.getfixturevalue("pg_schema")
+
+        def factory() -> Store:
+            store = PostgresStore(dsn, schema=schema)
+            opened.append(store)
+            return store
+
+    yield factory
+    for store in opened:
+        store.close()
+
+
+@pytest.fixture(params=STORE_KINDS)
+def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
+    """A factory opening stores that all share one place (one memory store, file or schema)."""
+    yield from _factory(request.param, request, tmp_path)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def open_sql_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
+    """Like ``open_store``, for the SQL stores only."""
+    yield from _factory(request.param, request, tmp_path)

@@ -1,0 +1,178 @@
+"""Tests specific to PostgresStore: several processes, schema versions, failures, DSNs."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import psycopg
+import pytest
+
+import deliverystate.postgres as postgres_module
+import deliverystate.sqlstore as sqlstore_module
+from deliverystate import (
+    MemoryStore,
+    SchemaMismatch,
+    Status,
+    StatusEvent,
+    StoreUnavailable,
+    Tracker,
+)
+from deliverystate.postgres import PostgresStore, redact
+
+from .strategies import BASE_MS
+from .workers import run_workers, simulated_events
+
+
+def test_four_processes_end_where_one_memory_tracker_ends(
+    postgres_dsn: str, pg_schema: str
+) -> None:
+    """Interleaved shares applied by 4 processes to one database give the single-tracker states."""
+    events = simulated_events(500, seed=22)
+    PostgresStore(postgres_dsn, schema=pg_schema).close()
+    run_workers({"kind": "postgres", "dsn": postgres_dsn, "schema": pg_schema}, events)
+    reference = Tracker(MemoryStore())
+    reference.apply_many(events)
+    store = PostgresStore(postgres_dsn, schema=pg_schema)
+    ids = {e.message_id for e in events}
+    assert {s.message_id: s for s in store.iter_states()} == {i: reference.get(i) for i in ids}
+    assert store.history_size() == len({(e.message_id, e.status, e.timestamp_ms) for e in events})
+    store.close()
+
+
+def test_unreachable_server_is_one_clear_error_without_the_password() -> None:
+    """A refused connection raises StoreUnavailable naming the server, password redacted."""
+    with pytest.raises(StoreUnavailable) as caught:
+        PostgresStore("postgresql://postgres:s3cret@127.0.0.1:1/test", timeout=2)
+    message = str(caught.value)
+    assert "127.0.0.1" in message
+    assert "s3cret" not in message
+    assert isinstance(caught.value, ConnectionError)
+
+
+@pytest.mark.parametrize(
+    ("dsn", "expected"),
+    [
+        ("postgresql://u:pw@h:5432/db", "postgresql://u:***@h:5432/db"),
+        ("host=h user=u password=pw dbname=d", "host=h user=u password=*** dbname=d"),
+        ("postgresql://u@h/db", "postgresql://u@h/db"),
+    ],
+)
+def test_redact_hides_passwords(dsn: str, expected: str) -> None:
+    """Passwords in URL and key=value DSNs are replaced before they reach a message."""
+    assert redact(dsn) == expected
+
+
+def test_schema_name_must_be_an_identifier(postgres_dsn: str) -> None:
+    """A schema name that is not a plain identifier is refused before any SQL runs."""
+    with pytest.raises(ValueError, match="identifier"):
+        PostgresStore(postgres_dsn, schema='x"; DROP TABLE y; --')
+
+
+def test_newer_schema_is_refused(postgres_dsn: str, pg_schema: str) -> None:
+    """A schema written by a newer version is refused, naming both versions."""
+    store = PostgresStore(postgres_dsn, schema=pg_schema)
+    store._conn.execute("UPDATE ds_meta SET value = '7' WHERE key = 'schema_version'")
+    store.close()
+    with pytest.raises(SchemaMismatch) as caught:
+        PostgresStore(postgres_dsn, schema=pg_schema)
+    assert (caught.value.found, caught.value.expected) == (7, 1)
+
+
+def test_older_schema_is_migrated(
+    postgres_dsn: str, pg_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Opening a version-1 schema with a version-2 library runs the migration once."""
+    Tracker(PostgresStore(postgres_dsn, schema=pg_schema)).apply(
+        StatusEvent.from_ms("m", 5, BASE_MS, "sms")
+    )
+    monkeypatch.setattr(sqlstore_module, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(
+        postgres_module, "MIGRATIONS", {1: ("ALTER TABLE ds_messages ADD COLUMN note TEXT",)}
+    )
+    store = PostgresStore(postgres_dsn, schema=pg_schema)
+    assert store.schema_version() == 2
+    assert store.get("m").status is Status.DEVICE_ACK
+    assert store._read("SELECT note FROM ds_messages") == [(None,)]
+    assert PostgresStore(postgres_dsn, schema=pg_schema).schema_version() == 2
+
+
+def test_write_failure_rolls_the_batch_back(
+    postgres_dsn: str, pg_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If the server fails after the writes, the batch leaves no trace, new rows included."""
+    store = PostgresStore(postgres_dsn, schema=pg_schema)
+    tracker = Tracker(store)
+    tracker.apply(StatusEvent.from_ms("m", 2, BASE_MS, "sms"))
+    original = PostgresStore._write
+
+    def write_then_fail(self, cursor, batch, policy, ids):  # type: ignore[no-untyped-def]
+        original(self, cursor, batch, policy, ids)
+        raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(PostgresStore, "_write", write_then_fail)
+    with pytest.raises(StoreUnavailable, match="closed the connection"):
+        tracker.apply_many(
+            [StatusEvent.from_ms("m", 5, BASE_MS + 1, "sms"), StatusEvent.from_ms("n", 2, BASE_MS)]
+        )
+    monkeypatch.undo()
+    assert store.get("m").status is Status.QUEUED
+    assert store.get("n") is None
+    assert store._read("SELECT count(*) FROM ds_messages") == [(1,)]
+    assert store.history_size() == 1
+
+
+def test_deadlocks_are_retried(
+    postgres_dsn: str, pg_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A deadlock reported by the server retries the whole batch instead of failing it."""
+    store = PostgresStore(postgres_dsn, schema=pg_schema)
+    original = PostgresStore._lock_and_load
+    calls = []
+
+    def deadlock_once(self, cursor, ids):  # type: ignore[no-untyped-def]
+        calls.append(ids)
+        if len(calls) == 1:
+            raise psycopg.errors.DeadlockDetected("deadlock detected")
+        return original(self, cursor, ids)
+
+    monkeypatch.setattr(PostgresStore, "_lock_and_load", deadlock_once)
+    summary = Tracker(store).apply_many([StatusEvent.from_ms("m", 5, BASE_MS, "sms")])
+    assert summary.applied == 1
+    assert len(calls) == 2
+    assert store.history_size() == 1
+
+
+def test_a_second_worker_waits_for_the_batch_holding_the_message(
+    postgres_dsn: str, pg_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker applying to a message another batch holds waits, then builds on its result."""
+    first = PostgresStore(postgres_dsn, schema=pg_schema)
+    second = Tracker(PostgresStore(postgres_dsn, schema=pg_schema))
+    second.apply(StatusEvent.from_ms("other", 2, BASE_MS, "sms"))  # records the policy first
+    locked, finished = threading.Event(), []
+    original = first._lock_and_load
+
+    def hold(cursor, ids):  # type: ignore[no-untyped-def]
+        loaded = original(cursor, ids)
+        locked.set()
+        time.sleep(0.5)  # the second worker tries now, and must wait
+        return loaded
+
+    monkeypatch.setattr(first, "_lock_and_load", hold)
+    worker = threading.Thread(
+        target=lambda: finished.append(
+            Tracker(first).apply(StatusEvent.from_ms("x", 2, BASE_MS, "sms"))
+        )
+    )
+    worker.start()
+    assert locked.wait(10)
+    started = time.monotonic()
+    decision = second.apply(StatusEvent.from_ms("x", 4, BASE_MS + 10, "sms"))
+    waited = time.monotonic() - started
+    worker.join(10)
+    assert finished[0].outcome.value == "applied"
+    assert decision.outcome.value == "applied"
+    assert decision.state.status is Status.SENT_TO_SUPPLIER
+    assert waited > 0.2
+    assert [h.outcome.value for h in first.history("x")] == ["applied", "applied"]

@@ -1,0 +1,123 @@
+"""Tests specific to SQLiteStore: files, processes, schema versions and failures."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+import deliverystate.sqlite as sqlite_module
+import deliverystate.sqlstore as sqlstore_module
+from deliverystate import (
+    MemoryStore,
+    SchemaMismatch,
+    SQLiteStore,
+    Status,
+    StatusEvent,
+    StoreUnavailable,
+    Tracker,
+)
+
+from .strategies import BASE_MS
+from .workers import run_workers, simulated_events
+
+
+def test_four_processes_end_where_one_memory_tracker_ends(tmp_path: Path) -> None:
+    """Interleaved shares applied by 4 processes to one file give the single-tracker states."""
+    events = simulated_events(500, seed=21)
+    path = tmp_path / "shared.sqlite3"
+    SQLiteStore(path).close()
+    run_workers({"kind": "sqlite", "path": str(path)}, events)
+    reference = Tracker(MemoryStore())
+    reference.apply_many(events)
+    store = SQLiteStore(path)
+    ids = {e.message_id for e in events}
+    assert {s.message_id: s for s in store.iter_states()} == {i: reference.get(i) for i in ids}
+    assert store.history_size() == len({(e.message_id, e.status, e.timestamp_ms) for e in events})
+
+
+def test_database_is_in_wal_mode(tmp_path: Path) -> None:
+    """The file is switched to WAL so readers never wait for the writer."""
+    SQLiteStore(tmp_path / "w.sqlite3").close()
+    with sqlite3.connect(tmp_path / "w.sqlite3") as raw:
+        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_unopenable_path_is_one_clear_error(tmp_path: Path) -> None:
+    """A file in a missing directory raises StoreUnavailable (a ConnectionError) naming it."""
+    target = tmp_path / "missing" / "x.sqlite3"
+    with pytest.raises(StoreUnavailable) as caught:
+        SQLiteStore(target)
+    assert isinstance(caught.value, ConnectionError)
+    assert str(target) in str(caught.value)
+    assert caught.value.target == str(target)
+
+
+def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
+    """Opening a text file as the store raises StoreUnavailable, not a driver error."""
+    target = tmp_path / "notes.txt"
+    target.write_text("hello, this is not sqlite" * 100)
+    with pytest.raises(StoreUnavailable, match="not a database"):
+        SQLiteStore(target)
+
+
+def test_newer_schema_is_refused_with_both_versions(tmp_path: Path) -> None:
+    """A database written by a newer version is refused, naming both versions."""
+    path = tmp_path / "new.sqlite3"
+    SQLiteStore(path).close()
+    with sqlite3.connect(path) as raw:
+        raw.execute("UPDATE ds_meta SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(SchemaMismatch) as caught:
+        SQLiteStore(path)
+    assert (caught.value.found, caught.value.expected) == (99, 1)
+    assert "upgrade deliverystate" in str(caught.value)
+
+
+def test_older_schema_is_migrated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Opening a version-1 database with a version-2 library runs the migration once."""
+    path = tmp_path / "old.sqlite3"
+    Tracker(SQLiteStore(path)).apply(StatusEvent.from_ms("m", 5, BASE_MS, "sms"))
+    monkeypatch.setattr(sqlstore_module, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(
+        sqlite_module, "MIGRATIONS", {1: ("ALTER TABLE ds_messages ADD COLUMN note TEXT",)}
+    )
+    store = SQLiteStore(path)
+    assert store.schema_version() == 2
+    assert store.get("m").status is Status.DEVICE_ACK
+    with sqlite3.connect(path) as raw:
+        columns = [row[1] for row in raw.execute("PRAGMA table_info(ds_messages)")]
+    assert "note" in columns
+    assert SQLiteStore(path).schema_version() == 2  # reopening does not migrate again
+
+
+def test_write_failure_rolls_the_batch_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If the database fails after half the writes, the batch leaves no trace."""
+    store = SQLiteStore(tmp_path / "f.sqlite3")
+    tracker = Tracker(store)
+    tracker.apply(StatusEvent.from_ms("m", 2, BASE_MS, "sms"))
+    original = SQLiteStore._write
+
+    def write_then_fail(self, cursor, batch, policy, ids):  # type: ignore[no-untyped-def]
+        original(self, cursor, batch, policy, ids)
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(SQLiteStore, "_write", write_then_fail)
+    with pytest.raises(StoreUnavailable, match="disk I/O error"):
+        tracker.apply_many(
+            [StatusEvent.from_ms("m", 5, BASE_MS + 1, "sms"), StatusEvent.from_ms("n", 2, BASE_MS)]
+        )
+    monkeypatch.undo()
+    assert store.get("m").status is Status.QUEUED
+    assert store.get("n") is None
+    assert store.history_size() == 1
+
+
+def test_context_manager_closes(tmp_path: Path) -> None:
+    """Using the store in a with-block closes its connection."""
+    with SQLiteStore(tmp_path / "c.sqlite3") as store:
+        store.apply(StatusEvent.from_ms("m", 2, BASE_MS), Tracker().policy)
+    with pytest.raises(sqlite3.ProgrammingError):
+        store._conn.execute("SELECT 1")

@@ -1,0 +1,213 @@
+"""The store contract: the same suite runs against MemoryStore, SQLiteStore and PostgresStore."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from deliverystate import (
+    FAILURE_WINS,
+    IllegalTransition,
+    InvalidCallback,
+    MemoryStore,
+    Outcome,
+    PolicyMismatch,
+    Status,
+    StatusEvent,
+    Store,
+    Tracker,
+)
+
+from .conftest import StoreFactory
+from .strategies import BASE_MS, consistent_events, one_api_body
+
+S = Status
+SLOW = settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+def fresh(events: list[StatusEvent]) -> list[StatusEvent]:
+    """The same reports about message ids no earlier example used, so examples share a store."""
+    prefix = uuid.uuid4().hex[:8]
+    return [
+        StatusEvent.from_ms(
+            f"{prefix}-{e.message_id}", e.status, e.timestamp_ms, e.channel, e.client_message_id
+        )
+        for e in events
+    ]
+
+
+def ev(message_id: str, status: Status, offset_ms: int, channel: str | None = "sms") -> StatusEvent:
+    """A report ``offset_ms`` after the base time."""
+    return StatusEvent.from_ms(message_id, status, BASE_MS + offset_ms, channel)
+
+
+def test_store_satisfies_the_protocol(open_store: StoreFactory) -> None:
+    """Every store is a Store."""
+    assert isinstance(open_store(), Store)
+
+
+@SLOW
+@given(data=st.data())
+def test_per_event_outcomes_match_the_memory_store(
+    open_store: StoreFactory, data: st.DataObject
+) -> None:
+    """Applying reports one by one gives the memory store's decisions, event for event."""
+    events = fresh(data.draw(consistent_events(max_size=20)))
+    tracker, reference = Tracker(open_store()), Tracker(MemoryStore())
+    for event in events:
+        got, want = tracker.apply(event), reference.apply(event)
+        assert (got.outcome, got.state, got.implied) == (want.outcome, want.state, want.implied)
+
+
+@SLOW
+@given(data=st.data())
+def test_batches_reach_the_memory_stores_states(
+    open_store: StoreFactory, data: st.DataObject
+) -> None:
+    """Any split of a shuffled, repeated stream into batches ends in the reference states."""
+    events = fresh(data.draw(consistent_events(max_size=40)))
+    stream = data.draw(st.permutations(events + data.draw(st.lists(st.sampled_from(events)))))
+    reference = Tracker(MemoryStore())
+    reference.apply_many(events)
+    tracker = Tracker(open_store())
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=4)))
+    total = 0
+    for start, stop in zip([0, *cuts], [*cuts, len(stream)], strict=True):
+        total += tracker.apply_many(stream[start:stop]).total
+    assert total == len(stream)
+    for message_id in {e.message_id for e in events}:
+        assert tracker.get(message_id) == reference.get(message_id)
+        distinct = {(e.status, e.timestamp_ms) for e in events if e.message_id == message_id}
+        assert len(tracker.history(message_id)) == len(distinct)
+
+
+def test_history_is_the_timeline_without_repeats(open_store: StoreFactory) -> None:
+    """History lists each report once, in event-time order, with its outcome and arrival."""
+    tracker = Tracker(open_store())
+    reports = [ev("h", S.DEVICE_ACK, 500), ev("h", S.QUEUED, 100), ev("h", S.EXPIRED, 900)]
+    tracker.apply_many(reports)
+    tracker.apply_many(reports)  # a redelivered batch
+    tracker.apply(ev("h", S.READ, 700, "whatsapp"))  # wrong channel
+    timeline = [(h.event.status, h.outcome) for h in tracker.history("h")]
+    assert timeline == [
+        (S.QUEUED, Outcome.STALE),
+        (S.DEVICE_ACK, Outcome.APPLIED),
+        (S.READ, Outcome.REJECTED),
+        (S.EXPIRED, Outcome.STALE),
+    ]
+    arrivals = {h.event.status: h.arrival for h in tracker.history("h")}
+    assert arrivals[S.DEVICE_ACK] < arrivals[S.QUEUED] < arrivals[S.EXPIRED] < arrivals[S.READ]
+    assert tracker.history("nobody") == []
+
+
+def test_summary_counts_each_outcome(open_store: StoreFactory) -> None:
+    """A batch's summary counts applied, stale, duplicate and rejected reports."""
+    tracker = Tracker(open_store())
+    summary = tracker.apply_many(
+        [
+            ev("s", S.SENT_TO_SUPPLIER, 10),
+            ev("s", S.DEVICE_ACK, 20),
+            ev("s", S.QUEUED, 5),
+            ev("s", S.DEVICE_ACK, 20),
+            ev("s", S.READ, 30, "whatsapp"),
+        ]
+    )
+    assert (summary.applied, summary.stale, summary.duplicate) == (2, 1, 1)
+    assert [d.event.status for d in summary.rejected] == [S.READ]
+
+
+def test_states_survive_reopening(open_store: StoreFactory) -> None:
+    """A second connection to the same place sees what the first wrote."""
+    Tracker(open_store()).apply(ev("r", S.DEVICE_ACK, 1))
+    state = open_store().get("r")
+    assert state is not None
+    assert (state.status, state.channel) == (S.DEVICE_ACK, "sms")
+
+
+def test_count_by_status(open_store: StoreFactory) -> None:
+    """Counts group messages by current status."""
+    tracker = Tracker(open_store())
+    tracker.apply_many([ev("a", S.READ, 1), ev("b", S.READ, 1), ev("c", S.EXPIRED, 1)])
+    assert tracker.count_by_status() == {S.READ: 2, S.EXPIRED: 1}
+
+
+def test_advance_is_strict_and_atomic(open_store: StoreFactory) -> None:
+    """Legal steps are written; an illegal one raises and leaves state and history alone."""
+    tracker = Tracker(open_store())
+    tracker.store.advance(ev("adv", S.QUEUED, 0))
+    tracker.store.advance(ev("adv", S.SENT_TO_SUPPLIER, 10))
+    before = (tracker.get("adv"), list(tracker.history("adv")))
+    with pytest.raises(IllegalTransition):
+        tracker.store.advance(ev("adv", S.SCHEDULED, 20))
+    assert (tracker.get("adv"), list(tracker.history("adv"))) == before
+    assert tracker.get("adv").status is S.SENT_TO_SUPPLIER
+
+
+def test_failed_batch_leaves_nothing_behind(open_store: StoreFactory) -> None:
+    """A batch whose input fails half-way changes no state and writes no history."""
+    tracker = Tracker(open_store())
+    tracker.apply(ev("f", S.QUEUED, 0))
+
+    def broken():  # type: ignore[no-untyped-def]
+        yield ev("f", S.DEVICE_ACK, 10)
+        yield ev("g", S.QUEUED, 10)
+        raise OSError("the input went away")
+
+    with pytest.raises(OSError, match="went away"):
+        tracker.apply_many(broken())
+    assert tracker.get("f").status is S.QUEUED
+    assert tracker.get("g") is None
+    assert len(tracker.history("f")) == 1
+
+
+def test_dead_letters_are_kept_once_and_replayable(open_store: StoreFactory) -> None:
+    """Bad bodies are stored once with their error; retry applies what now parses."""
+    tracker = Tracker(open_store())
+    for _ in range(2):
+        with pytest.raises(InvalidCallback):
+            tracker.ingest(b"{not json")
+    (letter,) = tracker.dead_letters()
+    assert letter.payload == "{not json"
+    assert "not JSON" in letter.error
+    assert letter.received_at.utcoffset() is not None
+    good = one_api_body(ev("dl", S.DEVICE_ACK, 5))
+    tracker.store.add_dead_letter(json.dumps(good), "unknown status code 5 (old catalog)")
+    report = tracker.retry_dead_letters()
+    assert len(report.applied) == 1
+    assert [x.payload for x in report.still_invalid] == ["{not json"]
+    assert tracker.get("dl").status is S.DEVICE_ACK
+    assert [x.payload for x in tracker.dead_letters()] == ["{not json"]
+
+
+def test_ingest_many_applies_good_bodies_and_keeps_bad_ones(open_store: StoreFactory) -> None:
+    """One bad body in a batch is dead-lettered; the others are applied."""
+    tracker = Tracker(open_store())
+    bodies = [json.dumps(one_api_body(ev("im", S.QUEUED, 1))), "nope", b"{}"]
+    report = tracker.ingest_many(bodies)
+    assert report.summary.applied == 1
+    assert [index for index, _ in report.errors] == [1, 2]
+    assert len(tracker.dead_letters()) == 2
+
+
+def test_sql_stores_refuse_to_mix_policies(open_sql_store: StoreFactory) -> None:
+    """Keys written under one policy are not compared under another until adopted."""
+    Tracker(open_sql_store()).apply(ev("p", S.READ, 1))
+    other = open_sql_store()
+    with pytest.raises(PolicyMismatch, match="delivery wins"):
+        Tracker(other, FAILURE_WINS).apply(ev("p", S.EXPIRED, 2))
+    other.adopt_policy(FAILURE_WINS)  # type: ignore[attr-defined]
+    decision = Tracker(other, FAILURE_WINS).apply(ev("p", S.EXPIRED, 2))
+    assert decision.outcome is Outcome.APPLIED
+    (key,) = other._read(  # type: ignore[attr-defined]
+        other._sql("SELECT precedence FROM ds_messages WHERE message_id = ?"),  # type: ignore[attr-defined]
+        ("p",),
+    )[0]
+    assert key == FAILURE_WINS.key(S.EXPIRED, BASE_MS + 2)
