@@ -211,3 +211,52 @@ def test_sql_stores_refuse_to_mix_policies(open_sql_store: StoreFactory) -> None
         ("p",),
     )[0]
     assert key == FAILURE_WINS.key(S.EXPIRED, BASE_MS + 2)
+
+
+def test_inbox_keeps_bodies_until_settled(open_store: StoreFactory) -> None:
+    """An accepted body is pending until settle applies its events and forgets it."""
+    store = open_store()
+    body = json.dumps(one_api_body(ev("in", S.DEVICE_ACK, 3)))
+    inbox_id = store.accept(body)
+    assert store.pending() == [(inbox_id, body)]
+    summary = store.settle(inbox_id, [ev("in", S.DEVICE_ACK, 3)], Tracker().policy)
+    assert summary.applied == 1
+    assert store.pending() == []
+    assert store.get("in").status is S.DEVICE_ACK
+
+
+def test_receive_keeps_a_body_whose_apply_failed_and_drains_it(
+    open_store: StoreFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If applying fails after the body was stored, the body waits and is applied later."""
+    store = open_store()
+    tracker = Tracker(store)
+    body = json.dumps(one_api_body(ev("rcv", S.READ, 9, "whatsapp")))
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("database went away mid-batch")
+
+    monkeypatch.setattr(store, "settle", broken)
+    receipt = tracker.receive(body)
+    assert receipt.summary is None
+    assert "went away" in (receipt.error or "")
+    monkeypatch.undo()
+    assert [payload for _, payload in store.pending()] == [body]
+    assert tracker.get("rcv") is None
+    assert tracker.drain_inbox().applied == 1
+    assert tracker.get("rcv").status is S.READ
+    assert store.pending() == []
+
+
+def test_receive_applies_valid_bodies_and_dead_letters_invalid_ones(
+    open_store: StoreFactory,
+) -> None:
+    """A good body is applied at once and leaves no inbox entry; a bad one raises and is kept."""
+    tracker = Tracker(open_store())
+    receipt = tracker.receive(json.dumps(one_api_body(ev("ok", S.QUEUED, 1))).encode())
+    assert receipt.summary is not None
+    assert receipt.summary.applied == 1
+    assert tracker.store.pending() == []
+    with pytest.raises(InvalidCallback):
+        tracker.receive(b'{"event": {}}')
+    assert [d.payload for d in tracker.dead_letters()] == ['{"event": {}}']

@@ -19,7 +19,7 @@ from .sqlite import SQLiteStore
 from .sqlstore import PolicyMismatch, SchemaMismatch, StoreUnavailable
 from .store import DeadLetter, HistoryEntry, Store, Summary
 from .stores import open_store
-from .tracker import IngestReport, RetryReport, Tracker
+from .tracker import IngestReport, Receipt, RetryReport, Tracker
 
 __all__ = [
     "CHANNELS",
@@ -39,6 +39,7 @@ __all__ = [
     "Policy",
     "PolicyMismatch",
     "PolicyRow",
+    "Receipt",
     "RetryReport",
     "SQLiteStore",
     "SchemaMismatch",

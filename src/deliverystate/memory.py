@@ -37,6 +37,8 @@ class MemoryStore:
         self._dead: dict[int, DeadLetter] = {}
         self._dead_ids = 0
         self._dead_by_payload: dict[str, int] = {}
+        self._inbox: dict[int, str] = {}
+        self._inbox_ids = 0
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -68,12 +70,35 @@ class MemoryStore:
 
     def apply_many(self, events: Iterable[StatusEvent], policy: Policy) -> Summary:
         """Reconcile a batch under one lock acquisition, without a Decision per event."""
+        return self._absorb(events, policy, None)
+
+    def _absorb(
+        self, events: Iterable[StatusEvent], policy: Policy, inbox_id: int | None
+    ) -> Summary:
         events = list(events)  # an iterable that fails must fail before anything changes
         with self._lock:
             batch = Batch(self._states, self._seen if self._keep_history else None, policy)
             batch.absorb(events)
             self._keep(batch)
+            if inbox_id is not None:
+                self._inbox.pop(inbox_id, None)
         return batch.summary()
+
+    def accept(self, payload: str) -> int:
+        """Keep a received body until it is settled."""
+        with self._lock:
+            self._inbox_ids += 1
+            self._inbox[self._inbox_ids] = payload
+            return self._inbox_ids
+
+    def settle(self, inbox_id: int, events: Iterable[StatusEvent], policy: Policy) -> Summary:
+        """Apply a kept body's events and forget the body under one lock."""
+        return self._absorb(events, policy, inbox_id)
+
+    def pending(self) -> Sequence[tuple[int, str]]:
+        """Bodies accepted but not settled, oldest first."""
+        with self._lock:
+            return sorted(self._inbox.items())
 
     def advance(self, event: StatusEvent) -> MessageState:
         """Strictly step a message; raise ``IllegalTransition`` and change nothing if illegal."""

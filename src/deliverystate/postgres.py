@@ -58,6 +58,11 @@ TABLES: tuple[str, ...] = (
         arrival BIGINT GENERATED ALWAYS AS IDENTITY,
         PRIMARY KEY (message_id, status, timestamp_ms)
     )""",
+    """CREATE TABLE ds_inbox (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        payload TEXT NOT NULL,
+        received_at TIMESTAMPTZ NOT NULL
+    )""",
     """CREATE TABLE ds_dead_letters (
         id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
         payload TEXT NOT NULL,

@@ -44,6 +44,11 @@ TABLES: tuple[str, ...] = (
         outcome TEXT NOT NULL,
         UNIQUE (message_id, status, timestamp_ms)
     )""",
+    """CREATE TABLE ds_inbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        payload TEXT NOT NULL,
+        received_at TEXT NOT NULL
+    )""",
     """CREATE TABLE ds_dead_letters (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         payload TEXT NOT NULL,

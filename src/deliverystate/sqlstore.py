@@ -241,17 +241,18 @@ class SQLStore(abc.ABC):
         *,
         advance: bool = False,
         want_decisions: bool = False,
+        settles: int | None = None,
     ) -> tuple[Batch, list[Decision], list[MessageState]]:
         events = list(events)
         ids = sorted({event.message_id for event in events})
         decisions: list[Decision] = []
         advanced: list[MessageState] = []
-        if not events:
+        if not events and settles is None:
             return Batch({}, None, policy), decisions, advanced
         with self._transaction() as cursor:
             if policy is not None:
                 self._check_policy(cursor, policy)
-            states, seen = self._lock_and_load(cursor, ids)
+            states, seen = self._lock_and_load(cursor, ids) if events else ({}, {})
             batch = Batch(states, seen, policy)
             if advance:
                 advanced = [batch.advance(event) for event in events]
@@ -259,7 +260,10 @@ class SQLStore(abc.ABC):
                 decisions = [batch.apply(event) for event in events]
             else:
                 batch.absorb(events)
-            self._write(cursor, batch, policy, ids)
+            if events:
+                self._write(cursor, batch, policy, ids)
+            if settles is not None:
+                cursor.execute(self._sql("DELETE FROM ds_inbox WHERE id = ?"), (settles,))
         return batch, decisions, advanced
 
     def apply(self, event: StatusEvent, policy: Policy) -> Decision:
@@ -273,6 +277,28 @@ class SQLStore(abc.ABC):
     def advance(self, event: StatusEvent) -> MessageState:
         """Strictly step a message along the lifecycle; ``IllegalTransition`` rolls back."""
         return self._run((event,), None, advance=True)[2][0]
+
+    def accept(self, payload: str) -> int:
+        """Durably keep a received body before it is applied; returns its inbox id."""
+        with self._transaction() as cursor:
+            cursor.execute(
+                self._sql(
+                    "INSERT INTO ds_inbox (payload, received_at) VALUES (?, CURRENT_TIMESTAMP) "
+                    "RETURNING id"
+                ),
+                (payload,),
+            )
+            return int(cursor.fetchone()[0])
+
+    def settle(self, inbox_id: int, events: Iterable[StatusEvent], policy: Policy) -> Summary:
+        """Apply a kept body's events and delete the body in the same transaction."""
+        return self._run(events, policy, settles=inbox_id)[0].summary()
+
+    def pending(self) -> Sequence[tuple[int, str]]:
+        """Bodies accepted but not settled, oldest first."""
+        return [
+            (int(r[0]), r[1]) for r in self._read("SELECT id, payload FROM ds_inbox ORDER BY id")
+        ]
 
     # --- reads -----------------------------------------------------------------------------
 

@@ -1,10 +1,15 @@
-"""The store protocol: where message states live, and what every store records.
+r"""The store protocol: where message states live, and what every store records.
 
 A store owns reconciliation *where the data lives*.  The tracker hands it
 events and a policy; the store applies them atomically (a lock in memory, a
 conditional upsert or row lock in SQL), so two workers can never read the same
 old state and both write.  That is why the protocol takes whole events and a
 policy rather than offering ``get`` and ``put`` to be combined in Python.
+
+A receiver that must acknowledge a callback only once it is safe first
+``accept``\ s the raw body (a durable inbox), then ``settle``\ s it: the events
+are applied and the body forgotten in one transaction.  Bodies left pending by
+a crash are re-applied from ``pending()``.
 
 Stores also keep what could not be used: every report with its outcome
 (history, where the store keeps it) and every payload that could not be parsed
@@ -110,3 +115,12 @@ class Store(Protocol):
 
     def remove_dead_letter(self, letter_id: int) -> None:
         """Forget a dead letter, once it has been re-applied."""
+
+    def accept(self, payload: str) -> int:
+        """Durably keep a received body before it is applied; returns its inbox id."""
+
+    def settle(self, inbox_id: int, events: Iterable[StatusEvent], policy: Policy) -> Summary:
+        """Apply a kept body's events and forget the body, in one atomic step."""
+
+    def pending(self) -> Sequence[tuple[int, str]]:
+        """Bodies accepted but not settled (the process stopped in between), oldest first."""

@@ -23,7 +23,22 @@ from .policy import DELIVERY_WINS, Policy
 from .reconcile import Decision
 from .store import DeadLetter, HistoryEntry, Store, Summary
 
-__all__ = ["IngestReport", "RetryReport", "Tracker"]
+__all__ = ["IngestReport", "Receipt", "RetryReport", "Tracker"]
+
+
+@attrs.frozen
+class Receipt:
+    """What receiving one body did: it is stored (always, when this exists) and maybe applied.
+
+    ``summary`` is None when applying failed after the body was stored; the
+    body then waits in the store's inbox and ``Tracker.drain_inbox`` re-applies
+    it.  ``error`` says why applying failed.
+    """
+
+    inbox_id: int
+    events: tuple[StatusEvent, ...]
+    summary: Summary | None
+    error: str | None = None
 
 
 @attrs.frozen
@@ -142,6 +157,41 @@ class Tracker:
                 self.store.add_dead_letter(payload_text(payload), str(error))
                 errors.append((index, error))
         return IngestReport(self.apply_many(events), tuple(errors))
+
+    def receive(self, payload: bytes | str | Mapping[str, Any]) -> Receipt:
+        """Take one callback as a webhook must: keep it durably, then apply it.
+
+        Invalid bodies go to the dead letter and raise :class:`InvalidCallback`.
+        A valid body is written to the store's inbox first (if that fails, the
+        store's error propagates and the caller must not acknowledge); then its
+        events are applied and the inbox entry removed in one transaction.  If
+        that second step fails, the receipt says so and the body stays in the
+        inbox for :meth:`drain_inbox`.
+        """
+        text = payload_text(payload)
+        try:
+            events = tuple(parse_callback(payload))
+        except InvalidCallback as error:
+            self.store.add_dead_letter(text, str(error))
+            raise
+        inbox_id = self.store.accept(text)
+        try:
+            summary = self.store.settle(inbox_id, events, self.policy)
+        except Exception as error:
+            return Receipt(inbox_id, events, None, f"{type(error).__name__}: {error}")
+        return Receipt(inbox_id, events, summary)
+
+    def drain_inbox(self) -> Summary:
+        """Apply every body that was accepted but not settled (after a crash or a failure)."""
+        total = Summary()
+        for inbox_id, text in self.store.pending():
+            try:
+                events = parse_callback(text)
+            except InvalidCallback as error:  # parsed once already; the catalog changed since
+                self.store.add_dead_letter(text, str(error))
+                events = []
+            total += self.store.settle(inbox_id, events, self.policy)
+        return total
 
     def dead_letters(self) -> Sequence[DeadLetter]:
         """Payloads that could not be parsed, oldest first."""
