@@ -9,6 +9,7 @@ import re
 import shutil
 import signal
 import sqlite3
+import statistics
 import subprocess
 import sys
 import time
@@ -17,7 +18,15 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from deliverystate import InvalidCallback, SQLiteStore, Status, StatusEvent, Tracker, parse_callback
+from deliverystate import (
+    InvalidCallback,
+    Outcome,
+    SQLiteStore,
+    Status,
+    StatusEvent,
+    Tracker,
+    parse_callback,
+)
 from deliverystate.cli import _build, replay_stream
 from deliverystate.simulate import generate_callbacks
 
@@ -100,12 +109,6 @@ def test_simulate_writes_the_example(tmp_path: Path) -> None:
     result = run(["simulate", "--messages", "1200", "--seed", "7", "-o", str(out)])
     assert result.exit_code == 0
     assert out.read_bytes() == EXAMPLE.read_bytes()
-
-
-def test_help_shows_an_example() -> None:
-    """Each command's help carries a usage example."""
-    for command in ("replay", "simulate"):
-        assert "Example:" in run([command, "--help"]).stdout
 
 
 def test_installed_entry_point_replays_the_example(tmp_path: Path) -> None:
@@ -207,3 +210,170 @@ def test_killed_replays_converge(tmp_path: Path) -> None:
     assert states == {e.message_id: reference.get(e.message_id) for e in events}
     assert store.history_size() == len({(e.message_id, e.status, e.timestamp_ms) for e in events})
     assert len(store.dead_letters()) == len({c.body for c in callbacks if not c.valid})
+
+
+@pytest.fixture
+def replayed(tmp_path: Path) -> str:
+    """A database holding the replayed example stream."""
+    db = str(tmp_path / "example.sqlite3")
+    assert run(["replay", str(EXAMPLE), "--db", db]).exit_code == 0
+    return db
+
+
+def test_codes_table_and_filters() -> None:
+    """codes lists the catalog; --channel and --category filter it."""
+    result = run(["codes"])
+    assert result.exit_code == 0
+    assert "MEDIA_REJECTED_BY_SUPPLIER" in result.stdout
+    assert "Channel supplier rejected media file" in result.stdout
+    sms = run(["codes", "--channel", "sms", "--json"])
+    names = {row["name"] for row in json.loads(sms.stdout)}
+    assert "ROUTING_ERROR" in names
+    assert not any(name.startswith("WHATSAPP_") for name in names)
+    media = json.loads(run(["codes", "--category", "media", "--json"]).stdout)
+    assert [row["code"] for row in media] == [80, 81, 82, 83, 84]
+    assert all(row["terminal"] and row["failure"] for row in media)
+
+
+def test_replay_json_summary(tmp_path: Path) -> None:
+    """replay --json prints counts that add up to the lines read."""
+    result = run(["replay", str(EXAMPLE), "--db", str(tmp_path / "j.sqlite3"), "--json"])
+    data = json.loads(result.stdout)
+    assert data["lines"] == 3869
+    assert data["invalid_lines"] == 10
+    assert sum(data["final_status"].values()) == 1200
+    assert data["outcomes"]["applied"] + data["outcomes"]["stale"] > 0
+
+
+def test_show_prints_the_timeline_in_event_order(replayed: str) -> None:
+    """show lists a message's reports by event time with outcomes and arrival order."""
+    store = SQLiteStore(replayed)
+    message = next(s for s in store.iter_states() if len(store.history(s.message_id)) >= 3)
+    result = run(["show", message.message_id, "--db", replayed])
+    assert result.exit_code == 0
+    assert f"Final state: {message.status.name}" in result.stdout
+    data = json.loads(run(["show", message.message_id, "--db", replayed, "--json"]).stdout)
+    times = [entry["timestamp"] for entry in data["timeline"]]
+    assert times == sorted(times)
+    assert data["status"] == message.status.name
+    assert {entry["outcome"] for entry in data["timeline"]} <= {o.value for o in Outcome}
+
+
+def test_show_unknown_message_is_one_clear_line(replayed: str) -> None:
+    """An unknown message id exits 1 with one line."""
+    result = run(["show", "no-such-id", "--db", replayed])
+    assert result.exit_code == 1
+    assert "no message 'no-such-id'" in result.stderr
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("command", ["show x", "stats", "dead-letter list"])
+def test_read_commands_refuse_a_missing_database(tmp_path: Path, command: str) -> None:
+    """show, stats and dead-letter on a missing file explain and do not create it."""
+    db = tmp_path / "absent.sqlite3"
+    result = run([*command.split(), "--db", str(db)])
+    assert result.exit_code == 1
+    assert f"no database at {db}" in result.stderr
+    assert "Traceback" not in result.output
+    assert not db.exists()
+
+
+def test_stats_matches_an_independent_count(replayed: str) -> None:
+    """stats --json agrees with counts and latencies computed here from the states and history."""
+    data = json.loads(run(["stats", "--db", replayed, "--json"]).stdout)
+    store = SQLiteStore(replayed)
+    states = list(store.iter_states())
+    delivered = [s for s in states if s.status.name in {"DEVICE_ACK", "READ"}]
+    assert data["messages"] == len(states) == 1200
+    assert data["delivered"] == len(delivered)
+    assert data["delivery_rate"] == pytest.approx(len(delivered) / len(states))
+    assert data["by_category"]["sms"] == sum(s.status.name == "ROUTING_ERROR" for s in states)
+    waits = []
+    for state in delivered:
+        timeline = [h for h in store.history(state.message_id) if h.outcome is not Outcome.REJECTED]
+        first = min(h.event.timestamp_ms for h in timeline)
+        acks = [
+            h.event.timestamp_ms for h in timeline if h.event.status.name in {"DEVICE_ACK", "READ"}
+        ]
+        waits.append((min(acks) - first) / 1000)
+    assert data["time_to_delivery"]["count"] == len(waits)
+    assert data["time_to_delivery"]["median_s"] == pytest.approx(statistics.median(waits))
+    table = run(["stats", "--db", replayed]).stdout
+    assert "delivery rate" in table
+    assert "first report -> read" in table
+
+
+@pytest.mark.parametrize(
+    ("fmt", "marker"),
+    [("mermaid", "stateDiagram-v2"), ("dot", "digraph"), ("markdown", "| rank |")],
+)
+def test_diagram_text_formats(fmt: str, marker: str) -> None:
+    """Text diagrams need nothing installed and go to stdout."""
+    result = run(["diagram", "--format", fmt])
+    assert result.exit_code == 0
+    assert marker in result.stdout
+
+
+def test_diagram_channel_and_output_file(tmp_path: Path) -> None:
+    """--channel restricts the drawing and -o writes the file."""
+    out = tmp_path / "wa.mmd"
+    assert run(["diagram", "--channel", "whatsapp", "-o", str(out)]).exit_code == 0
+    text = out.read_text()
+    assert "WHATSAPP_HSM_NOT_AVAILABLE" in text
+    assert "ROUTING_ERROR" not in text
+
+
+def test_diagram_svg_without_graphviz_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no dot on PATH, --format svg exits 1 naming the package to install."""
+    monkeypatch.setenv("PATH", "")
+    result = run(["diagram", "--format", "svg"])
+    assert result.exit_code == 1
+    assert "apt-get install graphviz" in result.stderr
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed")
+def test_diagram_svg_with_graphviz() -> None:
+    """--format svg renders an SVG document with Graphviz."""
+    result = run(["diagram", "--format", "svg", "--channel", "sms"])
+    assert result.exit_code == 0
+    assert "<svg" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["diagram", "--format", "png"],
+        ["diagram", "--channel", "rcs"],
+        ["codes", "--category", "nope"],
+        ["simulate", "--messages", "-3"],
+        ["dead-letter", "purge"],
+        ["show"],
+        ["replay"],
+        ["frobnicate"],
+    ],
+)
+def test_unusable_arguments_exit_2_with_one_clear_line(args: list[str]) -> None:
+    """Bad arguments exit with status 2 and an Error line, no traceback."""
+    result = run(args)
+    assert result.exit_code == 2
+    assert "Error:" in result.stderr
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    "command", ["codes", "replay", "show", "stats", "diagram", "dead-letter", "simulate"]
+)
+def test_every_command_help_shows_an_example(command: str) -> None:
+    """Every command's --help carries a usage example."""
+    result = run([command, "--help"])
+    assert result.exit_code == 0
+    assert "Example" in result.stdout
+
+
+def test_replay_stream_reports_progress_in_bytes() -> None:
+    """The progress callback receives every byte of the input, batch by batch."""
+    data = EXAMPLE.read_bytes()
+    seen: list[int] = []
+    replay_stream(iter(data.splitlines(keepends=True)), Tracker(), chunk=500, progress=seen.append)
+    assert sum(seen) == len(data)
+    assert len(seen) == -(-3869 // 500)

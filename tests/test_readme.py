@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from deliverystate import DELIVERY_WINS, Outcome, StatusEvent
-from deliverystate.diagrams import policy_markdown
+from deliverystate.diagrams import lifecycle_mermaid, policy_markdown
 
 from .strategies import BASE_MS, one_api_body
 
@@ -41,7 +41,7 @@ def test_policy_table_is_the_generated_one() -> None:
     assert table is not None
     assert table[1] == policy_markdown(DELIVERY_WINS), (
         "regenerate with: python -c 'from deliverystate import DELIVERY_WINS; "
-        "from deliverystate.diagrams import policy_markdown; "
+        "from deliverystate.diagrams import lifecycle_mermaid, policy_markdown; "
         'print(policy_markdown(DELIVERY_WINS), end="")\''
     )
 
@@ -61,3 +61,12 @@ def test_quickstart_runs() -> None:
     assert tracker.get("m").status.name == "DEVICE_ACK"  # type: ignore[attr-defined]
     assert len(tracker.dead_letters()) == 1  # type: ignore[attr-defined]
     assert tracker.history("m")[0].outcome is Outcome.APPLIED  # type: ignore[attr-defined]
+
+
+def test_mermaid_lifecycle_is_the_generated_one() -> None:
+    """The README's mermaid lifecycle is exactly a fresh export."""
+    block = re.search(r"<!-- diagram:lifecycle.*?-->\n```mermaid\n(.*?)```", README, re.S)
+    assert block is not None
+    assert block[1] == lifecycle_mermaid(), (
+        "regenerate with: deliverystate diagram --format mermaid"
+    )

@@ -260,3 +260,26 @@ def test_receive_applies_valid_bodies_and_dead_letters_invalid_ones(
     with pytest.raises(InvalidCallback):
         tracker.receive(b'{"event": {}}')
     assert [d.payload for d in tracker.dead_letters()] == ['{"event": {}}']
+
+
+def test_milestones_come_from_accepted_history(open_store: StoreFactory) -> None:
+    """First report, first delivery (READ counts) and first read, rejected reports ignored."""
+    tracker = Tracker(open_store())
+    tracker.apply_many(
+        [
+            ev("m1", S.DEVICE_ACK, 900),
+            ev("m1", S.QUEUED, 100),
+            ev("m1", S.READ, 2000, None),
+            ev("m2", S.SENT_TO_SUPPLIER, 50),
+            ev("m2", S.READ, 400, "whatsapp"),  # rejected: m2 is on SMS
+            ev("m3", S.READ, 70),
+        ]
+    )
+    got = {
+        m.message_id: (m.first_ms, m.delivered_ms, m.read_ms) for m in tracker.store.milestones()
+    }
+    assert got == {
+        "m1": (BASE_MS + 100, BASE_MS + 900, BASE_MS + 2000),
+        "m2": (BASE_MS + 50, None, None),
+        "m3": (BASE_MS + 70, BASE_MS + 70, BASE_MS + 70),
+    }

@@ -19,8 +19,8 @@ from .batch import Batch
 from .catalog import Status
 from .events import MessageState, StatusEvent
 from .policy import Policy
-from .reconcile import Decision
-from .store import DeadLetter, HistoryEntry, Summary
+from .reconcile import Decision, Outcome
+from .store import DeadLetter, HistoryEntry, Milestones, Summary
 
 __all__ = ["MemoryStore"]
 
@@ -117,6 +117,23 @@ class MemoryStore:
         """How many messages are in each status."""
         with self._lock:
             return dict(Counter(state.status for state in self._states.values()))
+
+    def milestones(self) -> Iterable[Milestones]:
+        """First report, first delivery and first read of each message, from history."""
+        with self._lock:
+            timelines = [list(entries) for entries in self._history.values()]
+        for entries in timelines:
+            accepted = [e.event for e in entries if e.outcome is not Outcome.REJECTED]
+            if not accepted:
+                continue
+            delivered = [e.timestamp_ms for e in accepted if e.status.is_delivered]
+            read = [e.timestamp_ms for e in accepted if e.status is Status.READ]
+            yield Milestones(
+                accepted[0].message_id,
+                min(e.timestamp_ms for e in accepted),
+                min(delivered, default=None),
+                min(read, default=None),
+            )
 
     def add_dead_letter(self, payload: str, error: str) -> DeadLetter:
         """Keep a payload that could not be parsed; the same payload is kept once."""

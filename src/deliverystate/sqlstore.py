@@ -40,7 +40,7 @@ from .catalog import Status
 from .events import MessageState, StatusEvent
 from .policy import Policy
 from .reconcile import Decision, Outcome
-from .store import DeadLetter, HistoryEntry, Summary
+from .store import DeadLetter, HistoryEntry, Milestones, Summary
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -335,6 +335,17 @@ class SQLStore(abc.ABC):
         """How many messages are in each status."""
         rows = self._read("SELECT status, COUNT(*) FROM ds_messages GROUP BY status")
         return {Status.from_code(row[0]): int(row[1]) for row in rows}
+
+    def milestones(self) -> Iterable[Milestones]:
+        """First report, first delivery and first read of each message, from history."""
+        rows = self._read(
+            "SELECT message_id, MIN(timestamp_ms), "
+            f"MIN(CASE WHEN status IN ({int(Status.DEVICE_ACK)}, {int(Status.READ)}) "
+            "THEN timestamp_ms END), "
+            f"MIN(CASE WHEN status = {int(Status.READ)} THEN timestamp_ms END) "
+            "FROM ds_history WHERE outcome <> 'rejected' GROUP BY message_id"
+        )
+        return (Milestones(row[0], row[1], row[2], row[3]) for row in rows)
 
     def iter_states(self) -> Iterator[MessageState]:
         """Every message's state, ordered by message id."""

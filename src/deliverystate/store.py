@@ -32,6 +32,7 @@ from .reconcile import Decision, Outcome
 __all__ = [
     "DeadLetter",
     "HistoryEntry",
+    "Milestones",
     "Store",
     "Summary",
 ]
@@ -44,6 +45,21 @@ class HistoryEntry:
     event: StatusEvent
     outcome: Outcome
     arrival: int
+
+
+@attrs.frozen
+class Milestones:
+    """When a message was first reported, first delivered and first read (ms since the epoch).
+
+    Taken from the accepted reports in history (rejected ones are not evidence
+    about this message); ``delivered_ms`` counts a READ as a delivery too, since
+    a read message was delivered at the latest when it was read.
+    """
+
+    message_id: str
+    first_ms: int
+    delivered_ms: int | None
+    read_ms: int | None
 
 
 @attrs.frozen
@@ -106,6 +122,9 @@ class Store(Protocol):
 
     def count_by_status(self) -> Mapping[Status, int]:
         """How many messages are in each status."""
+
+    def milestones(self) -> Iterable[Milestones]:
+        """For every message with history: first report, first delivery, first read."""
 
     def add_dead_letter(self, payload: str, error: str) -> DeadLetter:
         """Keep a payload that could not be parsed."""
