@@ -110,3 +110,10 @@ def test_custom_policy_rejects_out_of_range_and_repeated_ranks() -> None:
             "repeat",
             [(1, list(Status)[:half], Tie.LATEST), (1, list(Status)[half:], Tie.EARLIEST)],
         )
+
+
+@settings(max_examples=500)
+@given(statuses, st.integers(0, MAX_TIMESTAMP_MS), st.sampled_from([DELIVERY_WINS, FAILURE_WINS]))
+def test_decode_inverts_key(status: Status, timestamp_ms: int, policy: Policy) -> None:
+    """A key decodes back to the status and timestamp it was made from."""
+    assert policy.decode(policy.key(status, timestamp_ms)) == (status, timestamp_ms)

@@ -106,8 +106,8 @@ def test_write_failure_rolls_the_batch_back(
     tracker.apply(StatusEvent.from_ms("m", 2, BASE_MS, "sms"))
     original = PostgresStore._write
 
-    def write_then_fail(self, cursor, batch, policy, ids):  # type: ignore[no-untyped-def]
-        original(self, cursor, batch, policy, ids)
+    def write_then_fail(self, cursor, batch, ids):  # type: ignore[no-untyped-def]
+        original(self, cursor, batch, ids)
         raise psycopg.OperationalError("server closed the connection unexpectedly")
 
     monkeypatch.setattr(PostgresStore, "_write", write_then_fail)

@@ -100,8 +100,8 @@ def test_write_failure_rolls_the_batch_back(
     tracker.apply(StatusEvent.from_ms("m", 2, BASE_MS, "sms"))
     original = SQLiteStore._write
 
-    def write_then_fail(self, cursor, batch, policy, ids):  # type: ignore[no-untyped-def]
-        original(self, cursor, batch, policy, ids)
+    def write_then_fail(self, cursor, batch, ids):  # type: ignore[no-untyped-def]
+        original(self, cursor, batch, ids)
         raise sqlite3.OperationalError("disk I/O error")
 
     monkeypatch.setattr(SQLiteStore, "_write", write_then_fail)

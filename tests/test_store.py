@@ -142,11 +142,11 @@ def test_count_by_status(open_store: StoreFactory) -> None:
 def test_advance_is_strict_and_atomic(open_store: StoreFactory) -> None:
     """Legal steps are written; an illegal one raises and leaves state and history alone."""
     tracker = Tracker(open_store())
-    tracker.store.advance(ev("adv", S.QUEUED, 0))
-    tracker.store.advance(ev("adv", S.SENT_TO_SUPPLIER, 10))
+    tracker.store.advance(ev("adv", S.QUEUED, 0), tracker.policy)
+    tracker.store.advance(ev("adv", S.SENT_TO_SUPPLIER, 10), tracker.policy)
     before = (tracker.get("adv"), list(tracker.history("adv")))
     with pytest.raises(IllegalTransition):
-        tracker.store.advance(ev("adv", S.SCHEDULED, 20))
+        tracker.store.advance(ev("adv", S.SCHEDULED, 20), tracker.policy)
     assert (tracker.get("adv"), list(tracker.history("adv"))) == before
     assert tracker.get("adv").status is S.SENT_TO_SUPPLIER
 

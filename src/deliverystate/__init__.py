@@ -16,8 +16,8 @@ from .memory import MemoryStore
 from .policy import DELIVERY_WINS, FAILURE_WINS, Policy, PolicyRow, Tie
 from .reconcile import Decision, Outcome, reconcile
 from .sqlite import SQLiteStore
-from .sqlstore import PolicyMismatch, SchemaMismatch, StoreUnavailable
-from .store import DeadLetter, HistoryEntry, Store, Summary
+from .sqlstore import SchemaMismatch, StoreUnavailable
+from .store import DeadLetter, HistoryEntry, PolicyMismatch, Store, Summary
 from .stores import open_store
 from .tracker import IngestReport, Receipt, RetryReport, Tracker
 

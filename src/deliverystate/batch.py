@@ -1,11 +1,31 @@
 """The unit of work every store runs inside its lock or transaction.
 
-A store loads the current states (and, where it keeps history, the
-fingerprints of the reports already seen) of the messages a batch mentions,
-runs the batch through :class:`Batch` while it holds the lock, and writes back
-``changed`` and ``recorded``.  All stores share this one piece of code, so an
-SQL store reaches exactly the states and outcomes the memory store reaches:
-the rules live in ``reconcile`` and nowhere else.
+Theory of operation
+-------------------
+A store loads the records of the messages a batch mentions (and, where it
+keeps history, the fingerprints of the reports already seen), runs the batch
+through :class:`Batch` while it holds its lock, and writes back ``changed``
+and ``recorded``.  All stores share this one piece of code, so an SQL store
+reaches exactly the states and outcomes the memory store reaches; the rules
+themselves live in ``reconcile`` and nowhere else.
+
+A *record* is the compact form of a :class:`MessageState` that the hot path
+works on: one integer, ``flags << 56 | precedence key``.  The key packs the
+status and timestamp (``Policy.decode`` unpacks them), so comparing a report
+with the current state is one integer comparison; the flags hold the channel
+(2 bits) and whether a client message id is known (1 bit), the id itself
+living in a separate ``clients`` dictionary that is touched only when an id is
+first learned or a state is read.  A dictionary of strings to integers is
+never traversed by Python's cyclic garbage collector, so a million tracked
+messages cost the collector nothing and each costs one int and one dictionary
+slot besides its id (see ``bench/run.py`` for what that buys).  Records are
+only meaningful with the policy that made them, which is why stores record
+their policy.
+
+:meth:`Batch.absorb` is the hot loop: reports that can neither be rejected nor
+teach the state anything new are settled by comparing keys; every other report
+goes through :meth:`Batch.apply`, which decodes the record and calls
+``reconcile.decide``.  The tests hold both paths to the same results.
 
 A fingerprint identifies a report for duplicate detection: (message id,
 status code, timestamp), packed per message as ``timestamp_ms << 8 | code``.
@@ -23,7 +43,16 @@ from .policy import Policy
 from .reconcile import Decision, Outcome, decide, rejection_reason
 from .store import Summary
 
-__all__ = ["Batch", "fingerprint"]
+__all__ = ["KEY_MASK", "Batch", "Record", "fingerprint", "record_of", "state_of"]
+
+#: flags << 56 | precedence key: a message's state, compactly (see the module docstring).
+Record = int
+
+_FLAG_SHIFT = 56
+KEY_MASK = (1 << _FLAG_SHIFT) - 1
+_CHANNEL_CODE: dict[str | None, int] = {None: 0, "sms": 1, "whatsapp": 2}
+_CHANNEL_OF: tuple[str | None, ...] = (None, "sms", "whatsapp")
+_HAS_CLIENT = 4
 
 
 def fingerprint(status: int, timestamp_ms: int) -> int:
@@ -31,36 +60,72 @@ def fingerprint(status: int, timestamp_ms: int) -> int:
     return timestamp_ms << 8 | status
 
 
-class Batch:
-    """Applies reports to a working set of states, recording what a store must write.
+def record_of(state: MessageState, policy: Policy) -> Record:
+    """The compact record of a state under ``policy`` (its client id is kept apart)."""
+    flags = _CHANNEL_CODE[state.channel] | (_HAS_CLIENT if state.client_message_id else 0)
+    return flags << _FLAG_SHIFT | policy.key(state.status, state.timestamp_ms)
 
-    ``states`` and ``seen`` are updated in place (the memory store passes its
-    own dictionaries); ``seen=None`` means the store keeps no history, and then
+
+def state_of(
+    message_id: str, record: Record, policy: Policy, clients: dict[str, str]
+) -> MessageState:
+    """The state a record (and the client id kept beside it) stands for under ``policy``."""
+    status, timestamp_ms = policy.decode(record & KEY_MASK)
+    channel = _CHANNEL_OF[record >> _FLAG_SHIFT & 3]
+    return MessageState(message_id, status, timestamp_ms, channel, clients.get(message_id))
+
+
+class Batch:
+    """Applies reports to a working set of records, noting what a store must write.
+
+    ``records``, ``clients`` and ``seen`` are updated in place (the memory
+    store passes its own dictionaries).  ``seen=None`` means the store keeps no history; then
     only a repeat of the current winner is recognised as a duplicate.
+    ``changed`` lists the records to write back unless ``track_changes`` is
+    off (the memory store's dictionary is its storage already).
     """
 
     def __init__(
         self,
-        states: dict[str, MessageState],
+        records: dict[str, Record],
+        clients: dict[str, str],
         seen: dict[str, set[int]] | None,
-        policy: Policy | None = None,
+        policy: Policy,
+        *,
+        track_changes: bool = True,
     ) -> None:
-        self.states = states
+        self.records = records
+        self.clients = clients
         self.seen = seen
         self.policy = policy
-        self.changed: dict[str, MessageState] = {}
+        self.changed: dict[str, Record] = {}
+        self.track_changes = track_changes
         self.recorded: list[tuple[StatusEvent, Outcome]] = []
         self.applied = self.stale = self.duplicate = 0
         self.rejected: list[Decision] = []
 
+    def state(self, message_id: str) -> MessageState | None:
+        """The current state of a message in this batch's working set."""
+        record = self.records.get(message_id)
+        if record is None:
+            return None
+        return state_of(message_id, record, self.policy, self.clients)
+
+    def _put(self, message_id: str, state: MessageState) -> None:
+        record = record_of(state, self.policy)
+        self.records[message_id] = record
+        if state.client_message_id is not None:
+            self.clients[message_id] = state.client_message_id
+        if self.track_changes:
+            self.changed[message_id] = record
+
     def apply(self, event: StatusEvent) -> Decision:
         """Reconcile one report against the working set and tally its outcome."""
-        assert self.policy is not None, "a Batch that applies reports needs a policy"
         message_id = event.message_id
-        state = self.states.get(message_id)
+        state = self.state(message_id)
         decision = decide(state, event, self.policy)
-        if decision.state is not state:
-            self.states[message_id] = self.changed[message_id] = decision.state
+        if decision.state != state:
+            self._put(message_id, decision.state)
         if self.seen is not None:
             mark = fingerprint(event.status, event.timestamp_ms)
             seen = self.seen.setdefault(message_id, set())
@@ -75,57 +140,67 @@ class Batch:
             self.recorded.append((event, decision.outcome))
         return self._tally(decision)
 
-    def absorb(self, events: Iterable[StatusEvent]) -> None:  # noqa: PLR0912 - one flat hot loop
+    def absorb(self, events: Iterable[StatusEvent]) -> None:  # noqa: PLR0912, PLR0915 - one flat hot loop
         """Apply many reports without building a Decision for each: the hot path.
 
-        Same states, outcomes and history as calling :meth:`apply` on each
-        report (the tests hold it to that).  Reports that create a message
-        take a short path; reports that could be rejected or that teach the
-        state something new (channel, client message id) take :meth:`apply`.
+        Same records, outcomes and history as calling :meth:`apply` on each
+        report.  A report that creates a message, or that cannot be rejected
+        and teaches nothing new, is settled here by one key comparison; every
+        other report takes :meth:`apply`.
         """
-        assert self.policy is not None, "a Batch that applies reports needs a policy"
         offset, scale = self.policy.offset, self.policy.scale
-        states, changed, every_seen, recorded = self.states, self.changed, self.seen, self.recorded
+        records, clients, every_seen, recorded = (
+            self.records,
+            self.clients,
+            self.seen,
+            self.recorded,
+        )
+        # without change tracking, writing a record "twice" into ``records`` costs
+        # less than filling a throwaway dictionary
+        changed = self.changed if self.track_changes else records
+        get, code_of = records.get, _CHANNEL_CODE
         applied = stale = duplicate = 0
         for event in events:
             message_id = event.message_id
-            state = states.get(message_id)
-            if state is None:
-                states[message_id] = changed[message_id] = MessageState.from_event(event)
+            record = get(message_id)
+            status = event.status
+            timestamp_ms = event.timestamp_ms
+            key = offset[status] + scale[status] * timestamp_ms
+            client = event.client_message_id
+            if record is None:
+                flags = code_of[event.channel]
+                if client is not None:
+                    flags |= _HAS_CLIENT
+                    clients[message_id] = client
+                records[message_id] = changed[message_id] = flags << _FLAG_SHIFT | key
                 applied += 1
                 if every_seen is not None:
-                    every_seen.setdefault(message_id, set()).add(
-                        event.timestamp_ms << 8 | event.status
-                    )
+                    every_seen.setdefault(message_id, set()).add(timestamp_ms << 8 | status)
                     recorded.append((event, Outcome.APPLIED))
                 continue
-            if event.channel != state.channel or (
-                event.client_message_id is not None and state.client_message_id is None
+            flags = record >> _FLAG_SHIFT
+            if flags & 3 != code_of[event.channel] or (
+                client is not None and not flags & _HAS_CLIENT
             ):
                 self.apply(event)
                 continue
-            status, timestamp_ms = event.status, event.timestamp_ms
-            new_key = offset[status] + scale[status] * timestamp_ms
-            old = state.status
-            old_key = offset[old] + scale[old] * state.timestamp_ms
+            current = record & KEY_MASK
             if every_seen is not None:
                 mark = timestamp_ms << 8 | status
                 seen = every_seen.get(message_id)
                 if seen is None:
                     seen = every_seen[message_id] = set()
                 if mark in seen:
-                    if new_key <= old_key:
+                    if key <= current:
                         duplicate += 1  # a repeat: not stored twice
                         continue
                 else:
                     seen.add(mark)
-            if new_key > old_key:
-                states[message_id] = changed[message_id] = MessageState(
-                    message_id, status, timestamp_ms, state.channel, state.client_message_id
-                )
+            if key > current:
+                records[message_id] = changed[message_id] = flags << _FLAG_SHIFT | key
                 applied += 1
                 outcome = Outcome.APPLIED
-            elif new_key == old_key:
+            elif key == current:
                 duplicate += 1
                 outcome = Outcome.DUPLICATE
             else:
@@ -152,7 +227,7 @@ class Batch:
     def advance(self, event: StatusEvent) -> MessageState:
         """Strictly step a message; raise and change nothing when the lifecycle forbids it."""
         message_id = event.message_id
-        state = self.states.get(message_id)
+        state = self.state(message_id)
         if state is None:
             new = MessageState.from_event(event)
         else:
@@ -167,7 +242,7 @@ class Batch:
                 state.channel or event.channel,
                 state.client_message_id or event.client_message_id,
             )
-        self.states[message_id] = self.changed[message_id] = new
+        self._put(message_id, new)
         if self.seen is not None:
             self.seen.setdefault(message_id, set()).add(
                 fingerprint(event.status, event.timestamp_ms)
@@ -175,6 +250,19 @@ class Batch:
             self.recorded.append((event, Outcome.APPLIED))
         self.applied += 1
         return new
+
+    def changed_rows(self) -> list[tuple[str, int, int, int, str | None, str | None]]:
+        """The changed records as table rows: id, code, timestamp, precedence, channel, client."""
+        decode, clients = self.policy.decode, self.clients
+        rows = []
+        for message_id, record in self.changed.items():
+            key = record & KEY_MASK
+            status, timestamp_ms = decode(key)
+            channel = _CHANNEL_OF[record >> _FLAG_SHIFT & 3]
+            rows.append(
+                (message_id, int(status), timestamp_ms, key, channel, clients.get(message_id))
+            )
+        return rows
 
     def summary(self) -> Summary:
         """The outcome counts of everything this batch applied."""

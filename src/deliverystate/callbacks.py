@@ -72,6 +72,7 @@ class InvalidCallback(ValueError):
         self.value = value
 
 
+_CHANNEL = {channel: channel for channel in CHANNELS}
 _ONE_API = "One API"
 _FLAT = "Platform SMS"
 _LEGACY = "legacy HTTP"
@@ -214,7 +215,8 @@ def _one_api(body: Mapping[str, Any]) -> list[StatusEvent]:
             raise InvalidCallback(prefix.rstrip("."), "expected an object", update)
         channel = _text(update, "channel", prefix + "channel", required=False)
         if channel is not None:
-            channel = channel.lower()
+            # the catalog's own string, so millions of states share one object
+            channel = _CHANNEL.get(channel.lower(), channel.lower())
             if channel not in CHANNELS:
                 raise InvalidCallback(
                     prefix + "channel", f"unknown channel {channel!r}; known: {', '.join(CHANNELS)}"

@@ -1,11 +1,18 @@
-"""MemoryStore: the default store, a dict of states guarded by one lock.
+"""MemoryStore: the default store, a dict of compact records guarded by one lock.
 
 Good for tests, for a single process, and as the reference the SQL stores are
-checked against.  With ``history=True`` (the default) it keeps every report
-with its outcome and recognises duplicates by (message id, code, timestamp)
-even when the repeated report is not the current winner; with
-``history=False`` it keeps only the states (about 200 bytes a message) and a
-repeat of a report that lost is counted as STALE, not DUPLICATE.
+checked against.  Each message is kept as a ``batch.Record`` (one integer
+holding the precedence key and the channel; client ids in a second
+dictionary) and turned into a :class:`MessageState` when asked for, which
+keeps a tracked message under 300 bytes, message id included, and out of the
+garbage collector's way.  Records
+only mean something under the policy that made them, so the store remembers
+the first policy it is used with and refuses another (``PolicyMismatch``).
+
+With ``history=True`` (the default) it keeps every report with its outcome and
+recognises duplicates by (message id, code, timestamp) even when the repeated
+report is not the current winner; with ``history=False`` it keeps only the
+records, and a repeat of a report that lost is counted as STALE, not DUPLICATE.
 """
 
 from __future__ import annotations
@@ -15,12 +22,12 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 
-from .batch import Batch
+from .batch import KEY_MASK, Batch, Record, state_of
 from .catalog import Status
 from .events import MessageState, StatusEvent
 from .policy import Policy
 from .reconcile import Decision, Outcome
-from .store import DeadLetter, HistoryEntry, Milestones, Summary
+from .store import DeadLetter, HistoryEntry, Milestones, PolicyMismatch, Summary
 
 __all__ = ["MemoryStore"]
 
@@ -29,7 +36,9 @@ class MemoryStore:
     """States (and optionally history) in process memory; thread-safe."""
 
     def __init__(self, *, history: bool = True) -> None:
-        self._states: dict[str, MessageState] = {}
+        self._records: dict[str, Record] = {}
+        self._clients: dict[str, str] = {}
+        self._policy: Policy | None = None
         self._keep_history = history
         self._history: dict[str, list[HistoryEntry]] = {}
         self._seen: dict[str, set[int]] = {}
@@ -42,17 +51,29 @@ class MemoryStore:
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
-        return len(self._states)
+        return len(self._records)
 
     def get(self, message_id: str) -> MessageState | None:
         """The current state of a message, or None."""
-        return self._states.get(message_id)
+        record = self._records.get(message_id)
+        if record is None or self._policy is None:
+            return None
+        return state_of(message_id, record, self._policy, self._clients)
+
+    def _batch(self, policy: Policy) -> Batch:
+        """A unit of work over the store's own dictionaries (call with the lock held)."""
+        if self._policy is None:
+            self._policy = policy
+        elif self._policy.fingerprint != policy.fingerprint:
+            raise PolicyMismatch("the memory store", self._policy.name, policy.name)
+        seen = self._seen if self._keep_history else None
+        return Batch(self._records, self._clients, seen, policy, track_changes=False)
 
     def _run(self, events: Iterable[StatusEvent], policy: Policy) -> tuple[Batch, list[Decision]]:
         """Apply reports under the lock through the shared unit of work."""
         events = list(events)  # an iterable that fails must fail before anything changes
         with self._lock:
-            batch = Batch(self._states, self._seen if self._keep_history else None, policy)
+            batch = self._batch(policy)
             decisions = [batch.apply(event) for event in events]
             self._keep(batch)
         return batch, decisions
@@ -77,7 +98,7 @@ class MemoryStore:
     ) -> Summary:
         events = list(events)  # an iterable that fails must fail before anything changes
         with self._lock:
-            batch = Batch(self._states, self._seen if self._keep_history else None, policy)
+            batch = self._batch(policy)
             batch.absorb(events)
             self._keep(batch)
             if inbox_id is not None:
@@ -100,10 +121,10 @@ class MemoryStore:
         with self._lock:
             return sorted(self._inbox.items())
 
-    def advance(self, event: StatusEvent) -> MessageState:
+    def advance(self, event: StatusEvent, policy: Policy) -> MessageState:
         """Strictly step a message; raise ``IllegalTransition`` and change nothing if illegal."""
         with self._lock:
-            batch = Batch(self._states, self._seen if self._keep_history else None)
+            batch = self._batch(policy)
             state = batch.advance(event)
             self._keep(batch)
             return state
@@ -116,7 +137,11 @@ class MemoryStore:
     def count_by_status(self) -> Mapping[Status, int]:
         """How many messages are in each status."""
         with self._lock:
-            return dict(Counter(state.status for state in self._states.values()))
+            if self._policy is None:
+                return {}
+            decode = self._policy.decode
+            mask = KEY_MASK
+            return dict(Counter(decode(record & mask)[0] for record in self._records.values()))
 
     def milestones(self) -> Iterable[Milestones]:
         """First report, first delivery and first read of each message, from history."""

@@ -108,6 +108,9 @@ class Policy:
     # Compiled per status: key = offset[status] + scale[status] * timestamp_ms.
     offset: Mapping[Status, int] = attrs.field(init=False, repr=False, eq=False)
     scale: Mapping[Status, int] = attrs.field(init=False, repr=False, eq=False)
+    _latest_ranks: frozenset[int] = attrs.field(init=False, repr=False, eq=False)
+    #: A short digest of the table, so a store can tell which policy wrote its keys.
+    fingerprint: str = attrs.field(init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
         _check_rows(self.name, self.rows)
@@ -126,21 +129,19 @@ class Policy:
                     scale[status] = -(1 << _CODE_BITS)
         object.__setattr__(self, "offset", offset)
         object.__setattr__(self, "scale", scale)
+        latest = frozenset(row.rank for row in self.rows if row.tie is Tie.LATEST)
+        object.__setattr__(self, "_latest_ranks", latest)
+        text = ";".join(
+            f"{row.rank}:{','.join(str(int(s)) for s in row.statuses)}:{row.tie.name}"
+            for row in sorted(self.rows, key=lambda row: row.rank)
+        )
+        object.__setattr__(self, "fingerprint", hashlib.sha256(text.encode()).hexdigest()[:16])
 
     @classmethod
     def from_table(cls, name: str, table: Iterable[tuple[int, Iterable[Status], Tie]]) -> Policy:
         """Build a policy from ``(rank, statuses, tie)`` rows; every status needs one rank."""
         rows = tuple(PolicyRow(rank, tuple(statuses), tie) for rank, statuses, tie in table)
         return cls(name, tuple(sorted(rows, key=lambda row: -row.rank)))
-
-    @property
-    def fingerprint(self) -> str:
-        """A short digest of the table, so a database can tell which policy wrote its keys."""
-        text = ";".join(
-            f"{row.rank}:{','.join(str(int(s)) for s in row.statuses)}:{row.tie.name}"
-            for row in sorted(self.rows, key=lambda row: row.rank)
-        )
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def rank(self, status: Status) -> int:
         """The rank of ``status`` in this policy."""
@@ -151,6 +152,15 @@ class Policy:
         if not 0 <= timestamp_ms <= MAX_TIMESTAMP_MS:
             raise ValueError(f"timestamp {timestamp_ms} ms outside 0..{MAX_TIMESTAMP_MS}")
         return self.offset[status] + self.scale[status] * timestamp_ms
+
+    def decode(self, key: int) -> tuple[Status, int]:
+        """The (status, timestamp_ms) a key was made from: keys are a bijection per policy."""
+        tie = key & ((1 << _TIE_BITS) - 1)
+        if key >> _TIE_BITS in self._latest_ranks:
+            return Status.from_code(tie & _MAX_CODE), tie >> _CODE_BITS
+        return Status.from_code(_MAX_CODE - (tie & _MAX_CODE)), MAX_TIMESTAMP_MS - (
+            tie >> _CODE_BITS
+        )
 
 
 _FAILURES = tuple(s for s in Status if s.is_failure)

@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any
 
 from .batch import Batch, fingerprint
 from .events import MessageState
-from .policy import Policy
 from .sqlstore import SQLStore, StoreUnavailable, _state
 
 if TYPE_CHECKING:
@@ -191,13 +190,11 @@ class PostgresStore(SQLStore):
             seen.setdefault(message_id, set()).add(fingerprint(status, timestamp_ms))
         return states, seen
 
-    def _write(
-        self, cursor: psycopg.Cursor[Any], batch: Batch, policy: Policy | None, ids: list[str]
-    ) -> None:
+    def _write(self, cursor: psycopg.Cursor[Any], batch: Batch, ids: list[str]) -> None:
         if batch.changed:
-            cursor.execute(_UPDATE, self._columns(list(batch.changed.values()), policy))
-        if len(batch.states) < len(ids):  # never expected: every new message gets a state
-            cursor.execute(_DROP_EMPTY, ([i for i in ids if i not in batch.states],))
+            cursor.execute(_UPDATE, tuple(map(list, zip(*batch.changed_rows(), strict=True))))
+        if len(batch.records) < len(ids):  # never expected: every new message gets a state
+            cursor.execute(_DROP_EMPTY, ([i for i in ids if i not in batch.records],))
         if batch.recorded:
             # COPY is the fastest bulk insert; it is safe without ON CONFLICT because
             # every history row of a message is written under that message's row lock,
@@ -214,22 +211,6 @@ class PostgresStore(SQLStore):
                             outcome.value,
                         )
                     )
-
-    @staticmethod
-    def _columns(states: list[MessageState], policy: Policy | None) -> tuple[list[Any], ...]:
-        """States as the column arrays that ``unnest`` takes."""
-        if policy is None:
-            keys: list[int | None] = [None] * len(states)
-        else:
-            keys = [policy.key(s.status, s.timestamp_ms) for s in states]
-        return (
-            [s.message_id for s in states],
-            [int(s.status) for s in states],
-            [s.timestamp_ms for s in states],
-            keys,
-            [s.channel for s in states],
-            [s.client_message_id for s in states],
-        )
 
     def _received_at(self, value: Any) -> datetime:
         assert isinstance(value, datetime)

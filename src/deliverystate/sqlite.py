@@ -20,8 +20,7 @@ from typing import Any
 
 from .batch import Batch, fingerprint
 from .events import MessageState
-from .policy import Policy
-from .sqlstore import SQLStore, StoreUnavailable, _precedence, _state
+from .sqlstore import SQLStore, StoreUnavailable, _state
 
 __all__ = ["MIGRATIONS", "TABLES", "SQLiteStore"]
 
@@ -147,25 +146,9 @@ class SQLiteStore(SQLStore):
             seen.setdefault(message_id, set()).add(fingerprint(status, timestamp_ms))
         return states, seen
 
-    def _write(
-        self, cursor: sqlite3.Cursor, batch: Batch, policy: Policy | None, ids: list[str]
-    ) -> None:
+    def _write(self, cursor: sqlite3.Cursor, batch: Batch, ids: list[str]) -> None:
         if batch.changed:
-            key = _precedence(policy)
-            cursor.executemany(
-                _UPSERT,
-                [
-                    (
-                        s.message_id,
-                        int(s.status),
-                        s.timestamp_ms,
-                        key(s),
-                        s.channel,
-                        s.client_message_id,
-                    )
-                    for s in batch.changed.values()
-                ],
-            )
+            cursor.executemany(_UPSERT, batch.changed_rows())
         if batch.recorded:
             cursor.executemany(
                 _HISTORY,

@@ -35,12 +35,12 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
 
-from .batch import Batch
+from .batch import Batch, record_of
 from .catalog import Status
 from .events import MessageState, StatusEvent
 from .policy import Policy
 from .reconcile import Decision, Outcome
-from .store import DeadLetter, HistoryEntry, Milestones, Summary
+from .store import DeadLetter, HistoryEntry, Milestones, PolicyMismatch, Summary
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -84,30 +84,8 @@ class SchemaMismatch(RuntimeError):
         self.expected = expected
 
 
-class PolicyMismatch(ValueError):
-    """The database's precedence keys were computed by another policy."""
-
-    def __init__(self, target: str, stored: str, requested: str) -> None:
-        super().__init__(
-            f"database {target} holds keys of policy {stored!r}; this tracker uses "
-            f"{requested!r}. Use one policy for all workers, or call "
-            f"store.adopt_policy(policy) once to recompute the keys"
-        )
-        self.target = target
-        self.stored = stored
-        self.requested = requested
-
-
 def _state(row: Row) -> MessageState:
     return MessageState(row[0], Status.from_code(row[1]), row[2], row[3], row[4])
-
-
-def _precedence(policy: Policy | None) -> Any:
-    """A function giving a state's precedence key, or None when no policy is in play."""
-    if policy is None:
-        return lambda state: None
-    offset, scale = policy.offset, policy.scale
-    return lambda state: offset[state.status] + scale[state.status] * state.timestamp_ms
 
 
 def digest(payload: str) -> str:
@@ -141,8 +119,8 @@ class SQLStore(abc.ABC):
         """Lock the batch's messages and load their states and history fingerprints."""
 
     @abc.abstractmethod
-    def _write(self, cursor: Any, batch: Batch, policy: Policy | None, ids: list[str]) -> None:
-        """Write the batch's changed states and new history rows (``ids``: the batch's messages)."""
+    def _write(self, cursor: Any, batch: Batch, ids: list[str]) -> None:
+        """Write the batch's changed records and new history rows (``ids``: its messages)."""
 
     @abc.abstractmethod
     def _received_at(self, value: Any) -> datetime:
@@ -216,7 +194,7 @@ class SQLStore(abc.ABC):
             self._set_meta(cursor, "policy_name", policy.name)
         elif stored != policy.fingerprint:
             name = self._meta(cursor, "policy_name") or stored
-            raise PolicyMismatch(self.target, name, policy.name)
+            raise PolicyMismatch(f"database {self.target}", name, policy.name)
         self._policy_checked = policy.fingerprint
 
     def adopt_policy(self, policy: Policy) -> None:
@@ -237,7 +215,7 @@ class SQLStore(abc.ABC):
     def _run(
         self,
         events: Iterable[StatusEvent],
-        policy: Policy | None,
+        policy: Policy,
         *,
         advance: bool = False,
         want_decisions: bool = False,
@@ -248,12 +226,13 @@ class SQLStore(abc.ABC):
         decisions: list[Decision] = []
         advanced: list[MessageState] = []
         if not events and settles is None:
-            return Batch({}, None, policy), decisions, advanced
+            return Batch({}, {}, None, policy), decisions, advanced
         with self._transaction() as cursor:
-            if policy is not None:
-                self._check_policy(cursor, policy)
+            self._check_policy(cursor, policy)
             states, seen = self._lock_and_load(cursor, ids) if events else ({}, {})
-            batch = Batch(states, seen, policy)
+            records = {message_id: record_of(s, policy) for message_id, s in states.items()}
+            clients = {m: s.client_message_id for m, s in states.items() if s.client_message_id}
+            batch = Batch(records, clients, seen, policy)
             if advance:
                 advanced = [batch.advance(event) for event in events]
             elif want_decisions:
@@ -261,7 +240,7 @@ class SQLStore(abc.ABC):
             else:
                 batch.absorb(events)
             if events:
-                self._write(cursor, batch, policy, ids)
+                self._write(cursor, batch, ids)
             if settles is not None:
                 cursor.execute(self._sql("DELETE FROM ds_inbox WHERE id = ?"), (settles,))
         return batch, decisions, advanced
@@ -274,9 +253,9 @@ class SQLStore(abc.ABC):
         """Reconcile a batch in one transaction with a constant number of round trips."""
         return self._run(events, policy)[0].summary()
 
-    def advance(self, event: StatusEvent) -> MessageState:
+    def advance(self, event: StatusEvent, policy: Policy) -> MessageState:
         """Strictly step a message along the lifecycle; ``IllegalTransition`` rolls back."""
-        return self._run((event,), None, advance=True)[2][0]
+        return self._run((event,), policy, advance=True)[2][0]
 
     def accept(self, payload: str) -> int:
         """Durably keep a received body before it is applied; returns its inbox id."""

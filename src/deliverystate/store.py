@@ -33,9 +33,24 @@ __all__ = [
     "DeadLetter",
     "HistoryEntry",
     "Milestones",
+    "PolicyMismatch",
     "Store",
     "Summary",
 ]
+
+
+class PolicyMismatch(ValueError):
+    """A store's precedence keys were computed by another policy than the tracker's."""
+
+    def __init__(self, target: str, stored: str, requested: str) -> None:
+        super().__init__(
+            f"{target} holds keys of policy {stored!r}; this tracker uses "
+            f"{requested!r}. Use one policy for all workers, or call "
+            f"store.adopt_policy(policy) once to recompute the keys"
+        )
+        self.target = target
+        self.stored = stored
+        self.requested = requested
 
 
 @attrs.frozen
@@ -114,7 +129,7 @@ class Store(Protocol):
     def apply_many(self, events: Iterable[StatusEvent], policy: Policy) -> Summary:
         """Reconcile a batch; cheaper than :meth:`apply` per event, same final states."""
 
-    def advance(self, event: StatusEvent) -> MessageState:
+    def advance(self, event: StatusEvent, policy: Policy) -> MessageState:
         """Strictly step a message along the lifecycle, or raise ``IllegalTransition``."""
 
     def history(self, message_id: str) -> Sequence[HistoryEntry]:

@@ -127,7 +127,7 @@ class Tracker:
             channel,
             client_message_id,
         )
-        return self.store.advance(event)
+        return self.store.advance(event, self.policy)
 
     def ingest(self, payload: bytes | str | Mapping[str, Any]) -> list[Decision]:
         """Parse a callback body and apply its events.
