@@ -8,11 +8,13 @@ import random
 import re
 import shutil
 import signal
+import socket
 import sqlite3
 import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -349,6 +351,8 @@ def test_diagram_svg_with_graphviz() -> None:
         ["dead-letter", "purge"],
         ["show"],
         ["replay"],
+        ["serve", "--basic", "no-colon"],
+        ["serve", "--port", "70000"],
         ["frobnicate"],
     ],
 )
@@ -361,7 +365,8 @@ def test_unusable_arguments_exit_2_with_one_clear_line(args: list[str]) -> None:
 
 
 @pytest.mark.parametrize(
-    "command", ["codes", "replay", "show", "stats", "diagram", "dead-letter", "simulate"]
+    "command",
+    ["codes", "replay", "show", "stats", "diagram", "dead-letter", "simulate", "serve"],
 )
 def test_every_command_help_shows_an_example(command: str) -> None:
     """Every command's --help carries a usage example."""
@@ -377,3 +382,42 @@ def test_replay_stream_reports_progress_in_bytes() -> None:
     replay_stream(iter(data.splitlines(keepends=True)), Tracker(), chunk=500, progress=seen.append)
     assert sum(seen) == len(data)
     assert len(seen) == -(-3869 // 500)
+
+
+def test_serve_runs_the_receiver_as_a_real_process(tmp_path: Path) -> None:
+    """`deliverystate serve` listens, stores a posted callback and answers for the message."""
+    script = shutil.which("deliverystate", path=str(Path(sys.executable).parent))
+    assert script is not None
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    db = tmp_path / "served.sqlite3"
+    server = subprocess.Popen(
+        [script, "serve", "--db", str(db), "--port", str(port), "--token", "s3cret"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/healthz", timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise
+                time.sleep(0.1)
+        request = urllib.request.Request(
+            f"{base}/callbacks/clickatell?token=s3cret",
+            data=body("served", 5, 0).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200
+        with urllib.request.urlopen(f"{base}/messages/served?token=s3cret", timeout=10) as reply:
+            assert json.load(reply)["status"] == "DEVICE_ACK"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert SQLiteStore(db).get("served").status is Status.DEVICE_ACK

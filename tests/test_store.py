@@ -217,9 +217,9 @@ def test_inbox_keeps_bodies_until_settled(open_store: StoreFactory) -> None:
     """An accepted body is pending until settle applies its events and forgets it."""
     store = open_store()
     body = json.dumps(one_api_body(ev("in", S.DEVICE_ACK, 3)))
-    inbox_id = store.accept(body)
+    (inbox_id,) = store.accept([body])
     assert store.pending() == [(inbox_id, body)]
-    summary = store.settle(inbox_id, [ev("in", S.DEVICE_ACK, 3)], Tracker().policy)
+    (summary,) = store.settle([(inbox_id, [ev("in", S.DEVICE_ACK, 3)])], Tracker().policy)
     assert summary.applied == 1
     assert store.pending() == []
     assert store.get("in").status is S.DEVICE_ACK
@@ -283,3 +283,24 @@ def test_milestones_come_from_accepted_history(open_store: StoreFactory) -> None
         "m2": (BASE_MS + 50, None, None),
         "m3": (BASE_MS + 70, BASE_MS + 70, BASE_MS + 70),
     }
+
+
+def test_a_group_of_bodies_is_stored_and_settled_together(open_store: StoreFactory) -> None:
+    """receive_many stores valid bodies, dead-letters bad ones, and reports each in order."""
+    tracker = Tracker(open_store())
+    bodies = [
+        json.dumps(one_api_body(ev("g1", S.QUEUED, 1))),
+        "not json",
+        json.dumps(one_api_body(ev("g1", S.DEVICE_ACK, 2))),
+        json.dumps(one_api_body(ev("g1", S.QUEUED, 1))),
+        json.dumps(one_api_body(ev("g2", S.EXPIRED, 1))),
+    ]
+    results = tracker.receive_many(bodies)
+    assert isinstance(results[1], InvalidCallback)
+    receipts = [r for r in results if not isinstance(r, InvalidCallback)]
+    counts = [(r.summary.applied, r.summary.stale, r.summary.duplicate) for r in receipts]  # type: ignore[union-attr]
+    assert counts == [(1, 0, 0), (1, 0, 0), (0, 0, 1), (1, 0, 0)]
+    assert len({r.inbox_id for r in receipts}) == 4
+    assert tracker.store.pending() == []
+    assert tracker.get("g1").status is S.DEVICE_ACK
+    assert [d.payload for d in tracker.dead_letters()] == ["not json"]

@@ -33,7 +33,7 @@ status code, timestamp), packed per message as ``timestamp_ms << 8 | code``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import attrs
 
@@ -263,6 +263,23 @@ class Batch:
                 (message_id, int(status), timestamp_ms, key, channel, clients.get(message_id))
             )
         return rows
+
+    def absorb_groups(self, groups: Sequence[Iterable[StatusEvent]]) -> list[Summary]:
+        """Absorb several groups of reports (one per callback body); a summary for each."""
+        summaries = []
+        for group in groups:
+            applied, stale, duplicate = self.applied, self.stale, self.duplicate
+            rejected = len(self.rejected)
+            self.absorb(group)
+            summaries.append(
+                Summary(
+                    self.applied - applied,
+                    self.stale - stale,
+                    self.duplicate - duplicate,
+                    tuple(self.rejected[rejected:]),
+                )
+            )
+        return summaries
 
     def summary(self) -> Summary:
         """The outcome counts of everything this batch applied."""

@@ -3,9 +3,10 @@
 One sub-command per question an operator asks: what do the codes mean
 (``codes``), what happened to this stream / message / campaign (``replay``,
 ``show``, ``stats``), what does the lifecycle look like (``diagram``), what
-could not be parsed (``dead-letter``), and give me realistic input
-(``simulate``).  Unusable arguments exit with status 2 and one line; a missing
-or unreachable database exits with status 1 and one line, never a traceback.
+could not be parsed (``dead-letter``), give me realistic input
+(``simulate``), and receive callbacks over HTTP (``serve``).  Unusable
+arguments exit with status 2 and one line; a missing or unreachable database
+exits with status 1 and one line, never a traceback.
 """
 
 from __future__ import annotations
@@ -518,6 +519,51 @@ def _build() -> click.Group:  # noqa: PLR0915 - one nested definition per comman
             received = letter.received_at.isoformat(timespec="seconds")
             table.add_row(str(letter.id), received, letter.error, payload)
         out.print(table)
+
+    @cli.command()
+    @db_option
+    @click.option("--host", default="127.0.0.1", show_default=True)
+    @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+    @click.option(
+        "--token",
+        envvar="DELIVERYSTATE_TOKEN",
+        default=None,
+        help="Shared secret callers must send as ?token= or a header (env DELIVERYSTATE_TOKEN).",
+    )
+    @click.option(
+        "--basic",
+        envvar="DELIVERYSTATE_BASIC",
+        default=None,
+        metavar="USER:PASSWORD",
+        help="HTTP Basic credentials callers must send (env DELIVERYSTATE_BASIC).",
+    )
+    def serve(db: str, host: str, port: int, token: str | None, basic: str | None) -> None:
+        """Receive Clickatell status callbacks over HTTP (needs the 'web' extra).
+
+        Point Clickatell's callback URL at /callbacks/clickatell.  Without
+        --token or --basic anyone who can reach the port can post callbacks.
+
+        \b
+        Example:
+          deliverystate serve --db state.sqlite3 --port 8000 --token "$SECRET"
+        """
+        credentials: tuple[str, str] | None = None
+        if basic is not None:
+            user, sep, password = basic.partition(":")
+            if not sep or not user:
+                raise click.BadParameter("expected USER:PASSWORD", param_hint="--basic")
+            credentials = (user, password)
+        try:
+            from .web import serve as run_server  # noqa: PLC0415 - the 'web' extra is optional
+        except ImportError as error:
+            raise click.ClickException(
+                f"serve needs the 'web' extra ({error.name} is missing): "
+                "pip install 'deliverystate[web]'"
+            ) from None
+        try:
+            run_server(db, host, port, token, basic_auth=credentials)
+        except (StoreUnavailable, SchemaMismatch) as error:
+            raise click.ClickException(str(error)) from None
 
     @cli.command()
     @click.option("--messages", "-n", type=click.IntRange(min=0), default=1000, show_default=True)

@@ -91,30 +91,35 @@ class MemoryStore:
 
     def apply_many(self, events: Iterable[StatusEvent], policy: Policy) -> Summary:
         """Reconcile a batch under one lock acquisition, without a Decision per event."""
-        return self._absorb(events, policy, None)
-
-    def _absorb(
-        self, events: Iterable[StatusEvent], policy: Policy, inbox_id: int | None
-    ) -> Summary:
         events = list(events)  # an iterable that fails must fail before anything changes
         with self._lock:
             batch = self._batch(policy)
             batch.absorb(events)
             self._keep(batch)
-            if inbox_id is not None:
-                self._inbox.pop(inbox_id, None)
         return batch.summary()
 
-    def accept(self, payload: str) -> int:
-        """Keep a received body until it is settled."""
+    def accept(self, payloads: Sequence[str]) -> list[int]:
+        """Keep received bodies until they are settled."""
         with self._lock:
-            self._inbox_ids += 1
-            self._inbox[self._inbox_ids] = payload
-            return self._inbox_ids
+            ids = []
+            for payload in payloads:
+                self._inbox_ids += 1
+                self._inbox[self._inbox_ids] = payload
+                ids.append(self._inbox_ids)
+            return ids
 
-    def settle(self, inbox_id: int, events: Iterable[StatusEvent], policy: Policy) -> Summary:
-        """Apply a kept body's events and forget the body under one lock."""
-        return self._absorb(events, policy, inbox_id)
+    def settle(
+        self, items: Sequence[tuple[int, Sequence[StatusEvent]]], policy: Policy
+    ) -> list[Summary]:
+        """Apply kept bodies' events and forget the bodies under one lock."""
+        groups = [list(events) for _, events in items]
+        with self._lock:
+            batch = self._batch(policy)
+            summaries = batch.absorb_groups(groups)
+            self._keep(batch)
+            for inbox_id, _ in items:
+                self._inbox.pop(inbox_id, None)
+        return summaries
 
     def pending(self) -> Sequence[tuple[int, str]]:
         """Bodies accepted but not settled, oldest first."""

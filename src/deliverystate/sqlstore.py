@@ -30,10 +30,10 @@ from __future__ import annotations
 
 import abc
 import hashlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from .batch import Batch, record_of
 from .catalog import Status
@@ -55,6 +55,7 @@ __all__ = [
 SCHEMA_VERSION = 1
 
 Row = tuple[Any, ...]
+T = TypeVar("T")
 
 
 class StoreUnavailable(ConnectionError):
@@ -213,65 +214,72 @@ class SQLStore(abc.ABC):
     # --- the batch protocol ----------------------------------------------------------------
 
     def _run(
-        self,
-        events: Iterable[StatusEvent],
-        policy: Policy,
-        *,
-        advance: bool = False,
-        want_decisions: bool = False,
-        settles: int | None = None,
-    ) -> tuple[Batch, list[Decision], list[MessageState]]:
-        events = list(events)
+        self, events: Sequence[StatusEvent], policy: Policy, work: Callable[[Batch, Any], T]
+    ) -> T:
+        """Lock the messages ``events`` mention, run ``work(batch, cursor)``, write, commit.
+
+        ``work`` also runs when there are no events (a settle of empty bodies
+        still forgets them), inside the same transaction.
+        """
         ids = sorted({event.message_id for event in events})
-        decisions: list[Decision] = []
-        advanced: list[MessageState] = []
-        if not events and settles is None:
-            return Batch({}, {}, None, policy), decisions, advanced
         with self._transaction() as cursor:
             self._check_policy(cursor, policy)
-            states, seen = self._lock_and_load(cursor, ids) if events else ({}, {})
+            states, seen = self._lock_and_load(cursor, ids) if ids else ({}, {})
             records = {message_id: record_of(s, policy) for message_id, s in states.items()}
             clients = {m: s.client_message_id for m, s in states.items() if s.client_message_id}
             batch = Batch(records, clients, seen, policy)
-            if advance:
-                advanced = [batch.advance(event) for event in events]
-            elif want_decisions:
-                decisions = [batch.apply(event) for event in events]
-            else:
-                batch.absorb(events)
-            if events:
+            result = work(batch, cursor)
+            if ids:
                 self._write(cursor, batch, ids)
-            if settles is not None:
-                cursor.execute(self._sql("DELETE FROM ds_inbox WHERE id = ?"), (settles,))
-        return batch, decisions, advanced
+        return result
 
     def apply(self, event: StatusEvent, policy: Policy) -> Decision:
         """Reconcile one report in one transaction."""
-        return self._run((event,), policy, want_decisions=True)[1][0]
+        return self._run((event,), policy, lambda batch, _: batch.apply(event))
 
     def apply_many(self, events: Iterable[StatusEvent], policy: Policy) -> Summary:
         """Reconcile a batch in one transaction with a constant number of round trips."""
-        return self._run(events, policy)[0].summary()
+        events = list(events)
+
+        def work(batch: Batch, _: Any) -> Summary:
+            batch.absorb(events)
+            return batch.summary()
+
+        return self._run(events, policy, work)
 
     def advance(self, event: StatusEvent, policy: Policy) -> MessageState:
         """Strictly step a message along the lifecycle; ``IllegalTransition`` rolls back."""
-        return self._run((event,), policy, advance=True)[2][0]
+        return self._run((event,), policy, lambda batch, _: batch.advance(event))
 
-    def accept(self, payload: str) -> int:
-        """Durably keep a received body before it is applied; returns its inbox id."""
+    def accept(self, payloads: Sequence[str]) -> list[int]:
+        """Durably keep received bodies (one transaction, all or none); their inbox ids."""
+        ids = []
         with self._transaction() as cursor:
-            cursor.execute(
-                self._sql(
-                    "INSERT INTO ds_inbox (payload, received_at) VALUES (?, CURRENT_TIMESTAMP) "
-                    "RETURNING id"
-                ),
-                (payload,),
-            )
-            return int(cursor.fetchone()[0])
+            for payload in payloads:
+                cursor.execute(
+                    self._sql(
+                        "INSERT INTO ds_inbox (payload, received_at) "
+                        "VALUES (?, CURRENT_TIMESTAMP) RETURNING id"
+                    ),
+                    (payload,),
+                )
+                ids.append(int(cursor.fetchone()[0]))
+        return ids
 
-    def settle(self, inbox_id: int, events: Iterable[StatusEvent], policy: Policy) -> Summary:
-        """Apply a kept body's events and delete the body in the same transaction."""
-        return self._run(events, policy, settles=inbox_id)[0].summary()
+    def settle(
+        self, items: Sequence[tuple[int, Sequence[StatusEvent]]], policy: Policy
+    ) -> list[Summary]:
+        """Apply kept bodies' events and delete the bodies in the same transaction."""
+        groups = [list(events) for _, events in items]
+
+        def work(batch: Batch, cursor: Any) -> list[Summary]:
+            summaries = batch.absorb_groups(groups)
+            cursor.executemany(
+                self._sql("DELETE FROM ds_inbox WHERE id = ?"), [(i,) for i, _ in items]
+            )
+            return summaries
+
+        return self._run([event for group in groups for event in group], policy, work)
 
     def pending(self) -> Sequence[tuple[int, str]]:
         """Bodies accepted but not settled, oldest first."""

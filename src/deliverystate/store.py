@@ -7,9 +7,11 @@ old state and both write.  That is why the protocol takes whole events and a
 policy rather than offering ``get`` and ``put`` to be combined in Python.
 
 A receiver that must acknowledge a callback only once it is safe first
-``accept``\ s the raw body (a durable inbox), then ``settle``\ s it: the events
-are applied and the body forgotten in one transaction.  Bodies left pending by
-a crash are re-applied from ``pending()``.
+``accept``\ s the raw bodies (a durable inbox), then ``settle``\ s them: the
+events are applied and the bodies forgotten in one transaction.  Both take a
+group of bodies, so a busy receiver pays for one transaction per group rather
+than per callback.  Bodies left pending by a crash are re-applied from
+``pending()``.
 
 Stores also keep what could not be used: every report with its outcome
 (history, where the store keeps it) and every payload that could not be parsed
@@ -150,11 +152,13 @@ class Store(Protocol):
     def remove_dead_letter(self, letter_id: int) -> None:
         """Forget a dead letter, once it has been re-applied."""
 
-    def accept(self, payload: str) -> int:
-        """Durably keep a received body before it is applied; returns its inbox id."""
+    def accept(self, payloads: Sequence[str]) -> list[int]:
+        """Durably keep received bodies, all or none, before they are applied; their inbox ids."""
 
-    def settle(self, inbox_id: int, events: Iterable[StatusEvent], policy: Policy) -> Summary:
-        """Apply a kept body's events and forget the body, in one atomic step."""
+    def settle(
+        self, items: Sequence[tuple[int, Sequence[StatusEvent]]], policy: Policy
+    ) -> list[Summary]:
+        """Apply kept bodies' events and forget the bodies, in one atomic step; a summary each."""
 
     def pending(self) -> Sequence[tuple[int, str]]:
         """Bodies accepted but not settled (the process stopped in between), oldest first."""

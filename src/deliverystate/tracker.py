@@ -168,29 +168,58 @@ class Tracker:
         that second step fails, the receipt says so and the body stays in the
         inbox for :meth:`drain_inbox`.
         """
-        text = payload_text(payload)
-        try:
-            events = tuple(parse_callback(payload))
-        except InvalidCallback as error:
-            self.store.add_dead_letter(text, str(error))
-            raise
-        inbox_id = self.store.accept(text)
-        try:
-            summary = self.store.settle(inbox_id, events, self.policy)
-        except Exception as error:
-            return Receipt(inbox_id, events, None, f"{type(error).__name__}: {error}")
-        return Receipt(inbox_id, events, summary)
+        (result,) = self.receive_many([payload])
+        if isinstance(result, InvalidCallback):
+            raise result
+        return result
+
+    def receive_many(
+        self, payloads: Sequence[bytes | str | Mapping[str, Any]]
+    ) -> list[Receipt | InvalidCallback]:
+        """:meth:`receive` for a group of bodies: two transactions for the whole group.
+
+        Returns, in order, a :class:`Receipt` for each stored body and the
+        :class:`InvalidCallback` of each invalid one (already dead-lettered).
+        If storing fails, the store's error propagates and none of the valid
+        bodies of the group is stored.
+        """
+        results: list[Receipt | InvalidCallback | None] = []
+        valid: list[tuple[int, str, tuple[StatusEvent, ...]]] = []
+        for index, payload in enumerate(payloads):
+            text = payload_text(payload)
+            try:
+                events = tuple(parse_callback(payload))
+            except InvalidCallback as invalid:
+                self.store.add_dead_letter(text, str(invalid))
+                results.append(invalid)
+                continue
+            results.append(None)
+            valid.append((index, text, events))
+        if valid:
+            inbox_ids = self.store.accept([text for _, text, _ in valid])
+            items = [(inbox_id, entry[2]) for inbox_id, entry in zip(inbox_ids, valid, strict=True)]
+            problem: str | None = None
+            try:
+                summaries: list[Summary | None] = list(self.store.settle(items, self.policy))
+            except Exception as failure:
+                summaries = [None] * len(items)
+                problem = f"{type(failure).__name__}: {failure}"
+            for entry, inbox_id, summary in zip(valid, inbox_ids, summaries, strict=True):
+                results[entry[0]] = Receipt(inbox_id, entry[2], summary, problem)
+        return [result for result in results if result is not None]
 
     def drain_inbox(self) -> Summary:
         """Apply every body that was accepted but not settled (after a crash or a failure)."""
-        total = Summary()
+        items: list[tuple[int, Sequence[StatusEvent]]] = []
         for inbox_id, text in self.store.pending():
             try:
-                events = parse_callback(text)
+                items.append((inbox_id, parse_callback(text)))
             except InvalidCallback as error:  # parsed once already; the catalog changed since
                 self.store.add_dead_letter(text, str(error))
-                events = []
-            total += self.store.settle(inbox_id, events, self.policy)
+                items.append((inbox_id, []))
+        total = Summary()
+        for summary in self.store.settle(items, self.policy) if items else []:
+            total += summary
         return total
 
     def dead_letters(self) -> Sequence[DeadLetter]:
