@@ -74,21 +74,34 @@ TABLES: tuple[str, ...] = (
 #: Statements that upgrade schema version N to N + 1.
 MIGRATIONS: dict[int, tuple[str, ...]] = {}
 
+# Per-connection scratch tables: a batch's ids and changed rows go in with COPY
+# (far cheaper than binding arrays of thousands of values) and are emptied at
+# commit.  ``ARRAY(SELECT ...)`` keeps the planner on the primary key index.
+_SCRATCH = (
+    "CREATE TEMP TABLE IF NOT EXISTS ds_batch_ids (id TEXT NOT NULL) ON COMMIT DELETE ROWS",
+    "CREATE TEMP TABLE IF NOT EXISTS ds_batch_rows (message_id TEXT NOT NULL, "
+    "status SMALLINT NOT NULL, ts BIGINT NOT NULL, precedence BIGINT, channel TEXT, "
+    "client TEXT) ON COMMIT DELETE ROWS",
+)
+_COPY_IDS = "COPY ds_batch_ids (id) FROM STDIN"
+_BATCH_IDS = "ARRAY(SELECT id FROM ds_batch_ids)"
 _CREATE_ROWS = (
     "INSERT INTO ds_messages (message_id, status, timestamp_ms) SELECT id, 0, 0 "
-    "FROM unnest(%b::text[]) AS t(id) ORDER BY id ON CONFLICT DO NOTHING"
+    "FROM ds_batch_ids ORDER BY id ON CONFLICT DO NOTHING"
 )
-_DROP_EMPTY = "DELETE FROM ds_messages WHERE message_id = ANY(%b::text[]) AND status = 0"
+_DROP_EMPTY = f"DELETE FROM ds_messages WHERE message_id = ANY({_BATCH_IDS}) AND status = 0"
 _LOCK_ROWS = (
     "SELECT message_id, status, timestamp_ms, channel, client_message_id FROM ds_messages "
-    "WHERE message_id = ANY(%b) ORDER BY message_id FOR UPDATE"
+    f"WHERE message_id = ANY({_BATCH_IDS}) ORDER BY message_id FOR UPDATE"
 )
-_SEEN = "SELECT message_id, status, timestamp_ms FROM ds_history WHERE message_id = ANY(%b)"
+_SEEN = (
+    f"SELECT message_id, status, timestamp_ms FROM ds_history WHERE message_id = ANY({_BATCH_IDS})"
+)
+_COPY_ROWS = "COPY ds_batch_rows (message_id, status, ts, precedence, channel, client) FROM STDIN"
 _UPDATE = (
     "UPDATE ds_messages AS m SET status = v.status, timestamp_ms = v.ts, "
     "precedence = v.precedence, channel = v.channel, client_message_id = v.client "
-    "FROM unnest(%b::text[], %b::smallint[], %b::bigint[], %b::bigint[], %b::text[], %b::text[]) "
-    "AS v(message_id, status, ts, precedence, channel, client) WHERE m.message_id = v.message_id"
+    "FROM ds_batch_rows AS v WHERE m.message_id = v.message_id"
 )
 _COPY_HISTORY = (
     "COPY ds_history (message_id, status, timestamp_ms, channel, client_message_id, outcome) "
@@ -96,7 +109,6 @@ _COPY_HISTORY = (
 )
 _SETUP_LOCK = "SELECT pg_advisory_xact_lock(hashtext('deliverystate schema setup'))"
 _RETRIES = 5
-# %b sends the arrays in binary: no quoting and escaping of thousands of ids
 
 
 def redact(dsn: str) -> str:
@@ -132,6 +144,8 @@ class PostgresStore(SQLStore):
                 self._conn.execute(_SETUP_LOCK)
                 self._conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
             self._conn.execute(f'SET search_path TO "{schema}"')
+            for statement in _SCRATCH:
+                self._conn.execute(statement)
         except psycopg.OperationalError as error:
             raise StoreUnavailable(self.target, str(error).strip()) from error
         with self._transaction() as cursor:
@@ -181,10 +195,13 @@ class PostgresStore(SQLStore):
     def _lock_and_load(
         self, cursor: psycopg.Cursor[Any], ids: list[str]
     ) -> tuple[dict[str, MessageState], dict[str, set[int]]]:
-        cursor.execute(_CREATE_ROWS, (ids,))
-        cursor.execute(_LOCK_ROWS, (ids,), binary=True)
+        with cursor.copy(_COPY_IDS) as copy:
+            for message_id in ids:
+                copy.write_row((message_id,))
+        cursor.execute(_CREATE_ROWS)
+        cursor.execute(_LOCK_ROWS, binary=True)
         states = {row[0]: _state(row) for row in cursor.fetchall() if row[1] != 0}
-        cursor.execute(_SEEN, (ids,), binary=True)
+        cursor.execute(_SEEN, binary=True)
         seen: dict[str, set[int]] = {}
         for message_id, status, timestamp_ms in cursor.fetchall():
             seen.setdefault(message_id, set()).add(fingerprint(status, timestamp_ms))
@@ -192,9 +209,12 @@ class PostgresStore(SQLStore):
 
     def _write(self, cursor: psycopg.Cursor[Any], batch: Batch, ids: list[str]) -> None:
         if batch.changed:
-            cursor.execute(_UPDATE, tuple(map(list, zip(*batch.changed_rows(), strict=True))))
+            with cursor.copy(_COPY_ROWS) as copy:
+                for row in batch.changed_rows():
+                    copy.write_row(row)
+            cursor.execute(_UPDATE)
         if len(batch.records) < len(ids):  # never expected: every new message gets a state
-            cursor.execute(_DROP_EMPTY, ([i for i in ids if i not in batch.records],))
+            cursor.execute(_DROP_EMPTY)
         if batch.recorded:
             # COPY is the fastest bulk insert; it is safe without ON CONFLICT because
             # every history row of a message is written under that message's row lock,
