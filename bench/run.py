@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one section p
         ">= 0.50",
         bare / ours >= 0.5,
     )
-    sample = events[: len(events) // (10 if quick else 20)]
+    sample = events[: len(events) // (40 if quick else 20)]
     machines = median_seconds(lambda: machine_per_message(sample), 1 if quick else 3)
     speedup = (machines / len(sample)) / (ours / len(events))
     row(
