@@ -201,7 +201,7 @@ class Tracker:
             problem: str | None = None
             try:
                 summaries: list[Summary | None] = list(self.store.settle(items, self.policy))
-            except Exception as failure:
+            except Exception as failure:  # the bodies are safe in the inbox: report, not raise
                 summaries = [None] * len(items)
                 problem = f"{type(failure).__name__}: {failure}"
             for entry, inbox_id, summary in zip(valid, inbox_ids, summaries, strict=True):
