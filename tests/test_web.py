@@ -617,11 +617,8 @@ def test_apply_failing_after_the_body_is_stored_is_202_and_the_body_waits(
     assert tracker.get("stored-only") is None
 
 
-def test_a_body_that_could_not_be_applied_is_reapplied_in_the_background(
-    start: Start, tracker: Tracker, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """After a 202 the receiver re-applies its inbox by itself, without a restart."""
-    monkeypatch.setattr(web, "_REDRAIN_SECONDS", 0.05)
+def fail_settle_once(tracker: Tracker, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the tracker's store fail its next settle, as a locked database would."""
     real_settle = tracker.store.settle
     failures = [1]
 
@@ -632,6 +629,14 @@ def test_a_body_that_could_not_be_applied_is_reapplied_in_the_background(
         return real_settle(*args)
 
     monkeypatch.setattr(tracker.store, "settle", flaky)
+
+
+def test_a_body_that_could_not_be_applied_is_reapplied_in_the_background(
+    start: Start, tracker: Tracker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a 202 the receiver re-applies its inbox by itself, without a restart."""
+    monkeypatch.setattr(web, "_REDRAIN_SECONDS", 0.05)
+    fail_settle_once(tracker, monkeypatch)
     client = start()
     assert post_json(client, one_api("later", 5, "DEVICE_ACK", T0)).status_code == 202
     wait_for(lambda: client.get("/messages/later").status_code == 200)
@@ -670,16 +675,7 @@ def test_the_same_app_serves_again_after_a_shutdown(
     app = create_app(tracker)
     with serving(app) as base, httpx.Client(base_url=base) as client:
         assert post_json(client, one_api("first-run", 5, "DEVICE_ACK", T0)).status_code == 200
-    real_settle = tracker.store.settle
-    failures = [1]
-
-    def flaky(*args: Any) -> Any:
-        if failures:
-            failures.pop()
-            raise StoreUnavailable("web.sqlite3", "database is locked")
-        return real_settle(*args)
-
-    monkeypatch.setattr(tracker.store, "settle", flaky)
+    fail_settle_once(tracker, monkeypatch)
     with serving(app) as base, httpx.Client(base_url=base) as client:
         assert post_json(client, one_api("second-run", 5, "DEVICE_ACK", T0)).status_code == 202
         wait_for(lambda: tracker.get("second-run") is not None)
