@@ -13,6 +13,8 @@ from deliverystate import Status, StatusEvent
 
 FAILURE_CODES = {20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 60, 61, 80, 81, 82, 83, 84, 100}
 FAILURE_CODES |= {130, 131, 132, 133, 134}
+# the codes Clickatell's current status table adds to the seed page's
+FAILURE_CODES |= {85, 139, 140, 141}
 
 # DESIGN.md section 3, "delivery wins"
 DELIVERY_WINS_RANK = {1: 0, 2: 1, 3: 1, 4: 2, 5: 4, 6: 5} | dict.fromkeys(FAILURE_CODES, 3)

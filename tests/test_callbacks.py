@@ -160,7 +160,7 @@ def test_legacy_table_has_the_designs_thirteen_codes() -> None:
     ("payload", "field", "words"),
     [
         (one_api(statusCode=4), "event.messageStatusUpdate[0].statusCode", "DEVICE_ACK"),
-        (one_api(statusCode=85, status=None), "event.messageStatusUpdate[0].statusCode", "85"),
+        (one_api(statusCode=142, status=None), "event.messageStatusUpdate[0].statusCode", "142"),
         (one_api(status="DELIVERED"), "event.messageStatusUpdate[0].status", "DELIVERED"),
         (one_api(messageId=None), "event.messageStatusUpdate[0].messageId", "missing"),
         (one_api(messageId="  "), "event.messageStatusUpdate[0].messageId", "missing"),
@@ -187,7 +187,11 @@ def test_legacy_table_has_the_designs_thirteen_codes() -> None:
         (FLAT | {"timestamp": "12:00"}, "timestamp", "12:00"),
         ({k: v for k, v in FLAT.items() if k != "messageId"}, "messageId", "missing"),
         ({k: [v, v] for k, v in FLAT.items()}, "messageId", "one value"),
-        (FLAT | {"statusCode": "130", "status": None}, "statusCode", "cannot occur on channel"),
+        (
+            FLAT | {"statusCode": "130", "status": "WHATSAPP_ACCOUNT_PAYMENT_ISSUE"},
+            "statusCode",
+            "cannot occur on channel",
+        ),
         (LEGACY | {"status": "013"}, "status", "no One API equivalent"),
         (LEGACY | {"status": "OK"}, "status", "legacy status"),
         (LEGACY | {"timestamp": "soon"}, "timestamp", "epoch seconds"),

@@ -7,16 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from deliverystate import CHANNELS, Category, Status, UnknownStatusCode
+from deliverystate import CHANNELS, Category, Source, Status, UnknownStatusCode
 
 SEED = Path(__file__).parent / "data" / "clickatell_status_codes.txt"
+CURRENT = Path(__file__).parent / "data" / "clickatell_status_table_current.txt"
 
 
-def seed_rows() -> list[tuple[int, str, str]]:
-    """(code, name, description) rows read from the seed page's text."""
+def seed_rows(page: Path = SEED) -> list[tuple[int, str, str]]:
+    """(code, name, description) rows read from a status page's text."""
     rows: list[tuple[int, str, str]] = []
     previous_code = None
-    for line in SEED.read_text(encoding="utf-8").splitlines():
+    for line in page.read_text(encoding="utf-8").splitlines():
         numbered = re.fullmatch(r"(\d+) ([A-Z_]+) (.+)", line.strip())
         unnumbered = re.fullmatch(r"([A-Z][A-Z_]+_[A-Z_]+) (.+)", line.strip())
         if numbered:
@@ -31,12 +32,12 @@ def seed_rows() -> list[tuple[int, str, str]]:
     return rows
 
 
-def test_seed_page_parses_to_every_status() -> None:
-    """The seed page lists exactly the catalog's 29 statuses, 83 included."""
+def test_seed_page_parses_to_29_statuses_all_in_the_catalog() -> None:
+    """The seed page lists 29 statuses, 83 included; every one is in the catalog, from the seed."""
     rows = seed_rows()
     assert len(rows) == 29
-    assert {code for code, _, _ in rows} == {int(s) for s in Status}
     assert (83, "MEDIA_REJECTED_BY_SUPPLIER", "Channel supplier rejected media file") in rows
+    assert {int(s) for s in Status if s.source is Source.SEED} == {code for code, _, _ in rows}
 
 
 @pytest.mark.parametrize(("code", "name", "description"), seed_rows())
@@ -45,6 +46,38 @@ def test_catalog_matches_seed_verbatim(code: int, name: str, description: str) -
     status = Status(code)
     assert status.name == name
     assert status.description == description
+
+
+def test_current_table_adds_85_and_139_to_141_and_names_agree() -> None:
+    """Codes of the current table that the seed lacks are in the catalog, and no name differs."""
+    current = seed_rows(CURRENT)
+    seed_codes = {code for code, _, _ in seed_rows()}
+    added = sorted(code for code, _, _ in current if code not in seed_codes)
+    assert added == [85, 139, 140, 141]
+    for code, name, _ in current:
+        assert Status(code).name == name
+    assert {int(s) for s in Status if s.source is Source.CURRENT} == set(added)
+
+
+@pytest.mark.parametrize(
+    ("code", "name", "description"),
+    [row for row in seed_rows(CURRENT) if row[0] in {85, 139, 140, 141}],
+)
+def test_catalog_matches_current_table_verbatim(code: int, name: str, description: str) -> None:
+    """Each added status has the current table's name and description, to the letter."""
+    status = Status(code)
+    assert (status.name, status.description) == (name, description)
+    assert status.is_terminal
+    assert status.is_failure
+
+
+def test_added_codes_have_their_sections_categories_and_channels() -> None:
+    """85 is a media error on any channel; 139-141 are WhatsApp-only errors."""
+    assert Status(85).category is Category.MEDIA
+    assert Status(85).channels == frozenset(CHANNELS)
+    for code in (139, 140, 141):
+        assert Status(code).category is Category.WHATSAPP
+        assert Status(code).channels == {"whatsapp"}
 
 
 def test_descriptions_keep_the_pages_spelling() -> None:
@@ -84,7 +117,7 @@ def test_categories_follow_the_page_sections() -> None:
     assert Status(134).category is Category.WHATSAPP
 
 
-@pytest.mark.parametrize("code", [0, 7, 19, 30, 85, 135, 139, -1])
+@pytest.mark.parametrize("code", [0, 7, 19, 30, 86, 135, 138, 142, -1])
 def test_unknown_code_is_never_guessed(code: int) -> None:
     """An unrecognised code raises UnknownStatusCode, a ValueError carrying the value."""
     with pytest.raises(UnknownStatusCode) as caught:

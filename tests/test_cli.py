@@ -52,7 +52,7 @@ STREAM = "\n".join(
         body("a", 6, 90, "whatsapp"),  # wrong channel: rejected
         "",
         body("b", 23, 40),
-        '{"messageId": "c", "statusCode": "85", "timestamp": "1"}',  # line 8
+        '{"messageId": "c", "statusCode": "142", "status": "WHATSAPP_NEW", "timestamp": "1"}',
     ]
 )
 
@@ -69,7 +69,7 @@ def test_replay_counts_outcomes_and_reports_bad_lines(tmp_path: Path) -> None:
     result = run(["replay", str(path), "--db", str(tmp_path / "s.sqlite3")])
     assert result.exit_code == 0, result.output
     assert f"{path}:4: invalid callback: body: not JSON" in result.stderr
-    assert f"{path}:8: invalid callback: statusCode: unknown status code 85" in result.stderr
+    assert f"{path}:8: invalid callback: status: unknown status 'WHATSAPP_NEW'" in result.stderr
     out = result.stdout
     for label, count in [("applied", 2), ("stale", 1), ("duplicate", 1), ("rejected", 1)]:
         assert f"│ {label:<13} │ {count:>6} │" in out
@@ -233,7 +233,8 @@ def test_codes_table_and_filters() -> None:
     assert "ROUTING_ERROR" in names
     assert not any(name.startswith("WHATSAPP_") for name in names)
     media = json.loads(run(["codes", "--category", "media", "--json"]).stdout)
-    assert [row["code"] for row in media] == [80, 81, 82, 83, 84]
+    assert [row["code"] for row in media] == [80, 81, 82, 83, 84, 85]
+    assert [row["source"] for row in media] == ["seed"] * 5 + ["current"]
     assert all(row["terminal"] and row["failure"] for row in media)
 
 

@@ -71,30 +71,30 @@ def test_schema_name_must_be_an_identifier(postgres_dsn: str) -> None:
 
 def test_newer_schema_is_refused(postgres_dsn: str, pg_schema: str) -> None:
     """A schema written by a newer version is refused, naming both versions."""
-    store = PostgresStore(postgres_dsn, schema=pg_schema)
-    store._conn.execute("UPDATE ds_meta SET value = '7' WHERE key = 'schema_version'")
-    store.close()
+    PostgresStore(postgres_dsn, schema=pg_schema).close()
+    with psycopg.connect(postgres_dsn, autocommit=True) as raw:
+        raw.execute(f"UPDATE \"{pg_schema}\".ds_meta SET value = '7' WHERE key = 'schema_version'")
     with pytest.raises(SchemaMismatch) as caught:
         PostgresStore(postgres_dsn, schema=pg_schema)
-    assert (caught.value.found, caught.value.expected) == (7, 1)
+    assert (caught.value.found, caught.value.expected) == (7, 2)
 
 
 def test_older_schema_is_migrated(
     postgres_dsn: str, pg_schema: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Opening a version-1 schema with a version-2 library runs the migration once."""
+    """Opening a version-2 schema with a version-3 library runs the migration once."""
     Tracker(PostgresStore(postgres_dsn, schema=pg_schema)).apply(
         StatusEvent.from_ms("m", 5, BASE_MS, "sms")
     )
-    monkeypatch.setattr(sqlstore_module, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(sqlstore_module, "SCHEMA_VERSION", 3)
     monkeypatch.setattr(
-        postgres_module, "MIGRATIONS", {1: ("ALTER TABLE ds_messages ADD COLUMN note TEXT",)}
+        postgres_module, "MIGRATIONS", {2: ("ALTER TABLE ds_messages ADD COLUMN note TEXT",)}
     )
     store = PostgresStore(postgres_dsn, schema=pg_schema)
-    assert store.schema_version() == 2
+    assert store.schema_version() == 3
     assert store.get("m").status is Status.DEVICE_ACK
     assert store._read("SELECT note FROM ds_messages") == [(None,)]
-    assert PostgresStore(postgres_dsn, schema=pg_schema).schema_version() == 2
+    assert PostgresStore(postgres_dsn, schema=pg_schema).schema_version() == 3
 
 
 def test_write_failure_rolls_the_batch_back(

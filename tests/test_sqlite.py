@@ -70,25 +70,25 @@ def test_newer_schema_is_refused_with_both_versions(tmp_path: Path) -> None:
         raw.execute("UPDATE ds_meta SET value = '99' WHERE key = 'schema_version'")
     with pytest.raises(SchemaMismatch) as caught:
         SQLiteStore(path)
-    assert (caught.value.found, caught.value.expected) == (99, 1)
+    assert (caught.value.found, caught.value.expected) == (99, 2)
     assert "upgrade deliverystate" in str(caught.value)
 
 
 def test_older_schema_is_migrated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Opening a version-1 database with a version-2 library runs the migration once."""
+    """Opening a version-2 database with a version-3 library runs the migration once."""
     path = tmp_path / "old.sqlite3"
     Tracker(SQLiteStore(path)).apply(StatusEvent.from_ms("m", 5, BASE_MS, "sms"))
-    monkeypatch.setattr(sqlstore_module, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(sqlstore_module, "SCHEMA_VERSION", 3)
     monkeypatch.setattr(
-        sqlite_module, "MIGRATIONS", {1: ("ALTER TABLE ds_messages ADD COLUMN note TEXT",)}
+        sqlite_module, "MIGRATIONS", {2: ("ALTER TABLE ds_messages ADD COLUMN note TEXT",)}
     )
     store = SQLiteStore(path)
-    assert store.schema_version() == 2
+    assert store.schema_version() == 3
     assert store.get("m").status is Status.DEVICE_ACK
     with sqlite3.connect(path) as raw:
         columns = [row[1] for row in raw.execute("PRAGMA table_info(ds_messages)")]
     assert "note" in columns
-    assert SQLiteStore(path).schema_version() == 2  # reopening does not migrate again
+    assert SQLiteStore(path).schema_version() == 3  # reopening does not migrate again
 
 
 def test_write_failure_rolls_the_batch_back(

@@ -228,7 +228,7 @@ def test_inbox_keeps_bodies_until_settled(open_store: StoreFactory) -> None:
 def test_receive_keeps_a_body_whose_apply_failed_and_drains_it(
     open_store: StoreFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """If applying fails after the body was stored, the body waits and is applied later."""
+    """If the store goes away after the body was stored, the body waits and is applied later."""
     store = open_store()
     tracker = Tracker(store)
     body = json.dumps(one_api_body(ev("rcv", S.READ, 9, "whatsapp")))
@@ -237,6 +237,7 @@ def test_receive_keeps_a_body_whose_apply_failed_and_drains_it(
         raise RuntimeError("database went away mid-batch")
 
     monkeypatch.setattr(store, "settle", broken)
+    monkeypatch.setattr(store, "ping", broken)
     receipt = tracker.receive(body)
     assert receipt.summary is None
     assert "went away" in (receipt.error or "")

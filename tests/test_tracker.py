@@ -183,10 +183,10 @@ def test_invalid_payload_goes_to_dead_letter_and_raises() -> None:
     """An unparseable body is stored verbatim with its error, then InvalidCallback is raised."""
     tracker = Tracker()
     with pytest.raises(InvalidCallback, match="statusCode"):
-        tracker.ingest(b'{"messageId": "x", "statusCode": "85", "timestamp": "1"}')
+        tracker.ingest(b'{"messageId": "x", "statusCode": "85", "timestamp": "1767225600000"}')
     (letter,) = tracker.dead_letters()
-    assert letter.payload == '{"messageId": "x", "statusCode": "85", "timestamp": "1"}'
-    assert "unknown status code 85" in letter.error
+    assert letter.payload == '{"messageId": "x", "statusCode": "85", "timestamp": "1767225600000"}'
+    assert "85 is not a Platform status code" in letter.error
     assert letter.received_at.tzinfo is not None
 
 

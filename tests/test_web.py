@@ -212,7 +212,7 @@ def test_legacy_callback_as_query_parameters(start: Start) -> None:
 def test_form_encoded_flat_callback_is_accepted(start: Start) -> None:
     """A Platform SMS callback POSTed as a URL-encoded form is applied like its query form."""
     client = start()
-    form = {"messageId": "form-1", "statusCode": "23", "timestamp": str(T0 + 9)}
+    form = {"messageId": "form-1", "statusCode": "7", "timestamp": str(T0 + 9)}  # error delivering
     response = client.post(URL, data=form)
     assert response.status_code == 200, response.text
     assert client.get("/messages/form-1").json()["status"] == "DELIVERY_FAILURE"
@@ -253,7 +253,7 @@ def test_healthz_answers_and_reports_an_unreachable_store(
     def down(*args: object) -> None:
         raise StoreUnavailable("web.sqlite3", "disk I/O error")
 
-    monkeypatch.setattr(tracker.store, "get", down)
+    monkeypatch.setattr(tracker.store, "count_by_status", down)
     response = client.get("/healthz")
     assert response.status_code == 503
     assert "Traceback" not in response.text
@@ -303,7 +303,7 @@ _BAD_BODIES = [
         id="code-and-name-disagree",
     ),
     pytest.param(
-        json.dumps(one_api("bad-2", 85, "MEDIA_DURATION_ERROR", T0)),
+        json.dumps(one_api("bad-2", 142, "WHATSAPP_TEMPLATE_FORMATTING_POLICY_VIOLATED", T0)),
         "event.messageStatusUpdate[0].statusCode",
         id="unknown-code",
     ),
@@ -574,10 +574,11 @@ def test_a_body_the_store_cannot_keep_is_503_never_2xx(
     """When writing the body to the inbox fails, the answer is 503 and nothing is applied."""
     client = start()
 
-    def full(payload: str) -> int:
+    def full(*args: object) -> int:
         raise StoreUnavailable("web.sqlite3", "database or disk is full")
 
     monkeypatch.setattr(tracker.store, "accept", full)
+    monkeypatch.setattr(tracker.store, "add_dead_letter", full)
     response = post_json(client, one_api("unstored", 5, "DEVICE_ACK", T0))
     assert response.status_code == 503
     assert response.headers["retry-after"]
@@ -609,6 +610,7 @@ def test_apply_failing_after_the_body_is_stored_is_202_and_the_body_waits(
         raise sqlite3.OperationalError("database went away mid-batch")
 
     monkeypatch.setattr(tracker.store, "settle", broken)
+    monkeypatch.setattr(tracker.store, "ping", broken)
     response = post_json(client, text)
     assert response.status_code == 202
     assert response.json()["status"] == "stored"
@@ -618,17 +620,18 @@ def test_apply_failing_after_the_body_is_stored_is_202_and_the_body_waits(
 
 
 def fail_settle_once(tracker: Tracker, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make the tracker's store fail its next settle, as a locked database would."""
-    real_settle = tracker.store.settle
-    failures = [1]
+    """Make the tracker's store fail its next settle and ping, as a locked database would."""
+    for method in ("settle", "ping"):
+        real = getattr(tracker.store, method)
+        failures = [1]
 
-    def flaky(*args: Any) -> Any:
-        if failures:
-            failures.pop()
-            raise StoreUnavailable("web.sqlite3", "database is locked")
-        return real_settle(*args)
+        def flaky(*args: Any, real: Any = real, failures: list[int] = failures) -> Any:
+            if failures:
+                failures.pop()
+                raise StoreUnavailable("web.sqlite3", "database is locked")
+            return real(*args)
 
-    monkeypatch.setattr(tracker.store, "settle", flaky)
+        monkeypatch.setattr(tracker.store, method, flaky)
 
 
 def test_a_body_that_could_not_be_applied_is_reapplied_in_the_background(

@@ -8,8 +8,15 @@ every process that sees the same callbacks reaches the same answer.
 
 from __future__ import annotations
 
-from .callbacks import LEGACY_STATUS, InvalidCallback, parse_callback
-from .catalog import CHANNELS, Category, Status, UnknownStatusCode
+from .callbacks import (
+    LEGACY_STATUS,
+    PLATFORM_NAMES,
+    InvalidCallback,
+    ParsedCallback,
+    parse_callback,
+    read_callback,
+)
+from .catalog import CHANNELS, Category, Source, Status, UnknownStatusCode
 from .events import MessageState, StatusEvent
 from .lifecycle import IllegalTransition, implied_path, is_allowed, step
 from .memory import MemoryStore
@@ -26,6 +33,7 @@ __all__ = [
     "DELIVERY_WINS",
     "FAILURE_WINS",
     "LEGACY_STATUS",
+    "PLATFORM_NAMES",
     "Category",
     "DeadLetter",
     "Decision",
@@ -36,6 +44,7 @@ __all__ = [
     "MemoryStore",
     "MessageState",
     "Outcome",
+    "ParsedCallback",
     "Policy",
     "PolicyMismatch",
     "PolicyRow",
@@ -43,6 +52,7 @@ __all__ = [
     "RetryReport",
     "SQLiteStore",
     "SchemaMismatch",
+    "Source",
     "Status",
     "StatusEvent",
     "Store",
@@ -55,6 +65,7 @@ __all__ = [
     "is_allowed",
     "open_store",
     "parse_callback",
+    "read_callback",
     "reconcile",
     "step",
 ]

@@ -8,18 +8,34 @@ Clickatell posts status callbacks in three shapes, recognised by their fields:
    "event": {"messageStatusUpdate": [{channel, timestamp, statusCode, status,
    messageId, clientMessageId}, ...]}}``.  The array is iterated (Clickatell
    may batch); unknown extra fields are ignored; ``channel`` is trimmed and
-   lower-cased.
-2. **Platform SMS** (flat): ``messageId, statusCode, status, timestamp, ...``
-   as a JSON body or as GET query parameters, every value a string.
+   lower-cased.  The ``event`` object may hold other event types (an inbound
+   ``moText`` posted to the same URL, types Clickatell adds later): they are
+   *ignored*, never refused, because Clickatell retries every answer that is
+   not a 2xx.  Timestamps are milliseconds.
+2. **Platform** (flat): ``integrationName, messageId, requestId,
+   clientMessageId, to, from, statusCode, status, statusDescription,
+   timestamp`` as a JSON body or as query parameters, values possibly strings.
+   Its ``statusCode`` uses the *Platform numbering*, the legacy HTTP API's
+   1..14 (3 delivered to gateway, 4 received by recipient, 5 error with
+   message, ...), and is mapped through :data:`LEGACY_STATUS` like a legacy
+   status.  Its ``status`` names are Platform names (``PLATFORM_NAMES``);
+   a One API name in a flat body (``"statusCode": 4, "status":
+   "SENT_TO_SUPPLIER"``) says by itself that the One API numbering is meant,
+   and is read that way.  A name that contradicts its code is refused.
+   A flat body without a status but with ``text`` is an inbound reply, ignored.
 3. **Legacy HTTP**: ``apiMsgId, cliMsgId, timestamp`` (epoch *seconds*) and a
-   three-digit ``status`` mapped onto One API codes by ``LEGACY_STATUS``.
+   three-digit ``status`` mapped by :data:`LEGACY_STATUS`.  A legacy inbound
+   message (``moMsgId`` and ``text``, no status) is ignored.
 
 Nothing is guessed.  A ``statusCode`` and a ``status`` that disagree, a code
-outside the catalog, a missing message id, a timestamp that is not a whole
-number of milliseconds in range, a code that cannot occur on the event's
-channel, or a body in none of the shapes raises :class:`InvalidCallback`,
-which names the field.  A payload with one bad update in a batch is refused
-whole, so that replaying it from the dead letter later is all-or-nothing.
+outside the catalog, a missing message id, an id no store could keep (see
+``events.id_problem``), a timestamp that is not a whole number in range or
+that reads as before 2000 (a seconds value where milliseconds belong), a
+field given twice, a code that cannot occur on the event's channel, or a body
+in none of the shapes raises :class:`InvalidCallback`, which names the field.
+A payload with one bad update in a batch is refused whole, so that replaying
+it from the dead letter later is all-or-nothing.  Nothing but
+``InvalidCallback`` ever escapes :func:`parse_callback`.
 """
 
 from __future__ import annotations
@@ -28,33 +44,68 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import attrs
+
 from .catalog import CHANNELS, Status, UnknownStatusCode
-from .events import StatusEvent
+from .events import MAX_ID_LENGTH, StatusEvent, id_problem
 from .policy import MAX_TIMESTAMP_MS
 
 __all__ = [
     "LEGACY_STATUS",
+    "MIN_TIMESTAMP_MS",
+    "PLATFORM_NAMES",
     "InvalidCallback",
+    "ParsedCallback",
     "parse_callback",
+    "read_callback",
 ]
 
-#: Legacy HTTP API status ("001".."014") -> One API status.  013 ("cancelled by
-#: Clickatell") has no agreed One API equivalent and is refused, not guessed.
+#: Legacy HTTP API status ("001".."014"), which is also the Platform API's
+#: ``statusCode`` numbering -> One API status.  013 ("Clickatell cancelled
+#: message delivery") has no agreed One API equivalent and is refused, not guessed.
 LEGACY_STATUS: Mapping[int, Status] = {
-    1: Status.UNKNOWN,
-    2: Status.QUEUED,
-    3: Status.SENT_TO_SUPPLIER,
-    4: Status.DEVICE_ACK,
-    5: Status.DELIVERY_FAILURE,
-    6: Status.STOPPED_BY_USER,
-    7: Status.DELIVERY_FAILURE,
-    8: Status.QUEUED,
-    9: Status.ROUTING_ERROR,
-    10: Status.EXPIRED,
-    11: Status.SCHEDULED,
-    12: Status.INSUFFICIENT_ACCOUNT_BALANCE,
-    14: Status.VOLUME_LIMIT,
+    1: Status.UNKNOWN,  # message unknown
+    2: Status.QUEUED,  # message queued
+    3: Status.SENT_TO_SUPPLIER,  # delivered to (the upstream) gateway
+    4: Status.DEVICE_ACK,  # received by recipient
+    5: Status.DELIVERY_FAILURE,  # error with message
+    6: Status.STOPPED_BY_USER,  # user cancelled message delivery
+    7: Status.DELIVERY_FAILURE,  # error delivering message
+    8: Status.QUEUED,  # OK: message received by gateway
+    9: Status.ROUTING_ERROR,  # routing error
+    10: Status.EXPIRED,  # message expired
+    11: Status.SCHEDULED,  # message queued for later delivery
+    12: Status.INSUFFICIENT_ACCOUNT_BALANCE,  # out of credit
+    14: Status.VOLUME_LIMIT,  # maximum MT limit exceeded
 }
+
+#: Platform ``status`` names -> their Platform ``statusCode``.  Only
+#: DELIVERED_TO_GATEWAY and RECEIVED_BY_RECIPIENT are attested in public
+#: sources (Clickatell's own clickatell-platform Node sample and integrations
+#: that read real callbacks); they are the legacy descriptions written in
+#: upper case with underscores, and so are the others here.  A name not in this
+#: table (nor a One API name) is refused and kept in the dead letter.
+PLATFORM_NAMES: Mapping[str, int] = {
+    "MESSAGE_UNKNOWN": 1,
+    "MESSAGE_QUEUED": 2,
+    "DELIVERED_TO_GATEWAY": 3,
+    "RECEIVED_BY_RECIPIENT": 4,
+    "ERROR_WITH_MESSAGE": 5,
+    "USER_CANCELLED_MESSAGE_DELIVERY": 6,
+    "ERROR_DELIVERING_MESSAGE": 7,
+    "OK": 8,
+    "ROUTING_ERROR": 9,
+    "MESSAGE_EXPIRED": 10,
+    "MESSAGE_QUEUED_FOR_LATER_DELIVERY": 11,
+    "MESSAGE_SCHEDULED_FOR_LATER_DELIVERY": 11,
+    "OUT_OF_CREDIT": 12,
+    "CLICKATELL_CANCELLED_MESSAGE_DELIVERY": 13,
+    "MAXIMUM_MT_LIMIT_EXCEEDED": 14,
+}
+
+#: 2000-01-01T00:00:00Z in milliseconds: a "millisecond" timestamp before it is
+#: a seconds value (1506607698 is 1970-01-18 as milliseconds, 2017 as seconds).
+MIN_TIMESTAMP_MS = 946_684_800_000
 
 
 class InvalidCallback(ValueError):
@@ -72,10 +123,51 @@ class InvalidCallback(ValueError):
         self.value = value
 
 
+@attrs.frozen
+class ParsedCallback:
+    """What one callback body holds: its status updates, and the events it holds besides.
+
+    ``ignored`` names each event that is not a status update (``"moText"``,
+    an event type Clickatell added later, an inbound reply), once per event.
+    """
+
+    events: tuple[StatusEvent, ...]
+    ignored: tuple[str, ...] = ()
+
+
 _CHANNEL = {channel: channel for channel in CHANNELS}
 _ONE_API = "One API"
-_FLAT = "Platform SMS"
+_FLAT = "Platform"
 _LEGACY = "legacy HTTP"
+_REPLY = "Platform reply"
+_LEGACY_MO = "legacy MO"
+_STATUS_UPDATE = "messageStatusUpdate"
+
+
+def _show(value: object) -> str:
+    """A short repr for messages; never fails (a 5,000-digit int cannot be printed)."""
+    try:
+        text = repr(value)
+    except ValueError:
+        return f"<a {type(value).__name__} too large to show>"
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+class _RepeatedKey(Exception):
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object as a dict, refusing a key given twice (which one would count?)."""
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _RepeatedKey(key)
+            seen.add(key)
+    return result
 
 
 def _decode(payload: object) -> Mapping[str, Any]:
@@ -89,7 +181,11 @@ def _decode(payload: object) -> Mapping[str, Any]:
             ) from None
     if isinstance(payload, str):
         try:
-            payload = json.loads(payload)
+            payload = json.loads(payload, object_pairs_hook=_unique_keys)
+        except _RepeatedKey as repeated:
+            raise InvalidCallback(
+                repeated.key, "given more than once in one JSON object", repeated.key
+            ) from None
         except (ValueError, RecursionError) as error:
             raise InvalidCallback("body", f"not JSON ({error})") from None
     if not isinstance(payload, Mapping):
@@ -117,7 +213,19 @@ def _text(fields: Mapping[str, Any], name: str, path: str, *, required: bool) ->
         return None
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise InvalidCallback(path, f"expected a string, got {type(value).__name__}", value)
+    if isinstance(value, int) and value.bit_length() > 4 * MAX_ID_LENGTH:
+        raise InvalidCallback(path, f"longer than {MAX_ID_LENGTH} characters", value)
     return str(value).strip()
+
+
+def _identifier(fields: Mapping[str, Any], name: str, path: str, *, required: bool) -> str | None:
+    """A message id or client message id: text that every store can keep as it is."""
+    value = _text(fields, name, path, required=required)
+    if value is not None:
+        problem = id_problem(value)
+        if problem is not None:
+            raise InvalidCallback(path, problem, value)
+    return value
 
 
 def _integer(value: Any, path: str, what: str) -> int:
@@ -132,7 +240,7 @@ def _integer(value: Any, path: str, what: str) -> int:
         text = value.strip()
         if text.isascii() and text.isdigit() and len(text) <= 20:
             return int(text)
-    raise InvalidCallback(path, f"expected {what}, got {value!r}", value)
+    raise InvalidCallback(path, f"expected {what}, got {_show(value)}", value)
 
 
 def _timestamp_ms(fields: Mapping[str, Any], path: str, *, seconds: bool) -> int:
@@ -143,43 +251,107 @@ def _timestamp_ms(fields: Mapping[str, Any], path: str, *, seconds: bool) -> int
     number = _integer(value, path, f"a whole number of {unit}")
     millis = number * 1000 if seconds else number
     if not 0 <= millis <= MAX_TIMESTAMP_MS:
-        raise InvalidCallback(path, f"{number} is not a plausible time in {unit}", value)
+        raise InvalidCallback(path, f"{_show(number)} is not a plausible time in {unit}", value)
+    if millis < MIN_TIMESTAMP_MS:
+        if seconds:
+            raise InvalidCallback(path, f"{number} epoch seconds is before 2000-01-01", value)
+        raise InvalidCallback(
+            path,
+            f"{number} is before 2000-01-01 as milliseconds; it looks like epoch seconds "
+            "(this format sends milliseconds)",
+            value,
+        )
     return millis
 
 
-def _status(fields: Mapping[str, Any], prefix: str) -> Status:
-    """The status named by ``statusCode`` and/or ``status``, which must agree."""
-    code_value = _single(fields, "statusCode", prefix + "statusCode")
-    name_value = _single(fields, "status", prefix + "status")
+def _code(fields: Mapping[str, Any], path: str) -> int | None:
+    value = _single(fields, "statusCode", path)
+    return None if value is None else _integer(value, path, "a numeric status code")
+
+
+def _name(fields: Mapping[str, Any], path: str) -> str | None:
+    value = _single(fields, "status", path)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidCallback(path, "expected a status name", value)
+    return value.strip().upper()
+
+
+def _one_api_status(fields: Mapping[str, Any], prefix: str) -> Status:
+    """The status named by a One API update's ``statusCode`` and/or ``status``, which agree."""
+    code = _code(fields, prefix + "statusCode")
+    name = _name(fields, prefix + "status")
     by_code = by_name = None
-    if code_value is not None:
-        code = _integer(code_value, prefix + "statusCode", "a numeric status code")
+    if code is not None:
         try:
             by_code = Status.from_code(code)
         except UnknownStatusCode:
             raise InvalidCallback(
-                prefix + "statusCode", f"unknown status code {code}", code_value
+                prefix + "statusCode", f"unknown status code {_show(code)}", code
             ) from None
-    if name_value is not None:
-        if not isinstance(name_value, str):
-            raise InvalidCallback(prefix + "status", "expected a status name", name_value)
+    if name is not None:
         try:
-            by_name = Status.from_name(name_value.strip().upper())
+            by_name = Status.from_name(name)
         except UnknownStatusCode:
-            raise InvalidCallback(
-                prefix + "status", f"unknown status {name_value!r}", name_value
-            ) from None
+            raise InvalidCallback(prefix + "status", f"unknown status {name!r}", name) from None
     if by_code is None and by_name is None:
         raise InvalidCallback(prefix + "statusCode", "missing (and no status name either)")
     if by_code is not None and by_name is not None and by_code is not by_name:
         raise InvalidCallback(
             prefix + "statusCode",
             f"statusCode {int(by_code)} is {by_code.name} but status says {by_name.name}",
-            code_value,
+            code,
         )
     result = by_code if by_code is not None else by_name
     assert result is not None
     return result
+
+
+def _platform_status(code: int, field: str) -> Status:
+    """A Platform (legacy) status code's One API status."""
+    try:
+        return LEGACY_STATUS[code]
+    except KeyError:
+        known = ", ".join(str(c) for c in sorted(LEGACY_STATUS))
+        reason = (
+            f"Platform status code {_show(code)} has no One API equivalent"
+            if code == 13
+            else f"{_show(code)} is not a Platform status code (Platform callbacks number "
+            f"statuses {known}; send the One API status name too to use One API codes)"
+        )
+        raise InvalidCallback(field, reason, code) from None
+
+
+def _flat_status(fields: Mapping[str, Any]) -> Status:
+    """The status of a flat body: Platform numbering, unless a One API name says otherwise."""
+    code = _code(fields, "statusCode")
+    name = _name(fields, "status")
+    if name is None:
+        if code is None:
+            raise InvalidCallback("statusCode", "missing (and no status name either)")
+        return _platform_status(code, "statusCode")
+    platform_code = PLATFORM_NAMES.get(name)
+    one_api = Status.__members__.get(name)
+    if platform_code is None and one_api is None:
+        raise InvalidCallback(
+            "status", f"unknown status {name!r}: neither a Platform nor a One API name", name
+        )
+    readings: set[Status] = set()
+    if platform_code is not None and code in (None, platform_code):
+        readings.add(_platform_status(platform_code, "status"))
+    if one_api is not None and code in (None, int(one_api)):
+        readings.add(one_api)
+    if not readings:
+        expected = " or ".join(
+            str(c) for c in (platform_code, None if one_api is None else int(one_api)) if c
+        )
+        raise InvalidCallback(
+            "statusCode", f"statusCode {_show(code)} contradicts status {name} ({expected})", code
+        )
+    if len(readings) > 1:  # the name is both a Platform and a One API name, with no code
+        raise InvalidCallback("statusCode", f"status {name} is ambiguous without its code")
+    return readings.pop()
 
 
 def _event(
@@ -199,12 +371,24 @@ def _event(
     return StatusEvent.from_ms(message_id, status, timestamp_ms, channel, client_message_id)
 
 
-def _one_api(body: Mapping[str, Any]) -> list[StatusEvent]:
+def _other_events(event: Mapping[str, Any]) -> tuple[str, ...]:
+    """The names of the events that are not status updates, once per event."""
+    ignored: list[str] = []
+    for name, value in event.items():
+        if name != _STATUS_UPDATE:
+            ignored.extend([name] * (len(value) if isinstance(value, list) else 1))
+    return tuple(ignored)
+
+
+def _one_api(body: Mapping[str, Any]) -> ParsedCallback:
     event = body.get("event")
     if not isinstance(event, Mapping):
         raise InvalidCallback("event", "expected an object holding messageStatusUpdate", event)
-    updates = event.get("messageStatusUpdate")
-    if not isinstance(updates, list) or not updates:
+    ignored = _other_events(event)
+    updates = event.get(_STATUS_UPDATE)
+    if updates is None and ignored:
+        return ParsedCallback((), ignored)
+    if not isinstance(updates, list) or not (updates or ignored):
         raise InvalidCallback(
             "event.messageStatusUpdate", "expected a non-empty array of status updates", updates
         )
@@ -219,83 +403,120 @@ def _one_api(body: Mapping[str, Any]) -> list[StatusEvent]:
             channel = _CHANNEL.get(channel.lower(), channel.lower())
             if channel not in CHANNELS:
                 raise InvalidCallback(
-                    prefix + "channel", f"unknown channel {channel!r}; known: {', '.join(CHANNELS)}"
+                    prefix + "channel",
+                    f"unknown channel {_show(channel)}; known: {', '.join(CHANNELS)}",
                 )
-        message_id = _text(update, "messageId", prefix + "messageId", required=True)
+        message_id = _identifier(update, "messageId", prefix + "messageId", required=True)
         assert message_id is not None
         events.append(
             _event(
                 message_id,
-                _status(update, prefix),
+                _one_api_status(update, prefix),
                 _timestamp_ms(update, prefix + "timestamp", seconds=False),
                 channel,
-                _text(update, "clientMessageId", prefix + "clientMessageId", required=False),
+                _identifier(update, "clientMessageId", prefix + "clientMessageId", required=False),
                 prefix,
             )
         )
-    return events
+    return ParsedCallback(tuple(events), ignored)
 
 
-def _flat(body: Mapping[str, Any]) -> list[StatusEvent]:
-    message_id = _text(body, "messageId", "messageId", required=True)
+def _flat(body: Mapping[str, Any]) -> ParsedCallback:
+    message_id = _identifier(body, "messageId", "messageId", required=True)
     assert message_id is not None
-    return [
-        _event(
-            message_id,
-            _status(body, ""),
-            _timestamp_ms(body, "timestamp", seconds=False),
-            "sms",
-            _text(body, "clientMessageId", "clientMessageId", required=False),
-            "",
-        )
-    ]
+    event = _event(
+        message_id,
+        _flat_status(body),
+        _timestamp_ms(body, "timestamp", seconds=False),
+        "sms",
+        _identifier(body, "clientMessageId", "clientMessageId", required=False),
+        "",
+    )
+    return ParsedCallback((event,))
 
 
-def _legacy(body: Mapping[str, Any]) -> list[StatusEvent]:
-    message_id = _text(body, "apiMsgId", "apiMsgId", required=True)
+def _legacy(body: Mapping[str, Any]) -> ParsedCallback:
+    message_id = _identifier(body, "apiMsgId", "apiMsgId", required=True)
     assert message_id is not None
     raw = _single(body, "status", "status")
     if raw is None:
         raise InvalidCallback("status", "missing")
     code = _integer(raw, "status", 'a legacy status such as "004"')
     if code not in LEGACY_STATUS:
-        raise InvalidCallback("status", f"legacy status {raw!r} has no One API equivalent", raw)
-    status = LEGACY_STATUS[code]
-    return [
-        StatusEvent.from_ms(
-            message_id,
-            status,
-            _timestamp_ms(body, "timestamp", seconds=True),
-            "sms",
-            _text(body, "cliMsgId", "cliMsgId", required=False),
+        raise InvalidCallback(
+            "status", f"legacy status {_show(raw)} has no One API equivalent", raw
         )
-    ]
+    event = StatusEvent.from_ms(
+        message_id,
+        LEGACY_STATUS[code],
+        _timestamp_ms(body, "timestamp", seconds=True),
+        "sms",
+        _identifier(body, "cliMsgId", "cliMsgId", required=False),
+    )
+    return ParsedCallback((event,))
 
 
 def _shape(body: Mapping[str, Any]) -> str:
     if "event" in body:
         return _ONE_API
-    if "apiMsgId" in body or "api_id" in body:
+    has_status = "status" in body or "statusCode" in body
+    if "apiMsgId" in body or ("api_id" in body and "moMsgId" not in body):
         return _LEGACY
+    if "moMsgId" in body and not has_status:
+        return _LEGACY_MO
     if "messageId" in body or "statusCode" in body:
-        return _FLAT
+        return _FLAT if has_status or "text" not in body else _REPLY
     raise InvalidCallback(
         "body",
         "not a Clickatell callback: expected a One API body (event.messageStatusUpdate), "
-        "a Platform SMS body (messageId, statusCode) or a legacy HTTP one (apiMsgId, status)",
+        "a Platform body (messageId, statusCode) or a legacy HTTP one (apiMsgId, status)",
     )
 
 
-_PARSERS = {_ONE_API: _one_api, _FLAT: _flat, _LEGACY: _legacy}
+def _reply(_: Mapping[str, Any]) -> ParsedCallback:
+    return ParsedCallback((), (_REPLY,))
+
+
+def _legacy_mo(_: Mapping[str, Any]) -> ParsedCallback:
+    return ParsedCallback((), (_LEGACY_MO,))
+
+
+_PARSERS = {
+    _ONE_API: _one_api,
+    _FLAT: _flat,
+    _LEGACY: _legacy,
+    _REPLY: _reply,
+    _LEGACY_MO: _legacy_mo,
+}
+
+
+def read_callback(payload: bytes | str | Mapping[str, Any]) -> ParsedCallback:
+    """Parse one callback body (or query parameters): its status updates and what it ignored.
+
+    Raises :class:`InvalidCallback`, naming the field, for anything that is
+    not a well-formed Clickatell callback; nothing else escapes.  A body that
+    holds only events other than status updates (an inbound message) has no
+    status events and is not an error.
+    """
+    body = _decode(payload)
+    if not all(isinstance(key, str) for key in body):
+        raise InvalidCallback("body", "field names must be strings")
+    try:
+        return _PARSERS[_shape(body)](body)
+    except InvalidCallback:
+        raise
+    except (ValueError, TypeError, OverflowError, RecursionError) as error:
+        # a value no field check foresaw (say, an int too large to print): still refused
+        # with a name, never a bare error from deep inside
+        raise InvalidCallback("body", f"unusable value ({type(error).__name__})") from None
 
 
 def parse_callback(payload: bytes | str | Mapping[str, Any]) -> list[StatusEvent]:
     """Parse one callback body (or query parameters) into status events.
 
     Raises :class:`InvalidCallback`, naming the field, for anything that is not
-    a well-formed Clickatell status callback.  Returns at least one event.
+    a well-formed Clickatell callback.  A body holding no status update (an
+    inbound ``moText`` posted to the same URL) gives an empty list: see
+    :func:`read_callback` for what it held instead.
     """
-    body = _decode(payload)
-    if not all(isinstance(key, str) for key in body):
-        raise InvalidCallback("body", "field names must be strings")
-    return _PARSERS[_shape(body)](body)
+    return list(read_callback(payload).events)

@@ -4,10 +4,19 @@ Theory of operation
 -------------------
 Clickatell reports the life of a message as numbered status codes.  This module
 is the single place where those codes are written down: one row of the ``Status``
-enum per code with its name, the description copied verbatim from Clickatell's page "One API:
-Message status codes and descriptions", its category and the channels it may
-occur on.  Everything else (the lifecycle, the precedence policies, callback
-parsing, diagrams, test strategies) is derived from this table.
+enum per code with its name, Clickatell's own description, its category, the
+channels it may occur on and the page the row comes from (``source``).
+Everything else (the lifecycle, the precedence policies, callback parsing,
+diagrams, test strategies) is derived from this table.
+
+Two pages feed it.  The seed, "One API: Message status codes and descriptions"
+(clickatell.com, 4 April 2019), gives 29 codes; their descriptions are copied
+from it verbatim ("Read Receipt", "Whatsapp").  Clickatell's current "One API
+message status table" (docs.clickatell.com) adds 85 and 139-141, whose
+descriptions are copied from there.  The copy of the current table available
+to us breaks off at "142 WHATSAP": codes from 142 up are not in the catalog
+until their names can be read, and are refused (and kept) meanwhile.  The
+current table no longer lists 134; it stays, as Clickatell may still send it.
 
 Every code from 20 up is terminal.  EMULATED (sandbox traffic) and the two
 STOPPED_* codes are terminal *non-deliveries*; this catalog counts them as
@@ -28,6 +37,7 @@ from collections.abc import Mapping
 __all__ = [
     "CHANNELS",
     "Category",
+    "Source",
     "Status",
     "UnknownStatusCode",
 ]
@@ -47,11 +57,26 @@ class Category(enum.Enum):
     WHATSAPP = "whatsapp"
 
 
+class Source(enum.Enum):
+    """The Clickatell page a catalog row is copied from."""
+
+    SEED = (
+        "One API: Message status codes and descriptions (4 April 2019), "
+        "https://www.clickatell.com/developers/api-documentation/"
+        "one-api-message-status-codes-descriptions/"
+    )
+    CURRENT = (
+        "One API message status table, "
+        "https://docs.clickatell.com/channels/one-api/one-api-message-status-table/"
+    )
+
+
 _ANY: frozenset[str] = frozenset(CHANNELS)
 _SMS = frozenset({"sms"})
 _WHATSAPP = frozenset({"whatsapp"})
 _P, _G, _E, _M = Category.PROGRESS, Category.GENERIC, Category.ENCRYPTION, Category.MEDIA
 _S, _W = Category.SMS, Category.WHATSAPP
+_NEW = Source.CURRENT
 
 #: First terminal code: every status from here up ends the message's life.
 _FIRST_TERMINAL = 20
@@ -72,8 +97,9 @@ class Status(enum.IntEnum):
     """A Clickatell One API message status; the value is the status code."""
 
     # The catalog table: code, category, channels, description (verbatim from
-    # the seed page).  MEDIA_REJECTED_BY_SUPPLIER is printed without its number
-    # there; it sits between 82 and 84, so it is 83.
+    # its page), and the page when it is not the seed.  MEDIA_REJECTED_BY_SUPPLIER
+    # is printed without its number on the seed page; it sits between 82 and 84,
+    # so it is 83 (the current table agrees).
     UNKNOWN = 1, _P, _ANY, "Unknown status"
     QUEUED = 2, _P, _ANY, "Queued"
     SCHEDULED = 3, _P, _ANY, "Scheduled for later delivery"
@@ -102,27 +128,67 @@ class Status(enum.IntEnum):
         _ANY,
         "Metadata for the media file was not found or does not match the message request",
     )
+    MEDIA_ACCESS_ERROR = (
+        85,
+        _M,
+        _ANY,
+        "An access/permissions-related error occurred when handling the media file",
+        _NEW,
+    )
     ROUTING_ERROR = 100, _S, _SMS, "Routing error"
     WHATSAPP_ACCOUNT_PAYMENT_ISSUE = 130, _W, _WHATSAPP, "Whatsapp account payment issue"
     WHATSAPP_RE_ENGAGEMENT_REQUIRED = 131, _W, _WHATSAPP, "Re-engagement required"
     WHATSAPP_SPAM_RATE_LIMIT_REACHED = 132, _W, _WHATSAPP, "Spam rate limit reached"
     WHATSAPP_SERVER_RATE_LIMIT = 133, _W, _WHATSAPP, "Whatsapp server rate limit"
     WHATSAPP_HSM_NOT_AVAILABLE = 134, _W, _WHATSAPP, "Whatsapp HSM request structure not available"
+    WHATSAPP_EXPERIMENTAL_NUMBER = (
+        139,
+        _W,
+        _WHATSAPP,
+        "Non-delivery due to WhatsApp experimental number feature",
+        _NEW,
+    )
+    WHATSAPP_TEMPLATE_TEXT_TOO_LONG = (
+        140,
+        _W,
+        _WHATSAPP,
+        "Length of the parameters and the template text exceeds the maximum allowed length",
+        _NEW,
+    )
+    WHATSAPP_TEMPLATE_FORMAT_MISMATCH = (
+        141,
+        _W,
+        _WHATSAPP,
+        "Specified template header format not in the expected format",
+        _NEW,
+    )
 
     _value_: int
     _category: Category
     _channels: frozenset[str]
     _description: str
+    _source: Source
 
     def __new__(
-        cls, code: int, category: Category, channels: frozenset[str], description: str
+        cls,
+        code: int,
+        category: Category,
+        channels: frozenset[str],
+        description: str,
+        source: Source = Source.SEED,
     ) -> Status:
         member = int.__new__(cls, code)
         member._value_ = code
         member._category = category
         member._channels = channels
         member._description = description
+        member._source = source
         return member
+
+    @property
+    def source(self) -> Source:
+        """The Clickatell page this row (and its description) is copied from."""
+        return self._source
 
     @property
     def description(self) -> str:

@@ -199,6 +199,7 @@ def _build() -> click.Group:  # noqa: PLR0915 - one nested definition per comman
                         "failure": s.is_failure,
                         "channels": sorted(s.channels),
                         "description": s.description,
+                        "source": s.source.name.lower(),
                     }
                     for s in rows
                 ]

@@ -7,6 +7,7 @@ to (or instead of) the ``datetime`` so that the hot path compares integers.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 
 import attrs
@@ -15,13 +16,39 @@ from .catalog import CHANNELS, Status
 from .policy import MAX_TIMESTAMP_MS
 
 __all__ = [
+    "MAX_ID_LENGTH",
     "MessageState",
     "StatusEvent",
     "datetime_from_ms",
+    "id_problem",
     "ms_from_datetime",
 ]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+#: The longest message id (or client message id) accepted, in characters.  Clickatell's
+#: ids are 32 hex digits; a client message id is the sender's own reference.
+MAX_ID_LENGTH = 256
+# C0 controls (NUL included), DEL, C1 controls and lone surrogates: none of them can be a
+# reference, some cannot be stored at all (PostgreSQL refuses NUL in text, every driver
+# refuses a lone surrogate) and a NUL silently cuts an id short in SQLite's json_each.
+_UNSTORABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def id_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a message id or client message id, or None when it can.
+
+    Ids must be storable by every store, unchanged: at most :data:`MAX_ID_LENGTH`
+    characters, no control characters and no lone surrogates.
+    """
+    if len(value) > MAX_ID_LENGTH:
+        return f"longer than {MAX_ID_LENGTH} characters ({len(value)})"
+    bad = _UNSTORABLE.search(value)
+    if bad is not None:
+        char = bad.group()
+        kind = "a lone surrogate" if "\ud800" <= char <= "\udfff" else "a control character"
+        return f"contains {kind} ({char!r} at position {bad.start()})"
+    return None
 
 
 def ms_from_datetime(moment: datetime) -> int:
@@ -86,6 +113,15 @@ class StatusEvent:
     ) -> None:
         if not isinstance(message_id, str) or not message_id:
             raise ValueError(f"message_id must be a non-empty string, not {message_id!r}")
+        problem = id_problem(message_id)
+        if problem is not None:
+            raise ValueError(f"message_id {message_id[:40]!r} {problem}")
+        if client_message_id is not None:
+            if not isinstance(client_message_id, str):
+                raise ValueError(f"client_message_id must be a string, not {client_message_id!r}")
+            problem = id_problem(client_message_id)
+            if problem is not None:
+                raise ValueError(f"client_message_id {client_message_id[:40]!r} {problem}")
         if channel is not None and channel not in CHANNELS:
             raise ValueError(f"channel must be one of {CHANNELS} or None, not {channel!r}")
         status = status if isinstance(status, Status) else Status.from_code(status)

@@ -126,6 +126,15 @@ class MemoryStore:
         with self._lock:
             return sorted(self._inbox.items())
 
+    def quarantine(self, inbox_id: int, error: str) -> DeadLetter | None:
+        """Move a kept body that cannot be applied to the dead letter; None if it is gone."""
+        with self._lock:
+            payload = self._inbox.pop(inbox_id, None)
+        return None if payload is None else self.add_dead_letter(payload, error)
+
+    def ping(self) -> None:
+        """A memory store always answers."""
+
     def advance(self, event: StatusEvent, policy: Policy) -> MessageState:
         """Strictly step a message; raise ``IllegalTransition`` and change nothing if illegal."""
         with self._lock:

@@ -15,12 +15,18 @@ Each batch is one transaction of five round trips, whatever its size:
 
 Arrays travel in binary (``%b``).  Deadlocks and serialization failures
 reported by the server retry the whole batch.
+
+Connections come from a small ``psycopg_pool`` pool that checks a connection
+before handing it out, so a connection the server dropped (a restart, a
+failover, ``pg_terminate_backend``) is replaced by itself instead of failing
+every later call.  A batch that meets a broken connection mid-way is retried
+once on a fresh one: the store is idempotent (a report applied twice is a
+DUPLICATE), so even a batch whose commit was lost in transit can be run again.
 """
 
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -59,12 +65,12 @@ TABLES: tuple[str, ...] = (
     )""",
     """CREATE TABLE ds_inbox (
         id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-        payload TEXT NOT NULL,
+        payload BYTEA NOT NULL,
         received_at TIMESTAMPTZ NOT NULL
     )""",
     """CREATE TABLE ds_dead_letters (
         id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-        payload TEXT NOT NULL,
+        payload BYTEA NOT NULL,
         digest TEXT NOT NULL UNIQUE,
         error TEXT NOT NULL,
         received_at TIMESTAMPTZ NOT NULL
@@ -72,7 +78,14 @@ TABLES: tuple[str, ...] = (
 )
 
 #: Statements that upgrade schema version N to N + 1.
-MIGRATIONS: dict[int, tuple[str, ...]] = {}
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    # 1 -> 2: bodies are bytes, so that a body holding NUL can be kept
+    1: (
+        "ALTER TABLE ds_inbox ALTER COLUMN payload TYPE BYTEA USING convert_to(payload, 'UTF8')",
+        "ALTER TABLE ds_dead_letters ALTER COLUMN payload TYPE BYTEA "
+        "USING convert_to(payload, 'UTF8')",
+    ),
+}
 
 # Per-connection scratch tables: a batch's ids and changed rows go in with COPY
 # (far cheaper than binding arrays of thousands of values) and are emptied at
@@ -108,7 +121,6 @@ _COPY_HISTORY = (
     "FROM STDIN"
 )
 _SETUP_LOCK = "SELECT pg_advisory_xact_lock(hashtext('deliverystate schema setup'))"
-_RETRIES = 5
 
 
 def redact(dsn: str) -> str:
@@ -118,79 +130,126 @@ def redact(dsn: str) -> str:
 
 
 class PostgresStore(SQLStore):
-    """Message states, history and dead letters in a PostgreSQL schema."""
+    """Message states, history and dead letters in a PostgreSQL schema.
+
+    ``pool_size`` bounds the connections this store opens (writes from one
+    process mostly queue on row locks anyway; reads can run beside them).
+    ``timeout`` bounds connecting and waiting for a free connection.
+    """
 
     _param = "%s"
 
-    def __init__(self, dsn: str, *, schema: str = "deliverystate", timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        schema: str = "deliverystate",
+        timeout: float = 10.0,
+        pool_size: int = 4,
+    ) -> None:
         super().__init__()
         try:
             import psycopg  # noqa: PLC0415 - optional extra
+            import psycopg_pool  # noqa: PLC0415 - optional extra
         except ImportError as error:
             raise ImportError(
-                "PostgresStore needs psycopg 3: pip install 'deliverystate[postgres]'"
+                "PostgresStore needs psycopg 3 and psycopg_pool: "
+                "pip install 'deliverystate[postgres]'"
             ) from error
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", schema):
             raise ValueError(f"schema must be a plain SQL identifier, not {schema!r}")
+        if pool_size < 1:
+            raise ValueError(f"pool_size must be at least 1, not {pool_size}")
         self._psycopg = psycopg
+        self._pool_errors: tuple[type[Exception], ...] = (
+            psycopg.OperationalError,
+            psycopg_pool.PoolTimeout,
+            psycopg_pool.PoolClosed,
+        )
         self.target = f"{redact(dsn)} (schema {schema})"
         self.schema = schema
-        self._lock = threading.RLock()
+        connect_timeout = max(1, int(timeout))
         try:
-            self._conn: psycopg.Connection[Any] = psycopg.connect(
-                dsn, autocommit=True, connect_timeout=max(1, int(timeout))
-            )
-            with self._conn.transaction():
-                self._conn.execute(_SETUP_LOCK)
-                self._conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-            self._conn.execute(f'SET search_path TO "{schema}"')
-            for statement in _SCRATCH:
-                self._conn.execute(statement)
+            # the schema must exist before a pooled connection sets its search_path
+            with (
+                psycopg.connect(dsn, autocommit=True, connect_timeout=connect_timeout) as first,
+                first.transaction(),
+            ):
+                first.execute(_SETUP_LOCK)
+                first.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
         except psycopg.OperationalError as error:
             raise StoreUnavailable(self.target, str(error).strip()) from error
-        with self._transaction() as cursor:
-            cursor.execute(_SETUP_LOCK)
-            self._setup_schema(cursor, TABLES, MIGRATIONS)
+        self._pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] = (
+            psycopg_pool.ConnectionPool(
+                dsn,
+                min_size=1,
+                max_size=pool_size,
+                kwargs={"autocommit": True, "connect_timeout": connect_timeout},
+                configure=self._configure,
+                check=psycopg_pool.ConnectionPool.check_connection,
+                timeout=timeout,
+                name=f"deliverystate-{schema}",
+                open=False,
+            )
+        )
+        try:
+            self._pool.open(wait=True, timeout=timeout)
+            with self._transaction() as cursor:
+                cursor.execute(_SETUP_LOCK)
+                self._setup_schema(cursor, TABLES, MIGRATIONS)
+        except BaseException:
+            self._pool.close()
+            raise
+
+    def _configure(self, connection: psycopg.Connection[Any]) -> None:
+        """Prepare a new pooled connection: the schema, and its own scratch tables."""
+        connection.execute(f'SET search_path TO "{self.schema}"')
+        for statement in _SCRATCH:
+            connection.execute(statement)
 
     def close(self) -> None:
-        """Close the connection."""
-        self._conn.close()
+        """Close every connection of the pool."""
+        self._pool.close()
 
     def drop_schema(self) -> None:
         """Drop the whole schema and its tables (for tests and for starting over)."""
-        with self._lock:
-            self._conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
+        with self._pool.connection() as connection:
+            connection.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
 
     @contextmanager
     def _transaction(self) -> Iterator[psycopg.Cursor[Any]]:
-        with self._lock:
-            try:
-                with self._conn.transaction(), self._conn.cursor() as cursor:
-                    yield cursor
-            except self._psycopg.OperationalError as error:
-                if self._retryable(error):
-                    raise
-                raise StoreUnavailable(self.target, str(error).strip()) from error
+        try:
+            with (
+                self._pool.connection() as connection,
+                connection.transaction(),
+                connection.cursor() as cursor,
+            ):
+                yield cursor
+        except self._pool_errors as error:
+            raise StoreUnavailable(self.target, str(error).strip() or repr(error)) from error
 
-    def _retryable(self, error: BaseException) -> bool:
+    def _retryable(self, error: BaseException | None) -> bool:
+        """Whether running the work again may succeed: a deadlock, or a connection that broke."""
         errors = self._psycopg.errors
-        return isinstance(error, errors.DeadlockDetected | errors.SerializationFailure)
-
-    def _run(self, *args: Any, **kwargs: Any) -> Any:
-        for attempt in range(_RETRIES):
-            try:
-                return super()._run(*args, **kwargs)
-            except self._psycopg.OperationalError as error:
-                if not self._retryable(error) or attempt == _RETRIES - 1:
-                    raise StoreUnavailable(self.target, str(error).strip()) from error
-        raise AssertionError("unreachable")  # pragma: no cover
+        if isinstance(error, errors.DeadlockDetected | errors.SerializationFailure):
+            return True
+        if not isinstance(error, self._psycopg.OperationalError) or isinstance(
+            error, self._pool_errors[1:]
+        ):
+            return False  # a pool that found no connection in time has waited long enough
+        # no SQLSTATE, class 08 or an admin shutdown: the connection broke, not the statement
+        state = error.sqlstate
+        return state is None or state.startswith("08") or state in {"57P01", "57P02", "57P03"}
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
+        def read() -> list[tuple[Any, ...]]:
             try:
-                return self._conn.execute(sql, params).fetchall()
-            except self._psycopg.OperationalError as error:
-                raise StoreUnavailable(self.target, str(error).strip()) from error
+                with self._pool.connection() as connection:
+                    return connection.execute(sql, params).fetchall()
+            except self._pool_errors as error:
+                raise StoreUnavailable(self.target, str(error).strip() or repr(error)) from error
+
+        return self._retry(read)
 
     def _lock_and_load(
         self, cursor: psycopg.Cursor[Any], ids: list[str]

@@ -45,12 +45,12 @@ TABLES: tuple[str, ...] = (
     )""",
     """CREATE TABLE ds_inbox (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
-        payload TEXT NOT NULL,
+        payload BLOB NOT NULL,
         received_at TEXT NOT NULL
     )""",
     """CREATE TABLE ds_dead_letters (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
-        payload TEXT NOT NULL,
+        payload BLOB NOT NULL,
         digest TEXT NOT NULL UNIQUE,
         error TEXT NOT NULL,
         received_at TEXT NOT NULL
@@ -58,7 +58,14 @@ TABLES: tuple[str, ...] = (
 )
 
 #: Statements that upgrade schema version N to N + 1.
-MIGRATIONS: dict[int, tuple[str, ...]] = {}
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    # 1 -> 2: bodies are bytes.  A TEXT column keeps BLOB values as they are, so the
+    # columns stay; the rows written as text become bytes like every new one.
+    1: (
+        "UPDATE ds_inbox SET payload = CAST(payload AS BLOB) WHERE typeof(payload) = 'text'",
+        "UPDATE ds_dead_letters SET payload = CAST(payload AS BLOB) WHERE typeof(payload) = 'text'",
+    ),
+}
 
 _UPSERT = (
     "INSERT INTO ds_messages (message_id, status, timestamp_ms, precedence, channel, "

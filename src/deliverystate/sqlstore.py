@@ -37,7 +37,7 @@ from typing import Any, TypeVar
 
 from .batch import Batch, record_of
 from .catalog import Status
-from .events import MessageState, StatusEvent
+from .events import MessageState, StatusEvent, id_problem
 from .policy import Policy
 from .reconcile import Decision, Outcome
 from .store import DeadLetter, HistoryEntry, Milestones, PolicyMismatch, Summary
@@ -52,10 +52,16 @@ __all__ = [
 
 #: The schema this version of deliverystate writes.  Bump it together with an
 #: entry in each store's ``MIGRATIONS`` that upgrades the previous version.
-SCHEMA_VERSION = 1
+#: Version 2 keeps inbox and dead-letter bodies as bytes, so that any body
+#: (a NUL, a lone surrogate) can be kept exactly.
+SCHEMA_VERSION = 2
 
 Row = tuple[Any, ...]
 T = TypeVar("T")
+
+#: How many times work that failed for a passing reason (a deadlock, a dropped
+#: connection: see ``SQLStore._retryable``) is tried in all.
+_ATTEMPTS = 5
 
 
 class StoreUnavailable(ConnectionError):
@@ -91,7 +97,29 @@ def _state(row: Row) -> MessageState:
 
 def digest(payload: str) -> str:
     """The identity of a dead-letter payload, so the same body is kept once."""
-    return hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()
+    return hashlib.sha256(payload_bytes(payload)).hexdigest()
+
+
+def payload_bytes(payload: str) -> bytes:
+    """A body as the bytes a store keeps: UTF-8, lone surrogates and NULs included.
+
+    Bodies are kept as bytes (``BLOB``/``bytea``) rather than text because text
+    columns refuse some strings (PostgreSQL refuses NUL; every driver refuses
+    a lone surrogate), and a body the store cannot keep must not be lost.
+    """
+    return payload.encode("utf-8", "surrogatepass")
+
+
+def payload_str(value: Any) -> str:
+    """A kept body back as text (rows written before schema version 2 are text already)."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).decode("utf-8", "surrogatepass")
+    return str(value)
+
+
+def storable_text(text: str) -> str:
+    """An error message fit for a text column: NULs and lone surrogates escaped."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
 
 
 class SQLStore(abc.ABC):
@@ -130,6 +158,24 @@ class SQLStore(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None:
         """Close the connection."""
+
+    def _retryable(self, error: BaseException | None) -> bool:
+        """Whether work that failed with ``error`` (the driver's) may succeed if run again."""
+        return False
+
+    def _retry(self, work: Callable[[], T]) -> T:
+        """Run ``work``; run it again while it fails for a passing reason.
+
+        Safe for every write of this store: applying a report twice is a
+        DUPLICATE, keeping a body twice settles it twice to the same state.
+        """
+        for attempt in range(1, _ATTEMPTS + 1):
+            try:
+                return work()
+            except StoreUnavailable as error:
+                if attempt == _ATTEMPTS or not self._retryable(error.__cause__):
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def __enter__(self) -> SQLStore:
         return self
@@ -222,16 +268,20 @@ class SQLStore(abc.ABC):
         still forgets them), inside the same transaction.
         """
         ids = sorted({event.message_id for event in events})
-        with self._transaction() as cursor:
-            self._check_policy(cursor, policy)
-            states, seen = self._lock_and_load(cursor, ids) if ids else ({}, {})
-            records = {message_id: record_of(s, policy) for message_id, s in states.items()}
-            clients = {m: s.client_message_id for m, s in states.items() if s.client_message_id}
-            batch = Batch(records, clients, seen, policy)
-            result = work(batch, cursor)
-            if ids:
-                self._write(cursor, batch, ids)
-        return result
+
+        def attempt() -> T:
+            with self._transaction() as cursor:
+                self._check_policy(cursor, policy)
+                states, seen = self._lock_and_load(cursor, ids) if ids else ({}, {})
+                records = {message_id: record_of(s, policy) for message_id, s in states.items()}
+                clients = {m: s.client_message_id for m, s in states.items() if s.client_message_id}
+                batch = Batch(records, clients, seen, policy)
+                result = work(batch, cursor)
+                if ids:
+                    self._write(cursor, batch, ids)
+            return result
+
+        return self._retry(attempt)
 
     def apply(self, event: StatusEvent, policy: Policy) -> Decision:
         """Reconcile one report in one transaction."""
@@ -253,18 +303,22 @@ class SQLStore(abc.ABC):
 
     def accept(self, payloads: Sequence[str]) -> list[int]:
         """Durably keep received bodies (one transaction, all or none); their inbox ids."""
-        ids = []
-        with self._transaction() as cursor:
-            for payload in payloads:
-                cursor.execute(
-                    self._sql(
-                        "INSERT INTO ds_inbox (payload, received_at) "
-                        "VALUES (?, CURRENT_TIMESTAMP) RETURNING id"
-                    ),
-                    (payload,),
-                )
-                ids.append(int(cursor.fetchone()[0]))
-        return ids
+
+        def attempt() -> list[int]:
+            ids = []
+            with self._transaction() as cursor:
+                for payload in payloads:
+                    cursor.execute(
+                        self._sql(
+                            "INSERT INTO ds_inbox (payload, received_at) "
+                            "VALUES (?, CURRENT_TIMESTAMP) RETURNING id"
+                        ),
+                        (payload_bytes(payload),),
+                    )
+                    ids.append(int(cursor.fetchone()[0]))
+            return ids
+
+        return self._retry(attempt)
 
     def settle(
         self, items: Sequence[tuple[int, Sequence[StatusEvent]]], policy: Policy
@@ -284,13 +338,44 @@ class SQLStore(abc.ABC):
     def pending(self) -> Sequence[tuple[int, str]]:
         """Bodies accepted but not settled, oldest first."""
         return [
-            (int(r[0]), r[1]) for r in self._read("SELECT id, payload FROM ds_inbox ORDER BY id")
+            (int(r[0]), payload_str(r[1]))
+            for r in self._read("SELECT id, payload FROM ds_inbox ORDER BY id")
         ]
+
+    def quarantine(self, inbox_id: int, error: str) -> DeadLetter | None:
+        """Move a kept body that cannot be applied to the dead letter, in one transaction.
+
+        None when no body has that inbox id (it was settled meanwhile).
+        """
+
+        def attempt() -> DeadLetter | None:
+            with self._transaction() as cursor:
+                cursor.execute(self._sql("SELECT payload FROM ds_inbox WHERE id = ?"), (inbox_id,))
+                row = cursor.fetchone()
+                if row is None:
+                    return None
+                letter = self._keep_dead_letter(cursor, payload_str(row[0]), error)
+                cursor.execute(self._sql("DELETE FROM ds_inbox WHERE id = ?"), (inbox_id,))
+            return letter
+
+        return self._retry(attempt)
+
+    def ping(self) -> None:
+        """Take the write lock and read: raises ``StoreUnavailable`` unless the store works."""
+
+        def attempt() -> None:
+            with self._transaction() as cursor:
+                cursor.execute("SELECT COUNT(*) FROM ds_meta")
+                cursor.fetchone()
+
+        self._retry(attempt)
 
     # --- reads -----------------------------------------------------------------------------
 
     def get(self, message_id: str) -> MessageState | None:
-        """The current state of a message, or None."""
+        """The current state of a message, or None (also for an id no store could hold)."""
+        if id_problem(message_id) is not None:
+            return None
         rows = self._read(
             self._sql(
                 "SELECT message_id, status, timestamp_ms, channel, client_message_id "
@@ -302,6 +387,8 @@ class SQLStore(abc.ABC):
 
     def history(self, message_id: str) -> Sequence[HistoryEntry]:
         """The reports about a message, by event timestamp then arrival."""
+        if id_problem(message_id) is not None:
+            return []
         rows = self._read(
             self._sql(
                 "SELECT message_id, status, timestamp_ms, channel, client_message_id, outcome, "
@@ -350,27 +437,37 @@ class SQLStore(abc.ABC):
 
     def add_dead_letter(self, payload: str, error: str) -> DeadLetter:
         """Keep a payload that could not be parsed; the same payload is kept once."""
-        with self._transaction() as cursor:
-            cursor.execute(
-                self._sql(
-                    "INSERT INTO ds_dead_letters (payload, digest, error, received_at) "
-                    "VALUES (?, ?, ?, CURRENT_TIMESTAMP) ON CONFLICT (digest) DO NOTHING"
-                ),
-                (payload, digest(payload), error),
-            )
-            cursor.execute(
-                self._sql(
-                    "SELECT id, payload, error, received_at FROM ds_dead_letters WHERE digest = ?"
-                ),
-                (digest(payload),),
-            )
-            row = cursor.fetchone()
-        return DeadLetter(row[0], row[1], row[2], self._received_at(row[3]))
+
+        def attempt() -> DeadLetter:
+            with self._transaction() as cursor:
+                return self._keep_dead_letter(cursor, payload, error)
+
+        return self._retry(attempt)
+
+    def _keep_dead_letter(self, cursor: Any, payload: str, error: str) -> DeadLetter:
+        key = digest(payload)
+        cursor.execute(
+            self._sql(
+                "INSERT INTO ds_dead_letters (payload, digest, error, received_at) "
+                "VALUES (?, ?, ?, CURRENT_TIMESTAMP) ON CONFLICT (digest) DO NOTHING"
+            ),
+            (payload_bytes(payload), key, storable_text(error)),
+        )
+        cursor.execute(
+            self._sql(
+                "SELECT id, payload, error, received_at FROM ds_dead_letters WHERE digest = ?"
+            ),
+            (key,),
+        )
+        return self._letter(cursor.fetchone())
+
+    def _letter(self, row: Row) -> DeadLetter:
+        return DeadLetter(int(row[0]), payload_str(row[1]), row[2], self._received_at(row[3]))
 
     def dead_letters(self) -> Sequence[DeadLetter]:
         """The dead letters, oldest first."""
         rows = self._read("SELECT id, payload, error, received_at FROM ds_dead_letters ORDER BY id")
-        return [DeadLetter(row[0], row[1], row[2], self._received_at(row[3])) for row in rows]
+        return [self._letter(row) for row in rows]
 
     def remove_dead_letter(self, letter_id: int) -> None:
         """Forget a dead letter (after it was re-applied)."""

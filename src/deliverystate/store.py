@@ -11,7 +11,9 @@ A receiver that must acknowledge a callback only once it is safe first
 events are applied and the bodies forgotten in one transaction.  Both take a
 group of bodies, so a busy receiver pays for one transaction per group rather
 than per callback.  Bodies left pending by a crash are re-applied from
-``pending()``.
+``pending()``; a body that cannot be applied even on its own, while the store
+answers ``ping()``, is moved to the dead letter by ``quarantine`` so that it
+never blocks the others.
 
 Stores also keep what could not be used: every report with its outcome
 (history, where the store keeps it) and every payload that could not be parsed
@@ -162,3 +164,14 @@ class Store(Protocol):
 
     def pending(self) -> Sequence[tuple[int, str]]:
         """Bodies accepted but not settled (the process stopped in between), oldest first."""
+
+    def quarantine(self, inbox_id: int, error: str) -> DeadLetter | None:
+        """Move a kept body that cannot be applied to the dead letter, atomically.
+
+        For a body that fails on its own while the store otherwise works, so
+        that it cannot hold up the bodies that arrive with it.  None when no
+        body has that id any more.
+        """
+
+    def ping(self) -> None:
+        """Return when the store can take a write transaction; raise ``StoreUnavailable`` if not."""

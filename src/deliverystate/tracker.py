@@ -9,36 +9,62 @@ so that they can be re-applied later, e.g. after the catalog learns a code.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
 import attrs
 
-from .callbacks import InvalidCallback, parse_callback
+from .callbacks import InvalidCallback, parse_callback, read_callback
 from .catalog import Status
 from .events import MessageState, StatusEvent
 from .memory import MemoryStore
 from .policy import DELIVERY_WINS, Policy
 from .reconcile import Decision
-from .store import DeadLetter, HistoryEntry, Store, Summary
+from .store import DeadLetter, HistoryEntry, PolicyMismatch, Store, Summary
 
 __all__ = ["IngestReport", "Receipt", "RetryReport", "Tracker"]
+
+logger = logging.getLogger(__name__)
+
+#: Bodies re-applied per transaction by :meth:`Tracker.drain_inbox`.
+_DRAIN_CHUNK = 500
+
+Payload = bytes | str | Mapping[str, Any]
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
 
 
 @attrs.frozen
 class Receipt:
-    """What receiving one body did: it is stored (always, when this exists) and maybe applied.
+    """What receiving one body did: it was kept, and applied or not yet.
 
-    ``summary`` is None when applying failed after the body was stored; the
-    body then waits in the store's inbox and ``Tracker.drain_inbox`` re-applies
-    it.  ``error`` says why applying failed.
+    ``summary`` is the outcome of applying the body's status updates; it is
+    None when applying failed after the body was stored: the body then waits
+    in the store's inbox, ``error`` says why, and ``Tracker.drain_inbox``
+    re-applies it.  ``dead_letter`` is set instead when the body could not be
+    applied even on its own while the store worked: it was moved to the dead
+    letter, so that it cannot hold up the bodies that arrive with it.
+    ``ignored`` names the events of the body that are not status updates (an
+    inbound ``moText``, an event type Clickatell added later); a body holding
+    nothing else is answered without touching the inbox (``inbox_id`` None).
     """
 
-    inbox_id: int
+    inbox_id: int | None
     events: tuple[StatusEvent, ...]
     summary: Summary | None
     error: str | None = None
+    ignored: tuple[str, ...] = ()
+    dead_letter: DeadLetter | None = None
+
+
+#: What one body of :meth:`Tracker.receive_many` came to: a receipt, the
+#: ``InvalidCallback`` of a body that is in the dead letter, or the store's error
+#: for a body that could not be kept (the caller must not acknowledge it).
+Received = Receipt | Exception
 
 
 @attrs.frozen
@@ -129,7 +155,7 @@ class Tracker:
         )
         return self.store.advance(event, self.policy)
 
-    def ingest(self, payload: bytes | str | Mapping[str, Any]) -> list[Decision]:
+    def ingest(self, payload: Payload) -> list[Decision]:
         """Parse a callback body and apply its events.
 
         A payload that cannot be parsed is put in the dead letter first, then
@@ -142,7 +168,7 @@ class Tracker:
             raise
         return [self.apply(event) for event in events]
 
-    def ingest_many(self, payloads: Iterable[bytes | str | Mapping[str, Any]]) -> IngestReport:
+    def ingest_many(self, payloads: Iterable[Payload]) -> IngestReport:
         """Parse a batch of callback bodies and apply all their events in one store batch.
 
         Unparseable payloads go to the dead letter and are reported, not raised,
@@ -158,7 +184,7 @@ class Tracker:
                 errors.append((index, error))
         return IngestReport(self.apply_many(events), tuple(errors))
 
-    def receive(self, payload: bytes | str | Mapping[str, Any]) -> Receipt:
+    def receive(self, payload: Payload) -> Receipt:
         """Take one callback as a webhook must: keep it durably, then apply it.
 
         Invalid bodies go to the dead letter and raise :class:`InvalidCallback`.
@@ -169,57 +195,178 @@ class Tracker:
         inbox for :meth:`drain_inbox`.
         """
         (result,) = self.receive_many([payload])
-        if isinstance(result, InvalidCallback):
+        if isinstance(result, Exception):
             raise result
         return result
 
-    def receive_many(
-        self, payloads: Sequence[bytes | str | Mapping[str, Any]]
-    ) -> list[Receipt | InvalidCallback]:
+    def receive_many(self, payloads: Sequence[Payload]) -> list[Received]:
         """:meth:`receive` for a group of bodies: two transactions for the whole group.
 
-        Returns, in order, a :class:`Receipt` for each stored body and the
-        :class:`InvalidCallback` of each invalid one (already dead-lettered).
-        If storing fails, the store's error propagates and none of the valid
-        bodies of the group is stored.
+        Returns one result per body, in order: a :class:`Receipt` for a body
+        that was kept; the :class:`InvalidCallback` of an invalid body (kept in
+        the dead letter); the store's error for a body that could not be kept
+        at all.  No body can hold up another: when the group's transaction
+        fails, its bodies are kept and applied one by one, and a body that
+        fails on its own while the store works goes to the dead letter.
         """
-        results: list[Receipt | InvalidCallback | None] = []
-        valid: list[tuple[int, str, tuple[StatusEvent, ...]]] = []
+        results: list[Received | None] = [None] * len(payloads)
+        valid: list[tuple[int, str, tuple[StatusEvent, ...], tuple[str, ...]]] = []
         for index, payload in enumerate(payloads):
             text = payload_text(payload)
             try:
-                events = tuple(parse_callback(payload))
+                parsed = read_callback(payload)
             except InvalidCallback as invalid:
-                self.store.add_dead_letter(text, str(invalid))
-                results.append(invalid)
+                results[index] = self._dead_letter(text, invalid)
                 continue
-            results.append(None)
-            valid.append((index, text, events))
-        if valid:
-            inbox_ids = self.store.accept([text for _, text, _ in valid])
-            items = [(inbox_id, entry[2]) for inbox_id, entry in zip(inbox_ids, valid, strict=True)]
-            problem: str | None = None
-            try:
-                summaries: list[Summary | None] = list(self.store.settle(items, self.policy))
-            except Exception as failure:  # the bodies are safe in the inbox: report, not raise
-                summaries = [None] * len(items)
-                problem = f"{type(failure).__name__}: {failure}"
-            for entry, inbox_id, summary in zip(valid, inbox_ids, summaries, strict=True):
-                results[entry[0]] = Receipt(inbox_id, entry[2], summary, problem)
+            if not parsed.events:  # nothing to apply: nothing to keep either
+                results[index] = Receipt(None, (), Summary(), ignored=parsed.ignored)
+                continue
+            valid.append((index, text, parsed.events, parsed.ignored))
+        kept = self._accept([text for _, text, _, _ in valid])
+        stored: list[tuple[int, int, tuple[StatusEvent, ...], tuple[str, ...]]] = []
+        for (index, _, events, ignored), inbox_id in zip(valid, kept, strict=True):
+            if isinstance(inbox_id, int):
+                stored.append((index, inbox_id, events, ignored))
+            elif isinstance(inbox_id, DeadLetter):
+                results[index] = Receipt(None, events, None, inbox_id.error, ignored, inbox_id)
+            else:
+                results[index] = inbox_id
+        settled = self._settle([(inbox_id, events) for _, inbox_id, events, _ in stored])
+        for (index, inbox_id, events, ignored), outcome in zip(stored, settled, strict=True):
+            if isinstance(outcome, Summary):
+                results[index] = Receipt(inbox_id, events, outcome, None, ignored)
+            elif isinstance(outcome, DeadLetter):
+                results[index] = Receipt(inbox_id, events, None, outcome.error, ignored, outcome)
+            else:
+                results[index] = Receipt(inbox_id, events, None, _describe(outcome), ignored)
         return [result for result in results if result is not None]
 
+    def _dead_letter(self, text: str, invalid: InvalidCallback) -> Exception:
+        """Keep an invalid body; its error, or the store's when even that failed."""
+        try:
+            self.store.add_dead_letter(text, str(invalid))
+        except PolicyMismatch:
+            raise
+        except Exception as failure:
+            logger.error("an invalid callback could not be kept: %s", _describe(failure))
+            return failure
+        return invalid
+
+    def _answers(self) -> bool:
+        """Whether the store takes a write transaction right now."""
+        try:
+            self.store.ping()
+        except Exception:
+            return False
+        return True
+
+    def _accept(self, texts: list[str]) -> list[int | DeadLetter | Exception]:
+        """Keep bodies in the inbox: together, or one by one when together fails."""
+        if not texts:
+            return []
+        try:
+            return list(self.store.accept(texts))
+        except Exception as failure:
+            if len(texts) == 1 and not self._answers():
+                return [failure]
+            group_error: Exception = failure
+        if not self._answers():
+            return [group_error] * len(texts)
+        results: list[int | DeadLetter | Exception] = []
+        for text in texts:
+            try:
+                results.extend(self.store.accept([text]))
+            except Exception as failure:
+                results.append(self._unkeepable(text, failure))
+        return results
+
+    def _unkeepable(self, text: str, failure: Exception) -> DeadLetter | Exception:
+        """A body the inbox refuses on its own: into the dead letter if the store works."""
+        if not self._answers():
+            return failure
+        try:
+            letter = self.store.add_dead_letter(text, f"could not be kept: {_describe(failure)}")
+        except Exception as second:
+            return second
+        logger.error("a callback the inbox refused is in dead letter %d", letter.id)
+        return letter
+
+    def _settle(
+        self, items: list[tuple[int, tuple[StatusEvent, ...]]]
+    ) -> list[Summary | DeadLetter | Exception]:
+        """Apply kept bodies: together, or one by one when together fails.
+
+        A body is poison when it fails on its own twice while the store
+        answers :meth:`Store.ping` in between: it is moved to the dead letter.
+        While the store does not answer, nothing is tried one by one and every
+        body stays in the inbox.
+        """
+        if not items:
+            return []
+        try:
+            return list(self.store.settle(items, self.policy))
+        except PolicyMismatch:
+            raise
+        except Exception as failure:
+            group_error: Exception = failure
+        logger.warning(
+            "applying %d stored callbacks together failed (%s); trying them one by one",
+            len(items),
+            _describe(group_error),
+        )
+        if not self._answers():
+            return [group_error] * len(items)
+        return [self._settle_alone(item) for item in items]
+
+    def _settle_alone(
+        self, item: tuple[int, tuple[StatusEvent, ...]]
+    ) -> Summary | DeadLetter | Exception:
+        error: Exception | None = None
+        for _ in range(2):
+            try:
+                return self.store.settle([item], self.policy)[0]
+            except PolicyMismatch:
+                raise
+            except Exception as failure:
+                error = failure
+            if not self._answers():
+                return error
+        assert error is not None
+        try:
+            letter = self.store.quarantine(item[0], f"could not be applied: {_describe(error)}")
+        except Exception as failure:
+            return failure
+        if letter is None:  # settled meanwhile by another worker
+            return Summary()
+        logger.error(
+            "stored callback %d fails on its own (%s); moved to dead letter %d",
+            item[0],
+            _describe(error),
+            letter.id,
+        )
+        return letter
+
     def drain_inbox(self) -> Summary:
-        """Apply every body that was accepted but not settled (after a crash or a failure)."""
-        items: list[tuple[int, Sequence[StatusEvent]]] = []
+        """Apply every body that was accepted but not settled (after a crash or a failure).
+
+        Bodies are applied in groups; a body that cannot be applied on its own
+        goes to the dead letter, so one bad body never blocks the rest.  If the
+        store stops answering, the first such error is raised and the bodies
+        not yet applied stay in the inbox for the next drain.
+        """
+        items: list[tuple[int, tuple[StatusEvent, ...]]] = []
         for inbox_id, text in self.store.pending():
             try:
-                items.append((inbox_id, parse_callback(text)))
+                items.append((inbox_id, read_callback(text).events))
             except InvalidCallback as error:  # parsed once already; the catalog changed since
-                self.store.add_dead_letter(text, str(error))
-                items.append((inbox_id, []))
+                self.store.quarantine(inbox_id, str(error))
         total = Summary()
-        for summary in self.store.settle(items, self.policy) if items else []:
-            total += summary
+        for start in range(0, len(items), _DRAIN_CHUNK):
+            for outcome in self._settle(items[start : start + _DRAIN_CHUNK]):
+                if isinstance(outcome, Summary):
+                    total += outcome
+                elif isinstance(outcome, Exception):
+                    raise outcome
         return total
 
     def dead_letters(self) -> Sequence[DeadLetter]:

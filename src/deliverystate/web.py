@@ -113,6 +113,7 @@ import contextlib
 import functools
 import hmac
 import html
+import json
 import logging
 import queue
 import subprocess
@@ -142,12 +143,23 @@ from .store import HistoryEntry, Summary
 from .stores import DEFAULT_DB, open_store
 from .tracker import Tracker, payload_text
 
-__all__ = ["CALLBACK_PATH", "MAX_BODY_BYTES", "TOKEN_HEADER", "TOKEN_PARAM", "create_app", "serve"]
+__all__ = [
+    "BODY_TIMEOUT_SECONDS",
+    "CALLBACK_PATH",
+    "MAX_BODY_BYTES",
+    "TOKEN_HEADER",
+    "TOKEN_PARAM",
+    "create_app",
+    "http_protocol",
+    "serve",
+]
 
 #: Where Clickatell posts (or GETs) its status callbacks, relative to the app.
 CALLBACK_PATH = "/callbacks/clickatell"
 #: The largest request body accepted; Clickatell's callbacks are well under 2 KiB.
 MAX_BODY_BYTES = 64 * 1024
+#: Seconds a request body may take to arrive in full (a callback takes milliseconds).
+BODY_TIMEOUT_SECONDS = 10.0
 #: The header that may carry the shared token.
 TOKEN_HEADER = "X-Deliverystate-Token"
 #: The query parameter that may carry the shared token (never passed to the parser).
@@ -231,23 +243,32 @@ class _BodyTooLarge(Exception):
     """The request body passed :data:`MAX_BODY_BYTES`."""
 
 
-async def _read_body(request: Request) -> bytes:
+async def _read_body(request: Request, timeout: float) -> bytes:
     """The request body, refusing (before reading it) a declared or (while reading) a real excess.
 
     Stops reading at the first chunk past the limit, so memory stays bounded
-    whatever the client sends.
+    whatever the client sends, and raises ``TimeoutError`` when the whole body
+    has not arrived within ``timeout`` seconds, so that a body trickling in
+    forever cannot hold a connection forever.
     """
     declared = request.headers.get("content-length")
     if declared is not None and declared.strip().isdigit() and int(declared) > MAX_BODY_BYTES:
         raise _BodyTooLarge
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise _BodyTooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
+
+    async def read() -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise _BodyTooLarge
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    try:
+        return await asyncio.wait_for(read(), timeout)
+    except asyncio.TimeoutError:  # not the built-in TimeoutError before Python 3.11
+        raise TimeoutError from None
 
 
 class _Guard:
@@ -485,14 +506,15 @@ def _state_json(state: MessageState, timeline: Iterable[HistoryEntry]) -> dict[s
     }
 
 
-def _summary_json(summary: Summary) -> dict[str, Any]:
+def _summary_json(summary: Summary, ignored: int) -> dict[str, Any]:
     return {
-        "status": "applied",
+        "status": "applied" if summary.total or not ignored else "ignored",
         "events": summary.total,
         "applied": summary.applied,
         "stale": summary.stale,
         "duplicate": summary.duplicate,
         "rejected": len(summary.rejected),
+        "ignored": ignored,
     }
 
 
@@ -553,11 +575,16 @@ a { color: #3538cd; }
 class _Receiver:
     """The app's state and endpoints: the tracker, the secret, the recent ids, the re-apply."""
 
-    def __init__(self, tracker: Tracker, guard: _Guard, recent: int) -> None:
+    def __init__(self, tracker: Tracker, guard: _Guard, recent: int, body_timeout: float) -> None:
         if recent < 0:
             raise ValueError(f"recent must be >= 0, not {recent}")
+        if not body_timeout > 0:
+            raise ValueError(
+                f"body_timeout must be a positive number of seconds, not {body_timeout}"
+            )
         self.tracker = tracker
         self.guard = guard
+        self.body_timeout = body_timeout
         self._recent_size = recent
         self._recent: OrderedDict[str, None] = OrderedDict()
         self._redrain = asyncio.Event()
@@ -637,16 +664,23 @@ class _Receiver:
                 accepted=[_JSON, _FORM],
             )
         try:
-            body = await _read_body(request)
+            body = await _read_body(request, self.body_timeout)
         except _BodyTooLarge:
             return _error(413, "body too large", limit_bytes=MAX_BODY_BYTES)
+        except TimeoutError:
+            response = _error(
+                408, "the body did not arrive in time", timeout_seconds=self.body_timeout
+            )
+            response.headers["Connection"] = "close"
+            return response
         except ClientDisconnect:
             return _error(400, "the client went away before sending the whole body")
         if media == _JSON:
             return await self._intake(body)
         try:
             fields = _fields(
-                parse_qsl(body.decode("ascii"), keep_blank_values=True, errors="strict")
+                parse_qsl(body.decode("ascii"), keep_blank_values=True, errors="strict"),
+                drop=TOKEN_PARAM,
             )
         except (UnicodeDecodeError, ValueError) as error:
             reason = f"not a URL-encoded form ({error})"
@@ -668,6 +702,9 @@ class _Receiver:
         except StoreUnavailable as error:
             return _unavailable(error, "the callback was not stored")
         self._remember(event.message_id for event in receipt.events)
+        if receipt.dead_letter is not None:
+            reason = "it could not be applied even on its own; it is kept in the dead letter"
+            return _error(400, f"invalid callback: body: {reason}", field="body", reason=reason)
         if receipt.summary is None:
             logger.warning(
                 "callback %d stored but not applied (%s); it will be re-applied",
@@ -679,12 +716,15 @@ class _Receiver:
                 {
                     "status": "stored",
                     "events": len(receipt.events),
+                    "ignored": len(receipt.ignored),
                     "inbox_id": receipt.inbox_id,
                     "detail": "stored, not applied yet; it will be re-applied",
                 },
                 status_code=202,
             )
-        return JSONResponse(_summary_json(receipt.summary))
+        if receipt.ignored:
+            logger.info("callback held events that are not status updates: %s", receipt.ignored)
+        return JSONResponse(_summary_json(receipt.summary, len(receipt.ignored)))
 
     def _remember(self, message_ids: Iterable[str]) -> None:
         """Keep the most recently heard message ids (runs on the event loop: no lock)."""
@@ -715,9 +755,13 @@ class _Receiver:
         return state, list(self.tracker.history(message_id))
 
     async def healthz(self, request: Request) -> Response:
-        """200 while the store answers a read; open to load balancers, reveals nothing."""
+        """200 while the store answers the status page's read; open to probes, reveals nothing.
+
+        It runs the very read the status page runs (counts over every message),
+        so a damaged table fails the check instead of only the page.
+        """
         try:
-            await run_in_threadpool(self.tracker.get, "")
+            await run_in_threadpool(self.tracker.count_by_status)
         except Exception:
             logger.exception("health check: the store does not answer")
             return _error(503, "the store does not answer")
@@ -731,14 +775,16 @@ class _Receiver:
         # keep the token in links only when it came in the URL (header and Basic resend themselves)
         token = request.query_params.get(TOKEN_PARAM) if self.guard.enabled else None
         recent = list(reversed(self._recent))
-        text = await run_in_threadpool(
+        text, found = await run_in_threadpool(
             self._render_page, request.scope.get("root_path", ""), wanted, token, recent
         )
-        return HTMLResponse(text, headers=_PAGE_HEADERS)
+        status = 404 if wanted is not None and not found else 200
+        return HTMLResponse(text, status_code=status, headers=_PAGE_HEADERS)
 
     def _render_page(
         self, root: str, wanted: str | None, token: str | None, recent: list[str]
-    ) -> str:
+    ) -> tuple[str, bool]:
+        """The page's HTML, and whether the message searched for (if any) was found."""
         counts = self.tracker.count_by_status()
         found = self._lookup(wanted) if wanted is not None else None
         states = [(m, self.tracker.get(m)) for m in recent]
@@ -819,7 +865,7 @@ class _Receiver:
             f"<figure>{figure}</figure></section>",
             "</main></body></html>",
         ]
-        return "".join(parts)
+        return "".join(parts), found is not None
 
     @staticmethod
     def _result_html(
@@ -916,17 +962,19 @@ def create_app(
     token: str | None = None,
     basic_auth: tuple[str, str] | None = None,
     recent: int = 20,
+    body_timeout: float = BODY_TIMEOUT_SECONDS,
 ) -> Starlette:
     """The webhook receiver for ``tracker`` as a Starlette ASGI app.
 
     ``token`` and ``basic_auth`` set the shared secret (off by default: see the
     module's documentation); ``recent`` is how many recently received message
-    ids the status page lists.  The tracker's store is called from worker
+    ids the status page lists; ``body_timeout`` how many seconds a request
+    body may take to arrive (408 after that).  The tracker's store is called from worker
     threads, so it must be thread-safe, as every store in this package is.
     The app's lifespan drains the inbox at start-up and stops the intake
     thread at shutdown; ``app.state.tracker`` is the tracker.
     """
-    receiver = _Receiver(tracker, _Guard(token, basic_auth), recent)
+    receiver = _Receiver(tracker, _Guard(token, basic_auth), recent, body_timeout)
     routes = [
         Route(CALLBACK_PATH, receiver.callback_post, methods=["POST"]),
         Route(CALLBACK_PATH, receiver.callback_get, methods=["GET"]),
@@ -946,6 +994,42 @@ def create_app(
     )
     app.state.tracker = tracker
     return app
+
+
+def http_protocol() -> Any:
+    """The HTTP protocol ``serve`` gives uvicorn: its own, but a huge ``Content-Length`` is 413.
+
+    uvicorn's httptools parser refuses a declared length that does not fit in
+    64 bits before the app sees the request, with a plain-text 400; a client
+    that declares ``10**20`` bytes is sending a body too large, so this
+    protocol answers it as the app answers any body over the limit (a JSON
+    413).  Without httptools uvicorn uses h11, which hands such a request to
+    the app: ``"auto"`` is then right as it is.
+    """
+    try:
+        import httptools  # noqa: PLC0415 - optional, as in uvicorn
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol  # noqa: PLC0415
+    except ImportError:
+        return "auto"
+
+    class Protocol(HttpToolsProtocol):
+        def send_400_response(self, msg: str) -> None:
+            # called by uvicorn from inside its ``except HttpParserError`` block
+            error = sys.exc_info()[1]
+            if isinstance(error, httptools.HttpParserError) and "Content-Length" in str(error):
+                body = json.dumps({"error": "body too large", "limit_bytes": MAX_BODY_BYTES})
+                self.transport.write(
+                    b"HTTP/1.1 413 Request Entity Too Large\r\n"
+                    b"content-type: application/json\r\n"
+                    + f"content-length: {len(body)}\r\n".encode()
+                    + b"connection: close\r\n\r\n"
+                    + body.encode()
+                )
+                self.transport.close()
+                return
+            super().send_400_response(msg)
+
+    return Protocol
 
 
 def serve(
@@ -974,7 +1058,9 @@ def serve(
             f"http://{host}:{port}/callbacks/clickatell, status page http://{host}:{port}/",
             file=sys.stderr,
         )
-        uvicorn.run(app, host=host, port=port, workers=1, access_log=access_log)
+        uvicorn.run(
+            app, host=host, port=port, workers=1, access_log=access_log, http=http_protocol()
+        )
     finally:
         close = getattr(store, "close", None)
         if callable(close):
