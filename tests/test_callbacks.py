@@ -11,8 +11,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from deliverystate import LEGACY_STATUS, InvalidCallback, Status, StatusEvent, parse_callback
+from deliverystate import (
+    LEGACY_STATUS,
+    InvalidCallback,
+    Status,
+    StatusEvent,
+    parse_callback,
+    read_callback,
+)
 
+from .real_bodies import BODIES, RealBody
 from .strategies import any_event, json_values, mutated_callbacks, one_api_body
 
 TS = 1_767_225_600_123  # 2026-01-01T00:00:00.123Z
@@ -219,12 +227,12 @@ def test_deeply_nested_json_is_invalid_not_a_crash() -> None:
 @settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=300))
 def test_arbitrary_bytes_raise_only_invalid_callback(payload: bytes) -> None:
-    """Random bytes either parse or raise InvalidCallback, never anything else."""
+    """Random bytes either parse (to events or ignored events) or raise InvalidCallback only."""
     try:
-        events = parse_callback(payload)
+        parsed = read_callback(payload)
     except InvalidCallback:
         return
-    assert events
+    assert parsed.events or parsed.ignored
 
 
 @settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow])
@@ -259,3 +267,292 @@ def test_one_api_round_trip(event: StatusEvent) -> None:
         channel = "whatsapp"
     expected = StatusEvent.from_ms(event.message_id, event.status, event.timestamp_ms, channel)
     assert parse_callback(json.dumps(one_api_body(expected))) == [expected]
+
+
+# --- real bodies from public integrations ------------------------------------------------
+
+
+@pytest.mark.parametrize("real", BODIES, ids=[body.name for body in BODIES])
+def test_real_bodies_parse_as_their_sources_mean_them(real: RealBody) -> None:
+    """Each public body gives the statuses Clickatell's tables give it, or is refused by field."""
+    if real.refused_field is not None:
+        assert error_of(real.body).field == real.refused_field, real.note
+        return
+    parsed = read_callback(real.body)
+    assert [
+        (e.message_id, e.status, e.timestamp_ms, e.channel, e.client_message_id)
+        for e in parsed.events
+    ] == list(real.events), real.note
+    assert parsed.ignored == real.ignored
+
+
+# --- the Platform numbering --------------------------------------------------------------
+
+# Clickatell's legacy HTTP / Platform status codes, written out from their table
+# (001 message unknown ... 014 maximum MT limit exceeded) onto One API statuses.
+PLATFORM_CODES = [
+    (1, Status.UNKNOWN),
+    (2, Status.QUEUED),
+    (3, Status.SENT_TO_SUPPLIER),  # delivered to gateway
+    (4, Status.DEVICE_ACK),  # received by recipient
+    (5, Status.DELIVERY_FAILURE),  # error with message
+    (6, Status.STOPPED_BY_USER),  # user cancelled message delivery
+    (7, Status.DELIVERY_FAILURE),  # error delivering message
+    (8, Status.QUEUED),  # OK, message received by gateway
+    (9, Status.ROUTING_ERROR),
+    (10, Status.EXPIRED),
+    (11, Status.SCHEDULED),  # queued for later delivery
+    (12, Status.INSUFFICIENT_ACCOUNT_BALANCE),  # out of credit
+    (14, Status.VOLUME_LIMIT),  # maximum MT limit exceeded
+]
+
+
+def flat(**fields: Any) -> dict[str, Any]:
+    """A Platform body: messageId, timestamp and ``fields`` (None drops a field)."""
+    body: dict[str, Any] = {"messageId": "p-1", "timestamp": str(TS)}
+    body.update(fields)
+    return {k: v for k, v in body.items() if v is not None}
+
+
+@pytest.mark.parametrize(("code", "status"), PLATFORM_CODES)
+def test_platform_status_code_alone_uses_the_platform_numbering(code: int, status: Status) -> None:
+    """A flat statusCode is a Platform code, as a number, a string or a query parameter."""
+    for value in (code, str(code), [str(code)]):
+        (event,) = parse_callback(flat(statusCode=value))
+        assert (event.status, event.channel) == (status, "sms")
+
+
+def test_the_issues_misreads_are_fixed() -> None:
+    """Platform 5 (error with message) is no DEVICE_ACK, and 6 (user cancelled) is no READ."""
+    assert parse_callback(flat(statusCode=5))[0].status is Status.DELIVERY_FAILURE
+    assert parse_callback(flat(statusCode=6))[0].status is Status.STOPPED_BY_USER
+
+
+@pytest.mark.parametrize(
+    ("name", "code", "status"),
+    [
+        ("DELIVERED_TO_GATEWAY", 3, Status.SENT_TO_SUPPLIER),
+        ("RECEIVED_BY_RECIPIENT", 4, Status.DEVICE_ACK),
+        ("MESSAGE_QUEUED", 2, Status.QUEUED),
+        ("ERROR_WITH_MESSAGE", 5, Status.DELIVERY_FAILURE),
+        ("USER_CANCELLED_MESSAGE_DELIVERY", 6, Status.STOPPED_BY_USER),
+        ("ERROR_DELIVERING_MESSAGE", 7, Status.DELIVERY_FAILURE),
+        ("ROUTING_ERROR", 9, Status.ROUTING_ERROR),
+        ("MESSAGE_EXPIRED", 10, Status.EXPIRED),
+        ("OUT_OF_CREDIT", 12, Status.INSUFFICIENT_ACCOUNT_BALANCE),
+    ],
+)
+def test_platform_names_with_and_without_their_code(name: str, code: int, status: Status) -> None:
+    """A Platform name with its own code, or alone, gives the code's status."""
+    assert parse_callback(flat(statusCode=code, status=name))[0].status is status
+    assert parse_callback(flat(status=name.lower()))[0].status is status
+
+
+@pytest.mark.parametrize(
+    ("code", "name", "status"),
+    [
+        (4, "SENT_TO_SUPPLIER", Status.SENT_TO_SUPPLIER),  # the name says: One API numbering
+        (5, "DEVICE_ACK", Status.DEVICE_ACK),
+        (23, "DELIVERY_FAILURE", Status.DELIVERY_FAILURE),
+        (100, "ROUTING_ERROR", Status.ROUTING_ERROR),  # the One API code of a shared name
+    ],
+)
+def test_one_api_names_in_a_flat_body_bring_their_own_numbering(
+    code: int, name: str, status: Status
+) -> None:
+    """A One API name in a flat body means One API numbering, as the name itself says."""
+    assert parse_callback(flat(statusCode=str(code), status=name))[0].status is status
+
+
+@pytest.mark.parametrize(
+    ("code", "name"),
+    [
+        (5, "RECEIVED_BY_RECIPIENT"),  # a Platform name with another Platform code
+        (4, "DEVICE_ACK"),  # Clickatell's FAQ mistake, in a flat body
+        (5, "SENT_TO_SUPPLIER"),
+        (10, "ROUTING_ERROR"),  # neither the Platform 9 nor the One API 100
+    ],
+)
+def test_a_name_that_contradicts_its_code_is_refused(code: int, name: str) -> None:
+    """statusCode and status must tell the same story under one numbering."""
+    error = error_of(flat(statusCode=code, status=name))
+    assert error.field == "statusCode"
+    assert "contradicts" in error.reason
+
+
+def test_flat_refusals_name_the_reason() -> None:
+    """A One API code alone, Platform 13, an unknown name: each refused with its reason."""
+    assert "not a Platform status code" in error_of(flat(statusCode=23)).reason
+    assert "no One API equivalent" in error_of(flat(statusCode=13)).reason
+    assert (
+        "no One API equivalent"
+        in error_of(flat(status="CLICKATELL_CANCELLED_MESSAGE_DELIVERY")).reason
+    )
+    unknown = error_of(flat(statusCode=4, status="DELIVERED"))
+    assert (unknown.field, "neither a Platform nor a One API name" in unknown.reason) == (
+        "status",
+        True,
+    )
+
+
+# --- events that are not status updates -------------------------------------------------
+
+
+def test_other_one_api_events_are_ignored_and_the_updates_applied() -> None:
+    """moText and event types added later are counted as ignored; status updates still parse."""
+    body = one_api()
+    body["event"]["moText"] = [{"messageId": "in-1"}, {"messageId": "in-2"}]
+    body["event"]["someFutureEvent"] = {"anything": True}
+    parsed = read_callback(json.dumps(body))
+    assert [e.message_id for e in parsed.events] == ["a1b2"]
+    assert sorted(parsed.ignored) == ["moText", "moText", "someFutureEvent"]
+    only_other = read_callback({"event": {"moMedia": [{}]}})
+    assert (only_other.events, only_other.ignored) == ((), ("moMedia",))
+    assert parse_callback({"event": {"moLocation": [{}]}}) == []
+
+
+def test_an_event_object_holding_nothing_is_refused() -> None:
+    """{"event": {}} and an empty status array alone hold no event at all: refused."""
+    assert error_of({"event": {}}).field == "event.messageStatusUpdate"
+    assert error_of({"event": {"messageStatusUpdate": []}}).field == "event.messageStatusUpdate"
+
+
+# --- timestamps --------------------------------------------------------------------------
+
+
+def test_a_seconds_timestamp_where_milliseconds_belong_is_refused() -> None:
+    """1506607698 as milliseconds is January 1970: refused, saying it looks like seconds."""
+    for payload, field in [
+        (one_api(timestamp=1506607698), "event.messageStatusUpdate[0].timestamp"),
+        (flat(statusCode=4, timestamp="1506607698"), "timestamp"),
+    ]:
+        error = error_of(payload)
+        assert error.field == field
+        assert "looks like epoch seconds" in error.reason
+
+
+def test_the_year_2000_is_the_boundary() -> None:
+    """2000-01-01T00:00:00.000Z is accepted, one millisecond earlier is not."""
+    assert parse_callback(one_api(timestamp=946_684_800_000))[0].timestamp_ms == 946_684_800_000
+    assert error_of(one_api(timestamp=946_684_799_999)).reason.startswith("946684799999 is")
+    assert "before 2000" in error_of(LEGACY | {"timestamp": "946684799"}).reason
+
+
+# --- repeated keys -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"messageId": "m", "statusCode": 6, "statusCode": 23, "timestamp": 1767225600000}',
+        '{"event": {"messageStatusUpdate": [{"channel": "sms", "messageId": "m", '
+        '"statusCode": 5, "timestamp": 1767225600000, "statusCode": 23}]}}',
+    ],
+)
+def test_a_key_given_twice_is_refused(text: str) -> None:
+    """Which of two statusCodes would count? Neither: the body is refused, naming the key."""
+    error = error_of(text)
+    assert error.field == "statusCode"
+    assert "more than once" in error.reason
+
+
+# --- ids every store can keep ------------------------------------------------------------
+
+BAD_IDS = [
+    pytest.param("a\x00b", "control character", id="nul"),
+    pytest.param("a\nb", "control character", id="newline"),
+    pytest.param("a\x7fb", "control character", id="del"),
+    pytest.param("a\x85b", "control character", id="c1"),
+    pytest.param("\ud800", "lone surrogate", id="lone-surrogate"),
+    pytest.param("x" * 257, "longer than 256", id="257-chars"),
+]
+
+
+@pytest.mark.parametrize(("bad", "words"), BAD_IDS)
+def test_unstorable_ids_are_refused_in_every_format(bad: str, words: str) -> None:
+    """NUL, control characters, lone surrogates and ids over 256 characters are refused."""
+    update = {"channel": "sms", "statusCode": 5, "timestamp": TS}
+    bodies = {
+        "event.messageStatusUpdate[0].messageId": {
+            "event": {"messageStatusUpdate": [update | {"messageId": bad}]}
+        },
+        "event.messageStatusUpdate[0].clientMessageId": {
+            "event": {"messageStatusUpdate": [update | {"messageId": "ok", "clientMessageId": bad}]}
+        },
+        "messageId": {"statusCode": 4, "timestamp": TS, "messageId": bad},
+        "clientMessageId": {
+            "statusCode": 4,
+            "timestamp": TS,
+            "messageId": "ok",
+            "clientMessageId": bad,
+        },
+        "apiMsgId": {"status": "004", "timestamp": "1767225600", "apiMsgId": bad},
+        "cliMsgId": {"status": "004", "timestamp": "1767225600", "apiMsgId": "ok", "cliMsgId": bad},
+    }
+    for field, body in bodies.items():
+        # as JSON text the characters travel escaped (\u0000, \ud800), as Clickatell would send them
+        for payload in (json.dumps(body), body):
+            error = error_of(payload)
+            assert (error.field, words in error.reason) == (field, True), payload
+
+
+def test_ids_of_256_characters_and_of_any_script_are_fine() -> None:
+    """The limit is inclusive, and non-ASCII ids are ids like any other."""
+    for message_id in ("x" * 256, "é-中-\U0001f600", "a b"):
+        assert parse_callback(one_api(messageId=message_id))[0].message_id == message_id
+
+
+def test_status_event_refuses_unstorable_ids_too() -> None:
+    """Built by hand, an event with an id no store can keep is a ValueError."""
+    for bad in ("a\x00b", "\ud800", "x" * 257):
+        with pytest.raises(ValueError, match="message_id"):
+            StatusEvent.from_ms(bad, Status.READ, TS)
+        with pytest.raises(ValueError, match="client_message_id"):
+            StatusEvent.from_ms("ok", Status.READ, TS, None, bad)
+
+
+# --- nothing but InvalidCallback ---------------------------------------------------------
+
+HUGE = 10**5000  # str() of this raises ValueError on Python 3.11+
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        one_api(messageId=HUGE),
+        one_api(clientMessageId=HUGE),
+        one_api(statusCode=HUGE, status=None),
+        one_api(timestamp=HUGE),
+        one_api(channel=HUGE),
+        flat(statusCode=HUGE),
+        flat(messageId=HUGE, statusCode=4),
+        LEGACY | {"status": HUGE},
+        LEGACY | {"apiMsgId": HUGE},
+        {"event": {"messageStatusUpdate": [HUGE]}},
+        {"statusCode": HUGE},
+    ],
+)
+def test_huge_integers_in_a_mapping_are_an_invalid_callback(payload: Any) -> None:
+    """A mapping holding an integer too large to print raises InvalidCallback, never ValueError."""
+    error = error_of(payload)
+    assert type(error) is InvalidCallback
+    assert error.field
+    str(error)  # and the error itself can be printed
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(mutated_callbacks(), st.integers(min_value=10**4400, max_value=10**4500))
+def test_mutated_mappings_with_huge_integers_raise_only_invalid_callback(
+    payload: Any, huge: int
+) -> None:
+    """Any field of any format replaced by a huge integer: parsed or InvalidCallback."""
+    if not isinstance(payload, dict):
+        payload = json.loads(payload)
+    target = payload
+    with contextlib.suppress(LookupError, TypeError):
+        target = payload["event"]["messageStatusUpdate"][0]
+    if isinstance(target, dict):
+        for key in list(target)[:: max(1, len(target) // 3)]:
+            target[key] = huge
+    with contextlib.suppress(InvalidCallback):
+        read_callback(payload)

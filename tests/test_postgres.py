@@ -176,3 +176,45 @@ def test_a_second_worker_waits_for_the_batch_holding_the_message(
     assert decision.state.status is Status.SENT_TO_SUPPLIER
     assert waited > 0.2
     assert [h.outcome.value for h in first.history("x")] == ["applied", "applied"]
+
+
+def test_a_version_1_schema_keeps_its_bodies_through_the_migration(
+    postgres_dsn: str, pg_schema: str
+) -> None:
+    """Version 1 kept bodies as text, which cannot hold NUL; version 2 converts them to bytea."""
+    store = PostgresStore(postgres_dsn, schema=pg_schema)
+    store.accept(['{"waiting": "é"}'])
+    store.add_dead_letter("{broken é", "invalid callback: body: not JSON")
+    store.close()
+    with psycopg.connect(postgres_dsn, autocommit=True) as raw:  # back to version 1's shape
+        for table in ("ds_inbox", "ds_dead_letters"):
+            raw.execute(
+                f'ALTER TABLE "{pg_schema}".{table} ALTER COLUMN payload TYPE TEXT '
+                "USING convert_from(payload, 'UTF8')"
+            )
+        raw.execute(f"UPDATE \"{pg_schema}\".ds_meta SET value = '1' WHERE key = 'schema_version'")
+    migrated = PostgresStore(postgres_dsn, schema=pg_schema)
+    try:
+        assert migrated.schema_version() == 2
+        assert [payload for _, payload in migrated.pending()] == ['{"waiting": "é"}']
+        assert [d.payload for d in migrated.dead_letters()] == ["{broken é"]
+        types = migrated._read(
+            "SELECT data_type FROM information_schema.columns WHERE table_schema = %s "
+            "AND column_name = 'payload' ORDER BY table_name",
+            (pg_schema,),
+        )
+        assert types == [("bytea",), ("bytea",)]
+        # and a NUL, which text refused, is kept now
+        assert migrated.add_dead_letter("nul \x00 body", "x").payload == "nul \x00 body"
+    finally:
+        migrated.close()
+
+
+def test_sessions_are_named_after_the_schema(postgres_dsn: str, pg_schema: str) -> None:
+    """pg_stat_activity shows the store's connections as deliverystate:<schema>."""
+    store = PostgresStore(postgres_dsn, schema=pg_schema)
+    try:
+        rows = store._read("SELECT current_setting('application_name')")
+        assert rows == [(f"deliverystate:{pg_schema}",)]
+    finally:
+        store.close()

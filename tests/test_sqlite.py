@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import sqlite3
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import pytest
 import deliverystate.sqlite as sqlite_module
 import deliverystate.sqlstore as sqlstore_module
 from deliverystate import (
+    InvalidCallback,
     MemoryStore,
     SchemaMismatch,
     SQLiteStore,
@@ -19,7 +22,7 @@ from deliverystate import (
     Tracker,
 )
 
-from .strategies import BASE_MS
+from .strategies import BASE_MS, one_api_body
 from .workers import run_workers, simulated_events
 
 
@@ -121,3 +124,49 @@ def test_context_manager_closes(tmp_path: Path) -> None:
         store.apply(StatusEvent.from_ms("m", 2, BASE_MS), Tracker().policy)
     with pytest.raises(sqlite3.ProgrammingError):
         store._conn.execute("SELECT 1")
+
+
+def test_a_version_1_database_keeps_its_bodies_through_the_migration(tmp_path: Path) -> None:
+    """Version 1 kept inbox and dead-letter bodies as text; version 2 reads them as before."""
+    path = tmp_path / "v1.sqlite3"
+    store = SQLiteStore(path)
+    store.accept(['{"waiting": "é"}'])
+    store.add_dead_letter("{broken é", "invalid callback: body: not JSON")
+    store.close()
+    with contextlib.closing(sqlite3.connect(path)) as raw, raw:  # back to version 1's shape
+        raw.execute("UPDATE ds_inbox SET payload = CAST(payload AS TEXT)")
+        raw.execute("UPDATE ds_dead_letters SET payload = CAST(payload AS TEXT)")
+        raw.execute("UPDATE ds_meta SET value = '1' WHERE key = 'schema_version'")
+    migrated = SQLiteStore(path)
+    assert migrated.schema_version() == 2
+    assert [payload for _, payload in migrated.pending()] == ['{"waiting": "é"}']
+    assert [d.payload for d in migrated.dead_letters()] == ["{broken é"]
+    with contextlib.closing(sqlite3.connect(path)) as raw:
+        kinds = raw.execute(
+            "SELECT typeof(payload) FROM ds_inbox UNION ALL SELECT typeof(payload) FROM "
+            "ds_dead_letters"
+        ).fetchall()
+    assert kinds == [("blob",), ("blob",)]
+    migrated.close()
+
+
+def test_a_nul_in_an_id_can_no_longer_bypass_precedence(tmp_path: Path) -> None:
+    """Regression: json_each cut "a\\x00b" short, so READ then QUEUED ended QUEUED.
+
+    Such an id is now refused before it reaches any store: as a callback (kept in
+    the dead letter) and as a hand-built event.
+    """
+    tracker = Tracker(SQLiteStore(tmp_path / "nul.sqlite3"))
+    read = json.dumps(one_api_body(StatusEvent.from_ms("a", Status.READ, BASE_MS, "whatsapp")))
+    queued = json.dumps(one_api_body(StatusEvent.from_ms("a", Status.QUEUED, BASE_MS - 1)))
+    for body in (read, queued):
+        with pytest.raises(InvalidCallback, match="control character"):
+            tracker.ingest(body.replace('"a"', '"a\\u0000b"'))
+    assert tracker.get("a\x00b") is None
+    assert tracker.get("a") is None
+    assert len(tracker.dead_letters()) == 2
+    with pytest.raises(ValueError, match="control character"):
+        StatusEvent.from_ms("a\x00b", Status.READ, BASE_MS)
+    # an id that merely starts the same is its own message, untouched
+    tracker.ingest(read)
+    assert tracker.get("a").status is Status.READ  # type: ignore[union-attr]

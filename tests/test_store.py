@@ -305,3 +305,144 @@ def test_a_group_of_bodies_is_stored_and_settled_together(open_store: StoreFacto
     assert tracker.store.pending() == []
     assert tracker.get("g1").status is S.DEVICE_ACK
     assert [d.payload for d in tracker.dead_letters()] == ["not json"]
+
+
+# --- one bad body never blocks the others -----------------------------------------------
+
+
+def poison_settle(store: Store, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Make ``store.settle`` fail for any group holding a report about "poison-*".
+
+    Stands for a body the store cannot hold (the ids the parser refuses are the
+    known cases; this is the unknown one).  Returns the sizes of the groups tried.
+    """
+    real = store.settle
+    tried: list[int] = []
+
+    def settle(items, policy):  # type: ignore[no-untyped-def]
+        tried.append(len(items))
+        if any(e.message_id.startswith("poison") for _, events in items for e in events):
+            raise RuntimeError("value too long for the index")
+        return real(items, policy)
+
+    monkeypatch.setattr(store, "settle", settle)
+    return tried
+
+
+def test_a_poison_body_goes_to_the_dead_letter_and_its_group_is_applied(
+    open_store: StoreFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When a group fails, its bodies are applied one by one; the one that fails alone is kept."""
+    store = open_store()
+    tracker = Tracker(store)
+    tried = poison_settle(store, monkeypatch)
+    poison = json.dumps(one_api_body(ev("poison-1", S.DEVICE_ACK, 1)))
+    bodies = [json.dumps(one_api_body(ev(f"ok-{i}", S.DEVICE_ACK, i))) for i in range(4)]
+    results = tracker.receive_many([*bodies[:2], poison, *bodies[2:]])
+    assert [r.summary.applied for r in results if r.dead_letter is None] == [1, 1, 1, 1]  # type: ignore[union-attr]
+    (kept,) = [r for r in results if r.dead_letter is not None]  # type: ignore[union-attr]
+    assert kept.summary is None
+    assert "value too long" in kept.dead_letter.error
+    assert [d.payload for d in tracker.dead_letters()] == [poison]
+    assert store.pending() == []
+    assert all(tracker.get(f"ok-{i}").status is S.DEVICE_ACK for i in range(4))
+    assert tracker.get("poison-1") is None
+    # the group once, every body alone, and the poison body once more before it was kept
+    assert tried == [5, 1, 1, 1, 1, 1, 1]
+
+
+def test_drain_applies_what_it_can_and_keeps_the_poison(
+    open_store: StoreFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At start-up a poison body in the inbox cannot block the bodies stored with it."""
+    store = open_store()
+    tracker = Tracker(store)
+    bodies = [json.dumps(one_api_body(ev(f"w-{i}", S.READ, i, "whatsapp"))) for i in range(3)]
+    poison = json.dumps(one_api_body(ev("poison-2", S.READ, 9, "whatsapp")))
+    store.accept([bodies[0], poison, bodies[1], bodies[2]])
+    poison_settle(store, monkeypatch)
+    assert tracker.drain_inbox().applied == 3
+    assert store.pending() == []
+    assert [d.payload for d in tracker.dead_letters()] == [poison]
+    assert tracker.drain_inbox().total == 0  # and a second drain finds nothing
+
+
+def test_while_the_store_does_not_answer_nothing_is_dead_lettered(
+    open_store: StoreFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failing settle with a failing ping is an outage: every body waits in the inbox."""
+    store = open_store()
+    tracker = Tracker(store)
+
+    def down(*args: object) -> None:
+        raise RuntimeError("connection refused")
+
+    monkeypatch.setattr(store, "settle", down)
+    monkeypatch.setattr(store, "ping", down)
+    bodies = [json.dumps(one_api_body(ev(f"o-{i}", S.QUEUED, i))) for i in range(3)]
+    results = tracker.receive_many(bodies)
+    assert all(r.summary is None and r.dead_letter is None for r in results)  # type: ignore[union-attr]
+    with pytest.raises(RuntimeError):
+        tracker.drain_inbox()
+    monkeypatch.undo()
+    assert tracker.dead_letters() == []
+    assert [payload for _, payload in store.pending()] == bodies
+    assert tracker.drain_inbox().applied == 3
+
+
+def test_a_body_the_inbox_refuses_alone_is_dead_lettered_and_the_rest_kept(
+    open_store: StoreFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """accept is isolated too: the body the inbox refuses on its own goes to the dead letter."""
+    store = open_store()
+    tracker = Tracker(store)
+    real = store.accept
+
+    def accept(payloads):  # type: ignore[no-untyped-def]
+        if any("poison" in p for p in payloads):
+            raise RuntimeError("cannot store this body")
+        return real(payloads)
+
+    monkeypatch.setattr(store, "accept", accept)
+    poison = json.dumps(one_api_body(ev("poison-3", S.QUEUED, 1)))
+    good = json.dumps(one_api_body(ev("fine", S.QUEUED, 1)))
+    first, second = tracker.receive_many([poison, good])
+    assert first.dead_letter is not None  # type: ignore[union-attr]
+    assert second.summary.applied == 1  # type: ignore[union-attr]
+    assert [d.payload for d in tracker.dead_letters()] == [poison]
+    assert store.pending() == []
+
+
+def test_a_body_of_other_events_only_is_answered_without_the_inbox(
+    open_store: StoreFactory,
+) -> None:
+    """An inbound moText posted to the status URL is acknowledged: nothing kept, nothing lost."""
+    store = open_store()
+    tracker = Tracker(store)
+    receipt = tracker.receive(json.dumps({"event": {"moText": [{"messageId": "in"}]}}))
+    assert (receipt.inbox_id, receipt.events, receipt.ignored) == (None, (), ("moText",))
+    assert receipt.summary is not None
+    assert receipt.summary.total == 0
+    assert store.pending() == []
+    assert tracker.dead_letters() == []
+
+
+def test_bodies_holding_nul_and_lone_surrogates_are_kept_exactly(open_store: StoreFactory) -> None:
+    """Any text reaches the dead letter and the inbox and comes back unchanged (bytes inside)."""
+    store = open_store()
+    for text in ('{"messageId": "a\x00b"', "\ud800 not json", "plain \x00 nul", "é中\U0001f600"):
+        letter = store.add_dead_letter(text, f"error about {text}")
+        assert letter.payload == text
+        (inbox_id,) = store.accept([text])
+        assert (inbox_id, text) in store.pending()
+        assert store.quarantine(inbox_id, "bad\x00error").payload == text  # type: ignore[union-attr]
+    assert [d.payload for d in store.dead_letters()][:1] == ['{"messageId": "a\x00b"']
+    assert store.pending() == []
+
+
+def test_reads_of_ids_no_store_can_hold_find_nothing(open_store: StoreFactory) -> None:
+    """get and history of an id with NUL, a lone surrogate or 10 KB answer None and []."""
+    store = open_store()
+    for bad in ("a\x00b", "\ud800", "x" * 10_000):
+        assert store.get(bad) is None
+        assert list(store.history(bad)) == []

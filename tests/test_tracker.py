@@ -336,3 +336,12 @@ TrackerAgainstModel.TestCase.settings = settings(
     max_examples=200, stateful_step_count=30, deadline=None
 )
 test_tracker_against_model = TrackerAgainstModel.TestCase
+
+
+def test_a_mapping_with_a_huge_integer_reaches_the_dead_letter() -> None:
+    """Even a body no JSON encoder can print is kept, described, when it is invalid."""
+    tracker = Tracker()
+    with pytest.raises(InvalidCallback):
+        tracker.ingest({"messageId": 10**5000, "statusCode": 4, 1: "mixed keys"})
+    (letter,) = tracker.dead_letters()
+    assert "an integer of 16610 bits" in letter.payload

@@ -81,7 +81,14 @@ def post_json(client: httpx.Client, body: Any, **kwargs: Any) -> httpx.Response:
 @contextlib.contextmanager
 def serving(app: Any) -> Iterator[str]:
     """Run ``app`` with uvicorn on a free 127.0.0.1 port in a thread; yield its base URL."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=0,
+        log_level="warning",
+        lifespan="on",
+        http=web.http_protocol(),  # the protocol serve() runs
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn-under-test", daemon=True)
     thread.start()

@@ -170,6 +170,11 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+# built once: json.loads(text, object_pairs_hook=...) builds a decoder per call, which
+# costs more than the whole decoding of a callback
+_JSON = json.JSONDecoder(object_pairs_hook=_unique_keys)
+
+
 def _decode(payload: object) -> Mapping[str, Any]:
     """Turn bytes, str or a mapping into a mapping of field -> value."""
     if isinstance(payload, bytes | bytearray | memoryview):
@@ -181,55 +186,68 @@ def _decode(payload: object) -> Mapping[str, Any]:
             ) from None
     if isinstance(payload, str):
         try:
-            payload = json.loads(payload, object_pairs_hook=_unique_keys)
+            payload = _JSON.decode(payload)
         except _RepeatedKey as repeated:
             raise InvalidCallback(
                 repeated.key, "given more than once in one JSON object", repeated.key
             ) from None
         except (ValueError, RecursionError) as error:
             raise InvalidCallback("body", f"not JSON ({error})") from None
-    if not isinstance(payload, Mapping):
+    if payload.__class__ is not dict and not isinstance(payload, Mapping):
         raise InvalidCallback(
             "body", f"expected a JSON object or query parameters, got {type(payload).__name__}"
         )
     return payload
 
 
-def _single(fields: Mapping[str, Any], name: str, path: str) -> Any:
+# ``x.__class__ is dict`` before ``isinstance(x, Mapping)``: decoded JSON is made of
+# dicts, and an ABC check costs more than most of a field's parsing.
+#
+# Field helpers take the path of the object they read from (``prefix``, "" at the top)
+# and build a field's full path only when they raise: most bodies are fine.
+
+
+def _single(fields: Mapping[str, Any], name: str, prefix: str) -> Any:
     """A field's value; query parameters may arrive as one-element lists."""
     value = fields.get(name)
-    if isinstance(value, list | tuple):
+    if value.__class__ is list or isinstance(value, list | tuple):
         if len(value) != 1:
-            raise InvalidCallback(path, f"expected one value, got {len(value)}", value)
+            raise InvalidCallback(prefix + name, f"expected one value, got {len(value)}", value)
         value = value[0]
     return value
 
 
-def _text(fields: Mapping[str, Any], name: str, path: str, *, required: bool) -> str | None:
-    value = _single(fields, name, path)
+def _text(fields: Mapping[str, Any], name: str, prefix: str, *, required: bool) -> str | None:
+    value = _single(fields, name, prefix)
+    if value.__class__ is str and value and not value[0].isspace() and not value[-1].isspace():
+        return value  # the common case, already clean
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
-            raise InvalidCallback(path, "missing", value)
+            raise InvalidCallback(prefix + name, "missing", value)
         return None
     if isinstance(value, bool) or not isinstance(value, str | int):
-        raise InvalidCallback(path, f"expected a string, got {type(value).__name__}", value)
+        raise InvalidCallback(
+            prefix + name, f"expected a string, got {type(value).__name__}", value
+        )
     if isinstance(value, int) and value.bit_length() > 4 * MAX_ID_LENGTH:
-        raise InvalidCallback(path, f"longer than {MAX_ID_LENGTH} characters", value)
+        raise InvalidCallback(prefix + name, f"longer than {MAX_ID_LENGTH} characters", value)
     return str(value).strip()
 
 
-def _identifier(fields: Mapping[str, Any], name: str, path: str, *, required: bool) -> str | None:
+def _identifier(fields: Mapping[str, Any], name: str, prefix: str, *, required: bool) -> str | None:
     """A message id or client message id: text that every store can keep as it is."""
-    value = _text(fields, name, path, required=required)
+    value = _text(fields, name, prefix, required=required)
     if value is not None:
         problem = id_problem(value)
         if problem is not None:
-            raise InvalidCallback(path, problem, value)
+            raise InvalidCallback(prefix + name, problem, value)
     return value
 
 
 def _integer(value: Any, path: str, what: str) -> int:
     """A whole number from an int, an integral float, or a string of digits."""
+    if value.__class__ is int:
+        return value
     if isinstance(value, bool):
         raise InvalidCallback(path, f"expected {what}, got a boolean", value)
     if isinstance(value, int):
@@ -243,45 +261,48 @@ def _integer(value: Any, path: str, what: str) -> int:
     raise InvalidCallback(path, f"expected {what}, got {_show(value)}", value)
 
 
-def _timestamp_ms(fields: Mapping[str, Any], path: str, *, seconds: bool) -> int:
-    value = _single(fields, "timestamp", path)
+def _timestamp_ms(fields: Mapping[str, Any], prefix: str, *, seconds: bool) -> int:
+    path = prefix + "timestamp"
+    value = _single(fields, "timestamp", prefix)
     if value is None:
         raise InvalidCallback(path, "missing", value)
     unit = "epoch seconds" if seconds else "milliseconds since the epoch"
     number = _integer(value, path, f"a whole number of {unit}")
     millis = number * 1000 if seconds else number
+    if MIN_TIMESTAMP_MS <= millis <= MAX_TIMESTAMP_MS:
+        return millis
     if not 0 <= millis <= MAX_TIMESTAMP_MS:
         raise InvalidCallback(path, f"{_show(number)} is not a plausible time in {unit}", value)
-    if millis < MIN_TIMESTAMP_MS:
-        if seconds:
-            raise InvalidCallback(path, f"{number} epoch seconds is before 2000-01-01", value)
-        raise InvalidCallback(
-            path,
-            f"{number} is before 2000-01-01 as milliseconds; it looks like epoch seconds "
-            "(this format sends milliseconds)",
-            value,
-        )
-    return millis
+    if seconds:
+        raise InvalidCallback(path, f"{number} epoch seconds is before 2000-01-01", value)
+    raise InvalidCallback(
+        path,
+        f"{number} is before 2000-01-01 as milliseconds; it looks like epoch seconds "
+        "(this format sends milliseconds)",
+        value,
+    )
 
 
-def _code(fields: Mapping[str, Any], path: str) -> int | None:
-    value = _single(fields, "statusCode", path)
-    return None if value is None else _integer(value, path, "a numeric status code")
+def _code(fields: Mapping[str, Any], prefix: str) -> int | None:
+    value = _single(fields, "statusCode", prefix)
+    if value is None:
+        return None
+    return _integer(value, prefix + "statusCode", "a numeric status code")
 
 
-def _name(fields: Mapping[str, Any], path: str) -> str | None:
-    value = _single(fields, "status", path)
+def _name(fields: Mapping[str, Any], prefix: str) -> str | None:
+    value = _single(fields, "status", prefix)
     if value is None:
         return None
     if not isinstance(value, str):
-        raise InvalidCallback(path, "expected a status name", value)
+        raise InvalidCallback(prefix + "status", "expected a status name", value)
     return value.strip().upper()
 
 
 def _one_api_status(fields: Mapping[str, Any], prefix: str) -> Status:
     """The status named by a One API update's ``statusCode`` and/or ``status``, which agree."""
-    code = _code(fields, prefix + "statusCode")
-    name = _name(fields, prefix + "status")
+    code = _code(fields, prefix)
+    name = _name(fields, prefix)
     by_code = by_name = None
     if code is not None:
         try:
@@ -325,8 +346,8 @@ def _platform_status(code: int, field: str) -> Status:
 
 def _flat_status(fields: Mapping[str, Any]) -> Status:
     """The status of a flat body: Platform numbering, unless a One API name says otherwise."""
-    code = _code(fields, "statusCode")
-    name = _name(fields, "status")
+    code = _code(fields, "")
+    name = _name(fields, "")
     if name is None:
         if code is None:
             raise InvalidCallback("statusCode", "missing (and no status name either)")
@@ -368,11 +389,14 @@ def _event(
             f"{status.name} cannot occur on channel {channel!r}",
             int(status),
         )
-    return StatusEvent.from_ms(message_id, status, timestamp_ms, channel, client_message_id)
+    # every field was checked above, as StatusEvent would check it
+    return StatusEvent._checked(message_id, status, timestamp_ms, channel, client_message_id)
 
 
 def _other_events(event: Mapping[str, Any]) -> tuple[str, ...]:
     """The names of the events that are not status updates, once per event."""
+    if len(event) == 1 and _STATUS_UPDATE in event:
+        return ()  # the usual body: nothing else to count
     ignored: list[str] = []
     for name, value in event.items():
         if name != _STATUS_UPDATE:
@@ -382,7 +406,7 @@ def _other_events(event: Mapping[str, Any]) -> tuple[str, ...]:
 
 def _one_api(body: Mapping[str, Any]) -> ParsedCallback:
     event = body.get("event")
-    if not isinstance(event, Mapping):
+    if event.__class__ is not dict and not isinstance(event, Mapping):
         raise InvalidCallback("event", "expected an object holding messageStatusUpdate", event)
     ignored = _other_events(event)
     updates = event.get(_STATUS_UPDATE)
@@ -395,9 +419,9 @@ def _one_api(body: Mapping[str, Any]) -> ParsedCallback:
     events = []
     for index, update in enumerate(updates):
         prefix = f"event.messageStatusUpdate[{index}]."
-        if not isinstance(update, Mapping):
+        if update.__class__ is not dict and not isinstance(update, Mapping):
             raise InvalidCallback(prefix.rstrip("."), "expected an object", update)
-        channel = _text(update, "channel", prefix + "channel", required=False)
+        channel = _text(update, "channel", prefix, required=False)
         if channel is not None:
             # the catalog's own string, so millions of states share one object
             channel = _CHANNEL.get(channel.lower(), channel.lower())
@@ -406,15 +430,15 @@ def _one_api(body: Mapping[str, Any]) -> ParsedCallback:
                     prefix + "channel",
                     f"unknown channel {_show(channel)}; known: {', '.join(CHANNELS)}",
                 )
-        message_id = _identifier(update, "messageId", prefix + "messageId", required=True)
+        message_id = _identifier(update, "messageId", prefix, required=True)
         assert message_id is not None
         events.append(
             _event(
                 message_id,
                 _one_api_status(update, prefix),
-                _timestamp_ms(update, prefix + "timestamp", seconds=False),
+                _timestamp_ms(update, prefix, seconds=False),
                 channel,
-                _identifier(update, "clientMessageId", prefix + "clientMessageId", required=False),
+                _identifier(update, "clientMessageId", prefix, required=False),
                 prefix,
             )
         )
@@ -422,23 +446,23 @@ def _one_api(body: Mapping[str, Any]) -> ParsedCallback:
 
 
 def _flat(body: Mapping[str, Any]) -> ParsedCallback:
-    message_id = _identifier(body, "messageId", "messageId", required=True)
+    message_id = _identifier(body, "messageId", "", required=True)
     assert message_id is not None
     event = _event(
         message_id,
         _flat_status(body),
-        _timestamp_ms(body, "timestamp", seconds=False),
+        _timestamp_ms(body, "", seconds=False),
         "sms",
-        _identifier(body, "clientMessageId", "clientMessageId", required=False),
+        _identifier(body, "clientMessageId", "", required=False),
         "",
     )
     return ParsedCallback((event,))
 
 
 def _legacy(body: Mapping[str, Any]) -> ParsedCallback:
-    message_id = _identifier(body, "apiMsgId", "apiMsgId", required=True)
+    message_id = _identifier(body, "apiMsgId", "", required=True)
     assert message_id is not None
-    raw = _single(body, "status", "status")
+    raw = _single(body, "status", "")
     if raw is None:
         raise InvalidCallback("status", "missing")
     code = _integer(raw, "status", 'a legacy status such as "004"')
@@ -446,12 +470,13 @@ def _legacy(body: Mapping[str, Any]) -> ParsedCallback:
         raise InvalidCallback(
             "status", f"legacy status {_show(raw)} has no One API equivalent", raw
         )
-    event = StatusEvent.from_ms(
+    event = _event(
         message_id,
         LEGACY_STATUS[code],
-        _timestamp_ms(body, "timestamp", seconds=True),
+        _timestamp_ms(body, "", seconds=True),
         "sms",
-        _identifier(body, "cliMsgId", "cliMsgId", required=False),
+        _identifier(body, "cliMsgId", "", required=False),
+        "",
     )
     return ParsedCallback((event,))
 
@@ -499,7 +524,10 @@ def read_callback(payload: bytes | str | Mapping[str, Any]) -> ParsedCallback:
     status events and is not an error.
     """
     body = _decode(payload)
-    if not all(isinstance(key, str) for key in body):
+    # JSON objects have string keys; a mapping handed in by a caller may not
+    if (body.__class__ is not dict or not isinstance(payload, bytes | str)) and not all(
+        isinstance(key, str) for key in body
+    ):
         raise InvalidCallback("body", "field names must be strings")
     try:
         return _PARSERS[_shape(body)](body)

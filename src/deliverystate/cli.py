@@ -56,6 +56,7 @@ class ReplayResult:
         self.lines = 0
         self.outcomes: Counter[Outcome] = Counter()
         self.errors: list[tuple[int, str]] = []
+        self.ignored = 0
 
     def as_json(self) -> dict[str, Any]:
         """The counts as a JSON-ready dictionary."""
@@ -63,6 +64,7 @@ class ReplayResult:
             "lines": self.lines,
             "outcomes": {outcome.value: self.outcomes[outcome] for outcome in Outcome},
             "invalid_lines": len(self.errors),
+            "ignored_events": self.ignored,
         }
 
 
@@ -82,6 +84,7 @@ def replay_stream(
         bodies = [(n, line.rstrip(b"\r\n")) for n, line in batch if line.strip()]
         report = tracker.ingest_many(body for _, body in bodies)
         result.lines += len(bodies)
+        result.ignored += report.ignored
         for outcome in Outcome:
             result.outcomes[outcome] += report.summary.count(outcome)
         result.errors.extend((bodies[index][0], str(error)) for index, error in report.errors)
@@ -273,6 +276,7 @@ def _build() -> click.Group:  # noqa: PLR0915 - one nested definition per comman
                 except (StoreUnavailable, PolicyMismatch) as error:
                     raise click.ClickException(str(error)) from None
             total.lines += result.lines
+            total.ignored += result.ignored
             total.outcomes.update(result.outcomes)
             for number, message in result.errors:
                 err.print(f"{name}:{number}: {message}", markup=False)
@@ -298,6 +302,7 @@ def _build() -> click.Group:  # noqa: PLR0915 - one nested definition per comman
         for outcome in Outcome:
             outcomes.add_row(outcome.value, str(total.outcomes[outcome]))
         outcomes.add_row("invalid lines", str(len(total.errors)))
+        outcomes.add_row("ignored events", str(total.ignored))
         out.print(outcomes)
 
     @cli.command()

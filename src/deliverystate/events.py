@@ -130,6 +130,31 @@ class StatusEvent:
         self.__attrs_init__(message_id, status, timestamp, channel, client_message_id, timestamp_ms)
 
     @classmethod
+    def _checked(
+        cls,
+        message_id: str,
+        status: Status,
+        timestamp_ms: int,
+        channel: str | None,
+        client_message_id: str | None,
+    ) -> StatusEvent:
+        """An event whose every field the caller has already checked (the callback parser).
+
+        Skips the checks :meth:`from_ms` makes, which on the parser's hot path
+        would run a second time.
+        """
+        event = cls.__new__(cls)
+        event.__attrs_init__(
+            message_id,
+            status,
+            datetime_from_ms(timestamp_ms),
+            channel,
+            client_message_id,
+            timestamp_ms,
+        )
+        return event
+
+    @classmethod
     def from_ms(
         cls,
         message_id: str,

@@ -184,7 +184,12 @@ class PostgresStore(SQLStore):
                 dsn,
                 min_size=1,
                 max_size=pool_size,
-                kwargs={"autocommit": True, "connect_timeout": connect_timeout},
+                kwargs={
+                    "autocommit": True,
+                    "connect_timeout": connect_timeout,
+                    # names the store's sessions in pg_stat_activity, for operators
+                    "application_name": f"deliverystate:{schema}"[:63],
+                },
                 configure=self._configure,
                 check=psycopg_pool.ConnectionPool.check_connection,
                 timeout=timeout,
@@ -246,7 +251,9 @@ class PostgresStore(SQLStore):
             try:
                 with self._pool.connection() as connection:
                     return connection.execute(sql, params).fetchall()
-            except self._pool_errors as error:
+            except (*self._pool_errors, self._psycopg.Error) as error:
+                # a read that fails for any database reason (a dropped table, a damaged
+                # page) means the store cannot answer: 503 for the receiver, not a bug
                 raise StoreUnavailable(self.target, str(error).strip() or repr(error)) from error
 
         return self._retry(read)

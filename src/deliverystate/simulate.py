@@ -3,8 +3,9 @@
 Real callback traffic is messy: reports arrive after random delays (so out of
 order), some are sent twice, WhatsApp READ receipts may come hours later, a
 late expiry can follow a delivery, Clickatell batches One API updates, SMS
-traffic mixes the One API, Platform SMS and legacy HTTP formats, and now and
-then a body is broken.  ``generate_callbacks`` produces such a stream, one
+traffic mixes the One API, Platform (with its own 1..14 numbering) and legacy
+HTTP formats, an inbound reply is now and then posted to the same URL, and now
+and then a body is broken.  ``generate_callbacks`` produces such a stream, one
 JSON body per line, deterministically from a seed, so users can test their
 integration and benchmarks have input of any size.
 """
@@ -18,7 +19,7 @@ from typing import Any
 
 import attrs
 
-from .callbacks import InvalidCallback, parse_callback
+from .callbacks import LEGACY_STATUS, PLATFORM_NAMES, InvalidCallback, parse_callback
 from .catalog import Status
 from .events import StatusEvent
 
@@ -39,17 +40,16 @@ _WHATSAPP_FAILURES = (
     Status.RECIPIENT_DOES_NOT_EXIST,
 )
 _EARLY_FAILURES = (Status.INSUFFICIENT_ACCOUNT_BALANCE, Status.VOLUME_LIMIT_DAILY)
-_LEGACY_CODE = {
-    Status.UNKNOWN: "001",
-    Status.QUEUED: "002",
-    Status.SENT_TO_SUPPLIER: "003",
-    Status.DEVICE_ACK: "004",
-    Status.DELIVERY_FAILURE: "007",
-    Status.ROUTING_ERROR: "009",
-    Status.EXPIRED: "010",
-    Status.SCHEDULED: "011",
-    Status.INSUFFICIENT_ACCOUNT_BALANCE: "012",
-}
+
+# The Platform / legacy code a sender sees for a One API status: the lowest code the
+# parser's table maps to it, and that code's first Platform name (both derived, so
+# the generator cannot drift from the parser).
+_PLATFORM_CODE: dict[Status, int] = {}
+for _code, _status in sorted(LEGACY_STATUS.items()):
+    _PLATFORM_CODE.setdefault(_status, _code)
+_PLATFORM_NAME: dict[int, str] = {}
+for _name, _code in PLATFORM_NAMES.items():
+    _PLATFORM_NAME.setdefault(_code, _name)
 
 
 @attrs.frozen
@@ -118,7 +118,9 @@ def _one_api_body(reports: list[_Report], rng: random.Random) -> dict[str, Any]:
 
 
 def _body(report: _Report, rng: random.Random) -> dict[str, Any]:
+    code = _PLATFORM_CODE.get(report.status, 0)
     if report.fmt == "flat":
+        name = _PLATFORM_NAME[code]
         return {
             "integrationName": "notifications",
             "messageId": report.message_id,
@@ -126,9 +128,9 @@ def _body(report: _Report, rng: random.Random) -> dict[str, Any]:
             "clientMessageId": report.client_message_id,
             "to": "2799900" + report.message_id[-4:],
             "from": "27999000000",
-            "statusCode": str(int(report.status)),
-            "status": report.status.name,
-            "statusDescription": report.status.description,
+            "statusCode": code,
+            "status": name,
+            "statusDescription": name.replace("_", " ").capitalize(),
             "timestamp": str(report.timestamp_ms),
         }
     if report.fmt == "legacy":
@@ -139,19 +141,44 @@ def _body(report: _Report, rng: random.Random) -> dict[str, Any]:
             "to": "2799900" + report.message_id[-4:],
             "from": "27999000000",
             "timestamp": str(report.timestamp_ms // 1000),
-            "status": _LEGACY_CODE[report.status],
+            "status": f"{code:03d}",
             "charge": "0.8",
         }
     return _one_api_body([report], rng)
 
 
+def _reply(report: _Report, rng: random.Random) -> dict[str, Any]:
+    """An inbound WhatsApp reply posted to the status URL, as Clickatell allows."""
+    return {
+        "integrationId": "2f1c0e2e9e6b4f4f8a3d6c5b4a392817",
+        "integrationName": "notifications",
+        "event": {
+            "moText": [
+                {
+                    "channel": "whatsapp",
+                    "messageId": f"{rng.getrandbits(128):032x}",
+                    "relatedMessageId": report.message_id,
+                    "relatedClientMessageId": report.client_message_id,
+                    "from": "2799900" + report.message_id[-4:],
+                    "to": "27999000000",
+                    "timestamp": report.timestamp_ms + rng.randint(1_000, 60_000),
+                    "content": "Thanks!",
+                    "charset": "UTF-8",
+                }
+            ]
+        },
+    }
+
+
 def _invalid(rng: random.Random, message_id: str) -> str:
     """A broken body of a kind seen in the field."""
-    kind = rng.randrange(5)
+    kind = rng.randrange(6)
     good = _one_api_body([_Report(message_id, "x", "sms", "one", Status.DEVICE_ACK, _BASE_MS)], rng)
     update = good["event"]["messageStatusUpdate"][0]
-    if kind == 0:
-        update["statusCode"], update["status"] = 85, "MEDIA_DURATION_ERROR"  # a newer code
+    if kind == 0:  # a code newer than the catalog
+        update["statusCode"], update["status"] = 142, "WHATSAPP_TEMPLATE_FORMATTING_POLICY_VIOLATED"
+    elif kind == 5:
+        update["timestamp"] = _BASE_MS // 1000  # seconds where milliseconds belong
     elif kind == 1:
         update["statusCode"] = 4  # the FAQ's disagreeing example: 4 with DEVICE_ACK
     elif kind == 2:
@@ -173,7 +200,7 @@ def _reports(count: int, rng: random.Random) -> Iterator[_Report]:
         start = _BASE_MS + index * 250 + rng.randint(0, 5_000)
         client_id = f"order-{index:07d}"
         for status, offset in _path(rng, channel):
-            if fmt == "legacy" and status not in _LEGACY_CODE:
+            if fmt != "one" and status not in _PLATFORM_CODE:
                 continue
             yield _Report(message_id, client_id, channel, fmt, status, start + offset)
 
@@ -220,6 +247,8 @@ def generate_callbacks(
             out.append(SimulatedCallback(arrival, json.dumps(_one_api_body(batch, rng))))
         else:
             out.append(SimulatedCallback(arrival, json.dumps(_body(report, rng))))
+        if report.channel == "whatsapp" and report.status is Status.READ and rng.random() < 0.05:
+            out.append(SimulatedCallback(arrival, json.dumps(_reply(report, rng))))
         if rng.random() < invalid_rate:
             out.append(SimulatedCallback(arrival, _invalid(rng, report.message_id), valid=False))
     return out

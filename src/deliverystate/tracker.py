@@ -72,11 +72,13 @@ class IngestReport:
     """What a batch of payloads did: outcome counts, and the payloads that could not be parsed.
 
     ``errors`` pairs each unparseable payload's index in the batch with its error;
-    those payloads are in the dead letter.
+    those payloads are in the dead letter.  ``ignored`` counts the events that are
+    not status updates (inbound messages, newer event types).
     """
 
     summary: Summary
     errors: tuple[tuple[int, InvalidCallback], ...]
+    ignored: int = 0
 
 
 @attrs.frozen
@@ -89,7 +91,10 @@ class RetryReport:
 
 
 def payload_text(payload: bytes | str | Mapping[str, Any]) -> str:
-    """A payload as text for the dead letter: bytes decoded, mappings as JSON."""
+    """A payload as text for the dead letter: bytes decoded, mappings as JSON.
+
+    Never fails: whatever a caller hands over must reach the dead letter.
+    """
     if isinstance(payload, bytes | bytearray | memoryview):
         return bytes(payload).decode("utf-8", errors="backslashreplace")
     if isinstance(payload, str):
@@ -97,7 +102,24 @@ def payload_text(payload: bytes | str | Mapping[str, Any]) -> str:
     try:
         return json.dumps(payload, sort_keys=True, default=repr)
     except (TypeError, ValueError, RecursionError):
-        return repr(payload)
+        pass
+    try:
+        return json.dumps(_printable(payload, 0), default=repr)
+    except (TypeError, ValueError, RecursionError):
+        return f"<unprintable {type(payload).__name__}>"
+
+
+def _printable(value: Any, depth: int) -> Any:
+    """``value`` with what JSON cannot write replaced by a description of it."""
+    if depth > 50:
+        return "<nested too deep>"
+    if isinstance(value, Mapping):
+        return {str(key): _printable(item, depth + 1) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_printable(item, depth + 1) for item in value]
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 10_000:
+        return f"<an integer of {value.bit_length()} bits>"
+    return value
 
 
 class Tracker:
@@ -176,13 +198,17 @@ class Tracker:
         """
         events: list[StatusEvent] = []
         errors: list[tuple[int, InvalidCallback]] = []
+        ignored = 0
         for index, payload in enumerate(payloads):
             try:
-                events.extend(parse_callback(payload))
+                parsed = read_callback(payload)
             except InvalidCallback as error:
                 self.store.add_dead_letter(payload_text(payload), str(error))
                 errors.append((index, error))
-        return IngestReport(self.apply_many(events), tuple(errors))
+                continue
+            events.extend(parsed.events)
+            ignored += len(parsed.ignored)
+        return IngestReport(self.apply_many(events), tuple(errors), ignored)
 
     def receive(self, payload: Payload) -> Receipt:
         """Take one callback as a webhook must: keep it durably, then apply it.

@@ -16,8 +16,10 @@ never to lose one.  So a 2xx is sent only for a body that is durably stored:
 1. The shared secret is checked first (401), then the content type (415) and
    the declared length (413).  The body is read chunk by chunk and cut at
    :data:`MAX_BODY_BYTES` whatever ``Content-Length`` said (413), so neither a
-   lying header nor a chunked upload can make the process hold a huge body.
-   Bodies refused at this stage are not stored: they were never callbacks.
+   lying header nor a chunked upload can make the process hold a huge body,
+   and it must arrive within ``body_timeout`` seconds (408), so a body that
+   trickles in cannot hold a connection forever.  Bodies refused at this stage
+   are not stored: they were never callbacks.
 2. :meth:`Tracker.receive_many` parses the body (callbacks that arrive
    together are handled as one group: one transaction stores them all, one
    applies them all, each still gets its own answer).  One that is not a Clickatell
@@ -30,7 +32,13 @@ never to lose one.  So a 2xx is sent only for a body that is durably stored:
    200 with the outcome counts.  If that fails the body is still in the inbox,
    so the answer is 202 ("stored, will be applied"), and the app re-applies
    the inbox (:meth:`Tracker.drain_inbox`) a little later in the background,
-   and at every start-up, which also picks up bodies left by a crash.
+   and at every start-up, which also picks up bodies left by a crash.  A
+   group that fails is applied body by body, and a body that fails on its own
+   while the store works is moved to the dead letter (400), so that one
+   poison body never holds up the others, now or at the next start-up.
+5. Events that are not status updates (an inbound ``moText``, event types
+   Clickatell adds later) are counted as ``ignored`` in the 200 and never
+   refused: Clickatell retries anything but a 2xx.
 
 Stores are synchronous, so no store call runs on the event loop: callback
 writes go to one intake thread, in arrival order and grouped per wake-up, and
@@ -40,14 +48,14 @@ change of state.
 
 Endpoints
 ---------
-* ``POST /callbacks/clickatell``: a JSON body (One API, or Platform SMS /
-  legacy fields) or a URL-encoded form (Platform SMS / legacy fields).
-  200 ``{"status": "applied", "events", "applied", "stale", "duplicate",
-  "rejected"}``; 202 ``{"status": "stored", "events", "inbox_id", "detail"}``;
-  400 ``{"error", "field", "reason"}``; 401; 413; 415; 503 with
-  ``Retry-After``.
-* ``GET /callbacks/clickatell``: the Platform SMS or legacy HTTP fields as
-  query parameters; the same answers but 413 and 415.
+* ``POST /callbacks/clickatell``: a JSON body (One API, or Platform /
+  legacy fields) or a URL-encoded form (Platform / legacy fields).
+  200 ``{"status": "applied" | "ignored", "events", "applied", "stale",
+  "duplicate", "rejected", "ignored"}``; 202 ``{"status": "stored", "events",
+  "ignored", "inbox_id", "detail"}``; 400 ``{"error", "field", "reason"}``;
+  401; 408; 413; 415; 503 with ``Retry-After``.
+* ``GET /callbacks/clickatell``: the Platform or legacy HTTP fields as
+  query parameters; the same answers but 408, 413 and 415.
 * ``GET /messages/{message_id}``: the state and its timeline as JSON (status
   names and codes, outcomes, ISO 8601 UTC times with milliseconds); 404 for a
   message nobody reported.
@@ -56,15 +64,16 @@ Endpoints
   inline SVG, or as mermaid text without Graphviz).  Server-rendered, every
   value escaped, no script, nothing loaded from elsewhere (a strict
   Content-Security-Policy says so to the browser).
-* ``GET /healthz``: 200 while the store answers a read, else 503; never
-  behind the secret, and it reveals nothing.
+* ``GET /healthz``: 200 while the store answers the status page's read
+  (counts over every message), else 503; never behind the secret, and it
+  reveals nothing.
 
 Every answer but the status page is JSON; errors are ``{"error": ...}`` and
 never carry a traceback (unexpected failures are logged here, with theirs).
 
 Decisions
 ---------
-* **Form bodies are accepted.**  Clickatell's Platform SMS and legacy HTTP
+* **Form bodies are accepted.**  Clickatell's Platform and legacy HTTP
   callbacks can be POSTed as ``application/x-www-form-urlencoded``; their
   fields become the same mapping as query parameters would.  Everything but
   JSON and forms is 415.  JSON must be UTF-8 (RFC 8259); a ``charset``
@@ -79,10 +88,10 @@ Decisions
   callback endpoints *and* the read endpoints (status page, ``/messages``),
   which reveal message ids and delivery outcomes; only ``/healthz`` stays
   open for load balancers.  The ``token`` query parameter is removed before
-  the fields are parsed or stored, so the secret never lands in the inbox or
-  the dead letter.  Query strings end up in access logs: prefer the header
-  or Basic credentials where you can, and :func:`serve` keeps uvicorn's
-  access log off by default.
+  the fields are parsed or stored (a ``token`` field of a form body too), so
+  the secret never lands in the inbox or the dead letter.  Query strings end
+  up in access logs: prefer the header or Basic credentials where you can,
+  and :func:`serve` keeps uvicorn's access log off by default.
 * **"Recent messages" are recent in this process**: the store has no query
   for them, so the app keeps the last few message ids it received in a
   bounded in-memory list.  Another worker's messages, or those from before a
@@ -243,32 +252,74 @@ class _BodyTooLarge(Exception):
     """The request body passed :data:`MAX_BODY_BYTES`."""
 
 
-async def _read_body(request: Request, timeout: float) -> bytes:
+async def _read_body(request: Request) -> bytes:
     """The request body, refusing (before reading it) a declared or (while reading) a real excess.
 
     Stops reading at the first chunk past the limit, so memory stays bounded
-    whatever the client sends, and raises ``TimeoutError`` when the whole body
-    has not arrived within ``timeout`` seconds, so that a body trickling in
-    forever cannot hold a connection forever.
+    whatever the client sends.
     """
     declared = request.headers.get("content-length")
     if declared is not None and declared.strip().isdigit() and int(declared) > MAX_BODY_BYTES:
         raise _BodyTooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise _BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
 
-    async def read() -> bytes:
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > MAX_BODY_BYTES:
-                raise _BodyTooLarge
-            chunks.append(chunk)
-        return b"".join(chunks)
 
-    try:
-        return await asyncio.wait_for(read(), timeout)
-    except asyncio.TimeoutError:  # not the built-in TimeoutError before Python 3.11
-        raise TimeoutError from None
+class _BodyDeadline:
+    """Cuts off request bodies that take longer than ``timeout`` seconds to arrive.
+
+    One watchdog task for the whole app, rather than a timer per request: a
+    callback's body nearly always arrives with its headers, and a per-request
+    ``asyncio.timeout`` cost about as much as a tenth of the rest of the
+    receiver's work on the event loop.  Each read registers its task and
+    deadline in a dictionary; the watchdog wakes a few times per ``timeout``
+    and cancels the reads past their deadline, which then raise
+    ``TimeoutError``.  A read can so run up to ``timeout / 4`` longer than
+    ``timeout``.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        if not timeout > 0:
+            raise ValueError(f"body_timeout must be a positive number of seconds: {timeout}")
+        self.timeout = timeout
+        self._reads: dict[asyncio.Task[Any], float] = {}
+        self._expired: set[asyncio.Task[Any]] = set()
+
+    async def read(self, request: Request) -> bytes:
+        """:func:`_read_body`, or ``TimeoutError`` when it is not done by the deadline."""
+        task = asyncio.current_task()
+        if task is None:  # pragma: no cover - Starlette always runs requests in a task
+            return await _read_body(request)
+        self._reads[task] = asyncio.get_running_loop().time() + self.timeout
+        try:
+            return await _read_body(request)
+        except asyncio.CancelledError:
+            if task not in self._expired:
+                raise  # cancelled by someone else: not ours to swallow
+            self._expired.discard(task)
+            uncancel = getattr(task, "uncancel", None)  # Python 3.11+
+            if uncancel is not None:
+                uncancel()
+            raise TimeoutError from None
+        finally:
+            self._reads.pop(task, None)
+
+    async def watch(self) -> None:
+        """Cancel the reads past their deadline, until cancelled itself."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.timeout / 4)
+            now = loop.time()
+            for task, deadline in list(self._reads.items()):
+                if deadline <= now and task not in self._expired:
+                    self._expired.add(task)
+                    task.cancel()
 
 
 class _Guard:
@@ -578,13 +629,9 @@ class _Receiver:
     def __init__(self, tracker: Tracker, guard: _Guard, recent: int, body_timeout: float) -> None:
         if recent < 0:
             raise ValueError(f"recent must be >= 0, not {recent}")
-        if not body_timeout > 0:
-            raise ValueError(
-                f"body_timeout must be a positive number of seconds, not {body_timeout}"
-            )
         self.tracker = tracker
         self.guard = guard
-        self.body_timeout = body_timeout
+        self.deadline = _BodyDeadline(body_timeout)
         self._recent_size = recent
         self._recent: OrderedDict[str, None] = OrderedDict()
         self._redrain = asyncio.Event()
@@ -599,13 +646,17 @@ class _Receiver:
             logger.warning(_NO_SECRET_WARNING)
         self._redrain = asyncio.Event()  # one per run: an Event belongs to the loop it waits on
         await self._drain("start-up")
-        task = asyncio.create_task(self._redrain_loop())
+        tasks = [
+            asyncio.create_task(self._redrain_loop()),
+            asyncio.create_task(self.deadline.watch()),
+        ]
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await run_in_threadpool(self._intake_thread.stop)
 
     async def _drain(self, when: str) -> bool:
@@ -647,7 +698,7 @@ class _Receiver:
         )
 
     async def callback_get(self, request: Request) -> Response:
-        """A Platform SMS or legacy HTTP callback as query parameters."""
+        """A Platform or legacy HTTP callback as query parameters."""
         if not self.guard.allows(request):
             return self._denied()
         return await self._intake(_fields(request.query_params.multi_items(), drop=TOKEN_PARAM))
@@ -664,12 +715,12 @@ class _Receiver:
                 accepted=[_JSON, _FORM],
             )
         try:
-            body = await _read_body(request, self.body_timeout)
+            body = await self.deadline.read(request)
         except _BodyTooLarge:
             return _error(413, "body too large", limit_bytes=MAX_BODY_BYTES)
         except TimeoutError:
             response = _error(
-                408, "the body did not arrive in time", timeout_seconds=self.body_timeout
+                408, "the body did not arrive in time", timeout_seconds=self.deadline.timeout
             )
             response.headers["Connection"] = "close"
             return response

@@ -1,0 +1,537 @@
+"""The receiver's intake against real traffic and hostile input, over real HTTP, on both stores.
+
+Every test here runs uvicorn on loopback (with the HTTP protocol ``serve``
+uses) in front of an SQLite file and a PostgreSQL schema.  Expected states are
+written out from Clickatell's tables or computed by an in-memory tracker fed
+the same bodies, never read back from the receiver's own helpers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import random
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from deliverystate import MemoryStore, SQLiteStore, Status, Tracker
+from deliverystate.simulate import generate_callbacks
+from deliverystate.web import create_app
+
+from .real_bodies import BODIES
+from .test_web import T0, URL, one_api, post_json, serving, wait_for
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_kind(request: pytest.FixtureRequest) -> str:
+    """Which durable store a test runs on."""
+    return str(request.param)
+
+
+@pytest.fixture
+def open_durable(
+    store_kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Callable[[], Any]]:
+    """Opens stores on one SQLite file or one PostgreSQL schema; closes them afterwards."""
+    opened: list[Any] = []
+
+    def open_() -> Any:
+        if store_kind == "sqlite":
+            store: Any = SQLiteStore(tmp_path / "intake.sqlite3")
+        else:
+            from deliverystate.postgres import PostgresStore  # noqa: PLC0415 - optional
+
+            store = PostgresStore(
+                request.getfixturevalue("postgres_dsn"),
+                schema=request.getfixturevalue("pg_schema"),
+            )
+        opened.append(store)
+        return store
+
+    yield open_
+    for store in opened:
+        store.close()
+
+
+@pytest.fixture
+def durable(open_durable: Callable[[], Any]) -> Tracker:
+    """A tracker over the store of this run."""
+    return Tracker(open_durable())
+
+
+@pytest.fixture
+def client(durable: Tracker) -> Iterator[httpx.Client]:
+    """An HTTP client talking to a receiver over ``durable``."""
+    with serving(create_app(durable)) as base, httpx.Client(base_url=base, timeout=30) as http:
+        yield http
+
+
+# --- what real bodies mean --------------------------------------------------------------
+
+
+def test_platform_callbacks_use_the_platform_numbering(
+    client: httpx.Client, durable: Tracker
+) -> None:
+    """Platform 5 is an error and 6 a cancellation, as JSON, query or form, not DEVICE_ACK/READ."""
+    sent = [
+        post_json(client, {"messageId": "p5", "statusCode": 5, "timestamp": str(T0)}),
+        client.get(URL, params={"messageId": "p6", "statusCode": "6", "timestamp": str(T0)}),
+        client.post(URL, data={"messageId": "p4", "statusCode": "4", "timestamp": str(T0)}),
+        post_json(
+            client,
+            {"messageId": "p3", "statusCode": 3, "status": "DELIVERED_TO_GATEWAY", "timestamp": T0},
+        ),
+        post_json(
+            client,
+            {"messageId": "o4", "statusCode": 4, "status": "SENT_TO_SUPPLIER", "timestamp": T0},
+        ),
+    ]
+    assert [r.status_code for r in sent] == [200] * 5, [r.text for r in sent]
+    assert {m: durable.get(m).status for m in ("p5", "p6", "p4", "p3", "o4")} == {  # type: ignore[union-attr]
+        "p5": Status.DELIVERY_FAILURE,
+        "p6": Status.STOPPED_BY_USER,
+        "p4": Status.DEVICE_ACK,
+        "p3": Status.SENT_TO_SUPPLIER,
+        "o4": Status.SENT_TO_SUPPLIER,
+    }
+    contradiction = {"messageId": "px", "statusCode": 5, "status": "RECEIVED_BY_RECIPIENT"}
+    refused = post_json(client, contradiction | {"timestamp": T0})
+    assert (refused.status_code, refused.json()["field"]) == (400, "statusCode")
+
+
+@pytest.mark.parametrize("real", BODIES, ids=[body.name for body in BODIES])
+def test_real_bodies_over_http(client: httpx.Client, durable: Tracker, real: Any) -> None:
+    """Each public body is answered as its meaning demands: applied, ignored or refused and kept."""
+    if isinstance(real.body, str):
+        response = post_json(client, real.body)
+    else:  # query-string bodies arrive as GET parameters, as Clickatell sends them
+        response = client.get(URL, params=[(k, v) for k, vs in real.body.items() for v in vs])
+    if real.refused_field is not None:
+        assert response.status_code == 400
+        assert response.json()["field"] == real.refused_field
+        assert len(durable.dead_letters()) == 1
+        return
+    assert response.status_code == 200, response.text
+    assert response.json()["ignored"] == len(real.ignored)
+    assert durable.dead_letters() == []
+    for message_id, status, timestamp_ms, _, _ in real.events:
+        state = durable.get(message_id)
+        assert state is not None
+        assert (state.status, state.timestamp_ms) == (status, timestamp_ms)
+
+
+def test_other_one_api_events_are_answered_200_and_never_dead_lettered(
+    client: httpx.Client, durable: Tracker
+) -> None:
+    """A moText alone is 200 "ignored"; beside a status update, the update is applied."""
+    alone = post_json(client, {"event": {"moText": [{"messageId": "in-1", "content": "hi"}]}})
+    assert alone.status_code == 200
+    assert alone.json() == {
+        "status": "ignored",
+        "events": 0,
+        "applied": 0,
+        "stale": 0,
+        "duplicate": 0,
+        "rejected": 0,
+        "ignored": 1,
+    }
+    mixed = one_api("mixed", 5, "DEVICE_ACK", T0)
+    mixed["event"]["moText"] = [{"messageId": "in-2"}]
+    mixed["event"]["eventTypeFromTheFuture"] = [{}, {}]
+    answer = post_json(client, mixed)
+    assert (answer.status_code, answer.json()["applied"], answer.json()["ignored"]) == (200, 1, 3)
+    assert durable.get("mixed").status is Status.DEVICE_ACK  # type: ignore[union-attr]
+    assert durable.dead_letters() == []
+    assert durable.store.pending() == []
+
+
+# --- hostile input ----------------------------------------------------------------------
+
+HOSTILE = [
+    pytest.param(json.dumps(one_api("s", 5, "DEVICE_ACK", 1506607698)), "timestamp", id="seconds"),
+    pytest.param(json.dumps(one_api("a\x00b", 5, "DEVICE_ACK", T0)), "messageId", id="nul-id"),
+    pytest.param(json.dumps(one_api("\ud800", 5, "DEVICE_ACK", T0)), "messageId", id="surrogate"),
+    pytest.param(json.dumps(one_api("k" * 4000, 5, "DEVICE_ACK", T0)), "messageId", id="4k-id"),
+    pytest.param(
+        json.dumps(one_api("c", 5, "DEVICE_ACK", T0, client="x\x00y")),
+        "clientMessageId",
+        id="nul-client-id",
+    ),
+    pytest.param(
+        '{"messageId": "d", "statusCode": 6, "statusCode": 23, "timestamp": 1767225600000}',
+        "statusCode",
+        id="repeated-key",
+    ),
+    pytest.param('{"messageId": "raw\x00nul", "statusCode": 4}', "body", id="raw-nul-byte"),
+]
+
+
+@pytest.mark.parametrize(("text", "field"), HOSTILE)
+def test_hostile_bodies_are_400_and_kept_exactly(
+    client: httpx.Client, durable: Tracker, text: str, field: str
+) -> None:
+    """Seconds, NUL, lone surrogates, 4 KB ids, repeated keys: 400 naming the field, body kept."""
+    response = post_json(client, text)
+    assert response.status_code == 400, response.text
+    assert response.json()["field"].endswith(field)
+    assert [letter.payload for letter in durable.dead_letters()] == [text]
+    assert durable.store.pending() == []
+    # and the receiver goes on
+    assert post_json(client, one_api("after", 5, "DEVICE_ACK", T0)).status_code == 200
+
+
+def test_unstorable_ids_in_reads_are_404(client: httpx.Client) -> None:
+    """/messages/a%00b, a surrogate, a 10 KB id and the page search for them: 404, never 500."""
+    for path in ("/messages/a%00b", "/messages/%ED%A0%80", "/messages/" + "x" * 10_000):
+        response = client.get(path)
+        assert response.status_code == 404, (path[:40], response.text[:200])
+    for wanted in ("a\x00b", "x" * 10_000):
+        page = client.get("/", params={"message_id": wanted})
+        assert page.status_code == 404
+        assert 'class="not-found"' in page.text
+
+
+def test_a_form_token_field_never_reaches_the_dead_letter(
+    client: httpx.Client, durable: Tracker
+) -> None:
+    """A token sent inside a form body is stripped like the query parameter before keeping."""
+    response = client.post(URL, data={"token": "s3cret-form", "messageId": "f", "status": "?"})
+    assert response.status_code == 400
+    (letter,) = durable.dead_letters()
+    assert "s3cret-form" not in letter.payload
+    assert "messageId" in letter.payload
+
+
+def raw_request(base: str, head: bytes, body_parts: list[bytes], pause: float = 0.0) -> bytes:
+    """Send a hand-written request over a socket, a part at a time; return what came back."""
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=15) as sock:
+        sock.sendall(head)
+        for part in body_parts:
+            time.sleep(pause)
+            with contextlib.suppress(OSError):
+                sock.sendall(part)
+        chunks = []
+        with contextlib.suppress(OSError):
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_a_body_that_trickles_in_is_cut_with_408(durable: Tracker) -> None:
+    """A body that never finishes arriving gets 408 after the body timeout; the socket closes."""
+    app = create_app(durable, body_timeout=0.5)
+    with serving(app) as base:
+        head = (
+            f"POST {URL} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            "Content-Length: 1000\r\n\r\n"
+        ).encode()
+        started = time.monotonic()
+        answer = raw_request(base, head, [b"{"] * 10, pause=0.2)
+        took = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert b'"timeout_seconds":0.5' in answer
+    assert took < 5  # the server closed the connection; the client did not have to give up
+    assert durable.dead_letters() == []
+
+
+def test_an_absurd_content_length_is_the_apps_413(durable: Tracker) -> None:
+    """Content-Length: 10**20 is answered by the app's JSON 413, not uvicorn's plain 400."""
+    with serving(create_app(durable)) as base:
+        for declared in (10**20, 10**19, 70_000):
+            head = (
+                f"POST {URL} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {declared}\r\n\r\n"
+            ).encode()
+            answer = raw_request(base, head, [])
+            status_line, _, rest = answer.partition(b"\r\n")
+            assert status_line == b"HTTP/1.1 413 Request Entity Too Large", (declared, answer)
+            assert b"application/json" in rest.lower()
+            assert json.loads(rest.split(b"\r\n\r\n", 1)[1])["error"] == "body too large"
+
+
+def test_healthz_fails_when_the_table_the_page_reads_is_damaged(
+    store_kind: str, open_durable: Callable[[], Any], tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A store whose message table cannot be read makes /healthz 503, like the page."""
+    store = open_durable()
+    tracker = Tracker(store)
+    tracker.ingest_many(c.body for c in generate_callbacks(400, seed=3) if c.valid)
+    with serving(create_app(tracker)) as base, httpx.Client(base_url=base) as http:
+        assert http.get("/healthz").status_code == 200
+        if store_kind == "sqlite":
+            damage_sqlite_table(tmp_path / "intake.sqlite3", "ds_messages")
+        else:
+            schema = request.getfixturevalue("pg_schema")
+            with psycopg.connect(request.getfixturevalue("postgres_dsn"), autocommit=True) as raw:
+                raw.execute(f'ALTER TABLE "{schema}".ds_messages RENAME TO ds_messages_gone')
+        assert http.get("/").status_code == 503
+        health = http.get("/healthz")
+        assert health.status_code == 503
+        assert "Traceback" not in health.text
+
+
+def damage_sqlite_table(path: Path, table: str) -> None:
+    """Overwrite the pages of ``table`` after its root with garbage, as a bad disk would."""
+    with contextlib.closing(sqlite3.connect(path)) as raw:
+        raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        page_size = raw.execute("PRAGMA page_size").fetchone()[0]
+        pages = [
+            row[0]
+            for row in raw.execute(
+                "SELECT pageno FROM dbstat WHERE name = ? AND pagetype = 'leaf' ORDER BY pageno",
+                (table,),
+            )
+        ]
+    assert len(pages) > 2
+    with path.open("r+b") as file:
+        for page in pages[1:]:
+            file.seek((page - 1) * page_size)
+            file.write(b"\xa5" * page_size)
+
+
+# --- PostgreSQL drops the connection ----------------------------------------------------
+
+
+def test_postgres_recovers_by_itself_after_its_connections_are_killed(
+    postgres_dsn: str, pg_schema: str
+) -> None:
+    """After pg_terminate_backend, 2xx again within seconds; every 2xx is applied; healthz too."""
+    from deliverystate.postgres import PostgresStore  # noqa: PLC0415 - optional
+
+    store = PostgresStore(postgres_dsn, schema=pg_schema)
+    tracker = Tracker(store)
+    bodies = [c.body for c in generate_callbacks(150, seed=41) if c.valid]
+    reference = Tracker(MemoryStore())
+    reference.ingest_many(bodies)
+    answers: list[int] = []
+    try:
+        with serving(create_app(tracker)) as base, httpx.Client(base_url=base, timeout=30) as http:
+            half = len(bodies) // 2
+            for body in bodies[:half]:
+                assert post_json(http, body).status_code == 200
+            with psycopg.connect(postgres_dsn, autocommit=True) as admin:
+                killed = admin.execute(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE application_name = %s",
+                    (f"deliverystate:{pg_schema}",),
+                ).fetchone()
+            assert killed is not None
+            assert killed[0] >= 1
+            started = time.monotonic()
+            for body in bodies[half:]:
+                while True:  # as Clickatell does: retry until a 2xx (or a 400)
+                    status = post_json(http, body).status_code
+                    answers.append(status)
+                    if status in (200, 202, 400):
+                        break
+                    assert time.monotonic() - started < 30, "no recovery within 30 s"
+                    time.sleep(0.2)
+            wait_for(lambda: http.get("/healthz").status_code == 200)
+            recovered_after = time.monotonic() - started
+            wait_for(lambda: store.pending() == [])
+    finally:
+        store.close()
+    assert set(answers) <= {200, 202, 503}
+    assert recovered_after < 10
+    check = PostgresStore(postgres_dsn, schema=pg_schema)
+    try:
+        for message_id in {m for body in bodies for m in message_ids_of(body)}:
+            assert check.get(message_id) == reference.get(message_id), message_id
+    finally:
+        check.close()
+
+
+def message_ids_of(body: str) -> list[str]:
+    """The message ids a valid callback body reports about."""
+    data = json.loads(body)
+    if "event" in data:
+        return [u["messageId"] for u in data["event"].get("messageStatusUpdate", [])]
+    return [data.get("messageId") or data["apiMsgId"]]
+
+
+# --- poison isolation: many clients, poison mixed in, a kill and a restart ---------------
+
+_POISONED_SERVER = """
+import sys
+import uvicorn
+from deliverystate import SQLiteStore, Tracker
+from deliverystate.web import create_app, http_protocol
+
+kind, target, schema, port = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+if kind == "sqlite":
+    Base = SQLiteStore
+    args, kwargs = (target,), {}
+else:
+    from deliverystate.postgres import PostgresStore as Base
+    args, kwargs = (target,), {"schema": schema}
+
+
+class Poisoned(Base):
+    \"\"\"A store that cannot hold any report about a message whose id starts with poison-.\"\"\"
+
+    def settle(self, items, policy):
+        if any(e.message_id.startswith("poison-") for _, events in items for e in events):
+            raise RuntimeError("index row size exceeds btree version 4 maximum")
+        return super().settle(items, policy)
+
+
+app = create_app(Tracker(Poisoned(*args, **kwargs)), token="t0k")
+uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", http=http_protocol())
+"""
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_poisoned(script: Path, kind: str, target: str, schema: str, port: int) -> Any:
+    """The receiver over a poisoned store, in a child process; returns once it answers."""
+    process = subprocess.Popen(
+        [sys.executable, str(script), kind, target, schema, str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                return process
+        assert process.poll() is None, "the receiver died at start-up"
+        assert time.monotonic() < deadline, "the receiver did not start"
+        time.sleep(0.05)
+
+
+def post_until_answered(
+    bodies: list[str], base: str, clients: int, restart: Callable[[], None], restart_after: int
+) -> list[int]:
+    """Post every body from ``clients`` threads as Clickatell does: retry until 2xx or 400.
+
+    ``restart`` runs once ``restart_after`` bodies have their answer (a kill and a
+    new server); the clients meanwhile meet refused connections and retry.  Returns
+    each body's last answer, in order.
+    """
+    work: queue.SimpleQueue[int] = queue.SimpleQueue()
+    for index in range(len(bodies)):
+        work.put(index)
+    final: dict[int, int] = {}
+    lock = threading.Lock()
+
+    def client_loop() -> None:
+        with httpx.Client(base_url=base, timeout=30, params={"token": "t0k"}) as http:
+            while True:
+                try:
+                    index = work.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    status = post_json(http, bodies[index]).status_code
+                except httpx.TransportError:
+                    status = 0  # the server is down
+                if status in (0, 500, 503):
+                    time.sleep(0.05)
+                    work.put(index)
+                    continue
+                with lock:
+                    final[index] = status
+
+    threads = [threading.Thread(target=client_loop) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    wait_for(lambda: len(final) >= restart_after, seconds=60)
+    restart()
+    for thread in threads:
+        thread.join(180)
+    assert not any(thread.is_alive() for thread in threads)
+    assert len(final) == len(bodies)
+    return [final[index] for index in range(len(bodies))]
+
+
+def open_target(kind: str, target: str, schema: str) -> Any:
+    """A store on the database a child process wrote."""
+    if kind == "sqlite":
+        return SQLiteStore(target)
+    from deliverystate.postgres import PostgresStore  # noqa: PLC0415 - optional
+
+    return PostgresStore(target, schema=schema)
+
+
+def test_poison_never_blocks_a_callback_across_a_kill_and_a_restart(
+    store_kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """12 clients, valid and poison bodies mixed, a kill -9: every 2xx applied, inbox empty."""
+    if store_kind == "sqlite":
+        target, schema = str(tmp_path / "poison.sqlite3"), "-"
+    else:
+        target = request.getfixturevalue("postgres_dsn")
+        schema = request.getfixturevalue("pg_schema")
+    script = tmp_path / "poisoned_server.py"
+    script.write_text(_POISONED_SERVER, encoding="utf-8")
+    valid = [c.body for c in generate_callbacks(500, seed=91) if c.valid]
+    store_poison = [json.dumps(one_api(f"poison-{i}", 5, "DEVICE_ACK", T0 + i)) for i in range(12)]
+    parse_poison = [
+        *(json.dumps(one_api(f"nul-{i}\x00", 5, "DEVICE_ACK", T0)) for i in range(4)),
+        *(json.dumps(one_api("\udc00" * (i + 1), 5, "DEVICE_ACK", T0)) for i in range(4)),
+        '{"messageId": "raw\x00", "statusCode": 4, "timestamp": 1767225600000}',
+    ]
+    bodies = valid + store_poison + parse_poison
+    random.Random(7).shuffle(bodies)
+    port = free_port()
+    servers = [start_poisoned(script, store_kind, target, schema, port)]
+
+    # bodies a crash left in the inbox between keeping and applying them, poison among them
+    orphans = [c.body for c in generate_callbacks(20, seed=92) if c.valid]
+    orphan_poison = json.dumps(one_api("poison-orphan", 23, "DELIVERY_FAILURE", T0))
+
+    def kill_and_restart() -> None:
+        os.kill(servers[0].pid, signal.SIGKILL)
+        servers[0].wait(10)
+        crashed = open_target(store_kind, target, schema)
+        crashed.accept([orphans[0], orphan_poison, *orphans[1:]])
+        crashed.close()
+        servers.append(start_poisoned(script, store_kind, target, schema, port))
+
+    try:
+        answers = post_until_answered(
+            bodies, f"http://127.0.0.1:{port}", 12, kill_and_restart, len(bodies) // 3
+        )
+    finally:
+        servers[-1].terminate()
+        servers[-1].wait(20)
+    assert len(servers) == 2
+    by_kind: dict[str, set[int]] = {"valid": set(), "parse": set(), "store": set()}
+    for body, answer in zip(bodies, answers, strict=True):
+        kind = "store" if body in store_poison else "parse" if body in parse_poison else "valid"
+        by_kind[kind].add(answer)
+    assert by_kind == {"valid": {200}, "parse": {400}, "store": {400}}
+    # every 2xx is applied: the states are those of a tracker given every valid body
+    reference = Tracker(MemoryStore())
+    reference.ingest_many(valid + orphans)
+    check = open_target(store_kind, target, schema)
+    try:
+        for message_id in {m for body in valid + orphans for m in message_ids_of(body)}:
+            assert check.get(message_id) == reference.get(message_id), message_id
+        assert check.pending() == []
+        kept = {letter.payload for letter in check.dead_letters()}
+        assert {*store_poison, orphan_poison} <= kept
+        assert set(parse_poison) <= kept
+        assert all(check.get(f"poison-{i}") is None for i in range(12))
+    finally:
+        check.close()
