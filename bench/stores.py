@@ -132,7 +132,11 @@ def postgres_figures(
             tracker.apply_many(chunk)
 
     def raw() -> None:
-        conn = state["store"]._conn  # type: ignore[attr-defined]
+        # a connection of the store's own pool: same server, schema and session settings
+        with state["store"]._pool.connection() as conn:  # type: ignore[attr-defined]
+            raw_batches(conn)
+
+    def raw_batches(conn: psycopg.Connection[object]) -> None:
         for chunk in chunks:
             best: dict[str, StatusEvent] = {}
             for e in chunk:  # one row per message: ON CONFLICT cannot touch a row twice

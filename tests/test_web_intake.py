@@ -535,3 +535,56 @@ def test_poison_never_blocks_a_callback_across_a_kill_and_a_restart(
         assert all(check.get(f"poison-{i}") is None for i in range(12))
     finally:
         check.close()
+
+
+# --- a fuzzer against the real server ---------------------------------------------------
+
+
+def test_fuzzed_bodies_over_http_never_5xx_and_every_2xx_is_applied(
+    client: httpx.Client, durable: Tracker
+) -> None:
+    """Random and mutated bodies, NULs and surrogates injected: no 5xx, no body left behind."""
+    from hypothesis import HealthCheck, given, settings  # noqa: PLC0415
+    from hypothesis import strategies as st  # noqa: PLC0415
+
+    from .strategies import mutated_callbacks  # noqa: PLC0415
+
+    poison_chars = st.sampled_from(["\x00", "\ud800", "\x7f", "\x85", "\n", "x" * 300, "é"])
+    accepted: list[str] = []
+    refused = [0]
+
+    @settings(
+        max_examples=150,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
+    @given(mutated_callbacks(), poison_chars, st.booleans(), st.binary(max_size=64))
+    def check(body: Any, char: str, inject: bool, noise: bytes) -> None:
+        text = body if isinstance(body, str) else json.dumps(body)
+        if inject:
+            text = text.replace("msg-", f"msg{char}", 1)
+        data = text.encode("utf-8", "surrogatepass") + (noise if not inject else b"")
+        response = client.post(URL, content=data, headers={"content-type": "application/json"})
+        assert response.status_code in {200, 400}, response.text
+        assert "Traceback" not in response.text
+        if response.status_code == 200:
+            accepted.append(data.decode())
+        else:
+            refused[0] += 1
+
+    check()
+    assert len(accepted) >= 10
+    assert refused[0] >= 10
+    assert len(durable.dead_letters()) >= 1
+    assert durable.store.pending() == []
+    reference = Tracker(MemoryStore())
+    reference.ingest_many(accepted)
+    for message_id in {e.message_id for body in accepted for e in reference_events(body)}:
+        assert durable.get(message_id) == reference.get(message_id)
+
+
+def reference_events(body: str) -> list[Any]:
+    """The events of a body the receiver accepted, parsed again here."""
+    from deliverystate import parse_callback  # noqa: PLC0415
+
+    return parse_callback(body)
