@@ -50,8 +50,8 @@ from deliverystate import (
     Tracker,
     parse_callback,
 )
+from deliverystate._lifecycle import EDGES, trigger_for
 from deliverystate.cli import replay_stream
-from deliverystate.lifecycle import EDGES, trigger_for
 from deliverystate.simulate import simulate_lines
 
 

@@ -29,7 +29,8 @@ from deliverystate import (
     Tracker,
     parse_callback,
 )
-from deliverystate.cli import _build, replay_stream
+from deliverystate.cli import replay_stream
+from deliverystate.cli._commands import cli
 from deliverystate.simulate import generate_callbacks
 
 from .strategies import BASE_MS, one_api_body
@@ -74,7 +75,7 @@ STREAM = "\n".join(
 
 def run(args: list[str], stdin: str | None = None):  # type: ignore[no-untyped-def]
     """Invoke the command group in-process."""
-    return CliRunner().invoke(_build(), args, input=stdin)
+    return CliRunner().invoke(cli, args, input=stdin)
 
 
 def test_replay_counts_outcomes_and_reports_bad_lines(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from deliverystate import DELIVERY_WINS, FAILURE_WINS, Policy, Status
+from deliverystate._lifecycle import ALLOWED
 from deliverystate.diagrams import (
     GraphvizNotFound,
     export_all,
@@ -23,7 +24,6 @@ from deliverystate.diagrams import (
     render_svg,
     text_exports,
 )
-from deliverystate.lifecycle import ALLOWED
 
 DIAGRAMS = Path(__file__).parent.parent / "diagrams"
 REGENERATE = (

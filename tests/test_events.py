@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from deliverystate import MessageState, Status, StatusEvent
-from deliverystate.events import datetime_from_ms, ms_from_datetime
+from deliverystate._events import datetime_from_ms, ms_from_datetime
 
 
 def test_timestamp_is_truncated_to_milliseconds_and_kept_as_integer() -> None:

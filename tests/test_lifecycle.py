@@ -8,7 +8,7 @@ import pytest
 from transitions import MachineError
 
 from deliverystate import IllegalTransition, Status, implied_path, is_allowed, step
-from deliverystate.lifecycle import ALLOWED, MACHINE, _validate, build_machine, trigger_for
+from deliverystate._lifecycle import ALLOWED, MACHINE, _validate, build_machine, trigger_for
 
 S = Status
 CHAIN = [S.SCHEDULED, S.QUEUED, S.SENT_TO_SUPPLIER, S.DEVICE_ACK, S.READ]

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deliverystate import DELIVERY_WINS, FAILURE_WINS, Policy, Status, Tie
-from deliverystate.policy import MAX_TIMESTAMP_MS
+from deliverystate._policy import MAX_TIMESTAMP_MS
 
 from .oracle import DELIVERY_WINS_RANK, FAILURE_WINS_RANK, oracle_key
 from .strategies import statuses, timestamps_ms

@@ -8,8 +8,8 @@ import time
 import psycopg
 import pytest
 
-import deliverystate.postgres as postgres_module
-import deliverystate.sqlstore as sqlstore_module
+import deliverystate.stores._postgres as postgres_module
+import deliverystate.stores._sql as sqlstore_module
 from deliverystate import (
     MemoryStore,
     SchemaMismatch,

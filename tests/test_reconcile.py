@@ -14,7 +14,7 @@ from deliverystate import (
     StatusEvent,
     reconcile,
 )
-from deliverystate.reconcile import decide
+from deliverystate._reconcile import decide
 
 from .oracle import expected_winner
 from .strategies import BASE_MS, consistent_events, events_for

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-import deliverystate.sqlite as sqlite_module
-import deliverystate.sqlstore as sqlstore_module
+import deliverystate.stores._sql as sqlstore_module
+import deliverystate.stores._sqlite as sqlite_module
 from deliverystate import (
     InvalidCallback,
     MemoryStore,

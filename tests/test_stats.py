@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from deliverystate import Status, StatusEvent, Tracker
-from deliverystate.catalog import Category
-from deliverystate.stats import Latency, delivery_stats
+from deliverystate import Category, Latency, Status, StatusEvent, Tracker, delivery_stats
 
 from .strategies import BASE_MS
 

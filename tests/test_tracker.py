@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-import deliverystate.tracker as tracker_module
+import deliverystate._tracker as tracker_module
 from deliverystate import (
     DELIVERY_WINS,
     IllegalTransition,

@@ -35,6 +35,7 @@ from starlette.routing import Mount
 
 from deliverystate import MemoryStore, SQLiteStore, Status, StoreUnavailable, Tracker, web
 from deliverystate.simulate import generate_callbacks
+from deliverystate.web import _app as web_app
 from deliverystate.web import create_app
 
 from .strategies import json_values, mutated_callbacks
@@ -645,7 +646,7 @@ def test_a_body_that_could_not_be_applied_is_reapplied_in_the_background(
     start: Start, tracker: Tracker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """After a 202 the receiver re-applies its inbox by itself, without a restart."""
-    monkeypatch.setattr(web, "_REDRAIN_SECONDS", 0.05)
+    monkeypatch.setattr(web_app, "_REDRAIN_SECONDS", 0.05)
     fail_settle_once(tracker, monkeypatch)
     client = start()
     assert post_json(client, one_api("later", 5, "DEVICE_ACK", T0)).status_code == 202
@@ -681,7 +682,7 @@ def test_the_same_app_serves_again_after_a_shutdown(
     tracker: Tracker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """After a shutdown and a new start, callbacks and the background re-apply still work."""
-    monkeypatch.setattr(web, "_REDRAIN_SECONDS", 0.05)
+    monkeypatch.setattr(web_app, "_REDRAIN_SECONDS", 0.05)
     app = create_app(tracker)
     with serving(app) as base, httpx.Client(base_url=base) as client:
         assert post_json(client, one_api("first-run", 5, "DEVICE_ACK", T0)).status_code == 200

@@ -4,45 +4,66 @@ Every message is a state machine over Clickatell's One API status codes.  The
 lifecycle says which transitions a backend may make; a precedence policy
 decides what out-of-order, duplicated or conflicting callbacks mean, so that
 every process that sees the same callbacks reaches the same answer.
+
+The public surface is this module's ``__all__``, ``deliverystate.errors``,
+``deliverystate.stores``, ``deliverystate.diagrams`` and
+``deliverystate.simulate``, and the optional extras ``deliverystate.postgres``,
+``deliverystate.web`` and ``deliverystate.cli``.  Modules whose names start
+with an underscore are the implementation and may change.
 """
 
 from __future__ import annotations
 
-from .callbacks import (
-    LEGACY_STATUS,
-    PLATFORM_NAMES,
+from ._callbacks import ParsedCallback, parse_callback, read_callback
+from ._catalog import CHANNELS, FAILURES, Category, Kind, Source, Status
+from ._events import MessageState, StatusEvent
+from ._formats import LEGACY_STATUS, PLATFORM_NAMES
+from ._lifecycle import implied_path, is_allowed, step
+from ._policy import DELIVERY_WINS, FAILURE_WINS, Policy, PolicyRow, Tie
+from ._reconcile import Decision, Outcome, reconcile
+from ._stats import DeliveryStats, Latency, delivery_stats
+from ._tracker import IngestReport, Receipt, RetryReport, Tracker
+from .errors import (
+    DeliveryStateError,
+    IllegalTransition,
     InvalidCallback,
-    ParsedCallback,
-    parse_callback,
-    read_callback,
+    NoDatabase,
+    PolicyMismatch,
+    SchemaMismatch,
+    StoreUnavailable,
+    UnknownStatusCode,
 )
-from .catalog import CHANNELS, Category, Source, Status, UnknownStatusCode
-from .events import MessageState, StatusEvent
-from .lifecycle import IllegalTransition, implied_path, is_allowed, step
-from .memory import MemoryStore
-from .policy import DELIVERY_WINS, FAILURE_WINS, Policy, PolicyRow, Tie
-from .reconcile import Decision, Outcome, reconcile
-from .sqlite import SQLiteStore
-from .sqlstore import SchemaMismatch, StoreUnavailable
-from .store import DeadLetter, HistoryEntry, PolicyMismatch, Store, Summary
-from .stores import open_store
-from .tracker import IngestReport, Receipt, RetryReport, Tracker
+from .stores import (
+    DeadLetter,
+    HistoryEntry,
+    MemoryStore,
+    SQLiteStore,
+    Store,
+    Summary,
+    open_store,
+)
 
 __all__ = [
     "CHANNELS",
     "DELIVERY_WINS",
+    "FAILURES",
     "FAILURE_WINS",
     "LEGACY_STATUS",
     "PLATFORM_NAMES",
     "Category",
     "DeadLetter",
     "Decision",
+    "DeliveryStateError",
+    "DeliveryStats",
     "HistoryEntry",
     "IllegalTransition",
     "IngestReport",
     "InvalidCallback",
+    "Kind",
+    "Latency",
     "MemoryStore",
     "MessageState",
+    "NoDatabase",
     "Outcome",
     "ParsedCallback",
     "Policy",
@@ -61,6 +82,7 @@ __all__ = [
     "Tie",
     "Tracker",
     "UnknownStatusCode",
+    "delivery_stats",
     "implied_path",
     "is_allowed",
     "open_store",
@@ -72,9 +94,12 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    """``deliverystate.PostgresStore`` without importing psycopg until it is used."""
+    """``deliverystate.PostgresStore`` without importing psycopg until it is used.
+
+    Not in ``__all__`` for that reason: a star import must not need psycopg.
+    """
     if name == "PostgresStore":
-        from .postgres import PostgresStore  # noqa: PLC0415 - psycopg is an optional extra
+        from .stores._postgres import PostgresStore  # noqa: PLC0415 - psycopg is an optional extra
 
         return PostgresStore
     raise AttributeError(f"module 'deliverystate' has no attribute {name!r}")

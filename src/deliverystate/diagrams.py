@@ -7,10 +7,10 @@ policy's rows; node labels, colours and groups from the catalog.  So the docs
 cannot drift from the code, and a test compares the committed ``diagrams/``
 folder with a fresh :func:`text_exports`.
 
-Three kinds of state are told apart everywhere with the same three colour
-classes: terminal non-deliveries (``failure``, red), delivery evidence
-(``delivered``, green: DEVICE_ACK and READ) and everything still on its way
-(``progress``, blue).
+Three kinds of state (``Status.kind``) are told apart everywhere with the same
+three colour classes, named after the kinds and coloured by ``_render.PALETTE``:
+terminal non-deliveries (``failure``, red), delivery evidence (``delivered``,
+green: DEVICE_ACK and READ) and everything still on its way (``progress``, blue).
 
 Only :func:`render_svg` (and :func:`export_all`, which calls it) needs anything
 outside Python: Graphviz's ``dot`` program.  When it is missing they raise
@@ -27,12 +27,13 @@ import subprocess
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from .catalog import CHANNELS, Category, Status
-from .lifecycle import ALLOWED
-from .policy import DELIVERY_WINS, FAILURE_WINS, Policy, PolicyRow
+from ._catalog import CHANNELS, Category, Kind, Status
+from ._lifecycle import ALLOWED
+from ._policy import DELIVERY_WINS, FAILURE_WINS, Policy, PolicyRow
+from ._render import PALETTE, Colours
+from .errors import GraphvizNotFound
 
 __all__ = [
-    "GraphvizNotFound",
     "diagram_markdown",
     "export_all",
     "lifecycle_dot",
@@ -45,20 +46,13 @@ __all__ = [
     "text_exports",
 ]
 
-#: The three colour classes as (fill, stroke, text) colours, shared by mermaid and dot
-#: so that every diagram uses one legend.
-_PALETTE: Mapping[str, tuple[str, str, str]] = {
-    "failure": ("#fde2e1", "#b42318", "#7a271a"),
-    "delivered": ("#dcfae6", "#067647", "#074d31"),
-    "progress": ("#eff4ff", "#3538cd", "#2d31a6"),
-}
-_NEUTRAL = ("#f2f4f7", "#475467", "#101828")
+_NEUTRAL = Colours("#f2f4f7", "#475467", "#101828")
 
-#: Dot node shapes per class, so the kinds differ even in grey-scale print.
-_DOT_SHAPE: Mapping[str, str] = {
-    "failure": 'shape=box, style="filled"',
-    "delivered": 'shape=box, style="rounded,filled,bold", peripheries=2',
-    "progress": 'shape=box, style="rounded,filled"',
+#: Dot node shapes per kind, so the kinds differ even in grey-scale print.
+_DOT_SHAPE: Mapping[Kind, str] = {
+    Kind.FAILURE: 'shape=box, style="filled"',
+    Kind.DELIVERED: 'shape=box, style="rounded,filled,bold", peripheries=2',
+    Kind.PROGRESS: 'shape=box, style="rounded,filled"',
 }
 
 #: The command that rewrites the committed ``diagrams/`` folder; quoted in docs and tests.
@@ -66,32 +60,6 @@ _REGENERATE = (
     "python -c 'from pathlib import Path; from deliverystate.diagrams import export_all; "
     'export_all(Path("diagrams"))\''
 )
-
-_INSTALL_HINT = (
-    "Graphviz's `dot` program is not on PATH; it is needed to render SVG. "
-    "Install it with `apt-get install graphviz` (Debian/Ubuntu), "
-    "`brew install graphviz` (macOS) or from https://graphviz.org/download/."
-)
-
-
-class GraphvizNotFound(FileNotFoundError):
-    """Graphviz's ``dot`` is not installed; the message says how to install it.
-
-    A ``FileNotFoundError`` because that is what running a missing program
-    raises, so callers that already handle it keep working.
-    """
-
-    def __init__(self, program: str = "dot") -> None:
-        super().__init__(_INSTALL_HINT)
-        self.program = program
-
-
-def _class_of(status: Status) -> str:
-    if status.is_failure:
-        return "failure"
-    if status.is_delivered:
-        return "delivered"
-    return "progress"
 
 
 def _shown(channel: str | None) -> list[Status]:
@@ -120,12 +88,12 @@ def lifecycle_mermaid(channel: str | None = None) -> str:
     lines += [f"    {src.name} --> {dst.name}" for src, dst in _edges(shown)]
     lines += [f"    {s.name} --> [*]" for s in shown if s.is_terminal]
     lines += [
-        f"    classDef {css} fill:{fill},stroke:{stroke},color:{text}"
-        for css, (fill, stroke, text) in _PALETTE.items()
+        f"    classDef {kind.value} fill:{c.fill},stroke:{c.stroke},color:{c.text}"
+        for kind, c in PALETTE.items()
     ]
-    for css in _PALETTE:
-        members = [s.name for s in shown if _class_of(s) == css]
-        lines.append(f"    class {','.join(members)} {css}")
+    for kind in PALETTE:
+        members = [s.name for s in shown if s.kind is kind]
+        lines.append(f"    class {','.join(members)} {kind.value}")
     return "\n".join(lines) + "\n"
 
 
@@ -135,12 +103,12 @@ def _quote(text: str) -> str:
 
 
 def _dot_node(status: Status, indent: str) -> str:
-    css = _class_of(status)
-    fill, stroke, text = _PALETTE[css]
+    kind = status.kind
+    c = PALETTE[kind]
     return (
         f"{indent}{status.name} [label={_quote(f'{int(status)} {status.name}')}, "
-        f"tooltip={_quote(status.description)}, class={css}, {_DOT_SHAPE[css]}, "
-        f'fillcolor="{fill}", color="{stroke}", fontcolor="{text}"];'
+        f"tooltip={_quote(status.description)}, class={kind.value}, {_DOT_SHAPE[kind]}, "
+        f'fillcolor="{c.fill}", color="{c.stroke}", fontcolor="{c.text}"];'
     )
 
 
@@ -163,10 +131,10 @@ def _dot_edge(src: Status, dst: Status, extra: str = "") -> str:
         # failure column away from the chain (seen in the WhatsApp view).
         style = 'style=dashed, color="#98a2b3"' + (", weight=0" if dst.is_delivered else "")
     elif dst.is_failure:
-        style = f'color="{_PALETTE["failure"][1]}"'
+        style = f'color="{PALETTE[Kind.FAILURE].stroke}"'
     else:
         # The happy path: heavy, so the layout keeps it on one straight line.
-        style = f'color="{_PALETTE[_class_of(dst)][1]}", penwidth=2, weight=8'
+        style = f'color="{PALETTE[dst.kind].stroke}", penwidth=2, weight=8'
     return f"  {src.name} -> {dst.name} [{style}{extra}];"
 
 
@@ -182,7 +150,7 @@ def _category_label(category: Category) -> str:
 
 def _failure_cluster(failures: list[Status]) -> list[str]:
     """The terminal non-deliveries as one column, boxed per catalog category."""
-    stroke = _PALETTE["failure"][1]
+    stroke = PALETTE[Kind.FAILURE].stroke
     lines = [
         "  subgraph cluster_failures {",
         '    label="terminal non-deliveries (codes 20 and up)"; labeljust=l; rank=same;',
@@ -261,9 +229,13 @@ def lifecycle_dot(channel: str | None = None) -> str:
 
 
 def _rank_class(row: PolicyRow) -> str:
-    """The colour class of a rank: its statuses' class, or "mixed" when they differ."""
-    classes = {_class_of(s) for s in row.statuses}
-    return classes.pop() if len(classes) == 1 else "mixed"
+    """The colour class of a rank: its statuses' kind, or "mixed" when they differ."""
+    kinds = {s.kind.value for s in row.statuses}
+    return kinds.pop() if len(kinds) == 1 else "mixed"
+
+
+def _rank_colours(css: str) -> Colours:
+    return next((c for kind, c in PALETTE.items() if kind.value == css), _NEUTRAL)
 
 
 def _tie_text(row: PolicyRow) -> str:
@@ -302,12 +274,13 @@ def precedence_mermaid(policy: Policy) -> str:
     lines += [
         f"    rank{high.rank} -->|beats| rank{low.rank}" for high, low in itertools.pairwise(rows)
     ]
-    palette = {**_PALETTE, "mixed": _NEUTRAL}
+    classes = [kind.value for kind in PALETTE] + ["mixed"]
     lines += [
-        f"    classDef {css} fill:{fill},stroke:{stroke},color:{text}"
-        for css, (fill, stroke, text) in palette.items()
+        f"    classDef {css} fill:{c.fill},stroke:{c.stroke},color:{c.text}"
+        for css in classes
+        for c in (_rank_colours(css),)
     ]
-    for css in palette:
+    for css in classes:
         members = [f"rank{row.rank}" for row in rows if _rank_class(row) == css]
         if members:
             lines.append(f"    class {','.join(members)} {css}")
@@ -331,7 +304,7 @@ def precedence_dot(policy: Policy) -> str:
     ]
     for row in rows:
         css = _rank_class(row)
-        fill, stroke, text = _PALETTE.get(css, _NEUTRAL)
+        c = _rank_colours(css)
         label = "<br/>".join(
             [
                 f"<b>rank {row.rank}</b>",
@@ -341,7 +314,7 @@ def precedence_dot(policy: Policy) -> str:
         )
         lines.append(
             f"  rank{row.rank} [label=<{label}>, class={css}, "
-            f'fillcolor="{fill}", color="{stroke}", fontcolor="{text}"];'
+            f'fillcolor="{c.fill}", color="{c.stroke}", fontcolor="{c.text}"];'
         )
     lines.append("")
     lines += [

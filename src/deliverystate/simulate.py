@@ -19,9 +19,11 @@ from typing import Any
 
 import attrs
 
-from .callbacks import LEGACY_STATUS, PLATFORM_NAMES, InvalidCallback, parse_callback
-from .catalog import Status
-from .events import StatusEvent
+from ._callbacks import parse_callback
+from ._catalog import Status
+from ._events import StatusEvent
+from ._formats import LEGACY_STATUS, PLATFORM_NAMES
+from .errors import InvalidCallback
 
 __all__ = ["SimulatedCallback", "generate_callbacks", "simulate_lines", "simulated_events"]
 

@@ -28,33 +28,18 @@ from typing import Protocol, runtime_checkable
 
 import attrs
 
-from .catalog import Status
-from .events import MessageState, StatusEvent
-from .policy import Policy
-from .reconcile import Decision, Outcome
+from .._catalog import Status
+from .._events import MessageState, StatusEvent
+from .._policy import Policy
+from .._reconcile import Decision, Outcome
 
 __all__ = [
     "DeadLetter",
     "HistoryEntry",
     "Milestones",
-    "PolicyMismatch",
     "Store",
     "Summary",
 ]
-
-
-class PolicyMismatch(ValueError):
-    """A store's precedence keys were computed by another policy than the tracker's."""
-
-    def __init__(self, target: str, stored: str, requested: str) -> None:
-        super().__init__(
-            f"{target} holds keys of policy {stored!r}; this tracker uses "
-            f"{requested!r}. Use one policy for all workers, or call "
-            f"store.adopt_policy(policy) once to recompute the keys"
-        )
-        self.target = target
-        self.stored = stored
-        self.requested = requested
 
 
 @attrs.frozen

@@ -46,81 +46,17 @@ from typing import Any
 
 import attrs
 
-from .catalog import CHANNELS, Status, UnknownStatusCode
-from .events import MAX_ID_LENGTH, StatusEvent, id_problem
-from .policy import MAX_TIMESTAMP_MS
+from ._catalog import CHANNELS, Status
+from ._events import MAX_ID_LENGTH, StatusEvent, id_problem
+from ._formats import LEGACY_STATUS, MIN_TIMESTAMP_MS, PLATFORM_NAMES
+from ._policy import MAX_TIMESTAMP_MS
+from .errors import InvalidCallback, UnknownStatusCode
 
 __all__ = [
-    "LEGACY_STATUS",
-    "MIN_TIMESTAMP_MS",
-    "PLATFORM_NAMES",
-    "InvalidCallback",
     "ParsedCallback",
     "parse_callback",
     "read_callback",
 ]
-
-#: Legacy HTTP API status ("001".."014"), which is also the Platform API's
-#: ``statusCode`` numbering -> One API status.  013 ("Clickatell cancelled
-#: message delivery") has no agreed One API equivalent and is refused, not guessed.
-LEGACY_STATUS: Mapping[int, Status] = {
-    1: Status.UNKNOWN,  # message unknown
-    2: Status.QUEUED,  # message queued
-    3: Status.SENT_TO_SUPPLIER,  # delivered to (the upstream) gateway
-    4: Status.DEVICE_ACK,  # received by recipient
-    5: Status.DELIVERY_FAILURE,  # error with message
-    6: Status.STOPPED_BY_USER,  # user cancelled message delivery
-    7: Status.DELIVERY_FAILURE,  # error delivering message
-    8: Status.QUEUED,  # OK: message received by gateway
-    9: Status.ROUTING_ERROR,  # routing error
-    10: Status.EXPIRED,  # message expired
-    11: Status.SCHEDULED,  # message queued for later delivery
-    12: Status.INSUFFICIENT_ACCOUNT_BALANCE,  # out of credit
-    14: Status.VOLUME_LIMIT,  # maximum MT limit exceeded
-}
-
-#: Platform ``status`` names -> their Platform ``statusCode``.  Only
-#: DELIVERED_TO_GATEWAY and RECEIVED_BY_RECIPIENT are attested in public
-#: sources (Clickatell's own clickatell-platform Node sample and integrations
-#: that read real callbacks); they are the legacy descriptions written in
-#: upper case with underscores, and so are the others here.  A name not in this
-#: table (nor a One API name) is refused and kept in the dead letter.
-PLATFORM_NAMES: Mapping[str, int] = {
-    "MESSAGE_UNKNOWN": 1,
-    "MESSAGE_QUEUED": 2,
-    "DELIVERED_TO_GATEWAY": 3,
-    "RECEIVED_BY_RECIPIENT": 4,
-    "ERROR_WITH_MESSAGE": 5,
-    "USER_CANCELLED_MESSAGE_DELIVERY": 6,
-    "ERROR_DELIVERING_MESSAGE": 7,
-    "OK": 8,
-    "ROUTING_ERROR": 9,
-    "MESSAGE_EXPIRED": 10,
-    "MESSAGE_QUEUED_FOR_LATER_DELIVERY": 11,
-    "MESSAGE_SCHEDULED_FOR_LATER_DELIVERY": 11,
-    "OUT_OF_CREDIT": 12,
-    "CLICKATELL_CANCELLED_MESSAGE_DELIVERY": 13,
-    "MAXIMUM_MT_LIMIT_EXCEEDED": 14,
-}
-
-#: 2000-01-01T00:00:00Z in milliseconds: a "millisecond" timestamp before it is
-#: a seconds value (1506607698 is 1970-01-18 as milliseconds, 2017 as seconds).
-MIN_TIMESTAMP_MS = 946_684_800_000
-
-
-class InvalidCallback(ValueError):
-    """A callback payload that cannot be turned into status events.
-
-    ``field`` names the offending field (a dotted path into the body, or
-    ``"body"`` when the body as a whole is unusable) and ``reason`` says what
-    is wrong with it; ``value`` is the offending value when there is one.
-    """
-
-    def __init__(self, field: str, reason: str, value: object = None) -> None:
-        super().__init__(f"invalid callback: {field}: {reason}")
-        self.field = field
-        self.reason = reason
-        self.value = value
 
 
 @attrs.frozen

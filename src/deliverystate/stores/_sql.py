@@ -35,19 +35,22 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, TypeVar
 
-from .batch import Batch, record_of
-from .catalog import Status
-from .events import MessageState, StatusEvent, id_problem
-from .policy import Policy
-from .reconcile import Decision, Outcome
-from .store import DeadLetter, HistoryEntry, Milestones, PolicyMismatch, Summary
+from .._catalog import Status
+from .._events import MessageState, StatusEvent, id_problem
+from .._policy import Policy
+from .._reconcile import Decision, Outcome
+from ..errors import PolicyMismatch, SchemaMismatch, StoreUnavailable
+from ._protocol import DeadLetter, HistoryEntry, Milestones, Summary
+from ._work import Batch, record_of
 
 __all__ = [
     "SCHEMA_VERSION",
-    "PolicyMismatch",
     "SQLStore",
-    "SchemaMismatch",
-    "StoreUnavailable",
+    "digest",
+    "payload_bytes",
+    "payload_str",
+    "state_from_row",
+    "storable_text",
 ]
 
 #: The schema this version of deliverystate writes.  Bump it together with an
@@ -64,34 +67,7 @@ T = TypeVar("T")
 _ATTEMPTS = 5
 
 
-class StoreUnavailable(ConnectionError):
-    """The database cannot be reached, opened or written.
-
-    ``target`` names the database (a path, or a DSN without its password) and
-    ``reason`` is the driver's explanation.  The batch that was being written,
-    if any, was rolled back.
-    """
-
-    def __init__(self, target: str, reason: str) -> None:
-        super().__init__(f"database {target} is unavailable: {reason}")
-        self.target = target
-        self.reason = reason
-
-
-class SchemaMismatch(RuntimeError):
-    """The database was written by a newer deliverystate whose schema this one cannot read."""
-
-    def __init__(self, target: str, found: int, expected: int) -> None:
-        super().__init__(
-            f"database {target} has schema version {found}, newer than this deliverystate "
-            f"understands ({expected}); upgrade deliverystate to open it"
-        )
-        self.target = target
-        self.found = found
-        self.expected = expected
-
-
-def _state(row: Row) -> MessageState:
+def state_from_row(row: Row) -> MessageState:
     return MessageState(row[0], Status.from_code(row[1]), row[2], row[3], row[4])
 
 
@@ -383,7 +359,7 @@ class SQLStore(abc.ABC):
             ),
             (message_id,),
         )
-        return _state(rows[0]) if rows else None
+        return state_from_row(rows[0]) if rows else None
 
     def history(self, message_id: str) -> Sequence[HistoryEntry]:
         """The reports about a message, by event timestamp then arrival."""
@@ -427,7 +403,7 @@ class SQLStore(abc.ABC):
             "SELECT message_id, status, timestamp_ms, channel, client_message_id "
             "FROM ds_messages ORDER BY message_id"
         )
-        return (_state(row) for row in rows)
+        return (state_from_row(row) for row in rows)
 
     def history_size(self) -> int:
         """How many history rows the store holds."""

@@ -14,8 +14,8 @@ from typing import Any
 
 import attrs
 
-from .catalog import Category, Status
-from .store import Milestones, Store
+from ._catalog import Category, Status
+from .stores import Milestones, Store
 
 __all__ = ["DeliveryStats", "Latency", "delivery_stats"]
 

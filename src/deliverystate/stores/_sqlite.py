@@ -18,11 +18,16 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
-from .batch import Batch, fingerprint
-from .events import MessageState
-from .sqlstore import SQLStore, StoreUnavailable, _state
+from .._events import MessageState
+from .._reconcile import fingerprint
+from ..errors import StoreUnavailable
+from ._sql import SQLStore, state_from_row
+from ._work import Batch
 
-__all__ = ["MIGRATIONS", "TABLES", "SQLiteStore"]
+__all__ = ["DEFAULT_DB", "MIGRATIONS", "TABLES", "SQLiteStore"]
+
+#: Where the command line, the receiver and ``SQLiteStore()`` keep state unless told otherwise.
+DEFAULT_DB = "deliverystate.sqlite3"
 
 TABLES: tuple[str, ...] = (
     """CREATE TABLE ds_messages (
@@ -83,9 +88,7 @@ _HISTORY = (
 class SQLiteStore(SQLStore):
     """Message states, history and dead letters in one SQLite file."""
 
-    def __init__(
-        self, path: str | os.PathLike[str] = "deliverystate.sqlite3", *, timeout: float = 30.0
-    ) -> None:
+    def __init__(self, path: str | os.PathLike[str] = DEFAULT_DB, *, timeout: float = 30.0) -> None:
         super().__init__()
         self.path = os.fspath(path)
         self.target = self.path
@@ -142,7 +145,7 @@ class SQLiteStore(SQLStore):
             "WHERE message_id IN (SELECT value FROM json_each(?))",
             (wanted,),
         )
-        states = {row[0]: _state(row) for row in cursor.fetchall()}
+        states = {row[0]: state_from_row(row) for row in cursor.fetchall()}
         cursor.execute(
             "SELECT message_id, status, timestamp_ms FROM ds_history "
             "WHERE message_id IN (SELECT value FROM json_each(?))",

@@ -22,12 +22,13 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 
-from .batch import KEY_MASK, Batch, Record, state_of
-from .catalog import Status
-from .events import MessageState, StatusEvent
-from .policy import Policy
-from .reconcile import Decision, Outcome
-from .store import DeadLetter, HistoryEntry, Milestones, PolicyMismatch, Summary
+from .._catalog import Status
+from .._events import MessageState, StatusEvent
+from .._policy import Policy
+from .._reconcile import Decision, Outcome
+from ..errors import PolicyMismatch
+from ._protocol import DeadLetter, HistoryEntry, Milestones, Summary
+from ._work import Batch, Record, state_of, status_of
 
 __all__ = ["MemoryStore"]
 
@@ -151,11 +152,10 @@ class MemoryStore:
     def count_by_status(self) -> Mapping[Status, int]:
         """How many messages are in each status."""
         with self._lock:
-            if self._policy is None:
+            policy = self._policy
+            if policy is None:
                 return {}
-            decode = self._policy.decode
-            mask = KEY_MASK
-            return dict(Counter(decode(record & mask)[0] for record in self._records.values()))
+            return dict(Counter(status_of(record, policy) for record in self._records.values()))
 
     def milestones(self) -> Iterable[Milestones]:
         """First report, first delivery and first read of each message, from history."""

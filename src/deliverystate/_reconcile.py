@@ -11,7 +11,10 @@ Otherwise it compares precedence keys (see ``policy``):
 * greater key: the report wins, ``APPLIED``;
 * equal key: the very same report was already the winner, ``DUPLICATE``;
 * smaller key: the report is late or outranked, ``STALE`` (kept in history by
-  stores that keep history, state unchanged).
+  stores that keep history, state unchanged) -- unless the very same report
+  (same message, code and timestamp: the same :func:`fingerprint`) was seen
+  before, which a store that keeps history knows and passes as ``repeat``:
+  then it is a ``DUPLICATE`` too.
 
 An accepted report also teaches the message its channel and client message id
 when the state did not know them yet, whatever its outcome; so the final
@@ -26,15 +29,16 @@ import enum
 
 import attrs
 
-from .catalog import Status
-from .events import MessageState, StatusEvent
-from .lifecycle import implied_path
-from .policy import Policy
+from ._catalog import Status
+from ._events import MessageState, StatusEvent
+from ._lifecycle import implied_path
+from ._policy import Policy
 
 __all__ = [
     "Decision",
     "Outcome",
     "decide",
+    "fingerprint",
     "reconcile",
     "rejection_reason",
 ]
@@ -64,6 +68,11 @@ class Decision:
     reason: str | None = None
 
 
+def fingerprint(status: int, timestamp_ms: int) -> int:
+    """The identity of a report within its message: same code and timestamp, same report."""
+    return timestamp_ms << 8 | status
+
+
 def rejection_reason(state: MessageState, event: StatusEvent) -> str | None:
     """Why ``event`` is impossible for the message in ``state``, or None if it is possible."""
     known = state.channel
@@ -91,9 +100,13 @@ def _learn(state: MessageState, event: StatusEvent) -> MessageState:
 
 
 def reconcile(
-    state: MessageState | None, event: StatusEvent, policy: Policy
+    state: MessageState | None, event: StatusEvent, policy: Policy, *, repeat: bool = False
 ) -> tuple[MessageState, Outcome]:
-    """Apply one report to a message's state; return the new state and the outcome."""
+    """Apply one report to a message's state; return the new state and the outcome.
+
+    ``repeat`` says this very report was seen before (by a store that keeps
+    history): an outranked repeat is then a DUPLICATE rather than STALE.
+    """
     if state is None:
         return MessageState.from_event(event), Outcome.APPLIED
     if state.message_id != event.message_id:
@@ -115,12 +128,16 @@ def reconcile(
             ),
             Outcome.APPLIED,
         )
-    return _learn(state, event), Outcome.DUPLICATE if new_key == old_key else Outcome.STALE
+    # an outranked report may still teach the state its channel or client id
+    duplicate = new_key == old_key or repeat
+    return _learn(state, event), Outcome.DUPLICATE if duplicate else Outcome.STALE
 
 
-def decide(state: MessageState | None, event: StatusEvent, policy: Policy) -> Decision:
+def decide(
+    state: MessageState | None, event: StatusEvent, policy: Policy, *, repeat: bool = False
+) -> Decision:
     """Like :func:`reconcile`, with the implied steps and rejection reason spelled out."""
-    new_state, outcome = reconcile(state, event, policy)
+    new_state, outcome = reconcile(state, event, policy, repeat=repeat)
     if outcome is Outcome.REJECTED:
         assert state is not None
         return Decision(outcome, new_state, event, reason=rejection_reason(state, event))

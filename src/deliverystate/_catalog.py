@@ -20,9 +20,11 @@ current table no longer lists 134; it stays, as Clickatell may still send it.
 
 Every code from 20 up is terminal.  EMULATED (sandbox traffic) and the two
 STOPPED_* codes are terminal *non-deliveries*; this catalog counts them as
-failures (``is_failure``) because the message did not reach the handset, which
-is what a delivery-rate report needs to know.  A project that wants otherwise
-can filter on ``category`` instead.
+failures (``is_failure``, ``FAILURES``) because the message did not reach the
+handset, which is what a delivery-rate report needs to know.  A project that
+wants otherwise can filter on ``category`` instead.  Every status is of one
+``kind``: still on its way, delivered, or failed; diagrams, the status page
+and reports colour and count by kind, and derive it from here.
 
 Clickatell adds codes over time.  An unknown code is never guessed at:
 ``Status.from_code`` raises :class:`UnknownStatusCode`, and the callback parser
@@ -34,16 +36,27 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 
+from .errors import UnknownStatusCode
+
 __all__ = [
     "CHANNELS",
+    "FAILURES",
     "Category",
+    "Kind",
     "Source",
     "Status",
-    "UnknownStatusCode",
 ]
 
 #: The channels a message can travel on, as they appear (lower-cased) in callbacks.
 CHANNELS: tuple[str, ...] = ("sms", "whatsapp")
+
+
+class Kind(enum.Enum):
+    """What a status says about the message: still on its way, delivered, or failed."""
+
+    PROGRESS = "progress"
+    DELIVERED = "delivered"
+    FAILURE = "failure"
 
 
 class Category(enum.Enum):
@@ -80,17 +93,6 @@ _NEW = Source.CURRENT
 
 #: First terminal code: every status from here up ends the message's life.
 _FIRST_TERMINAL = 20
-
-
-class UnknownStatusCode(ValueError):
-    """A status code (or name) that the catalog does not know.
-
-    Raised instead of guessing; ``value`` is what was looked up.
-    """
-
-    def __init__(self, value: object) -> None:
-        super().__init__(f"unknown Clickatell status {value!r}: not in the catalog")
-        self.value = value
 
 
 class Status(enum.IntEnum):
@@ -220,6 +222,13 @@ class Status(enum.IntEnum):
         """True when the handset has the message (DEVICE_ACK or READ)."""
         return self is Status.DEVICE_ACK or self is Status.READ
 
+    @property
+    def kind(self) -> Kind:
+        """Failure (codes 20 and up), delivered (DEVICE_ACK, READ) or still in progress."""
+        if self.is_failure:
+            return Kind.FAILURE
+        return Kind.DELIVERED if self.is_delivered else Kind.PROGRESS
+
     def allowed_on(self, channel: str | None) -> bool:
         """Whether this status may be reported for a message on ``channel``.
 
@@ -245,3 +254,6 @@ class Status(enum.IntEnum):
 
 
 _BY_CODE: Mapping[int, Status] = {member.value: member for member in Status}
+
+#: Every terminal non-delivery (codes 20 and up), in code order.
+FAILURES: tuple[Status, ...] = tuple(status for status in Status if status.is_failure)

@@ -9,7 +9,8 @@ A message that a backend drives itself moves along a small graph::
     SCHEDULED, QUEUED, SENT_TO_SUPPLIER, UNKNOWN ──► any terminal non-delivery
     READ and every status from 20 up ──► nothing (terminal)
 
-``EDGES`` below is that graph as plain data.  At import it is loaded into one
+``SUCCESSORS`` below is that graph as plain data, a literal table like h11's
+transition dictionary; ``EDGES`` lists its pairs.  At import it is loaded into one
 ``transitions.Machine`` (states are the :class:`Status` members, one trigger
 per destination status), the machine is validated (no exit from a terminal,
 every status reachable from UNKNOWN) and then compiled into ``ALLOWED``, a
@@ -25,18 +26,18 @@ a backend that advances its own messages and wants misuse to be loud.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping
 
 from transitions import Machine
 
-from .catalog import Status
+from ._catalog import FAILURES, Status
+from .errors import IllegalTransition
 
 __all__ = [
     "ALLOWED",
     "EDGES",
     "MACHINE",
-    "IllegalTransition",
+    "SUCCESSORS",
     "build_machine",
     "implied_path",
     "is_allowed",
@@ -44,36 +45,23 @@ __all__ = [
     "trigger_for",
 ]
 
-_PROGRESS_CHAIN = (
-    Status.SCHEDULED,
-    Status.QUEUED,
-    Status.SENT_TO_SUPPLIER,
-    Status.DEVICE_ACK,
-    Status.READ,
+_S = Status
+
+#: The lifecycle, written once: each status and the statuses that may directly follow it.
+SUCCESSORS: Mapping[Status, tuple[Status, ...]] = {
+    _S.UNKNOWN: tuple(s for s in Status if s is not _S.UNKNOWN),
+    _S.SCHEDULED: (_S.QUEUED, *FAILURES),
+    _S.QUEUED: (_S.SENT_TO_SUPPLIER, *FAILURES),
+    _S.SENT_TO_SUPPLIER: (_S.DEVICE_ACK, *FAILURES),
+    _S.DEVICE_ACK: (_S.READ,),
+    _S.READ: (),
+    **dict.fromkeys(FAILURES, ()),
+}
+
+#: The same graph as (source, destination) pairs, in code order.
+EDGES: tuple[tuple[Status, Status], ...] = tuple(
+    (source, destination) for source in Status for destination in sorted(SUCCESSORS[source])
 )
-_NON_DELIVERIES = tuple(s for s in Status if s.is_failure)
-_CAN_FAIL = (Status.UNKNOWN, Status.SCHEDULED, Status.QUEUED, Status.SENT_TO_SUPPLIER)
-
-#: The lifecycle graph as (source, destination) pairs: the one definition.
-EDGES: tuple[tuple[Status, Status], ...] = (
-    tuple((Status.UNKNOWN, dst) for dst in Status if dst is not Status.UNKNOWN)
-    + tuple(itertools.pairwise(_PROGRESS_CHAIN))
-    + tuple((src, dst) for src in _CAN_FAIL if src is not Status.UNKNOWN for dst in _NON_DELIVERIES)
-)
-
-
-class IllegalTransition(ValueError):
-    """A strict step that the lifecycle does not allow; the state is left as it was."""
-
-    def __init__(self, source: Status, destination: Status, message_id: str | None = None) -> None:
-        where = f" for message {message_id!r}" if message_id is not None else ""
-        super().__init__(
-            f"illegal transition{where}: {source.name} -> {destination.name} "
-            f"is not in the lifecycle"
-        )
-        self.source = source
-        self.destination = destination
-        self.message_id = message_id
 
 
 def trigger_for(destination: Status) -> str:

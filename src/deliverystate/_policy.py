@@ -36,7 +36,7 @@ from collections.abc import Iterable, Mapping
 
 import attrs
 
-from .catalog import Status
+from ._catalog import FAILURES, Status
 
 __all__ = [
     "DELIVERY_WINS",
@@ -163,15 +163,13 @@ class Policy:
         )
 
 
-_FAILURES = tuple(s for s in Status if s.is_failure)
-
 #: The default: delivery evidence beats any failure; the first failure is the cause.
 DELIVERY_WINS = Policy.from_table(
     "delivery wins",
     [
         (5, [Status.READ], Tie.EARLIEST),
         (4, [Status.DEVICE_ACK], Tie.EARLIEST),
-        (3, _FAILURES, Tie.EARLIEST),
+        (3, FAILURES, Tie.EARLIEST),
         (2, [Status.SENT_TO_SUPPLIER], Tie.EARLIEST),
         (1, [Status.QUEUED, Status.SCHEDULED], Tie.LATEST),
         (0, [Status.UNKNOWN], Tie.EARLIEST),
@@ -182,7 +180,7 @@ DELIVERY_WINS = Policy.from_table(
 FAILURE_WINS = Policy.from_table(
     "failure wins",
     [
-        (5, _FAILURES, Tie.EARLIEST),
+        (5, FAILURES, Tie.EARLIEST),
         (4, [Status.READ], Tie.EARLIEST),
         (3, [Status.DEVICE_ACK], Tie.EARLIEST),
         (2, [Status.SENT_TO_SUPPLIER], Tie.EARLIEST),

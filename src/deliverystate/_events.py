@@ -12,8 +12,8 @@ from datetime import datetime, timezone
 
 import attrs
 
-from .catalog import CHANNELS, Status
-from .policy import MAX_TIMESTAMP_MS
+from ._catalog import CHANNELS, Status
+from ._policy import MAX_TIMESTAMP_MS
 
 __all__ = [
     "MAX_ID_LENGTH",

@@ -16,15 +16,23 @@ from typing import Any
 
 import attrs
 
-from .callbacks import InvalidCallback, parse_callback, read_callback
-from .catalog import Status
-from .events import MessageState, StatusEvent
-from .memory import MemoryStore
-from .policy import DELIVERY_WINS, Policy
-from .reconcile import Decision
-from .store import DeadLetter, HistoryEntry, PolicyMismatch, Store, Summary
+from ._callbacks import parse_callback, read_callback
+from ._catalog import Status
+from ._events import MessageState, StatusEvent
+from ._policy import DELIVERY_WINS, Policy
+from ._reconcile import Decision
+from .errors import InvalidCallback, PolicyMismatch
+from .stores import DeadLetter, HistoryEntry, MemoryStore, Store, Summary
 
-__all__ = ["IngestReport", "Receipt", "RetryReport", "Tracker"]
+__all__ = [
+    "IngestReport",
+    "Payload",
+    "Receipt",
+    "Received",
+    "RetryReport",
+    "Tracker",
+    "payload_text",
+]
 
 logger = logging.getLogger(__name__)
 

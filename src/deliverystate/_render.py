@@ -1,0 +1,74 @@
+"""How states are shown to people and programs: times, JSON shapes, the colour of each kind.
+
+The command line, the web receiver and the diagrams all show the same things;
+they take them from here, so that a message's JSON, its times and its colours
+cannot differ between them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import attrs
+
+from ._catalog import Kind
+from ._events import MessageState, datetime_from_ms
+from .stores import HistoryEntry
+
+__all__ = ["PALETTE", "Colours", "iso", "state_json", "table_time"]
+
+
+@attrs.frozen
+class Colours:
+    """The colours a kind of status is drawn in: background, border (and bar), text."""
+
+    fill: str
+    stroke: str
+    text: str
+
+
+#: One legend everywhere: red for failures, green for deliveries, blue for the rest.
+PALETTE: Mapping[Kind, Colours] = {
+    Kind.FAILURE: Colours("#fde2e1", "#b42318", "#7a271a"),
+    Kind.DELIVERED: Colours("#dcfae6", "#067647", "#074d31"),
+    Kind.PROGRESS: Colours("#eff4ff", "#3538cd", "#2d31a6"),
+}
+
+
+def iso(timestamp_ms: int) -> str:
+    """ISO 8601 in UTC with milliseconds (the resolution of Clickatell's timestamps), ``Z``."""
+    return datetime_from_ms(timestamp_ms).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def table_time(timestamp_ms: int) -> str:
+    """A compact UTC time for tables: ``2026-01-01 00:00:05.250``."""
+    return datetime_from_ms(timestamp_ms).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def state_json(state: MessageState, timeline: Iterable[HistoryEntry]) -> dict[str, Any]:
+    """A message's state and timeline as JSON: names, codes, outcomes, ISO 8601 times."""
+    return {
+        "message_id": state.message_id,
+        "status": state.status.name,
+        "status_code": int(state.status),
+        "description": state.status.description,
+        "timestamp": iso(state.timestamp_ms),
+        "channel": state.channel,
+        "client_message_id": state.client_message_id,
+        "terminal": state.status.is_terminal,
+        "delivered": state.status.is_delivered,
+        "failed": state.status.is_failure,
+        "timeline": [
+            {
+                "status": entry.event.status.name,
+                "status_code": int(entry.event.status),
+                "timestamp": iso(entry.event.timestamp_ms),
+                "outcome": entry.outcome.value,
+                "channel": entry.event.channel,
+                "client_message_id": entry.event.client_message_id,
+                "arrival": entry.arrival,
+            }
+            for entry in timeline
+        ],
+    }

@@ -1,0 +1,174 @@
+"""The command line's tables, one small function each: data in, a rich ``Table`` out.
+
+Nothing here reads a store or prints; the commands do that, so each table can
+be read (and tested) on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from rich.table import Table
+
+from .._catalog import Status
+from .._events import MessageState
+from .._reconcile import Outcome
+from .._render import iso, table_time
+from .._stats import DeliveryStats, Latency
+from ..stores import DeadLetter, HistoryEntry
+from ._replay import ReplayResult
+
+__all__ = [
+    "codes_table",
+    "dead_letter_table",
+    "delivery_table",
+    "final_status_line",
+    "outcomes_table",
+    "stats_table",
+    "status_table",
+    "timeline_table",
+]
+
+
+def _columns(table: Table, names: Sequence[str], right: Iterable[str] = ()) -> Table:
+    right = set(right)
+    for name in names:
+        table.add_column(name, justify="right" if name in right else "left")
+    return table
+
+
+def codes_table(statuses: Iterable[Status]) -> Table:
+    """The catalog: code, name, category, terminal, failure, channels, description."""
+    table = _columns(
+        Table(title="Clickatell One API status codes"),
+        ("code", "name", "category", "terminal", "failure", "channels", "description"),
+        right=("code",),
+    )
+    for s in statuses:
+        table.add_row(
+            str(int(s)),
+            s.name,
+            s.category.value,
+            "yes" if s.is_terminal else "",
+            "yes" if s.is_failure else "",
+            ", ".join(sorted(s.channels)),
+            s.description,
+        )
+    return table
+
+
+def status_table(counts: Mapping[Status, int], db: str) -> Table:
+    """How many messages are in each status, with the total."""
+    table = Table(title=f"Final status of each message in {db}")
+    table.add_column("code", justify="right")
+    table.add_column("status", no_wrap=True)
+    table.add_column("messages", justify="right")
+    for status in sorted(counts):
+        table.add_row(str(int(status)), status.name, str(counts[status]))
+    table.add_row("", "total", str(sum(counts.values())), end_section=True)
+    return table
+
+
+def outcomes_table(result: ReplayResult) -> Table:
+    """What a replay did: events per outcome, invalid lines, ignored events."""
+    table = Table(title=f"Outcomes ({result.lines} lines)")
+    table.add_column("outcome")
+    table.add_column("events", justify="right")
+    for outcome in Outcome:
+        table.add_row(outcome.value, str(result.outcomes[outcome]))
+    table.add_row("invalid lines", str(len(result.errors)))
+    table.add_row("ignored events", str(result.ignored))
+    return table
+
+
+def timeline_table(message_id: str, timeline: Sequence[HistoryEntry]) -> Table:
+    """A message's reports in event-time order, with outcome and arrival rank."""
+    table = Table(title=f"Message {message_id}")
+    for column in ("time (UTC)", "status", "outcome", "arrival"):
+        table.add_column(column, justify="right" if column == "arrival" else "left", no_wrap=True)
+    arrivals = {
+        entry.arrival: rank
+        for rank, entry in enumerate(sorted(timeline, key=lambda e: e.arrival), 1)
+    }
+    for entry in timeline:
+        table.add_row(
+            table_time(entry.event.timestamp_ms),
+            f"{int(entry.event.status)} {entry.event.status.name}",
+            entry.outcome.value,
+            f"#{arrivals[entry.arrival]}",
+        )
+    return table
+
+
+def final_status_line(state: MessageState) -> str:
+    """One line of rich markup: the final status, when, and what else is known."""
+    extra = ", ".join(
+        part
+        for part in (
+            f"channel {state.channel}" if state.channel else "",
+            f"client id {state.client_message_id}" if state.client_message_id else "",
+        )
+        if part
+    )
+    return (
+        f"Final state: [bold]{state.status.name}[/bold] ({int(state.status)}) "
+        f"at {iso(state.timestamp_ms)}" + (f"; {extra}" if extra else "")
+    )
+
+
+def stats_table(stats: DeliveryStats, db: str) -> Table:
+    """Messages per status with category and share."""
+    table = _columns(
+        Table(title=f"{stats.messages} messages in {db}"),
+        ("code", "status", "category", "messages", "share"),
+        right=("code", "messages", "share"),
+    )
+    for status, count in sorted(stats.by_status.items()):
+        table.add_row(
+            str(int(status)),
+            status.name,
+            status.category.value,
+            str(count),
+            f"{count / stats.messages:.1%}",
+        )
+    return table
+
+
+def _seconds(value: float) -> str:
+    if value < 120:
+        return f"{value:.1f} s"
+    if value < 7200:
+        return f"{value / 60:.1f} min"
+    return f"{value / 3600:.1f} h"
+
+
+def _latency(value: Latency | None) -> str:
+    if value is None:
+        return "no data"
+    return f"median {_seconds(value.median_s)}, p95 {_seconds(value.p95_s)} (n={value.count})"
+
+
+def delivery_table(stats: DeliveryStats) -> Table:
+    """Messages per category, delivery and read rates, and the two latencies."""
+    table = Table(title="Delivery")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for category, count in sorted(stats.by_category.items(), key=lambda item: item[0].value):
+        table.add_row(f"messages in {category.value} statuses", str(count))
+    for label, rate in (("delivery rate", stats.delivery_rate), ("read rate", stats.read_rate)):
+        table.add_row(label, "" if rate is None else f"{rate:.1%}")
+    table.add_row("first report -> delivered", _latency(stats.time_to_delivery))
+    table.add_row("first report -> read", _latency(stats.time_to_read))
+    return table
+
+
+def dead_letter_table(letters: Iterable[DeadLetter], db: str) -> Table:
+    """The dead letters, payloads shortened to fit a line."""
+    table = Table(title=f"Dead letters in {db}")
+    for column in ("id", "received", "error", "payload"):
+        table.add_column(column, overflow="fold")
+    for letter in letters:
+        payload = letter.payload if len(letter.payload) <= 120 else letter.payload[:117] + "..."
+        received = letter.received_at.isoformat(timespec="seconds")
+        table.add_row(str(letter.id), received, letter.error, payload)
+    return table

@@ -1,0 +1,67 @@
+"""Where message states live: the store protocol, the stores, and choosing one from a string.
+
+A store owns reconciliation where the data lives (see ``_protocol`` for the
+contract and ``_work`` for the unit of work all stores share):
+
+* :class:`MemoryStore`: a dictionary of compact records; tests, one process;
+* :class:`SQLiteStore`: one file, the embedded default, safe for several processes;
+* :class:`PostgresStore`: several machines (the ``postgres`` extra; imported
+  only when used, so that psycopg stays optional).
+
+:func:`open_store` picks one from the string the command line and the
+receiver take: ``:memory:``, a ``postgresql://`` URL, or an SQLite path.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import NoDatabase
+from ._memory import MemoryStore
+from ._protocol import DeadLetter, HistoryEntry, Milestones, Store, Summary
+from ._sqlite import DEFAULT_DB, SQLiteStore
+
+__all__ = [
+    "DEFAULT_DB",
+    "DeadLetter",
+    "HistoryEntry",
+    "MemoryStore",
+    "Milestones",
+    "SQLiteStore",
+    "Store",
+    "Summary",
+    "open_store",
+]
+
+_POSTGRES = ("postgresql://", "postgres://")
+
+
+def open_store(location: str | os.PathLike[str] = DEFAULT_DB, *, must_exist: bool = False) -> Store:
+    """Open the store named by ``location``: ``:memory:``, a PostgreSQL URL or an SQLite path.
+
+    With ``must_exist`` an SQLite path that holds no file raises
+    :class:`NoDatabase` instead of creating an empty database (a read-only
+    command has nothing to read there).  Opening may raise
+    ``StoreUnavailable``, ``SchemaMismatch``, or ``ImportError`` for a
+    PostgreSQL URL without the ``postgres`` extra.
+    """
+    text = os.fspath(location)
+    if text == ":memory:":
+        return MemoryStore()
+    if text.startswith(_POSTGRES):
+        from ._postgres import PostgresStore  # noqa: PLC0415 - psycopg is an optional extra
+
+        return PostgresStore(text)
+    if must_exist and not Path(text).exists():
+        raise NoDatabase(text)
+    return SQLiteStore(text)
+
+
+def __getattr__(name: str) -> object:
+    """``stores.PostgresStore`` without importing psycopg until it is used."""
+    if name == "PostgresStore":
+        from ._postgres import PostgresStore  # noqa: PLC0415 - psycopg is an optional extra
+
+        return PostgresStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,139 @@
+"""The webhook receiver: an ASGI app that takes Clickatell's status callbacks over HTTP.
+
+Needs the ``web`` extra (``pip install 'deliverystate[web]'``: Starlette,
+uvicorn, and httptools and uvloop, which uvicorn uses when they are there).
+Run it as it is with ``deliverystate serve`` (:func:`serve`), or mount the app
+from :func:`create_app` inside your own Starlette or FastAPI application.
+
+Theory of operation
+-------------------
+Clickatell posts each status callback to a URL the customer configures,
+retries anything that is not a 2xx, and warns that callbacks may come twice
+and out of order.  Order and duplicates are the tracker's business (the state
+is a function of the *set* of callbacks seen); the receiver's business is
+never to lose one.  So a 2xx is sent only for a body that is durably stored:
+
+1. The shared secret is checked first (401), then the content type (415) and
+   the declared length (413).  The body is read chunk by chunk and cut at
+   :data:`MAX_BODY_BYTES` whatever ``Content-Length`` said (413), so neither a
+   lying header nor a chunked upload can make the process hold a huge body,
+   and it must arrive within ``body_timeout`` seconds (408), so a body that
+   trickles in cannot hold a connection forever.  Bodies refused at this stage
+   are not stored: they were never callbacks.
+2. :meth:`Tracker.receive_many` parses the body (callbacks that arrive
+   together are handled as one group: one transaction stores them all, one
+   applies them all, each still gets its own answer).  One that is not a Clickatell
+   callback goes to the dead letter and is answered 400 with the field at
+   fault; Clickatell's retries of it land on the same dead letter (the same
+   body is kept once).
+3. A valid body is written to the store's inbox *before* anything is applied.
+   If that write fails the answer is 503 and Clickatell sends it again later.
+4. Its events are applied and its inbox entry removed in one transaction:
+   200 with the outcome counts.  If that fails the body is still in the inbox,
+   so the answer is 202 ("stored, will be applied"), and the app re-applies
+   the inbox (:meth:`Tracker.drain_inbox`) a little later in the background,
+   and at every start-up, which also picks up bodies left by a crash.  A
+   group that fails is applied body by body, and a body that fails on its own
+   while the store works is moved to the dead letter (400), so that one
+   poison body never holds up the others, now or at the next start-up.
+5. Events that are not status updates (an inbound ``moText``, event types
+   Clickatell adds later) are counted as ``ignored`` in the 200 and never
+   refused: Clickatell retries anything but a 2xx.
+
+Stores are synchronous, so no store call runs on the event loop: callback
+writes go to one intake thread (``_intake``), in arrival order and grouped per
+wake-up, and reads to Starlette's thread pool.  Re-applying is safe at any moment, even
+while requests are in flight: applying a report twice is a DUPLICATE, never a
+change of state.
+
+Endpoints
+---------
+* ``POST /callbacks/clickatell``: a JSON body (One API, or Platform /
+  legacy fields) or a URL-encoded form (Platform / legacy fields).
+  200 ``{"status": "applied" | "ignored", "events", "applied", "stale",
+  "duplicate", "rejected", "ignored"}``; 202 ``{"status": "stored", "events",
+  "ignored", "inbox_id", "detail"}``; 400 ``{"error", "field", "reason"}``;
+  401; 408; 413; 415; 503 with ``Retry-After``.
+* ``GET /callbacks/clickatell``: the Platform or legacy HTTP fields as
+  query parameters; the same answers but 408, 413 and 415.
+* ``GET /messages/{message_id}``: the state and its timeline as JSON (status
+  names and codes, outcomes, ISO 8601 UTC times with milliseconds); 404 for a
+  message nobody reported.
+* ``GET /``: the status page (counts by status, recent messages, a search box
+  that is a plain GET form with ``?message_id=``, the lifecycle diagram as
+  inline SVG, or as mermaid text without Graphviz).  Server-rendered, every
+  value escaped, no script, nothing loaded from elsewhere (a strict
+  Content-Security-Policy says so to the browser).
+* ``GET /healthz``: 200 while the store answers the status page's read
+  (counts over every message), else 503; never behind the secret, and it
+  reveals nothing.
+
+Every answer but the status page is JSON; errors are ``{"error": ...}`` and
+never carry a traceback (unexpected failures are logged here, with theirs).
+
+Decisions
+---------
+* **Form bodies are accepted.**  Clickatell's Platform and legacy HTTP
+  callbacks can be POSTed as ``application/x-www-form-urlencoded``; their
+  fields become the same mapping as query parameters would.  Everything but
+  JSON and forms is 415.  JSON must be UTF-8 (RFC 8259); a ``charset``
+  parameter is ignored.
+* **The shared secret is off by default: anyone who can reach the URL can
+  then post callbacks and read every message's state.**  With ``token`` set, a
+  request must carry it as ``?token=...`` (the form Clickatell's callback URL
+  can hold) or in the ``X-Deliverystate-Token`` header; with ``basic_auth``
+  set, HTTP Basic credentials (``https://user:password@host/...`` in the
+  callback URL) are accepted too.  Comparisons take constant time
+  (:func:`hmac.compare_digest`).  Once a secret is set it protects the
+  callback endpoints *and* the read endpoints (status page, ``/messages``),
+  which reveal message ids and delivery outcomes; only ``/healthz`` stays
+  open for load balancers.  The ``token`` query parameter is removed before
+  the fields are parsed or stored (a ``token`` field of a form body too), so
+  the secret never lands in the inbox or the dead letter.  Query strings end
+  up in access logs: prefer the header or Basic credentials where you can,
+  and :func:`serve` keeps uvicorn's access log off by default.
+* **"Recent messages" are recent in this process**: the store has no query
+  for them, so the app keeps the last few message ids it received in a
+  bounded in-memory list.  Another worker's messages, or those from before a
+  restart, are found with the search box.
+
+Mounting
+--------
+A mounted Starlette app does not get its own lifespan run, so when you mount
+the receiver, enter its lifespan from yours (this drains the inbox and starts
+the background re-apply)::
+
+    receiver = create_app(tracker, token=os.environ["CALLBACK_TOKEN"])
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        async with receiver.router.lifespan_context(receiver):
+            yield
+
+    app = Starlette(routes=[Mount("/clickatell", receiver)], lifespan=lifespan)
+
+Modules
+-------
+``_app`` (routes, the receiver's endpoints, ``create_app``), ``_intake`` (the
+intake thread), ``_auth`` (the shared secret), ``_requests`` (reading bodies
+within size and time limits), ``_page`` (the status page, a pure function)
+and ``_serve`` (uvicorn).
+"""
+
+from __future__ import annotations
+
+from ._app import CALLBACK_PATH, create_app
+from ._auth import TOKEN_HEADER, TOKEN_PARAM
+from ._requests import BODY_TIMEOUT_SECONDS, MAX_BODY_BYTES
+from ._serve import http_protocol, serve
+
+__all__ = [
+    "BODY_TIMEOUT_SECONDS",
+    "CALLBACK_PATH",
+    "MAX_BODY_BYTES",
+    "TOKEN_HEADER",
+    "TOKEN_PARAM",
+    "create_app",
+    "http_protocol",
+    "serve",
+]
