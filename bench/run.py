@@ -4,7 +4,7 @@ Run ``python bench/run.py`` (full sizes) or ``python bench/run.py --quick``
 (under a minute on two cores).  Every figure is a median of several runs, and
 every ratio compares two things measured in this same run, so a busy machine
 slows both sides alike.  Nothing here asserts timings in unit tests; the
-script prints a table and exits 1 when a budget of DESIGN.md section 6 is
+script prints a table and exits 1 when a budget of docs/design.md section 6 is
 missed.
 
 1. ``Tracker.apply_many`` (memory store, no history) against a bare

@@ -1,4 +1,4 @@
-"""An independent restatement of DESIGN.md section 3, used as the tests' oracle.
+"""An independent restatement of docs/design.md section 3, used as the tests' oracle.
 
 It is written from the design document, not from ``deliverystate.policy``, so
 that tests compare the library against the specification rather than against
@@ -16,7 +16,7 @@ FAILURE_CODES |= {130, 131, 132, 133, 134}
 # the codes Clickatell's current status table adds to the seed page's
 FAILURE_CODES |= {85, 139, 140, 141}
 
-# DESIGN.md section 3, "delivery wins"
+# docs/design.md section 3, "delivery wins"
 DELIVERY_WINS_RANK = {1: 0, 2: 1, 3: 1, 4: 2, 5: 4, 6: 5} | dict.fromkeys(FAILURE_CODES, 3)
 # "failure wins": failures above READ
 FAILURE_WINS_RANK = {1: 0, 2: 1, 3: 1, 4: 2, 5: 3, 6: 4} | dict.fromkeys(FAILURE_CODES, 5)
@@ -27,7 +27,7 @@ LATEST_RANKS = {1}
 def oracle_key(
     code: int, timestamp_ms: int, ranks: dict[int, int] = DELIVERY_WINS_RANK
 ) -> tuple[int, int, int]:
-    """The precedence of a report as DESIGN.md describes it; greater wins."""
+    """The precedence of a report as docs/design.md describes it; greater wins."""
     rank = ranks[code]
     if rank in LATEST_RANKS:
         return (rank, timestamp_ms, code)

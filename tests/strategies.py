@@ -14,6 +14,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from deliverystate import CHANNELS, Status, StatusEvent
+from deliverystate.simulate import callback_body
 
 BASE_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 
@@ -54,26 +55,6 @@ def any_event(draw: st.DrawFn) -> StatusEvent:
     channel = draw(channels)
     status = draw(st.sampled_from([s for s in Status if s.allowed_on(channel)]))
     return StatusEvent.from_ms(draw(message_ids), status, draw(timestamps_ms), channel)
-
-
-def one_api_body(event: StatusEvent) -> dict[str, Any]:
-    """A well-formed One API callback body carrying ``event``."""
-    return {
-        "integrationId": "abc",
-        "integrationName": "test",
-        "event": {
-            "messageStatusUpdate": [
-                {
-                    "channel": event.channel or "sms",
-                    "timestamp": event.timestamp_ms,
-                    "statusCode": int(event.status),
-                    "status": event.status.name,
-                    "messageId": event.message_id,
-                    "clientMessageId": event.client_message_id,
-                }
-            ]
-        },
-    }
 
 
 json_values = st.recursive(
@@ -120,7 +101,7 @@ def mutated_callbacks(draw: st.DrawFn) -> Any:
     body: dict[str, Any]
     fmt = draw(st.sampled_from(["one", "flat", "legacy"]))
     if fmt == "one":
-        body = one_api_body(event)
+        body = callback_body(event)
         target = body["event"]["messageStatusUpdate"][0]
     elif fmt == "flat":
         body = {

@@ -19,9 +19,10 @@ from deliverystate import (
     parse_callback,
     read_callback,
 )
+from deliverystate.simulate import callback_body
 
 from .real_bodies import BODIES, RealBody
-from .strategies import any_event, json_values, mutated_callbacks, one_api_body
+from .strategies import any_event, json_values, mutated_callbacks
 
 TS = 1_767_225_600_123  # 2026-01-01T00:00:00.123Z
 
@@ -155,7 +156,7 @@ def test_legacy_http_callback() -> None:
     ],
 )
 def test_legacy_status_table(legacy: str, status: str) -> None:
-    """Each legacy status maps as DESIGN.md section 4 lists."""
+    """Each legacy status maps as docs/design.md section 4 lists."""
     assert parse_callback(LEGACY | {"status": legacy})[0].status.name == status
 
 
@@ -266,7 +267,7 @@ def test_one_api_round_trip(event: StatusEvent) -> None:
     if not event.status.allowed_on(channel):
         channel = "whatsapp"
     expected = StatusEvent.from_ms(event.message_id, event.status, event.timestamp_ms, channel)
-    assert parse_callback(json.dumps(one_api_body(expected))) == [expected]
+    assert parse_callback(json.dumps(callback_body(expected))) == [expected]
 
 
 # --- real bodies from public integrations ------------------------------------------------

@@ -31,9 +31,9 @@ from deliverystate import (
 )
 from deliverystate.cli import replay_stream
 from deliverystate.cli._commands import cli
-from deliverystate.simulate import generate_callbacks
+from deliverystate.simulate import callback_body, generate_callbacks
 
-from .strategies import BASE_MS, one_api_body
+from .strategies import BASE_MS
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "callbacks.jsonl"
 EXAMPLE_LINES = [line for line in EXAMPLE.read_text(encoding="utf-8").splitlines() if line]
@@ -56,7 +56,7 @@ BAD = invalid_example_lines()
 def body(message_id: str, code: int, offset_ms: int, channel: str = "sms") -> str:
     """A One API callback line."""
     event = StatusEvent.from_ms(message_id, code, BASE_MS + offset_ms, channel)
-    return json.dumps(one_api_body(event))
+    return json.dumps(callback_body(event))
 
 
 STREAM = "\n".join(

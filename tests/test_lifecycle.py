@@ -15,7 +15,7 @@ CHAIN = [S.SCHEDULED, S.QUEUED, S.SENT_TO_SUPPLIER, S.DEVICE_ACK, S.READ]
 
 
 def design_allows(src: Status, dst: Status) -> bool:
-    """DESIGN.md section 2, restated independently of the library's EDGES."""
+    """docs/design.md section 2, restated independently of the library's EDGES."""
     if src is S.UNKNOWN:
         return dst is not S.UNKNOWN
     if int(src) >= 20 or src is S.READ:

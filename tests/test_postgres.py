@@ -97,31 +97,6 @@ def test_older_schema_is_migrated(
     assert PostgresStore(postgres_dsn, schema=pg_schema).schema_version() == 3
 
 
-def test_write_failure_rolls_the_batch_back(
-    postgres_dsn: str, pg_schema: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """If the server fails after the writes, the batch leaves no trace, new rows included."""
-    store = PostgresStore(postgres_dsn, schema=pg_schema)
-    tracker = Tracker(store)
-    tracker.apply(StatusEvent.from_ms("m", 2, BASE_MS, "sms"))
-    original = PostgresStore._write
-
-    def write_then_fail(self, cursor, batch, ids):  # type: ignore[no-untyped-def]
-        original(self, cursor, batch, ids)
-        raise psycopg.OperationalError("server closed the connection unexpectedly")
-
-    monkeypatch.setattr(PostgresStore, "_write", write_then_fail)
-    with pytest.raises(StoreUnavailable, match="closed the connection"):
-        tracker.apply_many(
-            [StatusEvent.from_ms("m", 5, BASE_MS + 1, "sms"), StatusEvent.from_ms("n", 2, BASE_MS)]
-        )
-    monkeypatch.undo()
-    assert store.get("m").status is Status.QUEUED
-    assert store.get("n") is None
-    assert store._read("SELECT count(*) FROM ds_messages") == [(1,)]
-    assert store.history_size() == 1
-
-
 def test_deadlocks_are_retried(
     postgres_dsn: str, pg_schema: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -8,8 +8,9 @@ from pathlib import Path
 
 from deliverystate import DELIVERY_WINS, Outcome, StatusEvent
 from deliverystate.diagrams import lifecycle_mermaid, policy_markdown
+from deliverystate.simulate import callback_body
 
-from .strategies import BASE_MS, one_api_body
+from .strategies import BASE_MS
 
 ROOT = Path(__file__).parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -55,7 +56,7 @@ def test_quickstart_runs() -> None:
     exec(compile(code[1], "README.md", "exec"), namespace)
     handler = namespace["on_clickatell_callback"]
     good = StatusEvent.from_ms("m", 5, BASE_MS, "sms")
-    assert handler(json.dumps(one_api_body(good)).encode()) == 200  # type: ignore[operator]
+    assert handler(json.dumps(callback_body(good)).encode()) == 200  # type: ignore[operator]
     assert handler(b"{oops") == 400  # type: ignore[operator]
     tracker = namespace["tracker"]
     assert tracker.get("m").status.name == "DEVICE_ACK"  # type: ignore[attr-defined]

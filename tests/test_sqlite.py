@@ -21,8 +21,9 @@ from deliverystate import (
     StoreUnavailable,
     Tracker,
 )
+from deliverystate.simulate import callback_body
 
-from .strategies import BASE_MS, one_api_body
+from .strategies import BASE_MS
 from .workers import run_workers, simulated_events
 
 
@@ -94,30 +95,6 @@ def test_older_schema_is_migrated(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert SQLiteStore(path).schema_version() == 3  # reopening does not migrate again
 
 
-def test_write_failure_rolls_the_batch_back(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """If the database fails after half the writes, the batch leaves no trace."""
-    store = SQLiteStore(tmp_path / "f.sqlite3")
-    tracker = Tracker(store)
-    tracker.apply(StatusEvent.from_ms("m", 2, BASE_MS, "sms"))
-    original = SQLiteStore._write
-
-    def write_then_fail(self, cursor, batch, ids):  # type: ignore[no-untyped-def]
-        original(self, cursor, batch, ids)
-        raise sqlite3.OperationalError("disk I/O error")
-
-    monkeypatch.setattr(SQLiteStore, "_write", write_then_fail)
-    with pytest.raises(StoreUnavailable, match="disk I/O error"):
-        tracker.apply_many(
-            [StatusEvent.from_ms("m", 5, BASE_MS + 1, "sms"), StatusEvent.from_ms("n", 2, BASE_MS)]
-        )
-    monkeypatch.undo()
-    assert store.get("m").status is Status.QUEUED
-    assert store.get("n") is None
-    assert store.history_size() == 1
-
-
 def test_context_manager_closes(tmp_path: Path) -> None:
     """Using the store in a with-block closes its connection."""
     with SQLiteStore(tmp_path / "c.sqlite3") as store:
@@ -157,8 +134,8 @@ def test_a_nul_in_an_id_can_no_longer_bypass_precedence(tmp_path: Path) -> None:
     the dead letter) and as a hand-built event.
     """
     tracker = Tracker(SQLiteStore(tmp_path / "nul.sqlite3"))
-    read = json.dumps(one_api_body(StatusEvent.from_ms("a", Status.READ, BASE_MS, "whatsapp")))
-    queued = json.dumps(one_api_body(StatusEvent.from_ms("a", Status.QUEUED, BASE_MS - 1)))
+    read = json.dumps(callback_body(StatusEvent.from_ms("a", Status.READ, BASE_MS, "whatsapp")))
+    queued = json.dumps(callback_body(StatusEvent.from_ms("a", Status.QUEUED, BASE_MS - 1)))
     for body in (read, queued):
         with pytest.raises(InvalidCallback, match="control character"):
             tracker.ingest(body.replace('"a"', '"a\\u0000b"'))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import uuid
 
 import pytest
@@ -16,14 +17,17 @@ from deliverystate import (
     MemoryStore,
     Outcome,
     PolicyMismatch,
+    SQLiteStore,
     Status,
     StatusEvent,
     Store,
+    StoreUnavailable,
     Tracker,
 )
+from deliverystate.simulate import callback_body
 
 from .conftest import StoreFactory
-from .strategies import BASE_MS, consistent_events, one_api_body
+from .strategies import BASE_MS, consistent_events
 
 S = Status
 SLOW = settings(
@@ -168,6 +172,39 @@ def test_failed_batch_leaves_nothing_behind(open_store: StoreFactory) -> None:
     assert len(tracker.history("f")) == 1
 
 
+def driver_failure(store: Store) -> Exception:
+    """What the store's database driver raises when the disk or the server gives up."""
+    if isinstance(store, SQLiteStore):
+        return sqlite3.OperationalError("disk I/O error")
+    import psycopg  # noqa: PLC0415 - the postgres extra
+
+    return psycopg.OperationalError("server closed the connection unexpectedly")
+
+
+def test_a_write_that_fails_rolls_the_batch_back(
+    open_sql_store: StoreFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If the database fails after the writes, the batch leaves no trace, new rows included."""
+    store = open_sql_store()
+    tracker = Tracker(store)
+    tracker.apply(ev("m", S.QUEUED, 0))
+    original = type(store)._write
+    failure = driver_failure(store)
+
+    def write_then_fail(self, cursor, batch, ids):  # type: ignore[no-untyped-def]
+        original(self, cursor, batch, ids)
+        raise failure
+
+    monkeypatch.setattr(type(store), "_write", write_then_fail)
+    with pytest.raises(StoreUnavailable, match=str(failure)):
+        tracker.apply_many([ev("m", S.DEVICE_ACK, 1), ev("n", S.QUEUED, 0)])
+    monkeypatch.undo()
+    assert store.get("m").status is S.QUEUED
+    assert store.get("n") is None
+    assert [state.message_id for state in store.iter_states()] == ["m"]  # type: ignore[attr-defined]
+    assert store.history_size() == 1  # type: ignore[attr-defined]
+
+
 def test_dead_letters_are_kept_once_and_replayable(open_store: StoreFactory) -> None:
     """Bad bodies are stored once with their error; retry applies what now parses."""
     tracker = Tracker(open_store())
@@ -178,7 +215,7 @@ def test_dead_letters_are_kept_once_and_replayable(open_store: StoreFactory) -> 
     assert letter.payload == "{not json"
     assert "not JSON" in letter.error
     assert letter.received_at.utcoffset() is not None
-    good = one_api_body(ev("dl", S.DEVICE_ACK, 5))
+    good = callback_body(ev("dl", S.DEVICE_ACK, 5))
     tracker.store.add_dead_letter(json.dumps(good), "unknown status code 5 (old catalog)")
     report = tracker.retry_dead_letters()
     assert len(report.applied) == 1
@@ -190,7 +227,7 @@ def test_dead_letters_are_kept_once_and_replayable(open_store: StoreFactory) -> 
 def test_ingest_many_applies_good_bodies_and_keeps_bad_ones(open_store: StoreFactory) -> None:
     """One bad body in a batch is dead-lettered; the others are applied."""
     tracker = Tracker(open_store())
-    bodies = [json.dumps(one_api_body(ev("im", S.QUEUED, 1))), "nope", b"{}"]
+    bodies = [json.dumps(callback_body(ev("im", S.QUEUED, 1))), "nope", b"{}"]
     report = tracker.ingest_many(bodies)
     assert report.summary.applied == 1
     assert [index for index, _ in report.errors] == [1, 2]
@@ -216,7 +253,7 @@ def test_sql_stores_refuse_to_mix_policies(open_sql_store: StoreFactory) -> None
 def test_inbox_keeps_bodies_until_settled(open_store: StoreFactory) -> None:
     """An accepted body is pending until settle applies its events and forgets it."""
     store = open_store()
-    body = json.dumps(one_api_body(ev("in", S.DEVICE_ACK, 3)))
+    body = json.dumps(callback_body(ev("in", S.DEVICE_ACK, 3)))
     (inbox_id,) = store.accept([body])
     assert store.pending() == [(inbox_id, body)]
     (summary,) = store.settle([(inbox_id, [ev("in", S.DEVICE_ACK, 3)])], Tracker().policy)
@@ -231,7 +268,7 @@ def test_receive_keeps_a_body_whose_apply_failed_and_drains_it(
     """If the store goes away after the body was stored, the body waits and is applied later."""
     store = open_store()
     tracker = Tracker(store)
-    body = json.dumps(one_api_body(ev("rcv", S.READ, 9, "whatsapp")))
+    body = json.dumps(callback_body(ev("rcv", S.READ, 9, "whatsapp")))
 
     def broken(*args: object) -> None:
         raise RuntimeError("database went away mid-batch")
@@ -254,7 +291,7 @@ def test_receive_applies_valid_bodies_and_dead_letters_invalid_ones(
 ) -> None:
     """A good body is applied at once and leaves no inbox entry; a bad one raises and is kept."""
     tracker = Tracker(open_store())
-    receipt = tracker.receive(json.dumps(one_api_body(ev("ok", S.QUEUED, 1))).encode())
+    receipt = tracker.receive(json.dumps(callback_body(ev("ok", S.QUEUED, 1))).encode())
     assert receipt.summary is not None
     assert receipt.summary.applied == 1
     assert tracker.store.pending() == []
@@ -290,11 +327,11 @@ def test_a_group_of_bodies_is_stored_and_settled_together(open_store: StoreFacto
     """receive_many stores valid bodies, dead-letters bad ones, and reports each in order."""
     tracker = Tracker(open_store())
     bodies = [
-        json.dumps(one_api_body(ev("g1", S.QUEUED, 1))),
+        json.dumps(callback_body(ev("g1", S.QUEUED, 1))),
         "not json",
-        json.dumps(one_api_body(ev("g1", S.DEVICE_ACK, 2))),
-        json.dumps(one_api_body(ev("g1", S.QUEUED, 1))),
-        json.dumps(one_api_body(ev("g2", S.EXPIRED, 1))),
+        json.dumps(callback_body(ev("g1", S.DEVICE_ACK, 2))),
+        json.dumps(callback_body(ev("g1", S.QUEUED, 1))),
+        json.dumps(callback_body(ev("g2", S.EXPIRED, 1))),
     ]
     results = tracker.receive_many(bodies)
     assert isinstance(results[1], InvalidCallback)
@@ -336,8 +373,8 @@ def test_a_poison_body_goes_to_the_dead_letter_and_its_group_is_applied(
     store = open_store()
     tracker = Tracker(store)
     tried = poison_settle(store, monkeypatch)
-    poison = json.dumps(one_api_body(ev("poison-1", S.DEVICE_ACK, 1)))
-    bodies = [json.dumps(one_api_body(ev(f"ok-{i}", S.DEVICE_ACK, i))) for i in range(4)]
+    poison = json.dumps(callback_body(ev("poison-1", S.DEVICE_ACK, 1)))
+    bodies = [json.dumps(callback_body(ev(f"ok-{i}", S.DEVICE_ACK, i))) for i in range(4)]
     results = tracker.receive_many([*bodies[:2], poison, *bodies[2:]])
     assert [r.summary.applied for r in results if r.dead_letter is None] == [1, 1, 1, 1]  # type: ignore[union-attr]
     (kept,) = [r for r in results if r.dead_letter is not None]  # type: ignore[union-attr]
@@ -357,8 +394,8 @@ def test_drain_applies_what_it_can_and_keeps_the_poison(
     """At start-up a poison body in the inbox cannot block the bodies stored with it."""
     store = open_store()
     tracker = Tracker(store)
-    bodies = [json.dumps(one_api_body(ev(f"w-{i}", S.READ, i, "whatsapp"))) for i in range(3)]
-    poison = json.dumps(one_api_body(ev("poison-2", S.READ, 9, "whatsapp")))
+    bodies = [json.dumps(callback_body(ev(f"w-{i}", S.READ, i, "whatsapp"))) for i in range(3)]
+    poison = json.dumps(callback_body(ev("poison-2", S.READ, 9, "whatsapp")))
     store.accept([bodies[0], poison, bodies[1], bodies[2]])
     poison_settle(store, monkeypatch)
     assert tracker.drain_inbox().applied == 3
@@ -379,7 +416,7 @@ def test_while_the_store_does_not_answer_nothing_is_dead_lettered(
 
     monkeypatch.setattr(store, "settle", down)
     monkeypatch.setattr(store, "ping", down)
-    bodies = [json.dumps(one_api_body(ev(f"o-{i}", S.QUEUED, i))) for i in range(3)]
+    bodies = [json.dumps(callback_body(ev(f"o-{i}", S.QUEUED, i))) for i in range(3)]
     results = tracker.receive_many(bodies)
     assert all(r.summary is None and r.dead_letter is None for r in results)  # type: ignore[union-attr]
     with pytest.raises(RuntimeError):
@@ -404,8 +441,8 @@ def test_a_body_the_inbox_refuses_alone_is_dead_lettered_and_the_rest_kept(
         return real(payloads)
 
     monkeypatch.setattr(store, "accept", accept)
-    poison = json.dumps(one_api_body(ev("poison-3", S.QUEUED, 1)))
-    good = json.dumps(one_api_body(ev("fine", S.QUEUED, 1)))
+    poison = json.dumps(callback_body(ev("poison-3", S.QUEUED, 1)))
+    good = json.dumps(callback_body(ev("fine", S.QUEUED, 1)))
     first, second = tracker.receive_many([poison, good])
     assert first.dead_letter is not None  # type: ignore[union-attr]
     assert second.summary.applied == 1  # type: ignore[union-attr]

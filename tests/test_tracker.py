@@ -23,9 +23,10 @@ from deliverystate import (
     Tracker,
     parse_callback,
 )
+from deliverystate.simulate import callback_body
 
 from .oracle import expected_winner, oracle_key
-from .strategies import BASE_MS, consistent_events, events_for, one_api_body, timestamps_ms
+from .strategies import BASE_MS, consistent_events, events_for, timestamps_ms
 
 S = Status
 
@@ -128,8 +129,8 @@ def test_threads_sharing_a_store_agree_with_one_tracker(events: list[StatusEvent
 def test_ten_line_embedding() -> None:
     """The README's quickstart works: ingest callbacks, read the state and history."""
     tracker = Tracker()
-    tracker.ingest(json.dumps(one_api_body(StatusEvent.from_ms("m1", 5, BASE_MS + 9, "sms"))))
-    decisions = tracker.ingest(one_api_body(StatusEvent.from_ms("m1", 20, BASE_MS + 99, "sms")))
+    tracker.ingest(json.dumps(callback_body(StatusEvent.from_ms("m1", 5, BASE_MS + 9, "sms"))))
+    decisions = tracker.ingest(callback_body(StatusEvent.from_ms("m1", 20, BASE_MS + 99, "sms")))
     assert decisions[0].outcome is Outcome.STALE
     state = tracker.get("m1")
     assert state is not None
@@ -201,7 +202,7 @@ def test_dead_letters_are_replayed_once_the_parser_accepts_them(
             raise InvalidCallback("statusCode", "unknown status code 134")
         return events
 
-    body = one_api_body(StatusEvent.from_ms("m", 134, BASE_MS, "whatsapp"))
+    body = callback_body(StatusEvent.from_ms("m", 134, BASE_MS, "whatsapp"))
     tracker = Tracker()
     monkeypatch.setattr(tracker_module, "parse_callback", old_catalog)
     with pytest.raises(InvalidCallback):

@@ -33,8 +33,16 @@ from hypothesis import strategies as st
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from deliverystate import MemoryStore, SQLiteStore, Status, StoreUnavailable, Tracker, web
-from deliverystate.simulate import generate_callbacks
+from deliverystate import (
+    MemoryStore,
+    SQLiteStore,
+    Status,
+    StatusEvent,
+    StoreUnavailable,
+    Tracker,
+    web,
+)
+from deliverystate.simulate import callback_body, generate_callbacks
 from deliverystate.web import _app as web_app
 from deliverystate.web import create_app
 
@@ -53,23 +61,17 @@ def one_api(
     channel: str = "sms",
     client: str | None = "order-1",
 ) -> dict[str, Any]:
-    """A One API callback body for one update."""
-    return {
-        "integrationId": "2f1c0e2e",
-        "integrationName": "notifications",
-        "event": {
-            "messageStatusUpdate": [
-                {
-                    "channel": channel,
-                    "timestamp": ms,
-                    "statusCode": code,
-                    "status": name,
-                    "messageId": message_id,
-                    "clientMessageId": client,
-                }
-            ]
-        },
-    }
+    """The One API body ``simulate`` writes, with this report's fields written in as given.
+
+    The fields go in unchecked, so a test can make the body contradict itself
+    (a code with another code's name), carry an id no store can keep, or a
+    seconds timestamp, on top of a body that is otherwise Clickatell's own.
+    """
+    body = callback_body(StatusEvent.from_ms("m", Status.QUEUED, 0, channel))
+    body["event"]["messageStatusUpdate"][0].update(
+        messageId=message_id, statusCode=code, status=name, timestamp=ms, clientMessageId=client
+    )
+    return body
 
 
 def post_json(client: httpx.Client, body: Any, **kwargs: Any) -> httpx.Response:

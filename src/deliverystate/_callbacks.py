@@ -381,23 +381,30 @@ def _one_api(body: Mapping[str, Any]) -> ParsedCallback:
     return ParsedCallback(tuple(events), ignored)
 
 
-def _flat(body: Mapping[str, Any]) -> ParsedCallback:
-    message_id = _identifier(body, "messageId", "", required=True)
+def _sms_report(
+    body: Mapping[str, Any], id_field: str, client_field: str, status: Status, *, seconds: bool
+) -> ParsedCallback:
+    """The one SMS report of a flat (Platform or legacy) body, once its status is known."""
+    message_id = _identifier(body, id_field, "", required=True)
     assert message_id is not None
     event = _event(
         message_id,
-        _flat_status(body),
-        _timestamp_ms(body, "", seconds=False),
+        status,
+        _timestamp_ms(body, "", seconds=seconds),
         "sms",
-        _identifier(body, "clientMessageId", "", required=False),
+        _identifier(body, client_field, "", required=False),
         "",
     )
     return ParsedCallback((event,))
 
 
+def _flat(body: Mapping[str, Any]) -> ParsedCallback:
+    _identifier(body, "messageId", "", required=True)  # a missing id is named before the status
+    return _sms_report(body, "messageId", "clientMessageId", _flat_status(body), seconds=False)
+
+
 def _legacy(body: Mapping[str, Any]) -> ParsedCallback:
-    message_id = _identifier(body, "apiMsgId", "", required=True)
-    assert message_id is not None
+    _identifier(body, "apiMsgId", "", required=True)
     raw = _single(body, "status", "")
     if raw is None:
         raise InvalidCallback("status", "missing")
@@ -406,15 +413,7 @@ def _legacy(body: Mapping[str, Any]) -> ParsedCallback:
         raise InvalidCallback(
             "status", f"legacy status {_show(raw)} has no One API equivalent", raw
         )
-    event = _event(
-        message_id,
-        LEGACY_STATUS[code],
-        _timestamp_ms(body, "", seconds=True),
-        "sms",
-        _identifier(body, "cliMsgId", "", required=False),
-        "",
-    )
-    return ParsedCallback((event,))
+    return _sms_report(body, "apiMsgId", "cliMsgId", LEGACY_STATUS[code], seconds=True)
 
 
 def _shape(body: Mapping[str, Any]) -> str:

@@ -25,7 +25,14 @@ from ._events import StatusEvent
 from ._formats import LEGACY_STATUS, PLATFORM_NAMES
 from .errors import InvalidCallback
 
-__all__ = ["SimulatedCallback", "generate_callbacks", "simulate_lines", "simulated_events"]
+__all__ = [
+    "FORMATS",
+    "SimulatedCallback",
+    "callback_body",
+    "generate_callbacks",
+    "simulate_lines",
+    "simulated_events",
+]
 
 _BASE_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 _SMS_FAILURES = (
@@ -100,60 +107,103 @@ def _path(rng: random.Random, channel: str) -> list[tuple[Status, int]]:
     return steps  # else: never heard of again after SENT_TO_SUPPLIER
 
 
-def _one_api_body(reports: list[_Report], rng: random.Random) -> dict[str, Any]:
-    updates = [
-        {
-            "channel": r.channel if rng.random() < 0.9 else f" {r.channel.upper()} ",
-            "messageId": r.message_id,
-            "clientMessageId": r.client_message_id,
-            "status": r.status.name,
-            "statusCode": int(r.status),
-            "timestamp": r.timestamp_ms,
-        }
-        for r in reports
-    ]
+#: The body formats :func:`callback_body` writes.
+FORMATS = ("one_api", "platform", "legacy")
+_INTEGRATION = {
+    "integrationId": "2f1c0e2e9e6b4f4f8a3d6c5b4a392817",
+    "integrationName": "notifications",
+}
+
+
+def _update(event: StatusEvent, channel: str) -> dict[str, Any]:
+    """One ``messageStatusUpdate`` entry; ``channel`` as it is to be spelled."""
     return {
-        "integrationId": "2f1c0e2e9e6b4f4f8a3d6c5b4a392817",
-        "integrationName": "notifications",
-        "event": {"messageStatusUpdate": updates},
+        "channel": channel,
+        "messageId": event.message_id,
+        "clientMessageId": event.client_message_id,
+        "status": event.status.name,
+        "statusCode": int(event.status),
+        "timestamp": event.timestamp_ms,
     }
 
 
-def _body(report: _Report, rng: random.Random) -> dict[str, Any]:
-    code = _PLATFORM_CODE.get(report.status, 0)
-    if report.fmt == "flat":
+def _envelope(updates: list[dict[str, Any]]) -> dict[str, Any]:
+    return {**_INTEGRATION, "event": {"messageStatusUpdate": updates}}
+
+
+def callback_body(event: StatusEvent, fmt: str = "one_api") -> dict[str, Any]:
+    """The body Clickatell posts for ``event``, as a mapping ready for ``json.dumps``.
+
+    ``fmt`` is one of :data:`FORMATS`: a One API status update (the channel
+    is the event's, or one the status can occur on), a Platform callback
+    (Platform code and name, milliseconds) or a legacy HTTP callback (legacy
+    code, whole seconds).  Platform and legacy are SMS only and carry only the
+    statuses their numbering has; ``ValueError`` says so otherwise.
+    """
+    if fmt == "one_api":
+        channel = event.channel or ("sms" if event.status.allowed_on("sms") else "whatsapp")
+        return _envelope([_update(event, channel)])
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown callback format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    code = _PLATFORM_CODE.get(event.status)
+    if event.channel not in (None, "sms") or code is None:
+        raise ValueError(f"a {fmt} callback cannot carry {event.status.name} on {event.channel}")
+    if fmt == "platform":
         name = _PLATFORM_NAME[code]
         return {
             "integrationName": "notifications",
-            "messageId": report.message_id,
-            "requestId": report.message_id[:16],
-            "clientMessageId": report.client_message_id,
-            "to": "2799900" + report.message_id[-4:],
+            "messageId": event.message_id,
+            "requestId": event.message_id[:16],
+            "clientMessageId": event.client_message_id,
+            "to": "2799900" + event.message_id[-4:],
             "from": "27999000000",
             "statusCode": code,
             "status": name,
             "statusDescription": name.replace("_", " ").capitalize(),
-            "timestamp": str(report.timestamp_ms),
+            "timestamp": str(event.timestamp_ms),
         }
-    if report.fmt == "legacy":
-        return {
-            "api_id": "3512345",
-            "apiMsgId": report.message_id,
-            "cliMsgId": report.client_message_id,
-            "to": "2799900" + report.message_id[-4:],
-            "from": "27999000000",
-            "timestamp": str(report.timestamp_ms // 1000),
-            "status": f"{code:03d}",
-            "charge": "0.8",
-        }
-    return _one_api_body([report], rng)
+    return {
+        "api_id": "3512345",
+        "apiMsgId": event.message_id,
+        "cliMsgId": event.client_message_id,
+        "to": "2799900" + event.message_id[-4:],
+        "from": "27999000000",
+        "timestamp": str(event.timestamp_ms // 1000),
+        "status": f"{code:03d}",
+        "charge": "0.8",
+    }
+
+
+def _event_of(report: _Report) -> StatusEvent:
+    return StatusEvent.from_ms(
+        report.message_id,
+        report.status,
+        report.timestamp_ms,
+        report.channel,
+        report.client_message_id,
+    )
+
+
+def _one_api_body(reports: list[_Report], rng: random.Random) -> dict[str, Any]:
+    """A One API body of one or more updates, channels sometimes spelled loosely."""
+    return _envelope(
+        [
+            _update(_event_of(r), r.channel if rng.random() < 0.9 else f" {r.channel.upper()} ")
+            for r in reports
+        ]
+    )
+
+
+def _body(report: _Report, rng: random.Random) -> dict[str, Any]:
+    if report.fmt == "one":
+        return _one_api_body([report], rng)
+    return callback_body(_event_of(report), "platform" if report.fmt == "flat" else "legacy")
 
 
 def _reply(report: _Report, rng: random.Random) -> dict[str, Any]:
     """An inbound WhatsApp reply posted to the status URL, as Clickatell allows."""
     return {
-        "integrationId": "2f1c0e2e9e6b4f4f8a3d6c5b4a392817",
-        "integrationName": "notifications",
+        **_INTEGRATION,
         "event": {
             "moText": [
                 {
