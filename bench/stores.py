@@ -38,7 +38,7 @@ _SQLITE_UPSERT = (
     "WHERE excluded.precedence > ds_messages.precedence"
 )
 _SQLITE_HISTORY = (
-    "INSERT OR IGNORE INTO ds_history (message_id, status, timestamp_ms, channel, "
+    "INSERT INTO ds_history (message_id, status, timestamp_ms, channel, "
     "client_message_id, outcome) VALUES (?, ?, ?, ?, ?, 'applied')"
 )
 

@@ -33,7 +33,7 @@ LAYERS: list[set[str]] = [
 #: Inside ``stores``: protocol, then the unit of work, then the stores, then the package.
 STORE_LAYERS: list[set[str]] = [
     {"_protocol"},
-    {"_work"},
+    {"_work", "_rows"},
     {"_memory", "_sql"},
     {"_sqlite", "_postgres"},
     {"__init__"},

@@ -20,7 +20,9 @@ from deliverystate import (
 )
 from deliverystate.postgres import PostgresStore, redact
 
+from . import old_schemas
 from .strategies import BASE_MS
+from .test_sqlite import check_migrated
 from .workers import run_workers, simulated_events
 
 
@@ -76,25 +78,26 @@ def test_newer_schema_is_refused(postgres_dsn: str, pg_schema: str) -> None:
         raw.execute(f"UPDATE \"{pg_schema}\".ds_meta SET value = '7' WHERE key = 'schema_version'")
     with pytest.raises(SchemaMismatch) as caught:
         PostgresStore(postgres_dsn, schema=pg_schema)
-    assert (caught.value.found, caught.value.expected) == (7, 2)
+    assert (caught.value.found, caught.value.expected) == (7, sqlstore_module.SCHEMA_VERSION)
 
 
 def test_older_schema_is_migrated(
     postgres_dsn: str, pg_schema: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Opening a version-2 schema with a version-3 library runs the migration once."""
+    """Opening a schema one version old runs that version's migration, once."""
     Tracker(PostgresStore(postgres_dsn, schema=pg_schema)).apply(
         StatusEvent.from_ms("m", 5, BASE_MS, "sms")
     )
-    monkeypatch.setattr(sqlstore_module, "SCHEMA_VERSION", 3)
+    current = sqlstore_module.SCHEMA_VERSION
+    monkeypatch.setattr(sqlstore_module, "SCHEMA_VERSION", current + 1)
     monkeypatch.setattr(
-        postgres_module, "MIGRATIONS", {2: ("ALTER TABLE ds_messages ADD COLUMN note TEXT",)}
+        postgres_module, "MIGRATIONS", {current: ("ALTER TABLE ds_messages ADD COLUMN note TEXT",)}
     )
     store = PostgresStore(postgres_dsn, schema=pg_schema)
-    assert store.schema_version() == 3
+    assert store.schema_version() == current + 1
     assert store.get("m").status is Status.DEVICE_ACK
     assert store._read("SELECT note FROM ds_messages") == [(None,)]
-    assert PostgresStore(postgres_dsn, schema=pg_schema).schema_version() == 3
+    assert PostgresStore(postgres_dsn, schema=pg_schema).schema_version() == current + 1
 
 
 def test_deadlocks_are_retried(
@@ -153,43 +156,36 @@ def test_a_second_worker_waits_for_the_batch_holding_the_message(
     assert [h.outcome.value for h in first.history("x")] == ["applied", "applied"]
 
 
-def test_a_version_1_schema_keeps_its_bodies_through_the_migration(
-    postgres_dsn: str, pg_schema: str
-) -> None:
-    """Version 1 kept bodies as text, which cannot hold NUL; version 2 converts them to bytea."""
-    store = PostgresStore(postgres_dsn, schema=pg_schema)
-    store.accept(['{"waiting": "é"}'])
-    store.add_dead_letter("{broken é", "invalid callback: body: not JSON")
-    store.close()
-    with psycopg.connect(postgres_dsn, autocommit=True) as raw:  # back to version 1's shape
-        for table in ("ds_inbox", "ds_dead_letters"):
-            raw.execute(
-                f'ALTER TABLE "{pg_schema}".{table} ALTER COLUMN payload TYPE TEXT '
-                "USING convert_from(payload, 'UTF8')"
-            )
-        raw.execute(f"UPDATE \"{pg_schema}\".ds_meta SET value = '1' WHERE key = 'schema_version'")
-    migrated = PostgresStore(postgres_dsn, schema=pg_schema)
-    try:
-        assert migrated.schema_version() == 2
-        assert [payload for _, payload in migrated.pending()] == ['{"waiting": "é"}']
-        assert [d.payload for d in migrated.dead_letters()] == ["{broken é"]
-        types = migrated._read(
-            "SELECT data_type FROM information_schema.columns WHERE table_schema = %s "
-            "AND column_name = 'payload' ORDER BY table_name",
-            (pg_schema,),
-        )
-        assert types == [("bytea",), ("bytea",)]
-        # and a NUL, which text refused, is kept now
-        assert migrated.add_dead_letter("nul \x00 body", "x").payload == "nul \x00 body"
-    finally:
-        migrated.close()
-
-
 def test_sessions_are_named_after_the_schema(postgres_dsn: str, pg_schema: str) -> None:
     """pg_stat_activity shows the store's connections as deliverystate:<schema>."""
     store = PostgresStore(postgres_dsn, schema=pg_schema)
     try:
         rows = store._read("SELECT current_setting('application_name')")
         assert rows == [(f"deliverystate:{pg_schema}",)]
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("v1", [True, False], ids=["version-1", "version-2"])
+def test_an_old_schema_is_migrated_with_its_states_history_and_bodies(
+    postgres_dsn: str, pg_schema: str, v1: bool
+) -> None:
+    """A schema an older release wrote opens with its states, history and bodies intact."""
+    with psycopg.connect(postgres_dsn, autocommit=True) as raw, raw.transaction():
+        raw.execute(f'CREATE SCHEMA "{pg_schema}"')
+        raw.execute(f'SET search_path TO "{pg_schema}"')
+        raw.execute("CREATE TABLE ds_meta (key TEXT PRIMARY KEY, value TEXT)")
+        for ddl in old_schemas.POSTGRES_V1 if v1 else old_schemas.POSTGRES_V2:
+            raw.execute(ddl)
+        old_schemas.fill(raw.cursor(), "%s", v1=v1)
+    check_migrated(PostgresStore(postgres_dsn, schema=pg_schema))
+    # arrival numbers keep growing from the old ones
+    store = PostgresStore(postgres_dsn, schema=pg_schema)
+    try:
+        entries = store.history("old-1")
+        arrivals = [e.arrival for e in entries]
+        assert len(set(arrivals)) == len(arrivals)
+        (read,) = [e for e in entries if e.event.status is Status.READ]
+        assert read.arrival > len(old_schemas.HISTORY)  # after every old report
     finally:
         store.close()

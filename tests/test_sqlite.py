@@ -6,6 +6,7 @@ import contextlib
 import json
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,6 +24,7 @@ from deliverystate import (
 )
 from deliverystate.simulate import callback_body
 
+from . import old_schemas
 from .strategies import BASE_MS
 from .workers import run_workers, simulated_events
 
@@ -74,25 +76,26 @@ def test_newer_schema_is_refused_with_both_versions(tmp_path: Path) -> None:
         raw.execute("UPDATE ds_meta SET value = '99' WHERE key = 'schema_version'")
     with pytest.raises(SchemaMismatch) as caught:
         SQLiteStore(path)
-    assert (caught.value.found, caught.value.expected) == (99, 2)
+    assert (caught.value.found, caught.value.expected) == (99, sqlstore_module.SCHEMA_VERSION)
     assert "upgrade deliverystate" in str(caught.value)
 
 
 def test_older_schema_is_migrated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Opening a version-2 database with a version-3 library runs the migration once."""
+    """Opening a database one version old runs that version's migration, once."""
     path = tmp_path / "old.sqlite3"
     Tracker(SQLiteStore(path)).apply(StatusEvent.from_ms("m", 5, BASE_MS, "sms"))
-    monkeypatch.setattr(sqlstore_module, "SCHEMA_VERSION", 3)
+    current = sqlstore_module.SCHEMA_VERSION
+    monkeypatch.setattr(sqlstore_module, "SCHEMA_VERSION", current + 1)
     monkeypatch.setattr(
-        sqlite_module, "MIGRATIONS", {2: ("ALTER TABLE ds_messages ADD COLUMN note TEXT",)}
+        sqlite_module, "MIGRATIONS", {current: ("ALTER TABLE ds_messages ADD COLUMN note TEXT",)}
     )
     store = SQLiteStore(path)
-    assert store.schema_version() == 3
+    assert store.schema_version() == current + 1
     assert store.get("m").status is Status.DEVICE_ACK
     with sqlite3.connect(path) as raw:
         columns = [row[1] for row in raw.execute("PRAGMA table_info(ds_messages)")]
     assert "note" in columns
-    assert SQLiteStore(path).schema_version() == 3  # reopening does not migrate again
+    assert SQLiteStore(path).schema_version() == current + 1  # reopening does not migrate again
 
 
 def test_context_manager_closes(tmp_path: Path) -> None:
@@ -101,30 +104,6 @@ def test_context_manager_closes(tmp_path: Path) -> None:
         store.apply(StatusEvent.from_ms("m", 2, BASE_MS), Tracker().policy)
     with pytest.raises(sqlite3.ProgrammingError):
         store._conn.execute("SELECT 1")
-
-
-def test_a_version_1_database_keeps_its_bodies_through_the_migration(tmp_path: Path) -> None:
-    """Version 1 kept inbox and dead-letter bodies as text; version 2 reads them as before."""
-    path = tmp_path / "v1.sqlite3"
-    store = SQLiteStore(path)
-    store.accept(['{"waiting": "é"}'])
-    store.add_dead_letter("{broken é", "invalid callback: body: not JSON")
-    store.close()
-    with contextlib.closing(sqlite3.connect(path)) as raw, raw:  # back to version 1's shape
-        raw.execute("UPDATE ds_inbox SET payload = CAST(payload AS TEXT)")
-        raw.execute("UPDATE ds_dead_letters SET payload = CAST(payload AS TEXT)")
-        raw.execute("UPDATE ds_meta SET value = '1' WHERE key = 'schema_version'")
-    migrated = SQLiteStore(path)
-    assert migrated.schema_version() == 2
-    assert [payload for _, payload in migrated.pending()] == ['{"waiting": "é"}']
-    assert [d.payload for d in migrated.dead_letters()] == ["{broken é"]
-    with contextlib.closing(sqlite3.connect(path)) as raw:
-        kinds = raw.execute(
-            "SELECT typeof(payload) FROM ds_inbox UNION ALL SELECT typeof(payload) FROM "
-            "ds_dead_letters"
-        ).fetchall()
-    assert kinds == [("blob",), ("blob",)]
-    migrated.close()
 
 
 def test_a_nul_in_an_id_can_no_longer_bypass_precedence(tmp_path: Path) -> None:
@@ -147,3 +126,44 @@ def test_a_nul_in_an_id_can_no_longer_bypass_precedence(tmp_path: Path) -> None:
     # an id that merely starts the same is its own message, untouched
     tracker.ingest(read)
     assert tracker.get("a").status is Status.READ  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("v1", [True, False], ids=["version-1", "version-2"])
+def test_an_old_database_is_migrated_with_its_states_history_and_bodies(
+    tmp_path: Path, v1: bool
+) -> None:
+    """A database an older release wrote opens with its states, history and bodies intact."""
+    path = tmp_path / "old.sqlite3"
+    with contextlib.closing(sqlite3.connect(path)) as raw, raw:
+        raw.execute("CREATE TABLE ds_meta (key TEXT PRIMARY KEY, value TEXT)")
+        for ddl in old_schemas.SQLITE_V1:
+            raw.execute(ddl)
+        old_schemas.fill(raw.cursor(), "?", v1=v1)
+    check_migrated(SQLiteStore(path))
+
+
+def check_migrated(store: Any) -> None:
+    """The old content reads back the same, and duplicates of it are still recognised."""
+    tracker = Tracker(store)
+    try:
+        assert store.schema_version() == sqlstore_module.SCHEMA_VERSION
+        for message_id, (status, timestamp_ms) in old_schemas.STATES.items():
+            state = store.get(message_id)
+            assert (state.status, state.timestamp_ms) == (status, timestamp_ms)
+        timeline = [
+            (e.event.message_id, e.event.status, e.event.timestamp_ms - BASE_MS, e.outcome.value)
+            for m in old_schemas.STATES
+            for e in store.history(m)
+        ]
+        assert sorted(timeline) == sorted(old_schemas.HISTORY)
+        assert [payload for _, payload in store.pending()] == [old_schemas.INBOX]
+        assert [d.payload for d in store.dead_letters()] == [old_schemas.DEAD]
+        # a report the old history holds is a duplicate; a new one is applied after it
+        again = tracker.apply(StatusEvent.from_ms("old-1", Status.SENT_TO_SUPPLIER, BASE_MS + 400))
+        assert again.outcome.value == "duplicate"
+        read = tracker.apply(StatusEvent.from_ms("old-1", Status.READ, BASE_MS + 5000, "sms"))
+        assert read.outcome.value == "applied"
+        assert [e.outcome.value for e in store.history("old-1")][-1] == "applied"
+        assert len(store.history("old-1")) == 4
+    finally:
+        store.close()

@@ -191,8 +191,8 @@ def test_a_write_that_fails_rolls_the_batch_back(
     original = type(store)._write
     failure = driver_failure(store)
 
-    def write_then_fail(self, cursor, batch, ids):  # type: ignore[no-untyped-def]
-        original(self, cursor, batch, ids)
+    def write_then_fail(self, *args):  # type: ignore[no-untyped-def]
+        original(self, *args)
         raise failure
 
     monkeypatch.setattr(type(store), "_write", write_then_fail)

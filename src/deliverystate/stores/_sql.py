@@ -29,7 +29,6 @@ recomputes them.
 from __future__ import annotations
 
 import abc
-import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -41,61 +40,40 @@ from .._policy import Policy
 from .._reconcile import Decision, Outcome
 from ..errors import PolicyMismatch, SchemaMismatch, StoreUnavailable
 from ._protocol import DeadLetter, HistoryEntry, Milestones, Summary
+from ._rows import (
+    digest,
+    fingerprints,
+    pack_reports,
+    payload_bytes,
+    payload_str,
+    report_arrivals,
+    state_from_row,
+    storable_text,
+)
 from ._work import Batch, record_of
 
-__all__ = [
-    "SCHEMA_VERSION",
-    "SQLStore",
-    "digest",
-    "payload_bytes",
-    "payload_str",
-    "state_from_row",
-    "storable_text",
-]
+__all__ = ["SCHEMA_VERSION", "Migration", "SQLStore"]
 
 #: The schema this version of deliverystate writes.  Bump it together with an
 #: entry in each store's ``MIGRATIONS`` that upgrades the previous version.
 #: Version 2 keeps inbox and dead-letter bodies as bytes, so that any body
-#: (a NUL, a lone surrogate) can be kept exactly.
-SCHEMA_VERSION = 2
+#: (a NUL, a lone surrogate) can be kept exactly.  Version 3 names each
+#: message's history rows in its own row (see ``_rows``), so that history is
+#: appended in arrival order with no index but its key.
+SCHEMA_VERSION = 3
 
 Row = tuple[Any, ...]
 T = TypeVar("T")
+#: One step of a schema migration: SQL text, or a function given the cursor.
+Migration = str | Callable[[Any], None]
+#: A message row as written: id, status, timestamp, precedence, channel, client id, reports.
+MessageRow = tuple[str, int, int, int, str | None, str | None, bytes]
+#: A history row as written: arrival, id, status, timestamp, channel, client id, outcome.
+HistoryRow = tuple[int, str, int, int, str | None, str | None, str]
 
 #: How many times work that failed for a passing reason (a deadlock, a dropped
 #: connection: see ``SQLStore._retryable``) is tried in all.
 _ATTEMPTS = 5
-
-
-def state_from_row(row: Row) -> MessageState:
-    return MessageState(row[0], Status.from_code(row[1]), row[2], row[3], row[4])
-
-
-def digest(payload: str) -> str:
-    """The identity of a dead-letter payload, so the same body is kept once."""
-    return hashlib.sha256(payload_bytes(payload)).hexdigest()
-
-
-def payload_bytes(payload: str) -> bytes:
-    """A body as the bytes a store keeps: UTF-8, lone surrogates and NULs included.
-
-    Bodies are kept as bytes (``BLOB``/``bytea``) rather than text because text
-    columns refuse some strings (PostgreSQL refuses NUL; every driver refuses
-    a lone surrogate), and a body the store cannot keep must not be lost.
-    """
-    return payload.encode("utf-8", "surrogatepass")
-
-
-def payload_str(value: Any) -> str:
-    """A kept body back as text (rows written before schema version 2 are text already)."""
-    if isinstance(value, bytes | bytearray | memoryview):
-        return bytes(value).decode("utf-8", "surrogatepass")
-    return str(value)
-
-
-def storable_text(text: str) -> str:
-    """An error message fit for a text column: NULs and lone surrogates escaped."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
 
 
 class SQLStore(abc.ABC):
@@ -118,14 +96,30 @@ class SQLStore(abc.ABC):
         """Run a read-only query and return all rows."""
 
     @abc.abstractmethod
-    def _lock_and_load(
-        self, cursor: Any, ids: list[str]
-    ) -> tuple[dict[str, MessageState], dict[str, set[int]]]:
-        """Lock the batch's messages and load their states and history fingerprints."""
+    def _lock_and_load(self, cursor: Any, ids: list[str]) -> dict[str, tuple[MessageState, Any]]:
+        """Lock the batch's messages; the state and reports blob of those that have one."""
 
     @abc.abstractmethod
-    def _write(self, cursor: Any, batch: Batch, ids: list[str]) -> None:
-        """Write the batch's changed records and new history rows (``ids``: its messages)."""
+    def _reserve_arrivals(self, cursor: Any, count: int) -> list[int]:
+        """``count`` new history arrival numbers, increasing, never handed out before."""
+
+    @abc.abstractmethod
+    def _write(
+        self,
+        cursor: Any,
+        rows: list[MessageRow],
+        history: list[HistoryRow],
+        unstated: list[str],
+    ) -> None:
+        """Write changed message rows and append history rows.
+
+        ``unstated`` lists the batch's messages that have no state after it
+        (never expected: a store that creates rows before locking them removes
+        those rows again).
+        """
+
+    def _after_commit(self) -> None:  # noqa: B027 - a hook most stores leave empty
+        """Called after each batch commits (PostgreSQL analyzes after bulk loads)."""
 
     @abc.abstractmethod
     def _received_at(self, value: Any) -> datetime:
@@ -162,6 +156,11 @@ class SQLStore(abc.ABC):
     def _sql(self, text: str) -> str:
         return text.replace("?", self._param)
 
+    @staticmethod
+    def _list(numbers: Iterable[int]) -> str:
+        """Integers as the text of an SQL list (only ever integers the store itself made)."""
+        return ", ".join(str(int(number)) for number in numbers)
+
     # --- schema ----------------------------------------------------------------------------
 
     def _meta(self, cursor: Any, key: str) -> str | None:
@@ -179,7 +178,7 @@ class SQLStore(abc.ABC):
         )
 
     def _setup_schema(
-        self, cursor: Any, tables: Sequence[str], migrations: Mapping[int, Sequence[str]]
+        self, cursor: Any, tables: Sequence[str], migrations: Mapping[int, Sequence[Migration]]
     ) -> None:
         """Create a fresh schema, migrate an older one, or refuse a newer one."""
         cursor.execute("CREATE TABLE IF NOT EXISTS ds_meta (key TEXT PRIMARY KEY, value TEXT)")
@@ -193,8 +192,11 @@ class SQLStore(abc.ABC):
         if version > SCHEMA_VERSION:
             raise SchemaMismatch(self.target, version, SCHEMA_VERSION)
         while version < SCHEMA_VERSION:
-            for statement in migrations[version]:
-                cursor.execute(statement)
+            for step in migrations[version]:
+                if isinstance(step, str):
+                    cursor.execute(step)
+                else:
+                    step(cursor)
             version += 1
             self._set_meta(cursor, "schema_version", str(version))
 
@@ -248,16 +250,49 @@ class SQLStore(abc.ABC):
         def attempt() -> T:
             with self._transaction() as cursor:
                 self._check_policy(cursor, policy)
-                states, seen = self._lock_and_load(cursor, ids) if ids else ({}, {})
-                records = {message_id: record_of(s, policy) for message_id, s in states.items()}
-                clients = {m: s.client_message_id for m, s in states.items() if s.client_message_id}
+                loaded = self._lock_and_load(cursor, ids) if ids else {}
+                records = {m: record_of(state, policy) for m, (state, _) in loaded.items()}
+                clients = {
+                    m: s.client_message_id for m, (s, _) in loaded.items() if s.client_message_id
+                }
+                seen = {m: fingerprints(blob) for m, (_, blob) in loaded.items()}
                 batch = Batch(records, clients, seen, policy)
                 result = work(batch, cursor)
                 if ids:
-                    self._write(cursor, batch, ids)
+                    self._flush(cursor, batch, {m: blob for m, (_, blob) in loaded.items()}, ids)
             return result
 
-        return self._retry(attempt)
+        result = self._retry(attempt)
+        self._after_commit()
+        return result
+
+    def _flush(self, cursor: Any, batch: Batch, blobs: dict[str, Any], ids: list[str]) -> None:
+        """Give the batch's new reports arrival numbers, then write rows and history."""
+        recorded = batch.recorded
+        arrivals = self._reserve_arrivals(cursor, len(recorded)) if recorded else []
+        history: list[HistoryRow] = []
+        added: dict[str, list[tuple[int, int]]] = {}
+        for (event, outcome), arrival in zip(recorded, arrivals, strict=True):
+            message_id, code, timestamp_ms = event.message_id, int(event.status), event.timestamp_ms
+            history.append(
+                (
+                    arrival,
+                    message_id,
+                    code,
+                    timestamp_ms,
+                    event.channel,
+                    event.client_message_id,
+                    outcome.value,
+                )
+            )
+            added.setdefault(message_id, []).append((timestamp_ms << 8 | code, arrival))
+        # in key order: each row's B-tree path is mostly the previous row's, already in cache
+        touched = sorted(batch.changed.keys() | added.keys())
+        rows: list[MessageRow] = [
+            (*row, bytes(blobs.get(row[0]) or b"") + pack_reports(added.get(row[0], ())))
+            for row in batch.rows_of(touched)
+        ]
+        self._write(cursor, rows, history, [m for m in ids if m not in batch.records])
 
     def apply(self, event: StatusEvent, policy: Policy) -> Decision:
         """Reconcile one report in one transaction."""
@@ -365,12 +400,16 @@ class SQLStore(abc.ABC):
         """The reports about a message, by event timestamp then arrival."""
         if id_problem(message_id) is not None:
             return []
+        found = self._read(
+            self._sql("SELECT reports FROM ds_messages WHERE message_id = ?"), (message_id,)
+        )
+        arrivals = report_arrivals(found[0][0]) if found else []
+        if not arrivals:
+            return []
         rows = self._read(
-            self._sql(
-                "SELECT message_id, status, timestamp_ms, channel, client_message_id, outcome, "
-                "arrival FROM ds_history WHERE message_id = ? ORDER BY timestamp_ms, arrival"
-            ),
-            (message_id,),
+            "SELECT message_id, status, timestamp_ms, channel, client_message_id, outcome, "
+            f"arrival FROM ds_history WHERE arrival IN ({self._list(arrivals)}) "
+            "ORDER BY timestamp_ms, arrival"
         )
         return [
             HistoryEntry(

@@ -248,11 +248,14 @@ class Batch:
         self.applied += 1
         return new
 
-    def changed_rows(self) -> list[tuple[str, int, int, int, str | None, str | None]]:
-        """The changed records as table rows: id, code, timestamp, precedence, channel, client."""
-        decode, clients = self.policy.decode, self.clients
+    def rows_of(
+        self, message_ids: Iterable[str]
+    ) -> list[tuple[str, int, int, int, str | None, str | None]]:
+        """Messages' records as table rows: id, code, timestamp, precedence, channel, client."""
+        decode, clients, records = self.policy.decode, self.clients, self.records
         rows = []
-        for message_id, record in self.changed.items():
+        for message_id in message_ids:
+            record = records[message_id]
             key = record & _KEY_MASK
             status, timestamp_ms = decode(key)
             channel = _CHANNEL_OF[record >> _FLAG_SHIFT & 3]

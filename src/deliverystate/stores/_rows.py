@@ -1,0 +1,91 @@
+"""How the SQL stores write things down: bodies as bytes, a message's reports as one blob.
+
+Theory of operation
+-------------------
+Two encodings live here, shared by SQLite and PostgreSQL:
+
+* **Bodies** (inbox, dead letter) are kept as UTF-8 bytes, lone surrogates and
+  NULs included, because text columns refuse some strings (PostgreSQL refuses
+  NUL; every driver refuses a lone surrogate) and a body the store cannot keep
+  must not be lost.
+* **A message's reports**: every history row a message has is named in its
+  message row, as a blob of big-endian 64-bit pairs (fingerprint, arrival).
+  The fingerprint (``timestamp_ms << 8 | code``) is what duplicate detection
+  needs; the arrival is the history row's key.  So recognising a repeat and
+  finding a message's history read the one row the batch locks anyway, and
+  the history table needs no index but its arrival key: it is appended to in
+  arrival order, and a batch dirties a few pages at its end instead of one
+  random page of a unique index per report (measured at a million tracked
+  messages, that index was half the pages every commit wrote).  PostgreSQL's
+  ``int8send`` writes the same big-endian bytes, so a migration can build the
+  blob in SQL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Iterable
+from typing import Any
+
+from .._catalog import Status
+from .._events import MessageState
+
+__all__ = [
+    "digest",
+    "fingerprints",
+    "pack_reports",
+    "payload_bytes",
+    "payload_str",
+    "report_arrivals",
+    "state_from_row",
+    "storable_text",
+]
+
+_PAIR = struct.Struct(">qq")
+
+
+def state_from_row(row: tuple[Any, ...]) -> MessageState:
+    """A state from (message id, status, timestamp, channel, client message id) columns."""
+    return MessageState(row[0], Status.from_code(row[1]), row[2], row[3], row[4])
+
+
+def pack_reports(pairs: Iterable[tuple[int, int]]) -> bytes:
+    """(fingerprint, arrival) pairs as a reports blob."""
+    return b"".join(_PAIR.pack(fp, arrival) for fp, arrival in pairs)
+
+
+def _pairs(blob: bytes | memoryview | None) -> Iterable[tuple[int, int]]:
+    return _PAIR.iter_unpack(bytes(blob)) if blob else ()
+
+
+def fingerprints(blob: bytes | memoryview | None) -> set[int]:
+    """The fingerprints of the reports a blob names."""
+    return {fp for fp, _ in _pairs(blob)}
+
+
+def report_arrivals(blob: bytes | memoryview | None) -> list[int]:
+    """The history rows (arrival numbers) a blob names, in the order they were written."""
+    return [arrival for _, arrival in _pairs(blob)]
+
+
+def digest(payload: str) -> str:
+    """The identity of a dead-letter payload, so the same body is kept once."""
+    return hashlib.sha256(payload_bytes(payload)).hexdigest()
+
+
+def payload_bytes(payload: str) -> bytes:
+    """A body as the bytes a store keeps: UTF-8, lone surrogates and NULs included."""
+    return payload.encode("utf-8", "surrogatepass")
+
+
+def payload_str(value: Any) -> str:
+    """A kept body back as text (rows written before schema version 2 are text already)."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).decode("utf-8", "surrogatepass")
+    return str(value)
+
+
+def storable_text(text: str) -> str:
+    """An error message fit for a text column: NULs and lone surrogates escaped."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
