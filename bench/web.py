@@ -12,6 +12,11 @@ minimal asyncio HTTP/1.1 client in this process, so it does not share the
 server's interpreter (it does share the machine's cores).
 Target: at least 3,000 callbacks per second.
 
+The same load is measured again against ``serve --workers 2`` (two uvicorn
+worker processes on the one SQLite file), reported with its ratio to one
+worker: on two cores the client shares the machine, and SQLite takes one
+writer at a time.
+
 Two reference rows say where the time goes: the same server on a
 ``MemoryStore`` (HTTP and the app, no disk), and ``Tracker.receive`` called in
 a loop on SQLite without HTTP (the store's own ceiling).  The server's CPU per
@@ -67,12 +72,12 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start_server(db: str, port: int) -> subprocess.Popen[bytes]:
+def start_server(db: str, port: int, workers: int = 1) -> subprocess.Popen[bytes]:
     """``serve`` in a child process; returns once it answers ``/healthz``."""
     code = (
         "import logging, sys; logging.disable(logging.WARNING); "
         "from deliverystate.web import serve; "
-        f"serve({db!r}, '127.0.0.1', {port})"
+        f"serve({db!r}, '127.0.0.1', {port}, workers={workers})"
     )
     process = subprocess.Popen(
         [sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
@@ -157,14 +162,23 @@ def _process_cpu(pid: int) -> float:
 
 
 def one_run(
-    requests: list[bytes], warmup: list[bytes], clients: int, *, memory: bool = False
+    requests: list[bytes],
+    warmup: list[bytes],
+    clients: int,
+    *,
+    memory: bool = False,
+    workers: int = 1,
 ) -> tuple[float, float, list[float]]:
-    """Post ``requests`` to a fresh server: seconds, server CPU seconds, each latency."""
+    """Post ``requests`` to a fresh server: seconds, server CPU seconds, each latency.
+
+    With several workers the CPU figure is the supervising process's only.
+    """
     with tempfile.TemporaryDirectory(prefix="ds-web-bench-") as workdir:
         port = free_port()
-        server = start_server(":memory:" if memory else str(Path(workdir) / "bench.sqlite3"), port)
+        db = ":memory:" if memory else str(Path(workdir) / "bench.sqlite3")
+        server = start_server(db, port, workers)
         try:
-            _run(_load(port, list(warmup), 2))
+            _run(_load(port, list(warmup), 2 * workers))
             cpu_before = _process_cpu(server.pid)
             seconds, latencies, bad = _run(_load(port, requests, clients))
             cpu = _process_cpu(server.pid) - cpu_before
@@ -216,6 +230,9 @@ def main(argv: list[str] | None = None) -> int:
         count / one_run(requests, warmup, args.clients, memory=True)[0] for _ in range(repeats)
     )
     alone = count / receive_alone(stream, repeats)
+    two = statistics.median(
+        count / one_run(requests, warmup, args.clients, workers=2)[0] for _ in range(repeats)
+    )
     print_table(
         "Webhook receiver over loopback",
         ["what", "callbacks/s", "ratio to target", "target"],
@@ -234,6 +251,12 @@ def main(argv: list[str] | None = None) -> int:
                 "",
             ],
             ["  server CPU per callback (us)", f"{cpu_per_callback * 1e6:,.0f}", "", ""],
+            [
+                "the same with 2 workers (serve --workers 2)",
+                f"{two:,.0f}",
+                f"{two / rate:.2f} of 1 worker",
+                "(reported)",
+            ],
             ["same server on a MemoryStore (HTTP + app)", f"{memory:,.0f}", "", "(reference)"],
             ["Tracker.receive alone on SQLite, no HTTP", f"{alone:,.0f}", "", "(reference)"],
         ],

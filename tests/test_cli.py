@@ -448,3 +448,72 @@ def test_serve_runs_the_receiver_as_a_real_process(tmp_path: Path) -> None:
         server.terminate()
         server.wait(timeout=30)
     assert SQLiteStore(db).get("served").status is Status.DEVICE_ACK
+
+
+# --- prune -------------------------------------------------------------------------------
+
+
+def all_states_and_histories(db: str) -> dict[str, object]:
+    """Every message of an SQLite file with its state and (event, outcome) history."""
+    with contextlib.closing(SQLiteStore(db)) as store:
+        return {
+            s.message_id: (s, [(e.event, e.outcome) for e in store.history(s.message_id)])
+            for s in store.iter_states()
+        }
+
+
+def test_prune_dry_run_archive_and_replay_round_trip(replayed: str, tmp_path: Path) -> None:
+    """--dry-run counts; prune appends the archive; replaying it restores states and histories."""
+    before = all_states_and_histories(replayed)
+    dry = run(
+        ["prune", "--db", replayed, "--before", "2026-01-01T00:03:00Z", "--dry-run", "--json"]
+    )
+    assert dry.exit_code == 0, dry.output
+    would = json.loads(dry.stdout)["removed"]
+    assert 0 < would < len(before)
+    assert all_states_and_histories(replayed) == before  # a dry run changes nothing
+    archive = tmp_path / "archive.jsonl"
+    done = run(
+        ["prune", "--db", replayed, "--before", "2026-01-01T00:03:00", "--archive", str(archive)]
+    )
+    assert done.exit_code == 0, done.output
+    assert f"removed {would:,} of {len(before):,} messages" in done.stdout
+    assert f"archived to {archive}" in done.stdout
+    lines = archive.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == would
+    remaining = all_states_and_histories(replayed)
+    assert len(remaining) == len(before) - would
+    assert all(
+        not s.status.is_terminal or s.timestamp_ms >= BASE_MS + 180_000
+        for s, _ in remaining.values()
+    )
+    restored = run(["replay", str(archive), "--db", replayed, "--json"])
+    assert restored.exit_code == 0, restored.output
+    assert json.loads(restored.stdout)["invalid_lines"] == 0
+    assert all_states_and_histories(replayed) == before
+
+
+def test_prune_gives_the_pages_back_to_the_disk(tmp_path: Path) -> None:
+    """A new SQLite file vacuums incrementally: after a big prune it is smaller, no free pages."""
+    db = tmp_path / "big.sqlite3"
+    stream = tmp_path / "stream.jsonl"
+    stream.write_text("\n".join(c.body for c in generate_callbacks(3000, seed=5)) + "\n")
+    assert run(["replay", str(stream), "--db", str(db)]).exit_code == 0
+    size = db.stat().st_size + Path(str(db) + "-wal").stat().st_size
+    assert run(["prune", "--db", str(db), "--before", "2030-01-01"]).exit_code == 0
+    with contextlib.closing(sqlite3.connect(db)) as raw:
+        raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        assert raw.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # incremental
+        assert raw.execute("PRAGMA freelist_count").fetchone()[0] == 0
+    assert db.stat().st_size < size / 2
+
+
+def test_prune_refuses_a_date_it_cannot_read_and_a_missing_database(tmp_path: Path) -> None:
+    """--before must be a date or ISO time; a read-only run never creates a database."""
+    bad = run(["prune", "--db", str(tmp_path / "x.sqlite3"), "--before", "last tuesday"])
+    assert bad.exit_code == 2
+    assert "not a date" in bad.output
+    missing = run(["prune", "--db", str(tmp_path / "none.sqlite3"), "--before", "2026-01-01"])
+    assert missing.exit_code == 1
+    assert "no database" in missing.output
+    assert not (tmp_path / "none.sqlite3").exists()

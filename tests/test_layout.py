@@ -24,17 +24,20 @@ LAYERS: list[set[str]] = [
     {"_policy"},
     {"_events"},
     {"_reconcile"},
-    {"_formats", "_callbacks"},
+    {"_formats", "_archive", "_callbacks"},
     {"stores"},
-    {"_tracker"},
+    {"_prune", "_tracker"},
     {"_stats", "_render", "diagrams", "simulate"},
     {"cli", "web", "postgres", "__init__"},
 ]
-#: Inside ``stores``: protocol, then the unit of work, then the stores, then the package.
+#: Inside ``stores``: protocol, unit of work and row encodings, the memory store and the SQL
+#: stores' parts, the drivers, then the package.
 STORE_LAYERS: list[set[str]] = [
     {"_protocol"},
     {"_work", "_rows"},
-    {"_memory", "_sql"},
+    {"_memory", "_sqlbase"},
+    {"_sqlread", "_retention"},
+    {"_sql"},
     {"_sqlite", "_postgres"},
     {"__init__"},
 ]

@@ -17,6 +17,7 @@ from deliverystate import (
     StatusEvent,
     StoreUnavailable,
     Tracker,
+    open_store,
 )
 from deliverystate.postgres import PostgresStore, redact
 
@@ -189,3 +190,17 @@ def test_an_old_schema_is_migrated_with_its_states_history_and_bodies(
         assert read.arrival > len(old_schemas.HISTORY)  # after every old report
     finally:
         store.close()
+
+
+def test_a_url_names_its_schema_and_keeps_its_other_parameters(
+    postgres_dsn: str, pg_schema: str
+) -> None:
+    """open_store takes ?schema= from a PostgreSQL URL and passes the rest to psycopg."""
+    separator = "&" if "?" in postgres_dsn else "?"
+    store = open_store(f"{postgres_dsn}{separator}connect_timeout=5&schema={pg_schema}")
+    try:
+        assert store.schema == pg_schema  # type: ignore[attr-defined]
+        Tracker(store).apply(StatusEvent.from_ms("in-schema", 5, BASE_MS, "sms"))
+        assert store._read("SELECT current_schema()") == [(pg_schema,)]  # type: ignore[attr-defined]
+    finally:
+        store.close()  # type: ignore[attr-defined]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 import sqlite3
 import uuid
+from datetime import datetime, timezone
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -24,7 +27,8 @@ from deliverystate import (
     StoreUnavailable,
     Tracker,
 )
-from deliverystate.simulate import callback_body
+from deliverystate.cli import replay_stream
+from deliverystate.simulate import callback_body, generate_callbacks
 
 from .conftest import StoreFactory
 from .strategies import BASE_MS, consistent_events
@@ -483,3 +487,100 @@ def test_reads_of_ids_no_store_can_hold_find_nothing(open_store: StoreFactory) -
     for bad in ("a\x00b", "\ud800", "x" * 10_000):
         assert store.get(bad) is None
         assert list(store.history(bad)) == []
+
+
+# --- retention ---------------------------------------------------------------------------
+
+DAY_MS = 86_400_000
+
+
+def retention_stream() -> list[str]:
+    """A realistic stream: 300 messages over a day, final or still on their way."""
+    return [c.body for c in generate_callbacks(300, seed=61) if c.valid]
+
+
+def states_and_histories(store: Store, ids: set[str]) -> dict[str, object]:
+    """Per message: its state and its history as (event, outcome) in order."""
+    return {
+        m: (store.get(m), [(e.event, e.outcome) for e in store.history(m)]) for m in sorted(ids)
+    }
+
+
+def test_prune_removes_only_old_final_messages_and_replay_of_the_archive_restores_them(
+    open_store: StoreFactory,
+) -> None:
+    """Pruned with an archive, then the archive replayed: identical states and histories."""
+    store = open_store()
+    tracker = Tracker(store)
+    tracker.ingest_many(retention_stream())
+    everything = {s.message_id for s in iter_all(store)}
+    before_prune = states_and_histories(store, everything)
+    cut = datetime.fromtimestamp((BASE_MS + DAY_MS // 3) / 1000, tz=timezone.utc)
+    final_and_old = {
+        m
+        for m in everything
+        if store.get(m).status.is_terminal  # type: ignore[union-attr]
+        and max(e.event.timestamp_ms for e in store.history(m)) < BASE_MS + DAY_MS // 3
+    }
+    assert 0 < len(final_and_old) < len(everything)
+    assert tracker.prune(cut, dry_run=True) == len(final_and_old)
+    archive = io.StringIO()
+    assert tracker.prune(cut, archive=archive) == len(final_and_old)
+    kept = {s.message_id for s in iter_all(store)}
+    assert kept == everything - final_and_old
+    assert all(not store.get(m).status.is_terminal or m in kept for m in kept)  # type: ignore[union-attr]
+    assert all(store.get(m) is None and list(store.history(m)) == [] for m in final_and_old)
+    lines = archive.getvalue().splitlines()
+    assert len(lines) == len(final_and_old)
+    assert tracker.prune(cut) == 0  # nothing left to prune
+    replay_stream((line.encode() for line in lines), tracker)
+    assert states_and_histories(store, everything) == before_prune
+
+
+def test_messages_in_progress_are_never_pruned(open_store: StoreFactory) -> None:
+    """However old, a message that is not final stays, and so does a recent final one."""
+    tracker = Tracker(open_store())
+    tracker.apply_many([ev("slow", S.SENT_TO_SUPPLIER, 0), ev("done", S.DELIVERY_FAILURE, 0)])
+    tracker.apply(ev("fresh", S.DEVICE_ACK, 10 * DAY_MS))
+    tracker.apply(ev("fresh", S.READ, 10 * DAY_MS + 5))
+    later = datetime.fromtimestamp((BASE_MS + 5 * DAY_MS) / 1000, tz=timezone.utc)
+    assert tracker.prune(later) == 1
+    assert tracker.get("done") is None
+    assert tracker.get("slow") is not None
+    assert tracker.get("fresh") is not None
+
+
+def test_a_report_that_arrives_before_removal_keeps_the_message(
+    open_store: StoreFactory,
+) -> None:
+    """remove() checks again under the lock: a message newly active is not removed."""
+    store = open_store()
+    tracker = Tracker(store)
+    tracker.apply(ev("late", S.EXPIRED, 0))
+    found, _ = store.prunable(BASE_MS + DAY_MS, None, 100)
+    assert found == ["late"]
+    tracker.apply(ev("late", S.DEVICE_ACK, 2 * DAY_MS))  # the handset had it after all
+    assert store.remove(found, BASE_MS + DAY_MS) == 0
+    assert tracker.get("late").status is S.DEVICE_ACK
+
+
+def test_an_archive_that_cannot_be_written_leaves_the_messages(open_store: StoreFactory) -> None:
+    """If keeping a group fails, nothing of it is deleted."""
+    store = open_store()
+    tracker = Tracker(store)
+    tracker.apply(ev("kept", S.EXPIRED, 0))
+
+    def full(messages: object) -> None:
+        raise OSError("No space left on device")
+
+    with pytest.raises(OSError, match="No space"):
+        store.remove(["kept"], BASE_MS + DAY_MS, full)
+    assert tracker.get("kept").status is S.EXPIRED
+    assert len(tracker.history("kept")) == 1
+
+
+def iter_all(store: Store) -> list[Any]:
+    """Every state in a store (the memory store through its records)."""
+    if isinstance(store, MemoryStore):
+        return [store.get(m) for m in list(store._records)]  # type: ignore[misc]
+    return list(store.iter_states())  # type: ignore[attr-defined]

@@ -9,6 +9,7 @@ the same bodies, never read back from the receiver's own helpers.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import queue
@@ -21,6 +22,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +30,8 @@ import httpx
 import psycopg
 import pytest
 
-from deliverystate import MemoryStore, SQLiteStore, Status, Tracker
-from deliverystate.simulate import generate_callbacks
+from deliverystate import MemoryStore, SQLiteStore, Status, StatusEvent, Tracker, open_store
+from deliverystate.simulate import callback_body, generate_callbacks, simulated_events
 from deliverystate.web import create_app
 
 from .real_bodies import BODIES
@@ -588,3 +590,132 @@ def reference_events(body: str) -> list[Any]:
     from deliverystate import parse_callback  # noqa: PLC0415
 
     return parse_callback(body)
+
+
+# --- retention while the receiver runs --------------------------------------------------
+
+
+def test_prune_while_the_receiver_takes_callbacks_loses_nothing(
+    open_durable: Callable[[], Any], durable: Tracker
+) -> None:
+    """Old final messages are pruned (archived) while new callbacks keep getting 200s."""
+    old = [c.body for c in generate_callbacks(400, seed=71) if c.valid]
+    ten_days = 10 * 86_400_000  # the new traffic is about messages sent after the cut
+    new = [
+        json.dumps(
+            callback_body(
+                StatusEvent.from_ms(
+                    e.message_id,
+                    e.status,
+                    e.timestamp_ms + ten_days,
+                    e.channel,
+                    e.client_message_id,
+                )
+            )
+        )
+        for e in simulated_events(300, seed=72)
+    ]
+    durable.ingest_many(old)
+    reference = Tracker(MemoryStore())
+    reference.ingest_many(old + new)
+    answers: list[int] = []
+    with serving(create_app(durable)) as base, httpx.Client(base_url=base, timeout=30) as http:
+
+        def post_all() -> None:
+            answers.extend(post_json(http, body).status_code for body in new)
+
+        poster = threading.Thread(target=post_all)
+        poster.start()
+        pruner = Tracker(open_durable())  # another connection, as the CLI would be
+        archive = io.StringIO()
+        pruned = pruner.prune(datetime(2026, 1, 5, tzinfo=timezone.utc), archive=archive)
+        poster.join(120)
+    assert set(answers) == {200}
+    assert pruned > 0
+    archived = {
+        json.loads(line)["message_id"]: json.loads(line) for line in archive.getvalue().splitlines()
+    }
+    assert len(archived) == pruned
+    for message_id in {m for body in old + new for m in message_ids_of(body)}:
+        expected = reference.get(message_id)
+        state = durable.get(message_id)
+        if state is not None:
+            assert state == expected, message_id
+        else:  # pruned: the archive holds its final state
+            line = archived[message_id]["state"]
+            assert (line["status_code"], line["timestamp_ms"]) == (
+                int(expected.status),  # type: ignore[union-attr]
+                expected.timestamp_ms,  # type: ignore[union-attr]
+            )
+    assert durable.store.pending() == []
+
+
+# --- several workers --------------------------------------------------------------------
+
+
+def test_serve_with_two_workers_reaches_the_single_tracker_states(
+    store_kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """`deliverystate serve --workers 2`: two processes answer, and the states are right."""
+    if store_kind == "sqlite":
+        db = str(tmp_path / "workers.sqlite3")
+    else:  # a schema of its own, named in the URL
+        dsn, schema = request.getfixturevalue("postgres_dsn"), request.getfixturevalue("pg_schema")
+        db = f"{dsn}?schema={schema}"
+    script = Path(sys.executable).parent / "deliverystate"
+    port = free_port()
+    server = subprocess.Popen(
+        [str(script), "serve", "--db", db, "--port", str(port), "--workers", "2", "--token", "w"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    bodies = [c.body for c in generate_callbacks(300, seed=81) if c.valid]
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for(lambda: healthy(base), seconds=60)
+        answers = post_from_fresh_connections(bodies, base)
+    finally:
+        server.terminate()
+        _, stderr = server.communicate(timeout=60)
+    assert set(answers) == {200}, stderr.decode()[-2000:]
+    reference = Tracker(MemoryStore())
+    reference.ingest_many(bodies)
+    check: Any = open_store(db)
+    try:
+        for message_id in {m for body in bodies for m in message_ids_of(body)}:
+            assert check.get(message_id) == reference.get(message_id), message_id
+        assert check.pending() == []
+    finally:
+        check.close()
+    assert b"2 worker(s)" in stderr
+
+
+def healthy(base: str) -> bool:
+    """Whether a receiver answers its health check."""
+    with contextlib.suppress(httpx.TransportError):
+        return httpx.get(f"{base}/healthz", timeout=2).status_code == 200
+    return False
+
+
+def post_from_fresh_connections(bodies: list[str], base: str) -> list[int]:
+    """Post every body from 8 clients (fresh connections, so both workers get some)."""
+    work: queue.SimpleQueue[str] = queue.SimpleQueue()
+    for body in bodies:
+        work.put(body)
+    answers: list[int] = []
+
+    def client() -> None:
+        while True:
+            try:
+                body = work.get_nowait()
+            except queue.Empty:
+                return
+            with httpx.Client(base_url=base, timeout=30, params={"token": "w"}) as http:
+                answers.append(post_json(http, body).status_code)
+
+    threads = [threading.Thread(target=client) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    return answers

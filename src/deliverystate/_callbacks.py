@@ -46,6 +46,7 @@ from typing import Any
 
 import attrs
 
+from ._archive import archived_events, is_archive
 from ._catalog import CHANNELS, Status
 from ._events import MAX_ID_LENGTH, StatusEvent, id_problem
 from ._formats import LEGACY_STATUS, MIN_TIMESTAMP_MS, PLATFORM_NAMES
@@ -450,13 +451,16 @@ _PARSERS = {
 }
 
 
-def read_callback(payload: bytes | str | Mapping[str, Any]) -> ParsedCallback:
+def read_callback(
+    payload: bytes | str | Mapping[str, Any], *, archives: bool = False
+) -> ParsedCallback:
     """Parse one callback body (or query parameters): its status updates and what it ignored.
 
     Raises :class:`InvalidCallback`, naming the field, for anything that is
     not a well-formed Clickatell callback; nothing else escapes.  A body that
     holds only events other than status updates (an inbound message) has no
-    status events and is not an error.
+    status events and is not an error.  With ``archives`` an archive line
+    written by retention (see ``_archive``) is read too, as its reports.
     """
     body = _decode(payload)
     # JSON objects have string keys; a mapping handed in by a caller may not
@@ -465,6 +469,8 @@ def read_callback(payload: bytes | str | Mapping[str, Any]) -> ParsedCallback:
     ):
         raise InvalidCallback("body", "field names must be strings")
     try:
+        if archives and is_archive(body):
+            return ParsedCallback(archived_events(body))
         return _PARSERS[_shape(body)](body)
     except InvalidCallback:
         raise

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import IO, Any
 
 import attrs
 
@@ -20,6 +20,7 @@ from ._callbacks import parse_callback, read_callback
 from ._catalog import Status
 from ._events import MessageState, StatusEvent
 from ._policy import DELIVERY_WINS, Policy
+from ._prune import prune
 from ._reconcile import Decision
 from .errors import InvalidCallback, PolicyMismatch
 from .stores import DeadLetter, HistoryEntry, MemoryStore, Store, Summary
@@ -198,18 +199,19 @@ class Tracker:
             raise
         return [self.apply(event) for event in events]
 
-    def ingest_many(self, payloads: Iterable[Payload]) -> IngestReport:
+    def ingest_many(self, payloads: Iterable[Payload], *, archives: bool = False) -> IngestReport:
         """Parse a batch of callback bodies and apply all their events in one store batch.
 
         Unparseable payloads go to the dead letter and are reported, not raised,
-        so one bad body never holds up the others.
+        so one bad body never holds up the others.  With ``archives``, archive
+        lines written by :meth:`prune` are read too (``replay`` restores them).
         """
         events: list[StatusEvent] = []
         errors: list[tuple[int, InvalidCallback]] = []
         ignored = 0
         for index, payload in enumerate(payloads):
             try:
-                parsed = read_callback(payload)
+                parsed = read_callback(payload, archives=archives)
             except InvalidCallback as error:
                 self.store.add_dead_letter(payload_text(payload), str(error))
                 errors.append((index, error))
@@ -402,6 +404,24 @@ class Tracker:
                 elif isinstance(outcome, Exception):
                     raise outcome
         return total
+
+    def prune(
+        self,
+        before: datetime,
+        *,
+        archive: IO[str] | None = None,
+        dry_run: bool = False,
+        progress: Callable[[int, int], object] | None = None,
+    ) -> int:
+        """Remove final messages whose last report is before ``before``, with their history.
+
+        Messages still in progress are never removed.  With ``archive``, each
+        removed message is first written to it as one JSON line (its state and
+        full history); ``deliverystate replay`` of that file restores them.
+        Works in small groups, so it is safe while a receiver runs.  Returns
+        how many messages were removed (with ``dry_run``: would be).
+        """
+        return prune(self.store, before, archive=archive, dry_run=dry_run, progress=progress)
 
     def dead_letters(self) -> Sequence[DeadLetter]:
         """Payloads that could not be parsed, oldest first."""

@@ -8,10 +8,12 @@ arguments), so no command catches errors of its own.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
@@ -324,6 +326,82 @@ def dead_letter(action: str, db: str, as_json: bool) -> None:
     )
 
 
+def _moment(text: str) -> datetime:
+    """A date or an ISO 8601 time; without a zone it is UTC."""
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r} is not a date or an ISO 8601 time (2026-01-01, 2026-01-01T12:00:00Z)",
+            param_hint="--before",
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+
+
+@cli.command()
+@db_option
+@click.option("--before", required=True, help="Remove final messages last heard of before this.")
+@click.option(
+    "--archive",
+    "archive_path",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Append each removed message to this JSON-lines file first.",
+)
+@click.option("--dry-run", is_flag=True, help="Count what would be removed; remove nothing.")
+@json_option
+def prune(db: str, before: str, archive_path: str | None, dry_run: bool, as_json: bool) -> None:
+    """Remove final messages (READ or failed) whose last report is older than --before.
+
+    Messages still in progress are never removed.  With --archive each one is
+    first appended to the file as a JSON line (state and full history);
+    `deliverystate replay FILE` restores them.  Safe while `serve` runs.
+
+    \b
+    Examples:
+      deliverystate prune --db state.sqlite3 --before 2026-01-01 --dry-run
+      deliverystate prune --before 2026-01-01 --archive 2025.jsonl
+    """
+    moment = _moment(before)
+    tracker = open_tracker(db, must_exist=True)
+    total = sum(tracker.count_by_status().values())
+    with contextlib.ExitStack() as stack:
+        archive = (
+            stack.enter_context(Path(archive_path).open("a", encoding="utf-8"))
+            if archive_path
+            else None
+        )
+        bar = stack.enter_context(
+            Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                TextColumn("{task.completed:,} of {task.total:,} scanned"),
+                console=err,
+                transient=True,
+                disable=total < 10 * 500,
+            )
+        )
+        task = bar.add_task("pruning" if not dry_run else "counting", total=total)
+        removed = tracker.prune(
+            moment,
+            archive=archive,
+            dry_run=dry_run,
+            progress=lambda scanned, _: bar.update(task, completed=min(scanned, total)),
+        )
+    verb = "would remove" if dry_run else "removed"
+    if as_json:
+        emit_json(
+            {"db": db, "before": moment.isoformat(), "dry_run": dry_run, "removed": removed}
+            | {"tracked_before": total, "archive": archive_path}
+        )
+        return
+    where = f"; archived to {archive_path}" if archive_path and not dry_run and removed else ""
+    out.print(
+        f"{verb} {removed:,} of {total:,} messages (final, last report before "
+        f"{moment.isoformat()}){where}"
+    )
+
+
 def _credentials(basic: str | None) -> tuple[str, str] | None:
     if basic is None:
         return None
@@ -350,15 +428,25 @@ def _credentials(basic: str | None) -> tuple[str, str] | None:
     metavar="USER:PASSWORD",
     help="HTTP Basic credentials callers must send (env DELIVERYSTATE_BASIC).",
 )
-def serve(db: str, host: str, port: int, token: str | None, basic: str | None) -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Worker processes sharing the port (each opens the store itself).",
+)
+def serve(
+    db: str, host: str, port: int, token: str | None, basic: str | None, workers: int
+) -> None:
     """Receive Clickatell status callbacks over HTTP (needs the 'web' extra).
 
     Point Clickatell's callback URL at /callbacks/clickatell.  Without
     --token or --basic anyone who can reach the port can post callbacks.
 
     \b
-    Example:
+    Examples:
       deliverystate serve --db state.sqlite3 --port 8000 --token "$SECRET"
+      deliverystate serve --db postgresql://app@db/notify --workers 4
     """
     credentials = _credentials(basic)
     try:
@@ -368,7 +456,9 @@ def serve(db: str, host: str, port: int, token: str | None, basic: str | None) -
             f"serve needs the 'web' extra ({error.name} is missing): "
             "pip install 'deliverystate[web]'"
         ) from None
-    run_server(db, host, port, token, basic_auth=credentials)
+    if workers > 1 and db == ":memory:":
+        raise click.BadParameter("several workers cannot share :memory:", param_hint="--workers")
+    run_server(db, host, port, token, basic_auth=credentials, workers=workers)
 
 
 @cli.command()

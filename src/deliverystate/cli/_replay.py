@@ -61,7 +61,7 @@ def replay_stream(
     numbered = ((n, line) for n, line in enumerate(lines, start=1))
     while batch := list(itertools.islice(numbered, chunk)):
         bodies = [(n, line.rstrip(b"\r\n")) for n, line in batch if line.strip()]
-        report = tracker.ingest_many(body for _, body in bodies)
+        report = tracker.ingest_many((body for _, body in bodies), archives=True)
         result.lines += len(bodies)
         result.ignored += report.ignored
         for outcome in Outcome:

@@ -16,16 +16,19 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..errors import NoDatabase
 from ._memory import MemoryStore
-from ._protocol import DeadLetter, HistoryEntry, Milestones, Store, Summary
+from ._protocol import Archived, DeadLetter, HistoryEntry, Keep, Milestones, Store, Summary
 from ._sqlite import DEFAULT_DB, SQLiteStore
 
 __all__ = [
     "DEFAULT_DB",
+    "Archived",
     "DeadLetter",
     "HistoryEntry",
+    "Keep",
     "MemoryStore",
     "Milestones",
     "SQLiteStore",
@@ -47,15 +50,32 @@ def open_store(location: str | os.PathLike[str] = DEFAULT_DB, *, must_exist: boo
     PostgreSQL URL without the ``postgres`` extra.
     """
     text = os.fspath(location)
+    # ``postgresql://...?schema=name`` picks the schema (default ``deliverystate``)
     if text == ":memory:":
         return MemoryStore()
     if text.startswith(_POSTGRES):
         from ._postgres import PostgresStore  # noqa: PLC0415 - psycopg is an optional extra
 
-        return PostgresStore(text)
+        dsn, schema = _schema_of(text)
+        return PostgresStore(dsn) if schema is None else PostgresStore(dsn, schema=schema)
     if must_exist and not Path(text).exists():
         raise NoDatabase(text)
     return SQLiteStore(text)
+
+
+def _schema_of(url: str) -> tuple[str, str | None]:
+    """A PostgreSQL URL without its ``schema=`` query parameter, and that parameter.
+
+    psycopg refuses query parameters it does not know, so the store's own one
+    is taken out before connecting: ``postgresql://app@db/notify?schema=ds``.
+    """
+    parts = urlsplit(url)
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    schemas = [value for key, value in pairs if key == "schema"]
+    if not schemas:
+        return url, None
+    rest = urlencode([(key, value) for key, value in pairs if key != "schema"])
+    return urlunsplit(parts._replace(query=rest)), schemas[-1]
 
 
 def __getattr__(name: str) -> object:

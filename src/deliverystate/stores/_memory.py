@@ -27,7 +27,7 @@ from .._events import MessageState, StatusEvent
 from .._policy import Policy
 from .._reconcile import Decision, Outcome
 from ..errors import PolicyMismatch
-from ._protocol import DeadLetter, HistoryEntry, Milestones, Summary
+from ._protocol import Archived, DeadLetter, HistoryEntry, Keep, Milestones, Summary
 from ._work import Batch, Record, state_of, status_of
 
 __all__ = ["MemoryStore"]
@@ -135,6 +135,54 @@ class MemoryStore:
 
     def ping(self) -> None:
         """A memory store always answers."""
+
+    def _last_report_ms(self, message_id: str, state: MessageState) -> int:
+        entries = self._history.get(message_id)
+        if not entries:  # no history kept: the winning report is all there is to go by
+            return state.timestamp_ms
+        return max(entry.event.timestamp_ms for entry in entries)
+
+    def _is_prunable(self, message_id: str, before_ms: int) -> bool:
+        state = self.get(message_id)
+        return (
+            state is not None
+            and state.status.is_terminal
+            and self._last_report_ms(message_id, state) < before_ms
+        )
+
+    def prunable(
+        self, before_ms: int, after: str | None, limit: int
+    ) -> tuple[list[str], str | None]:
+        """Final messages whose last report is before ``before_ms``, scanning in id order."""
+        with self._lock:
+            ids = sorted(m for m in self._records if after is None or m > after)[:limit]
+            found = [m for m in ids if self._is_prunable(m, before_ms)]
+        return found, (ids[-1] if len(ids) == limit else None)
+
+    def remove(self, message_ids: Sequence[str], before_ms: int, keep: Keep | None = None) -> int:
+        """Remove those messages that are still final and old, ``keep``-ing them first."""
+        with self._lock:
+            doomed = [m for m in sorted(set(message_ids)) if self._is_prunable(m, before_ms)]
+            if keep is not None and doomed:
+                keep(
+                    [
+                        Archived(
+                            state_of(m, self._records[m], self._require_policy(), self._clients),
+                            tuple(sorted(self._history.get(m, ()), key=lambda e: e.arrival)),
+                        )
+                        for m in doomed
+                    ]
+                )
+            for message_id in doomed:
+                del self._records[message_id]
+                self._clients.pop(message_id, None)
+                self._history.pop(message_id, None)
+                self._seen.pop(message_id, None)
+            return len(doomed)
+
+    def _require_policy(self) -> Policy:
+        assert self._policy is not None  # a store holding records has seen a policy
+        return self._policy
 
     def advance(self, event: StatusEvent, policy: Policy) -> MessageState:
         """Strictly step a message; raise ``IllegalTransition`` and change nothing if illegal."""

@@ -37,7 +37,8 @@ from typing import TYPE_CHECKING, Any
 from .._events import MessageState
 from ..errors import StoreUnavailable
 from ._rows import state_from_row
-from ._sql import HistoryRow, MessageRow, Migration, SQLStore
+from ._sql import SQLStore
+from ._sqlbase import HistoryRow, MessageRow, Migration, Row
 
 if TYPE_CHECKING:
     import psycopg
@@ -326,6 +327,15 @@ class PostgresStore(SQLStore):
         self._new_rows += max(cursor.rowcount, 0)
         cursor.execute(_LOCK_ROWS, binary=True)
         return {row[0]: (state_from_row(row), row[5]) for row in cursor.fetchall() if row[1] != 0}
+
+    def _select_for_update(self, cursor: psycopg.Cursor[Any], ids: Sequence[str]) -> list[Row]:
+        cursor.execute(
+            "SELECT message_id, status, timestamp_ms, channel, client_message_id, reports "
+            "FROM ds_messages WHERE message_id = ANY(%s) ORDER BY message_id FOR UPDATE",
+            (list(ids),),
+            binary=True,
+        )
+        return cursor.fetchall()
 
     def _reserve_arrivals(self, cursor: psycopg.Cursor[Any], count: int) -> list[int]:
         cursor.execute(_ARRIVALS, (count,), binary=True)

@@ -22,7 +22,7 @@ Stores also keep what could not be used: every report with its outcome
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
@@ -34,8 +34,10 @@ from .._policy import Policy
 from .._reconcile import Decision, Outcome
 
 __all__ = [
+    "Archived",
     "DeadLetter",
     "HistoryEntry",
+    "Keep",
     "Milestones",
     "Store",
     "Summary",
@@ -105,6 +107,18 @@ class Summary:
         )
 
 
+@attrs.frozen
+class Archived:
+    """A message as retention removed it: its final state and every report about it."""
+
+    state: MessageState
+    history: tuple[HistoryEntry, ...]
+
+
+#: What retention hands removed messages to before deleting them (an archive writer).
+Keep = Callable[[Sequence[Archived]], None]
+
+
 @runtime_checkable
 class Store(Protocol):
     """What a tracker needs from a store.  Every write method is atomic."""
@@ -160,3 +174,19 @@ class Store(Protocol):
 
     def ping(self) -> None:
         """Return when the store can take a write transaction; raise ``StoreUnavailable`` if not."""
+
+    def prunable(
+        self, before_ms: int, after: str | None, limit: int
+    ) -> tuple[list[str], str | None]:
+        """Final messages whose last report is before ``before_ms``, among ``limit`` scanned.
+
+        Scans in message id order after ``after``, without holding writes up;
+        returns the candidates and where to scan next (None: done).
+        """
+
+    def remove(self, message_ids: Sequence[str], before_ms: int, keep: Keep | None = None) -> int:
+        """Remove those messages that are still final and older than ``before_ms``, atomically.
+
+        Each is handed, with its history, to ``keep`` before anything is
+        deleted; if ``keep`` raises, nothing is.  Returns how many were removed.
+        """

@@ -38,6 +38,7 @@ __all__ = [
     "payload_bytes",
     "payload_str",
     "report_arrivals",
+    "report_times",
     "state_from_row",
     "storable_text",
 ]
@@ -62,6 +63,11 @@ def _pairs(blob: bytes | memoryview | None) -> Iterable[tuple[int, int]]:
 def fingerprints(blob: bytes | memoryview | None) -> set[int]:
     """The fingerprints of the reports a blob names."""
     return {fp for fp, _ in _pairs(blob)}
+
+
+def report_times(blob: bytes | memoryview | None) -> list[int]:
+    """The event times (ms) of the reports a blob names."""
+    return [fp >> 8 for fp, _ in _pairs(blob)]
 
 
 def report_arrivals(blob: bytes | memoryview | None) -> list[int]:

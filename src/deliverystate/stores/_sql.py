@@ -8,11 +8,11 @@ A batch runs in one database transaction:
    IMMEDIATE`` takes the database's write lock; PostgreSQL: ``SELECT ... FOR
    UPDATE`` in sorted order, after creating the rows of new messages, so that
    two workers queue on a message instead of racing or deadlocking);
-2. load those messages' states and the fingerprints of their reports already
-   in history;
-3. run the reports through :class:`~deliverystate.batch.Batch`, the same code
-   the memory store runs, so the rules live in one place;
-4. write the changed states and the new history rows in bulk, and commit.
+2. load those messages' states and the reports their rows name (``_rows``);
+3. run the reports through :class:`~deliverystate.stores._work.Batch`, the
+   same code the memory store runs, so the rules live in one place;
+4. number the new reports, append them to history, write the changed rows
+   (with the reports they now name) in bulk, and commit.
 
 So the comparison of precedence happens while the rows are locked: no other
 worker can read the old state in between, and whichever worker wins a race the
@@ -28,31 +28,22 @@ recomputes them.
 
 from __future__ import annotations
 
-import abc
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
-from datetime import datetime
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from .._catalog import Status
-from .._events import MessageState, StatusEvent, id_problem
+from .._events import MessageState, StatusEvent
 from .._policy import Policy
-from .._reconcile import Decision, Outcome
-from ..errors import PolicyMismatch, SchemaMismatch, StoreUnavailable
-from ._protocol import DeadLetter, HistoryEntry, Milestones, Summary
-from ._rows import (
-    digest,
-    fingerprints,
-    pack_reports,
-    payload_bytes,
-    payload_str,
-    report_arrivals,
-    state_from_row,
-    storable_text,
-)
+from .._reconcile import Decision
+from ..errors import PolicyMismatch, SchemaMismatch
+from ._protocol import DeadLetter, Summary
+from ._retention import SQLRetention
+from ._rows import digest, fingerprints, pack_reports, payload_bytes, payload_str, storable_text
+from ._sqlbase import HistoryRow, MessageRow, Migration, Row
+from ._sqlread import SQLReads
 from ._work import Batch, record_of
 
-__all__ = ["SCHEMA_VERSION", "Migration", "SQLStore"]
+__all__ = ["SCHEMA_VERSION", "SQLStore"]
 
 #: The schema this version of deliverystate writes.  Bump it together with an
 #: entry in each store's ``MIGRATIONS`` that upgrades the previous version.
@@ -62,104 +53,14 @@ __all__ = ["SCHEMA_VERSION", "Migration", "SQLStore"]
 #: appended in arrival order with no index but its key.
 SCHEMA_VERSION = 3
 
-Row = tuple[Any, ...]
 T = TypeVar("T")
-#: One step of a schema migration: SQL text, or a function given the cursor.
-Migration = str | Callable[[Any], None]
-#: A message row as written: id, status, timestamp, precedence, channel, client id, reports.
-MessageRow = tuple[str, int, int, int, str | None, str | None, bytes]
-#: A history row as written: arrival, id, status, timestamp, channel, client id, outcome.
-HistoryRow = tuple[int, str, int, int, str | None, str | None, str]
-
-#: How many times work that failed for a passing reason (a deadlock, a dropped
-#: connection: see ``SQLStore._retryable``) is tried in all.
-_ATTEMPTS = 5
 
 
-class SQLStore(abc.ABC):
+class SQLStore(SQLReads, SQLRetention):
     """Shared behaviour of the SQL stores; subclasses supply connection, locking and bulk I/O."""
-
-    target: str
-    _param = "?"  # the driver's placeholder
 
     def __init__(self) -> None:
         self._policy_checked: str | None = None
-
-    # --- hooks -----------------------------------------------------------------------------
-
-    @abc.abstractmethod
-    def _transaction(self) -> AbstractContextManager[Any]:
-        """A write transaction holding the store's lock; yields a cursor."""
-
-    @abc.abstractmethod
-    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        """Run a read-only query and return all rows."""
-
-    @abc.abstractmethod
-    def _lock_and_load(self, cursor: Any, ids: list[str]) -> dict[str, tuple[MessageState, Any]]:
-        """Lock the batch's messages; the state and reports blob of those that have one."""
-
-    @abc.abstractmethod
-    def _reserve_arrivals(self, cursor: Any, count: int) -> list[int]:
-        """``count`` new history arrival numbers, increasing, never handed out before."""
-
-    @abc.abstractmethod
-    def _write(
-        self,
-        cursor: Any,
-        rows: list[MessageRow],
-        history: list[HistoryRow],
-        unstated: list[str],
-    ) -> None:
-        """Write changed message rows and append history rows.
-
-        ``unstated`` lists the batch's messages that have no state after it
-        (never expected: a store that creates rows before locking them removes
-        those rows again).
-        """
-
-    def _after_commit(self) -> None:  # noqa: B027 - a hook most stores leave empty
-        """Called after each batch commits (PostgreSQL analyzes after bulk loads)."""
-
-    @abc.abstractmethod
-    def _received_at(self, value: Any) -> datetime:
-        """A dead letter's arrival time as the driver returns it, as an aware datetime."""
-
-    @abc.abstractmethod
-    def close(self) -> None:
-        """Close the connection."""
-
-    def _retryable(self, error: BaseException | None) -> bool:
-        """Whether work that failed with ``error`` (the driver's) may succeed if run again."""
-        return False
-
-    def _retry(self, work: Callable[[], T]) -> T:
-        """Run ``work``; run it again while it fails for a passing reason.
-
-        Safe for every write of this store: applying a report twice is a
-        DUPLICATE, keeping a body twice settles it twice to the same state.
-        """
-        for attempt in range(1, _ATTEMPTS + 1):
-            try:
-                return work()
-            except StoreUnavailable as error:
-                if attempt == _ATTEMPTS or not self._retryable(error.__cause__):
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def __enter__(self) -> SQLStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _sql(self, text: str) -> str:
-        return text.replace("?", self._param)
-
-    @staticmethod
-    def _list(numbers: Iterable[int]) -> str:
-        """Integers as the text of an SQL list (only ever integers the store itself made)."""
-        return ", ".join(str(int(number)) for number in numbers)
 
     # --- schema ----------------------------------------------------------------------------
 
@@ -380,73 +281,6 @@ class SQLStore(abc.ABC):
                 cursor.fetchone()
 
         self._retry(attempt)
-
-    # --- reads -----------------------------------------------------------------------------
-
-    def get(self, message_id: str) -> MessageState | None:
-        """The current state of a message, or None (also for an id no store could hold)."""
-        if id_problem(message_id) is not None:
-            return None
-        rows = self._read(
-            self._sql(
-                "SELECT message_id, status, timestamp_ms, channel, client_message_id "
-                "FROM ds_messages WHERE message_id = ?"
-            ),
-            (message_id,),
-        )
-        return state_from_row(rows[0]) if rows else None
-
-    def history(self, message_id: str) -> Sequence[HistoryEntry]:
-        """The reports about a message, by event timestamp then arrival."""
-        if id_problem(message_id) is not None:
-            return []
-        found = self._read(
-            self._sql("SELECT reports FROM ds_messages WHERE message_id = ?"), (message_id,)
-        )
-        arrivals = report_arrivals(found[0][0]) if found else []
-        if not arrivals:
-            return []
-        rows = self._read(
-            "SELECT message_id, status, timestamp_ms, channel, client_message_id, outcome, "
-            f"arrival FROM ds_history WHERE arrival IN ({self._list(arrivals)}) "
-            "ORDER BY timestamp_ms, arrival"
-        )
-        return [
-            HistoryEntry(
-                StatusEvent.from_ms(row[0], row[1], row[2], row[3], row[4]),
-                Outcome(row[5]),
-                row[6],
-            )
-            for row in rows
-        ]
-
-    def count_by_status(self) -> Mapping[Status, int]:
-        """How many messages are in each status."""
-        rows = self._read("SELECT status, COUNT(*) FROM ds_messages GROUP BY status")
-        return {Status.from_code(row[0]): int(row[1]) for row in rows}
-
-    def milestones(self) -> Iterable[Milestones]:
-        """First report, first delivery and first read of each message, from history."""
-        rows = self._read(
-            "SELECT message_id, MIN(timestamp_ms), "
-            f"MIN(CASE WHEN status IN ({int(Status.DEVICE_ACK)}, {int(Status.READ)}) "
-            "THEN timestamp_ms END), "
-            f"MIN(CASE WHEN status = {int(Status.READ)} THEN timestamp_ms END) "
-            "FROM ds_history WHERE outcome <> 'rejected' GROUP BY message_id"
-        )
-        return (Milestones(row[0], row[1], row[2], row[3]) for row in rows)
-
-    def iter_states(self) -> Iterator[MessageState]:
-        """Every message's state, ordered by message id."""
-        rows = self._read(
-            "SELECT message_id, status, timestamp_ms, channel, client_message_id "
-            "FROM ds_messages ORDER BY message_id"
-        )
-        return (state_from_row(row) for row in rows)
-
-    def history_size(self) -> int:
-        """How many history rows the store holds."""
-        return int(self._read("SELECT COUNT(*) FROM ds_history")[0][0])
 
     # --- dead letter -----------------------------------------------------------------------
 

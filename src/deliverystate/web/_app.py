@@ -142,10 +142,13 @@ def _receipt_response(receipt: Receipt) -> Response:
 class _Receiver:
     """The app's state and endpoints: the tracker, the secret, the recent ids, the re-apply."""
 
-    def __init__(self, tracker: Tracker, guard: Guard, recent: int, body_timeout: float) -> None:
+    def __init__(
+        self, tracker: Tracker, guard: Guard, recent: int, body_timeout: float, close_store: bool
+    ) -> None:
         if recent < 0:
             raise ValueError(f"recent must be >= 0, not {recent}")
         self.tracker = tracker
+        self.close_store = close_store
         self.guard = guard
         self.deadline = BodyDeadline(body_timeout)
         self._recent_size = recent
@@ -174,6 +177,9 @@ class _Receiver:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await run_in_threadpool(self._intake.stop)
+            close = getattr(self.tracker.store, "close", None)
+            if self.close_store and callable(close):
+                await run_in_threadpool(close)
 
     async def _drain(self, when: str) -> bool:
         """Re-apply the inbox; a failure is logged and retried later, never fatal."""
@@ -404,6 +410,7 @@ def create_app(
     basic_auth: tuple[str, str] | None = None,
     recent: int = 20,
     body_timeout: float = BODY_TIMEOUT_SECONDS,
+    close_store: bool = False,
 ) -> Starlette:
     """The webhook receiver for ``tracker`` as a Starlette ASGI app.
 
@@ -413,9 +420,10 @@ def create_app(
     body may take to arrive (408 after that).  The tracker's store is called
     from worker threads, so it must be thread-safe, as every store in this
     package is.  The app's lifespan drains the inbox at start-up and stops the
-    intake thread at shutdown; ``app.state.tracker`` is the tracker.
+    intake thread at shutdown (and closes the store, with ``close_store``);
+    ``app.state.tracker`` is the tracker.
     """
-    receiver = _Receiver(tracker, Guard(token, basic_auth), recent, body_timeout)
+    receiver = _Receiver(tracker, Guard(token, basic_auth), recent, body_timeout, close_store)
     routes = [
         Route(CALLBACK_PATH, receiver.callback_post, methods=["POST"]),
         Route(CALLBACK_PATH, receiver.callback_get, methods=["GET"]),

@@ -1,36 +1,45 @@
-"""Running the receiver: ``serve`` (uvicorn, one worker) and the HTTP protocol it uses."""
+"""Running the receiver: ``serve`` (uvicorn, one or more workers) and the HTTP protocol it uses.
+
+With one worker ``serve`` runs the app it builds in this process.  With
+several, uvicorn starts worker processes that each build their own app (and
+open their own store) from :func:`app_from_environment`, configured through
+environment variables that ``serve`` sets; every store in this package is
+safe for several processes (SQLite serialises writers on its lock, PostgreSQL
+on row locks), and the result does not depend on which worker takes which
+callback.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
+
+from starlette.applications import Starlette
 
 from .._tracker import Tracker
 from ..stores import DEFAULT_DB, open_store
 from ._app import create_app
 from ._requests import MAX_BODY_BYTES
 
-__all__ = ["http_protocol", "serve"]
+__all__ = ["app_from_environment", "http_protocol", "serve"]
 
+#: The environment variables ``serve`` hands its worker processes.
+_ENV_DB = "DELIVERYSTATE_SERVE_DB"
+_ENV_TOKEN = "DELIVERYSTATE_SERVE_TOKEN"
+_ENV_BASIC = "DELIVERYSTATE_SERVE_BASIC"
 
-def http_protocol() -> Any:
-    """The HTTP protocol ``serve`` gives uvicorn: its own, but a huge ``Content-Length`` is 413.
+try:  # uvicorn uses httptools when it is installed (the 'web' extra installs it)
+    import httptools
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+except ImportError:  # pragma: no cover - depends on the installed extras
+    _Protocol: Any = None
+else:
 
-    uvicorn's httptools parser refuses a declared length that does not fit in
-    64 bits before the app sees the request, with a plain-text 400; a client
-    that declares ``10**20`` bytes is sending a body too large, so this
-    protocol answers it as the app answers any body over the limit (a JSON
-    413).  Without httptools uvicorn uses h11, which hands such a request to
-    the app: ``"auto"`` is then right as it is.
-    """
-    try:
-        import httptools  # noqa: PLC0415 - optional, as in uvicorn
-        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol  # noqa: PLC0415
-    except ImportError:
-        return "auto"
+    class _Protocol(HttpToolsProtocol):  # type: ignore[no-redef]
+        """uvicorn's httptools protocol, but a declared length past 64 bits is the app's 413."""
 
-    class Protocol(HttpToolsProtocol):
         def send_400_response(self, msg: str) -> None:
             # called by uvicorn from inside its ``except HttpParserError`` block
             error = sys.exc_info()[1]
@@ -47,7 +56,30 @@ def http_protocol() -> Any:
                 return
             super().send_400_response(msg)
 
-    return Protocol
+
+def http_protocol() -> Any:
+    """The HTTP protocol ``serve`` gives uvicorn: its own, but a huge ``Content-Length`` is 413.
+
+    uvicorn's httptools parser refuses a declared length that does not fit in
+    64 bits before the app sees the request, with a plain-text 400; a client
+    that declares ``10**20`` bytes is sending a body too large, so this
+    protocol answers it as the app answers any body over the limit (a JSON
+    413).  Without httptools uvicorn uses h11, which hands such a request to
+    the app: ``"auto"`` is then right as it is.
+    """
+    return _Protocol if _Protocol is not None else "auto"
+
+
+def app_from_environment() -> Starlette:
+    """The receiver a uvicorn worker process builds, from the variables ``serve`` set."""
+    basic = os.environ.get(_ENV_BASIC)
+    credentials = tuple(basic.split(":", 1)) if basic else None
+    return create_app(
+        Tracker(open_store(os.environ.get(_ENV_DB, DEFAULT_DB))),
+        token=os.environ.get(_ENV_TOKEN) or None,
+        basic_auth=credentials,  # type: ignore[arg-type]
+        close_store=True,
+    )
 
 
 def serve(
@@ -58,28 +90,45 @@ def serve(
     *,
     basic_auth: tuple[str, str] | None = None,
     access_log: bool = False,
+    workers: int = 1,
 ) -> None:
-    """Run the receiver with uvicorn (one worker) on the store named by ``db`` until stopped.
+    """Run the receiver with uvicorn on the store named by ``db`` until stopped.
 
     ``db`` is what :func:`~deliverystate.stores.open_store` takes (an SQLite
     path by default).  Opening it may raise ``StoreUnavailable`` or
-    ``SchemaMismatch`` before anything listens.  The access log is off by
-    default because a ``?token=`` in a logged URL would leak the secret.
+    ``SchemaMismatch`` before anything listens.  ``workers`` processes share
+    the port (uvicorn's own workers); each opens the store itself.  The access
+    log is off by default because a ``?token=`` in a logged URL would leak
+    the secret.
     """
     import uvicorn  # noqa: PLC0415 - only serving needs it; mounting needs Starlette alone
 
-    store = open_store(db)
-    try:
-        app = create_app(Tracker(store), token=token, basic_auth=basic_auth)
-        print(
-            f"deliverystate: store {getattr(store, 'target', db)}; Clickatell callback URL "
-            f"http://{host}:{port}/callbacks/clickatell, status page http://{host}:{port}/",
-            file=sys.stderr,
-        )
-        uvicorn.run(
-            app, host=host, port=port, workers=1, access_log=access_log, http=http_protocol()
-        )
-    finally:
-        close = getattr(store, "close", None)
-        if callable(close):
-            close()
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, not {workers}")
+    if workers > 1 and db == ":memory:":
+        raise ValueError("several workers cannot share a :memory: store; use a file or a URL")
+    store = open_store(db)  # opened here first: a bad db is one clear error, before listening
+    print(
+        f"deliverystate: store {getattr(store, 'target', db)}; {workers} worker(s); "
+        f"Clickatell callback URL http://{host}:{port}/callbacks/clickatell, "
+        f"status page http://{host}:{port}/",
+        file=sys.stderr,
+    )
+    options: dict[str, Any] = {"host": host, "port": port, "access_log": access_log}
+    if workers == 1:
+        app = create_app(Tracker(store), token=token, basic_auth=basic_auth, close_store=True)
+        uvicorn.run(app, workers=1, http=http_protocol(), **options)
+        return
+    close = getattr(store, "close", None)
+    if callable(close):
+        close()  # each worker opens its own
+    os.environ[_ENV_DB] = db
+    os.environ[_ENV_TOKEN] = token or ""
+    os.environ[_ENV_BASIC] = ":".join(basic_auth) if basic_auth else ""
+    uvicorn.run(
+        "deliverystate.web._serve:app_from_environment",
+        factory=True,
+        workers=workers,
+        http="deliverystate.web._serve:_Protocol" if _Protocol is not None else "auto",
+        **options,
+    )

@@ -1,0 +1,105 @@
+"""Archive lines: a pruned message, its state and every report, as one JSON line.
+
+Theory of operation
+-------------------
+Retention (``Tracker.prune``) writes each message it removes as one line::
+
+    {"deliverystate": "archive", "version": 1, "message_id": "...",
+     "state": {"status": "READ", "status_code": 6, "timestamp": "...Z",
+               "timestamp_ms": ..., "channel": "whatsapp", "client_message_id": ...},
+     "history": [{"status": "QUEUED", "status_code": 2, "timestamp": "...Z",
+                  "timestamp_ms": ..., "channel": ..., "client_message_id": ...,
+                  "outcome": "applied", "arrival": 17}, ...]}
+
+with the history in arrival order.  ``deliverystate replay`` reads such lines
+beside callbacks (only there: the receiver refuses them, they are not
+Clickatell's) and applies the reports in that order, which rebuilds the
+message: the same state and the same history (outcomes included; arrival
+numbers are the store's own and are new).  The one thing replay cannot
+rebuild is a strict ``advance`` that the precedence rules would not have
+made; its report is reconciled like any other.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ._events import MessageState, StatusEvent, datetime_from_ms
+from .errors import InvalidCallback
+
+__all__ = ["ARCHIVE_KEY", "archive_line", "archived_events", "is_archive"]
+
+#: The key that marks an archive line, with the value ``"archive"``.
+ARCHIVE_KEY = "deliverystate"
+_VERSION = 1
+
+
+def _iso(timestamp_ms: int) -> str:
+    return datetime_from_ms(timestamp_ms).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def archive_line(state: MessageState, history: Iterable[tuple[StatusEvent, str, int]]) -> str:
+    """One archive line: ``state`` and its ``(event, outcome, arrival)`` history."""
+    return json.dumps(
+        {
+            ARCHIVE_KEY: "archive",
+            "version": _VERSION,
+            "message_id": state.message_id,
+            "state": {
+                "status": state.status.name,
+                "status_code": int(state.status),
+                "timestamp": _iso(state.timestamp_ms),
+                "timestamp_ms": state.timestamp_ms,
+                "channel": state.channel,
+                "client_message_id": state.client_message_id,
+            },
+            "history": [
+                {
+                    "status": event.status.name,
+                    "status_code": int(event.status),
+                    "timestamp": _iso(event.timestamp_ms),
+                    "timestamp_ms": event.timestamp_ms,
+                    "channel": event.channel,
+                    "client_message_id": event.client_message_id,
+                    "outcome": outcome,
+                    "arrival": arrival,
+                }
+                for event, outcome, arrival in history
+            ],
+        },
+        ensure_ascii=False,
+    )
+
+
+def is_archive(body: Mapping[str, Any]) -> bool:
+    """Whether a decoded body is an archive line."""
+    return body.get(ARCHIVE_KEY) == "archive"
+
+
+def archived_events(body: Mapping[str, Any]) -> tuple[StatusEvent, ...]:
+    """The reports of an archive line, in the order they arrived."""
+    if body.get("version") != _VERSION:
+        raise InvalidCallback("version", f"archive version {body.get('version')!r} is not 1")
+    message_id = body.get("message_id")
+    history = body.get("history")
+    if not isinstance(message_id, str) or not isinstance(history, list):
+        raise InvalidCallback("history", "an archive line needs message_id and a history list")
+    events = []
+    for index, entry in enumerate(history):
+        if not isinstance(entry, Mapping):
+            raise InvalidCallback(f"history[{index}]", "expected an object", entry)
+        try:
+            events.append(
+                StatusEvent.from_ms(
+                    message_id,
+                    entry["status_code"],
+                    entry["timestamp_ms"],
+                    entry.get("channel"),
+                    entry.get("client_message_id"),
+                )
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise InvalidCallback(f"history[{index}]", f"not a report ({error})", entry) from None
+    return tuple(events)

@@ -1,0 +1,120 @@
+"""The SQL stores' common ground: the hooks each driver fills in, and retrying work.
+
+``SQLBase`` is what every part of the SQL stores builds on: the batch
+protocol and the intake (``_sql``), the reads (``_sqlread``) and retention
+(``_retention``).  A driver (``_sqlite``, ``_postgres``) supplies its
+transactions, reads and bulk I/O through the abstract hooks below.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Any, TypeVar
+
+from .._events import MessageState
+from ..errors import StoreUnavailable
+
+__all__ = ["HistoryRow", "MessageRow", "Migration", "Row", "SQLBase"]
+
+Row = tuple[Any, ...]
+T = TypeVar("T")
+#: One step of a schema migration: SQL text, or a function given the cursor.
+Migration = str | Callable[[Any], None]
+#: A message row as written: id, status, timestamp, precedence, channel, client id, reports.
+MessageRow = tuple[str, int, int, int, str | None, str | None, bytes]
+#: A history row as written: arrival, id, status, timestamp, channel, client id, outcome.
+HistoryRow = tuple[int, str, int, int, str | None, str | None, str]
+
+#: How many times work that failed for a passing reason (a deadlock, a dropped
+#: connection: see ``SQLBase._retryable``) is tried in all.
+_ATTEMPTS = 5
+
+
+class SQLBase(abc.ABC):
+    """The hooks a driver supplies, and what every SQL store part needs of them."""
+
+    target: str
+    _param = "?"  # the driver's placeholder
+
+    # --- hooks -----------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def _transaction(self) -> AbstractContextManager[Any]:
+        """A write transaction holding the store's lock; yields a cursor."""
+
+    @abc.abstractmethod
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """Run a read-only query and return all rows."""
+
+    @abc.abstractmethod
+    def _lock_and_load(self, cursor: Any, ids: list[str]) -> dict[str, tuple[MessageState, Any]]:
+        """Lock the batch's messages; the state and reports blob of those that have one."""
+
+    @abc.abstractmethod
+    def _reserve_arrivals(self, cursor: Any, count: int) -> list[int]:
+        """``count`` new history arrival numbers, increasing, never handed out before."""
+
+    @abc.abstractmethod
+    def _write(
+        self,
+        cursor: Any,
+        rows: list[MessageRow],
+        history: list[HistoryRow],
+        unstated: list[str],
+    ) -> None:
+        """Write changed message rows and append history rows.
+
+        ``unstated`` lists the batch's messages that have no state after it
+        (never expected: a store that creates rows before locking them removes
+        those rows again).
+        """
+
+    def _after_commit(self) -> None:  # noqa: B027 - a hook most stores leave empty
+        """Called after each batch commits (PostgreSQL analyzes after bulk loads)."""
+
+    @abc.abstractmethod
+    def _received_at(self, value: Any) -> datetime:
+        """A dead letter's arrival time as the driver returns it, as an aware datetime."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Close the connection."""
+
+    def _retryable(self, error: BaseException | None) -> bool:
+        """Whether work that failed with ``error`` (the driver's) may succeed if run again."""
+        return False
+
+    def _retry(self, work: Callable[[], T]) -> T:
+        """Run ``work``; run it again while it fails for a passing reason.
+
+        Safe for every write of this store: applying a report twice is a
+        DUPLICATE, keeping a body twice settles it twice to the same state.
+        """
+        for attempt in range(1, _ATTEMPTS + 1):
+            try:
+                return work()
+            except StoreUnavailable as error:
+                if attempt == _ATTEMPTS or not self._retryable(error.__cause__):
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def __enter__(self) -> SQLBase:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _sql(self, text: str) -> str:
+        return text.replace("?", self._param)
+
+    @staticmethod
+    def _list(numbers: Iterable[int]) -> str:
+        """Integers as the text of an SQL list (only ever integers the store itself made)."""
+        return ", ".join(str(int(number)) for number in numbers)
+
+    @abc.abstractmethod
+    def _select_for_update(self, cursor: Any, ids: Sequence[str]) -> list[Row]:
+        """Lock messages and return (id, status, timestamp, channel, client, reports) rows."""

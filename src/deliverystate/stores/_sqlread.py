@@ -1,0 +1,83 @@
+"""Reading an SQL store: states, histories, counts and milestones, outside any write lock."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+
+from .._catalog import Status
+from .._events import MessageState, StatusEvent, id_problem
+from .._reconcile import Outcome
+from ._protocol import HistoryEntry, Milestones
+from ._rows import report_arrivals, state_from_row
+from ._sqlbase import SQLBase
+
+__all__ = ["SQLReads"]
+
+
+class SQLReads(SQLBase):
+    """The read side of the SQL stores (every query here is a plain read)."""
+
+    def get(self, message_id: str) -> MessageState | None:
+        """The current state of a message, or None (also for an id no store could hold)."""
+        if id_problem(message_id) is not None:
+            return None
+        rows = self._read(
+            self._sql(
+                "SELECT message_id, status, timestamp_ms, channel, client_message_id "
+                "FROM ds_messages WHERE message_id = ?"
+            ),
+            (message_id,),
+        )
+        return state_from_row(rows[0]) if rows else None
+
+    def history(self, message_id: str) -> Sequence[HistoryEntry]:
+        """The reports about a message, by event timestamp then arrival."""
+        if id_problem(message_id) is not None:
+            return []
+        found = self._read(
+            self._sql("SELECT reports FROM ds_messages WHERE message_id = ?"), (message_id,)
+        )
+        arrivals = report_arrivals(found[0][0]) if found else []
+        if not arrivals:
+            return []
+        rows = self._read(
+            "SELECT message_id, status, timestamp_ms, channel, client_message_id, outcome, "
+            f"arrival FROM ds_history WHERE arrival IN ({self._list(arrivals)}) "
+            "ORDER BY timestamp_ms, arrival"
+        )
+        return [
+            HistoryEntry(
+                StatusEvent.from_ms(row[0], row[1], row[2], row[3], row[4]),
+                Outcome(row[5]),
+                row[6],
+            )
+            for row in rows
+        ]
+
+    def count_by_status(self) -> Mapping[Status, int]:
+        """How many messages are in each status."""
+        rows = self._read("SELECT status, COUNT(*) FROM ds_messages GROUP BY status")
+        return {Status.from_code(row[0]): int(row[1]) for row in rows}
+
+    def milestones(self) -> Iterable[Milestones]:
+        """First report, first delivery and first read of each message, from history."""
+        rows = self._read(
+            "SELECT message_id, MIN(timestamp_ms), "
+            f"MIN(CASE WHEN status IN ({int(Status.DEVICE_ACK)}, {int(Status.READ)}) "
+            "THEN timestamp_ms END), "
+            f"MIN(CASE WHEN status = {int(Status.READ)} THEN timestamp_ms END) "
+            "FROM ds_history WHERE outcome <> 'rejected' GROUP BY message_id"
+        )
+        return (Milestones(row[0], row[1], row[2], row[3]) for row in rows)
+
+    def iter_states(self) -> Iterator[MessageState]:
+        """Every message's state, ordered by message id."""
+        rows = self._read(
+            "SELECT message_id, status, timestamp_ms, channel, client_message_id "
+            "FROM ds_messages ORDER BY message_id"
+        )
+        return (state_from_row(row) for row in rows)
+
+    def history_size(self) -> int:
+        """How many history rows the store holds."""
+        return int(self._read("SELECT COUNT(*) FROM ds_history")[0][0])
