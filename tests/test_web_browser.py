@@ -102,10 +102,26 @@ class DevTools:
         return result["result"].get("value")
 
     def navigate(self, url: str) -> None:
-        """Load ``url`` and wait until its load event."""
+        """Load ``url`` and wait until it has loaded.
+
+        A load event can be a late one of the page before (about:blank on a
+        busy machine), so the wait ends only once the document is ``url``'s.
+        """
         self.events.clear()
         self.call("Page.navigate", url=url)
-        self.wait_for("Page.loadEventFired")
+        self.wait_until_loaded(url)
+
+    def wait_until_loaded(self, url_prefix: str, seconds: float = 60) -> None:
+        """Wait for load events until the page at ``url_prefix`` has completely loaded."""
+        deadline = time.monotonic() + seconds
+        check = (
+            "document.readyState === 'complete' && "
+            f"location.href.startsWith({json.dumps(url_prefix)})"
+        )
+        while True:
+            self.wait_for("Page.loadEventFired", max(0.1, deadline - time.monotonic()))
+            if self.evaluate(check):
+                return
 
 
 @contextlib.contextmanager
@@ -203,7 +219,7 @@ def test_status_page_in_chromium_shows_counts_and_finds_a_message(tmp_path: Path
                         button="left",
                         clickCount=1,
                     )
-                devtools.wait_for("Page.loadEventFired")
+                devtools.wait_until_loaded(f"{base}/?message_id=wa-read-1")
                 assert devtools.evaluate("location.search") == "?message_id=wa-read-1"
                 result = devtools.evaluate("document.getElementById('result').innerText")
                 assert "wa-read-1 is READ" in result
