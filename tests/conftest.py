@@ -82,3 +82,13 @@ def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store
 def open_sql_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
     """Like ``open_store``, for the SQL stores only."""
     yield from _factory(request.param, request, tmp_path)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where the end-to-end test keeps state: an SQLite file or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        return str(tmp_path / "forward.sqlite3")
+    dsn = request.getfixturevalue("postgres_dsn")
+    schema = request.getfixturevalue("pg_schema")
+    return f"{dsn}{'&' if '?' in dsn else '?'}schema={schema}"

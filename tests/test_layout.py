@@ -26,17 +26,17 @@ LAYERS: list[set[str]] = [
     {"_reconcile"},
     {"_formats", "_archive", "_callbacks"},
     {"stores"},
-    {"_prune", "_tracker"},
+    {"_prune", "_tracker", "_follow"},
     {"_stats", "_render", "diagrams", "simulate"},
-    {"cli", "web", "postgres", "__init__"},
+    {"cli", "web", "postgres", "forward", "__init__"},
 ]
-#: Inside ``stores``: protocol, unit of work and row encodings, the memory store and the SQL
-#: stores' parts, the drivers, then the package.
+#: Inside ``stores``: protocol and hooks, unit of work and row encodings, the memory store
+#: and the SQL stores' parts (feeds included), the drivers, then the package.
 STORE_LAYERS: list[set[str]] = [
-    {"_protocol"},
+    {"_protocol", "_hooks"},
     {"_work", "_rows"},
-    {"_memory", "_sqlbase"},
-    {"_sqlread", "_retention"},
+    {"_memfeed", "_sqlbase"},
+    {"_memory", "_sqlread", "_retention", "_sqlfeed"},
     {"_sql"},
     {"_sqlite", "_postgres"},
     {"__init__"},

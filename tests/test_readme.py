@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from deliverystate import DELIVERY_WINS, Outcome, StatusEvent
+import pytest
+
+from deliverystate import DELIVERY_WINS, MemoryStore, Outcome, Status, StatusEvent, Tracker
 from deliverystate.diagrams import lifecycle_mermaid, policy_markdown
+from deliverystate.forward import DeliveryFailed, Forwarder, ForwardTarget, new_secret
 from deliverystate.simulate import callback_body
 
 from .strategies import BASE_MS
@@ -71,3 +76,75 @@ def test_mermaid_lifecycle_is_the_generated_one() -> None:
     assert block[1] == lifecycle_mermaid(), (
         "regenerate with: deliverystate diagram --format mermaid"
     )
+
+
+def python_block_after(marker: str) -> str:
+    """The ```python block that follows ``marker`` in the README."""
+    start = README.index(marker)
+    code = re.search(r"```python\n(.*?)```", README[start:], flags=re.S)
+    assert code is not None
+    return code[1]
+
+
+def test_the_change_feed_example_runs() -> None:
+    """The feed snippet hands each change to the consumer once and moves its cursor."""
+    tracker = Tracker(MemoryStore())
+    tracker.apply_many([StatusEvent.from_ms(m, 2, BASE_MS, "sms") for m in ("x", "y")])
+    billed: list[tuple[str, Status]] = []
+    namespace: dict[str, object] = {
+        "tracker": tracker,
+        "bill": lambda m, status, when: billed.append((m, status)),
+    }
+    exec(compile(python_block_after("## Telling your backend"), "README.md", "exec"), namespace)
+    assert billed == [("x", Status.QUEUED), ("y", Status.QUEUED)]
+    assert tracker.cursor("billing") == 2
+    tracker.apply(StatusEvent.from_ms("x", 6, BASE_MS + 5, "sms"))  # the hook runs: no error
+
+
+def test_the_receiving_side_verifies_and_handles_each_change_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The README's receiver, behind a real HTTP server, takes our forwarder's webhooks."""
+    secret = new_secret()
+    monkeypatch.setenv("DELIVERYSTATE_FORWARD_SECRET", secret)
+    updates: list[tuple[str, str, int]] = []
+    namespace: dict[str, object] = {"update_message": lambda *args: updates.append(args)}
+    code = python_block_after("<!-- receiver -->")
+    assert len([line for line in code.splitlines() if line.strip()]) <= 14
+    exec(compile(code, "README.md", "exec"), namespace)
+    handle = namespace["on_deliverystate_webhook"]
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:
+            """Quiet."""
+
+        def do_POST(self) -> None:
+            """Hand the body and lower-cased headers to the README's function."""
+            body = self.rfile.read(int(self.headers["content-length"]))
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            self.send_response(handle(body, headers))  # type: ignore[operator]
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/hooks"
+    tracker = Tracker(MemoryStore())
+    tracker.apply_many(
+        [StatusEvent.from_ms("r", 2, BASE_MS, "sms"), StatusEvent.from_ms("r", 6, BASE_MS + 9)]
+    )
+    forwarder = Forwarder(tracker.store, ForwardTarget(url, secret))
+    impostor = Forwarder(tracker.store, ForwardTarget(url, new_secret(), name="impostor"))
+    try:
+        assert forwarder.run(follow_feed=False).delivered == 2
+        forwarder.send(tracker.changes()[1])  # sent again, as after a forwarder's restart
+        with pytest.raises(DeliveryFailed, match="HTTP 401"):
+            impostor.send(tracker.changes()[0])
+    finally:
+        forwarder.close()
+        impostor.close()
+        server.shutdown()
+        server.server_close()
+    assert updates == [("r", "QUEUED", 1), ("r", "READ", 2)]

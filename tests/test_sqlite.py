@@ -165,5 +165,13 @@ def check_migrated(store: Any) -> None:
         assert read.outcome.value == "applied"
         assert [e.outcome.value for e in store.history("old-1")][-1] == "applied"
         assert len(store.history("old-1")) == 4
+        # the change feed starts at the upgrade: the READ is its first change
+        (change,) = store.changes()
+        old_status = old_schemas.STATES["old-1"][0]
+        assert (change.message_id, change.previous, change.status) == (
+            "old-1",
+            old_status,
+            Status.READ,
+        )
     finally:
         store.close()

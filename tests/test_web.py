@@ -731,6 +731,25 @@ def test_status_page_shows_counts_recent_messages_search_and_lifecycle(start: St
     assert "nope-7" in missing
 
 
+def test_status_page_shows_the_feed_s_consumers_and_warns_of_undeliverable_changes(
+    start: Start, tracker: Tracker
+) -> None:
+    """Consumers' positions are listed; changes a forwarder gave up on raise a warning."""
+    client = start()
+    assert 'id="feed"' not in client.get("/").text  # no consumer yet: nothing to show
+    for index in range(3):
+        post_json(client, one_api(f"fed-{index}", 5, "DEVICE_ACK", T0 + index))
+    tracker.commit_cursor("crm<1>", 2)
+    tracker.store.add_undeliverable("crm<1>", tracker.changes()[2], "HTTP 500 from backend")
+    text = client.get("/").text
+    feed = text[text.index('<section id="feed">') :]
+    assert "<code>crm&lt;1&gt;</code>" in feed  # escaped: a name is operator text
+    assert '<td class="num">2</td><td class="num">1</td><td class="num">1</td>' in feed
+    warning = text[text.index('class="warning undeliverable"') :]
+    assert "1 change(s) could not be forwarded" in warning
+    assert "--redeliver" in warning
+
+
 def test_hostile_message_ids_are_escaped_on_the_page(start: Start) -> None:
     """Message ids come from untrusted callbacks: the page shows them escaped, never as markup."""
     client = start()

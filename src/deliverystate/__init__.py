@@ -8,15 +8,16 @@ every process that sees the same callbacks reaches the same answer.
 The public surface is this module's ``__all__``, ``deliverystate.errors``,
 ``deliverystate.stores``, ``deliverystate.diagrams`` and
 ``deliverystate.simulate``, and the optional extras ``deliverystate.postgres``,
-``deliverystate.web`` and ``deliverystate.cli``.  Modules whose names start
-with an underscore are the implementation and may change.
+``deliverystate.web``, ``deliverystate.forward`` and ``deliverystate.cli``.
+Modules whose names start with an underscore are the implementation and may
+change.
 """
 
 from __future__ import annotations
 
 from ._callbacks import ParsedCallback, parse_callback, read_callback
 from ._catalog import CHANNELS, FAILURES, Category, Kind, Source, Status
-from ._events import MessageState, StatusEvent
+from ._events import Change, MessageState, StatusEvent
 from ._formats import LEGACY_STATUS, PLATFORM_NAMES
 from ._lifecycle import implied_path, is_allowed, step
 from ._policy import DELIVERY_WINS, FAILURE_WINS, Policy, PolicyRow, Tie
@@ -40,6 +41,7 @@ from .stores import (
     SQLiteStore,
     Store,
     Summary,
+    Undeliverable,
     open_store,
 )
 
@@ -51,6 +53,7 @@ __all__ = [
     "LEGACY_STATUS",
     "PLATFORM_NAMES",
     "Category",
+    "Change",
     "DeadLetter",
     "Decision",
     "DeliveryStateError",
@@ -81,6 +84,7 @@ __all__ = [
     "Summary",
     "Tie",
     "Tracker",
+    "Undeliverable",
     "UnknownStatusCode",
     "delivery_stats",
     "implied_path",

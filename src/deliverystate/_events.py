@@ -17,8 +17,11 @@ from ._policy import MAX_TIMESTAMP_MS
 
 __all__ = [
     "MAX_ID_LENGTH",
+    "Change",
     "MessageState",
     "StatusEvent",
+    "check_consumer",
+    "check_seq",
     "datetime_from_ms",
     "id_problem",
     "ms_from_datetime",
@@ -199,3 +202,62 @@ class MessageState:
             event.channel,
             event.client_message_id,
         )
+
+
+@attrs.frozen
+class Change:
+    """One change of a message's status, as the change feed records it.
+
+    ``seq`` orders the feed (strictly increasing per store); ``previous`` is
+    None for a message's first status; ``timestamp_ms`` (and ``timestamp``) is
+    the provider's time of the report that made the change; ``channel`` and
+    ``client_message_id`` are the message's as far as they are known.  A
+    report that only re-dates a status, or only teaches the channel, is no
+    change.
+    """
+
+    seq: int
+    message_id: str
+    previous: Status | None
+    status: Status
+    timestamp_ms: int
+    channel: str | None = None
+    client_message_id: str | None = None
+
+    @property
+    def timestamp(self) -> datetime:
+        """The time of the report that made the change, as an aware UTC ``datetime``."""
+        return datetime_from_ms(self.timestamp_ms)
+
+    @property
+    def is_final(self) -> bool:
+        """Whether the message's new status is terminal (READ or a failure)."""
+        return self.status.is_terminal
+
+
+#: The longest name a change consumer may have.
+MAX_CONSUMER_LENGTH = 200
+
+
+def check_consumer(name: object) -> str:
+    """A consumer name as given, or ``ValueError`` naming what is wrong with it.
+
+    Names are kept in the store and shown to operators: printable text,
+    1 to 200 characters.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"a consumer name is a str, not {type(name).__name__}")
+    if not 0 < len(name) <= MAX_CONSUMER_LENGTH or not name.isprintable():
+        raise ValueError(
+            f"a consumer name is 1 to {MAX_CONSUMER_LENGTH} printable characters, not {name!r}"
+        )
+    return name
+
+
+def check_seq(seq: object, what: str = "seq") -> int:
+    """A feed position as given, or an error naming what is wrong with it."""
+    if isinstance(seq, bool) or not isinstance(seq, int):
+        raise TypeError(f"{what} is an int, not {type(seq).__name__}")
+    if seq < 0:
+        raise ValueError(f"{what} is 0 or more, not {seq}")
+    return seq

@@ -153,6 +153,11 @@ class Policy:
             raise ValueError(f"timestamp {timestamp_ms} ms outside 0..{MAX_TIMESTAMP_MS}")
         return self.offset[status] + self.scale[status] * timestamp_ms
 
+    def code_of(self, key: int) -> int:
+        """The status code a key was made from (no Status is built: the feed's hot path)."""
+        code = key & _MAX_CODE
+        return code if key >> _TIE_BITS in self._latest_ranks else _MAX_CODE - code
+
     def decode(self, key: int) -> tuple[Status, int]:
         """The (status, timestamp_ms) a key was made from: keys are a bijection per policy."""
         tie = key & ((1 << _TIE_BITS) - 1)

@@ -53,6 +53,8 @@ def prune(
 ) -> int:
     """Remove (or, ``dry_run``, count) final messages whose last report is before ``before``.
 
+    Then trims the change feed of changes before ``before`` that every named
+    consumer has passed (a consumer that has not read them keeps them).
     ``progress`` is called after each group with (messages scanned, messages
     removed so far).  Returns how many were removed (or would be).
     """
@@ -68,5 +70,7 @@ def prune(
         if progress is not None:
             progress(scanned, removed)
         if after_next is None:
+            if not dry_run:
+                store.trim_changes(before_ms)
             return removed
         after = after_next

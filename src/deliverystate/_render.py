@@ -13,10 +13,10 @@ from typing import Any
 import attrs
 
 from ._catalog import Kind
-from ._events import MessageState, datetime_from_ms
+from ._events import Change, MessageState, datetime_from_ms
 from .stores import HistoryEntry
 
-__all__ = ["PALETTE", "Colours", "iso", "state_json", "table_time"]
+__all__ = ["PALETTE", "Colours", "change_json", "iso", "state_json", "table_time"]
 
 
 @attrs.frozen
@@ -71,4 +71,28 @@ def state_json(state: MessageState, timeline: Iterable[HistoryEntry]) -> dict[st
             }
             for entry in timeline
         ],
+    }
+
+
+def change_json(change: Change) -> dict[str, Any]:
+    """A change of the feed as JSON: ``seq``, the message, both statuses by name and code.
+
+    The shape ``deliverystate changes --json`` prints and the forwarder sends
+    as a webhook's ``data``.
+    """
+    previous = change.previous
+    return {
+        "seq": change.seq,
+        "message_id": change.message_id,
+        "status": change.status.name,
+        "status_code": int(change.status),
+        "previous": None if previous is None else previous.name,
+        "previous_code": None if previous is None else int(previous),
+        "timestamp": iso(change.timestamp_ms),
+        "channel": change.channel,
+        "client_message_id": change.client_message_id,
+        "description": change.status.description,
+        "final": change.is_final,
+        "delivered": change.status.is_delivered,
+        "failed": change.status.is_failure,
     }

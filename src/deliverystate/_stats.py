@@ -17,7 +17,7 @@ import attrs
 from ._catalog import Category, Status
 from .stores import Milestones, Store
 
-__all__ = ["DeliveryStats", "Latency", "delivery_stats"]
+__all__ = ["DeliveryStats", "FeedStatus", "Latency", "delivery_stats", "feed_status"]
 
 
 @attrs.frozen
@@ -108,3 +108,36 @@ def delivery_stats(store: Store) -> DeliveryStats:
         Latency.of(to_delivery),
         Latency.of(to_read),
     )
+
+
+@attrs.frozen
+class FeedStatus:
+    """Where the change feed and its named consumers are, and what could not be delivered."""
+
+    #: The last ``seq`` the feed handed out.
+    last_seq: int
+    #: Each named consumer's position.
+    consumers: Mapping[str, int]
+    #: Per consumer, how many changes a forwarder gave up on (kept as undeliverable).
+    undeliverable: Mapping[str, int]
+
+    def behind(self, consumer: str) -> int:
+        """How many seqs ``consumer`` still has to read."""
+        return max(0, self.last_seq - self.consumers.get(consumer, 0))
+
+    def as_json(self) -> dict[str, Any]:
+        """A JSON-ready dictionary."""
+        return {
+            "last_seq": self.last_seq,
+            "consumers": {
+                name: {"position": position, "behind": self.behind(name)}
+                for name, position in sorted(self.consumers.items())
+            },
+            "undeliverable": dict(sorted(self.undeliverable.items())),
+        }
+
+
+def feed_status(store: Store) -> FeedStatus:
+    """The change feed's status in ``store``."""
+    undeliverable = Counter(entry.consumer for entry in store.undeliverable())
+    return FeedStatus(store.last_seq(), dict(store.cursors()), dict(undeliverable))

@@ -18,7 +18,7 @@ import attrs
 
 from ._callbacks import parse_callback, read_callback
 from ._catalog import Status
-from ._events import MessageState, StatusEvent
+from ._events import Change, MessageState, StatusEvent, check_consumer, check_seq
 from ._policy import DELIVERY_WINS, Policy
 from ._prune import prune
 from ._reconcile import Decision
@@ -422,6 +422,36 @@ class Tracker:
         how many messages were removed (with ``dry_run``: would be).
         """
         return prune(self.store, before, archive=archive, dry_run=dry_run, progress=progress)
+
+    def changes(self, after: int = 0, limit: int = 1000) -> list[Change]:
+        """The change feed after ``seq`` ``after``, in ``seq`` order: at most ``limit`` changes.
+
+        Every decision that changes a message's status is in the feed,
+        written in the same transaction as the new state.
+        """
+        if check_seq(limit, "limit") == 0:
+            raise ValueError("limit is 1 or more, not 0")
+        return self.store.changes(check_seq(after, "after"), limit)
+
+    def cursor(self, name: str) -> int:
+        """The last ``seq`` consumer ``name`` committed (0 if it never did)."""
+        return self.store.cursor(check_consumer(name))
+
+    def commit_cursor(self, name: str, seq: int) -> None:
+        """Record that consumer ``name`` has handled every change up to ``seq``.
+
+        Commit only after the changes are handled: a consumer that stops then
+        resumes from its cursor and sees each change at least once.
+        """
+        self.store.commit_cursor(check_consumer(name), check_seq(seq))
+
+    def on_change(self, callback: Callable[[Sequence[Change]], object]) -> Callable[[], None]:
+        """Call ``callback`` in this process after each commit with its changes, in order.
+
+        An exception in ``callback`` is logged and neither undoes nor blocks
+        the commit.  Returns a function that removes the callback.
+        """
+        return self.store.on_change(callback)
 
     def dead_letters(self) -> Sequence[DeadLetter]:
         """Payloads that could not be parsed, oldest first."""

@@ -1,35 +1,40 @@
 """The ``deliverystate`` commands: one click group, one function per verb.
 
-Errors are mapped in one place: :class:`_Group` turns any
-:class:`~deliverystate.errors.DeliveryStateError` a command raises into one
-line on stderr and exit status 1 (click itself exits 2 on unusable
-arguments), so no command catches errors of its own.
+The shared options and the error mapping are in ``_options``; the change
+feed's commands (``changes``, ``forward``) in ``_feed``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import os
-import sys
+import shlex
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import click
-from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-from .._catalog import CHANNELS, Category, Status
+from .._catalog import Category, Status
 from .._render import state_json
-from .._stats import delivery_stats
+from .._stats import delivery_stats, feed_status
 from .._tracker import Tracker
 from ..diagrams import diagram_markdown, lifecycle_dot, lifecycle_mermaid, render_svg
-from ..errors import DeliveryStateError, NoDatabase
 from ..simulate import simulate_lines
-from ..stores import DEFAULT_DB, open_store
 from . import _tables
+from ._feed import changes, duration_option, forward, forward_target
+from ._options import (
+    Group,
+    channel_option,
+    db_option,
+    emit_json,
+    err,
+    json_option,
+    open_tracker,
+    out,
+)
 from ._replay import CHUNK, ReplayResult, replay_stream
 
 __all__ = ["cli"]
@@ -37,50 +42,8 @@ __all__ = ["cli"]
 #: Inputs larger than this get a progress bar (when stderr is a terminal).
 _LONG_INPUT = 1 << 20
 
-# piped output is read by people and by grep: never truncate it to 80 columns
-out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
 
-
-class _Group(click.Group):
-    """A click group that reports deliverystate's errors as one line, exit status 1."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except NoDatabase as error:
-            raise click.ClickException(
-                f"{error}; replay some callbacks into it first "
-                f"(deliverystate replay FILE --db {error.path}) or pass --db"
-            ) from None
-        except (DeliveryStateError, ImportError) as error:
-            raise click.ClickException(str(error)) from None
-
-
-db_option = click.option(
-    "--db",
-    default=DEFAULT_DB,
-    show_default=True,
-    envvar="DELIVERYSTATE_DB",
-    help="SQLite file, postgresql:// URL or :memory: (env DELIVERYSTATE_DB).",
-)
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-channel_option = click.option(
-    "--channel", type=click.Choice(list(CHANNELS)), default=None, help="Only this channel."
-)
-
-
-def open_tracker(db: str, *, must_exist: bool = False) -> Tracker:
-    """A tracker on ``db``; a read-only command passes ``must_exist`` and creates nothing."""
-    return Tracker(open_store(db, must_exist=must_exist))
-
-
-def emit_json(data: object) -> None:
-    """Print ``data`` as indented JSON."""
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
-
-
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="deliverystate")
 def cli() -> None:
     """Track the delivery state of Clickatell messages from their status callbacks.
@@ -228,6 +191,9 @@ def show(message_id: str, db: str, as_json: bool) -> None:
 def stats(db: str, as_json: bool) -> None:
     """Counts by status and category, delivery and read rates, time to delivery and read.
 
+    With a change feed consumer (forward), also where it is and how many
+    changes it could not deliver.
+
     Times run from a message's first report to its first DEVICE_ACK (or
     READ, which implies delivery) and to its first READ.
 
@@ -235,12 +201,21 @@ def stats(db: str, as_json: bool) -> None:
     Example:
       deliverystate stats --db state.sqlite3 --json
     """
-    result = delivery_stats(open_tracker(db, must_exist=True).store)
+    store = open_tracker(db, must_exist=True).store
+    result, feed = delivery_stats(store), feed_status(store)
     if as_json:
-        emit_json(result.as_json())
+        emit_json(result.as_json() | {"feed": feed.as_json()})
         return
     out.print(_tables.stats_table(result, db))
     out.print(_tables.delivery_table(result))
+    if feed.consumers or feed.undeliverable:
+        out.print(_tables.feed_table(feed))
+    for name, count in sorted(feed.undeliverable.items()):
+        err.print(
+            f"{count} change(s) could not be forwarded as {name!r}; "
+            f"deliverystate forward --name {shlex.quote(name)} --redeliver tries them again",
+            markup=False,
+        )
 
 
 @cli.command()
@@ -435,8 +410,28 @@ def _credentials(basic: str | None) -> tuple[str, str] | None:
     show_default=True,
     help="Worker processes sharing the port (each opens the store itself).",
 )
+@click.option("--forward-to", default=None, metavar="URL", help="Also forward the changes here.")
+@click.option(
+    "--forward-secret",
+    envvar="DELIVERYSTATE_FORWARD_SECRET",
+    default=None,
+    help="Standard Webhooks secret for --forward-to (env DELIVERYSTATE_FORWARD_SECRET).",
+)
+@click.option("--forward-name", default="forward", show_default=True, help="The cursor's name.")
+@click.option("--forward-only", type=click.Choice(["final"]), default=None)
+@click.option("--forward-horizon", default="24h", show_default=True, callback=duration_option)
 def serve(
-    db: str, host: str, port: int, token: str | None, basic: str | None, workers: int
+    db: str,
+    host: str,
+    port: int,
+    token: str | None,
+    basic: str | None,
+    workers: int,
+    forward_to: str | None,
+    forward_secret: str | None,
+    forward_name: str,
+    forward_only: str | None,
+    forward_horizon: float,
 ) -> None:
     """Receive Clickatell status callbacks over HTTP (needs the 'web' extra).
 
@@ -447,6 +442,8 @@ def serve(
     Examples:
       deliverystate serve --db state.sqlite3 --port 8000 --token "$SECRET"
       deliverystate serve --db postgresql://app@db/notify --workers 4
+      deliverystate serve --forward-to https://backend.example/hooks/sms \\
+          --forward-secret "$WEBHOOK_SECRET"
     """
     credentials = _credentials(basic)
     try:
@@ -458,7 +455,13 @@ def serve(
         ) from None
     if workers > 1 and db == ":memory:":
         raise click.BadParameter("several workers cannot share :memory:", param_hint="--workers")
-    run_server(db, host, port, token, basic_auth=credentials, workers=workers)
+    source = click.get_current_context().get_parameter_source("forward_secret")
+    target = None
+    if forward_to is not None or source is click.core.ParameterSource.COMMANDLINE:
+        target = forward_target(
+            forward_to, forward_secret, forward_name, forward_only == "final", forward_horizon
+        )
+    run_server(db, host, port, token, basic_auth=credentials, workers=workers, forward=target)
 
 
 @cli.command()
@@ -477,3 +480,7 @@ def simulate(messages: int, seed: int, out_file: IO[str]) -> None:
     """
     for line in simulate_lines(messages, seed):
         out_file.write(line + "\n")
+
+
+cli.add_command(changes)
+cli.add_command(forward)

@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 from rich.table import Table
+from rich.text import Text
 
 from .._catalog import Status
 from .._events import MessageState
 from .._reconcile import Outcome
 from .._render import iso, table_time
-from .._stats import DeliveryStats, Latency
+from .._stats import DeliveryStats, FeedStatus, Latency
 from ..stores import DeadLetter, HistoryEntry
 from ._replay import ReplayResult
 
@@ -171,4 +172,22 @@ def dead_letter_table(letters: Iterable[DeadLetter], db: str) -> Table:
         payload = letter.payload if len(letter.payload) <= 120 else letter.payload[:117] + "..."
         received = letter.received_at.isoformat(timespec="seconds")
         table.add_row(str(letter.id), received, letter.error, payload)
+    return table
+
+
+def feed_table(feed: FeedStatus) -> Table:
+    """The change feed's consumers: position, how far behind, changes given up on."""
+    table = _columns(
+        Table(title=f"Change feed (last seq {feed.last_seq})"),
+        ("consumer", "position", "behind", "undeliverable"),
+        right=("position", "behind", "undeliverable"),
+    )
+    for name in sorted(set(feed.consumers) | set(feed.undeliverable)):
+        given_up = feed.undeliverable.get(name, 0)
+        table.add_row(
+            Text(name),  # a name is the operator's text, never markup
+            str(feed.consumers.get(name, 0)),
+            str(feed.behind(name)),
+            f"[bold red]{given_up}[/]" if given_up else "0",
+        )
     return table

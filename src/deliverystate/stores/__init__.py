@@ -20,7 +20,16 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..errors import NoDatabase
 from ._memory import MemoryStore
-from ._protocol import Archived, DeadLetter, HistoryEntry, Keep, Milestones, Store, Summary
+from ._protocol import (
+    Archived,
+    DeadLetter,
+    HistoryEntry,
+    Keep,
+    Milestones,
+    Store,
+    Summary,
+    Undeliverable,
+)
 from ._sqlite import DEFAULT_DB, SQLiteStore
 
 __all__ = [
@@ -34,6 +43,7 @@ __all__ = [
     "SQLiteStore",
     "Store",
     "Summary",
+    "Undeliverable",
     "open_store",
 ]
 

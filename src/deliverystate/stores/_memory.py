@@ -13,6 +13,8 @@ With ``history=True`` (the default) it keeps every report with its outcome and
 recognises duplicates by (message id, code, timestamp) even when the repeated
 report is not the current winner; with ``history=False`` it keeps only the
 records, and a repeat of a report that lost is counted as STALE, not DUPLICATE.
+The change feed (``_memfeed``) is kept when history is, unless ``feed`` says
+otherwise.
 """
 
 from __future__ import annotations
@@ -23,20 +25,22 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 
 from .._catalog import Status
-from .._events import MessageState, StatusEvent
+from .._events import Change, MessageState, StatusEvent
 from .._policy import Policy
 from .._reconcile import Decision, Outcome
 from ..errors import PolicyMismatch
+from ._memfeed import MemoryFeed
 from ._protocol import Archived, DeadLetter, HistoryEntry, Keep, Milestones, Summary
 from ._work import Batch, Record, state_of, status_of
 
 __all__ = ["MemoryStore"]
 
 
-class MemoryStore:
-    """States (and optionally history) in process memory; thread-safe."""
+class MemoryStore(MemoryFeed):
+    """States (and optionally history and the change feed) in process memory; thread-safe."""
 
-    def __init__(self, *, history: bool = True) -> None:
+    def __init__(self, *, history: bool = True, feed: bool | None = None) -> None:
+        super().__init__(feed=history if feed is None else feed)
         self._records: dict[str, Record] = {}
         self._clients: dict[str, str] = {}
         self._policy: Policy | None = None
@@ -68,7 +72,9 @@ class MemoryStore:
         elif self._policy.fingerprint != policy.fingerprint:
             raise PolicyMismatch("the memory store", self._policy.name, policy.name)
         seen = self._seen if self._keep_history else None
-        return Batch(self._records, self._clients, seen, policy, track_changes=False)
+        return Batch(
+            self._records, self._clients, seen, policy, track_changes=False, feed=self.feed
+        )
 
     def _run(self, events: Iterable[StatusEvent], policy: Policy) -> tuple[Batch, list[Decision]]:
         """Apply reports under the lock through the shared unit of work."""
@@ -76,15 +82,18 @@ class MemoryStore:
         with self._lock:
             batch = self._batch(policy)
             decisions = [batch.apply(event) for event in events]
-            self._keep(batch)
+            changes = self._keep(batch)
+        self._hooks.call(changes)
         return batch, decisions
 
-    def _keep(self, batch: Batch) -> None:
+    def _keep(self, batch: Batch) -> list[Change]:
+        """Keep a batch's history and changes (with the lock held); the changes."""
         for event, outcome in batch.recorded:
             self._arrivals += 1
             self._history.setdefault(event.message_id, []).append(
                 HistoryEntry(event, outcome, self._arrivals)
             )
+        return self._append_changes(batch)
 
     def apply(self, event: StatusEvent, policy: Policy) -> Decision:
         """Reconcile one report under the store's lock."""
@@ -96,7 +105,8 @@ class MemoryStore:
         with self._lock:
             batch = self._batch(policy)
             batch.absorb(events)
-            self._keep(batch)
+            changes = self._keep(batch)
+        self._hooks.call(changes)
         return batch.summary()
 
     def accept(self, payloads: Sequence[str]) -> list[int]:
@@ -117,9 +127,10 @@ class MemoryStore:
         with self._lock:
             batch = self._batch(policy)
             summaries = batch.absorb_groups(groups)
-            self._keep(batch)
+            changes = self._keep(batch)
             for inbox_id, _ in items:
                 self._inbox.pop(inbox_id, None)
+        self._hooks.call(changes)
         return summaries
 
     def pending(self) -> Sequence[tuple[int, str]]:
@@ -189,8 +200,9 @@ class MemoryStore:
         with self._lock:
             batch = self._batch(policy)
             state = batch.advance(event)
-            self._keep(batch)
-            return state
+            changes = self._keep(batch)
+        self._hooks.call(changes)
+        return state
 
     def history(self, message_id: str) -> Sequence[HistoryEntry]:
         """The reports about a message by event time, then arrival; empty without history."""

@@ -29,7 +29,7 @@ from typing import Protocol, runtime_checkable
 import attrs
 
 from .._catalog import Status
-from .._events import MessageState, StatusEvent
+from .._events import Change, MessageState, StatusEvent
 from .._policy import Policy
 from .._reconcile import Decision, Outcome
 
@@ -41,6 +41,7 @@ __all__ = [
     "Milestones",
     "Store",
     "Summary",
+    "Undeliverable",
 ]
 
 
@@ -76,6 +77,16 @@ class DeadLetter:
     payload: str
     error: str
     received_at: datetime
+
+
+@attrs.frozen
+class Undeliverable:
+    """A change a forwarder gave up delivering to its consumer, kept to be seen and resent."""
+
+    consumer: str
+    change: Change
+    error: str
+    failed_at: datetime
 
 
 @attrs.frozen
@@ -190,3 +201,36 @@ class Store(Protocol):
         Each is handed, with its history, to ``keep`` before anything is
         deleted; if ``keep`` raises, nothing is.  Returns how many were removed.
         """
+
+    def changes(self, after: int = 0, limit: int = 1000) -> list[Change]:
+        """The change feed after ``seq`` ``after``, in ``seq`` order, at most ``limit``."""
+
+    def last_seq(self) -> int:
+        """The highest ``seq`` the feed has handed out (0: none yet)."""
+
+    def cursor(self, name: str) -> int:
+        """The last ``seq`` consumer ``name`` committed (0 if it never did)."""
+
+    def cursors(self) -> Mapping[str, int]:
+        """Every named consumer's position."""
+
+    def commit_cursor(self, name: str, seq: int) -> None:
+        """Durably record that consumer ``name`` has handled the feed up to ``seq``."""
+
+    def drop_cursor(self, name: str) -> None:
+        """Forget a consumer, so that it no longer holds changes back from pruning."""
+
+    def trim_changes(self, before_ms: int) -> int:
+        """Delete changes older than ``before_ms`` that every named consumer has passed."""
+
+    def on_change(self, hook: Callable[[Sequence[Change]], object]) -> Callable[[], None]:
+        """Call ``hook`` after each commit with its changes; returns what removes the hook."""
+
+    def add_undeliverable(self, consumer: str, change: Change, error: str) -> None:
+        """Keep a change that a forwarder gave up delivering to ``consumer``."""
+
+    def undeliverable(self, consumer: str | None = None) -> Sequence[Undeliverable]:
+        """The changes forwarders gave up on, oldest first."""
+
+    def remove_undeliverable(self, consumer: str, seq: int) -> None:
+        """Forget an undeliverable change, once it was delivered after all."""

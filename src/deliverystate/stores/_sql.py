@@ -32,16 +32,18 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from .._catalog import Status
-from .._events import MessageState, StatusEvent
+from .._events import Change, MessageState, StatusEvent
 from .._policy import Policy
 from .._reconcile import Decision
 from ..errors import PolicyMismatch, SchemaMismatch
+from ._hooks import ChangeHook, Hooks
 from ._protocol import DeadLetter, Summary
 from ._retention import SQLRetention
 from ._rows import digest, fingerprints, pack_reports, payload_bytes, payload_str, storable_text
-from ._sqlbase import HistoryRow, MessageRow, Migration, Row
+from ._sqlbase import HistoryRow, MessageRow, Migration, Row, Writes
+from ._sqlfeed import SQLFeed
 from ._sqlread import SQLReads
-from ._work import Batch, record_of
+from ._work import Batch, change_of, record_of
 
 __all__ = ["SCHEMA_VERSION", "SQLStore"]
 
@@ -50,17 +52,25 @@ __all__ = ["SCHEMA_VERSION", "SQLStore"]
 #: Version 2 keeps inbox and dead-letter bodies as bytes, so that any body
 #: (a NUL, a lone surrogate) can be kept exactly.  Version 3 names each
 #: message's history rows in its own row (see ``_rows``), so that history is
-#: appended in arrival order with no index but its key.
-SCHEMA_VERSION = 3
+#: appended in arrival order with no index but its key.  Version 4 adds the
+#: change feed (``_sqlfeed``).
+SCHEMA_VERSION = 4
 
 T = TypeVar("T")
 
 
-class SQLStore(SQLReads, SQLRetention):
+class SQLStore(SQLReads, SQLRetention, SQLFeed):
     """Shared behaviour of the SQL stores; subclasses supply connection, locking and bulk I/O."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, feed: bool = True) -> None:
         self._policy_checked: str | None = None
+        #: Whether status changes are written to the change feed.
+        self.feed = feed
+        self._hooks = Hooks()
+
+    def on_change(self, hook: ChangeHook) -> Callable[[], None]:
+        """Call ``hook`` after each commit of this store with that commit's changes."""
+        return self._hooks.add(hook)
 
     # --- schema ----------------------------------------------------------------------------
 
@@ -148,29 +158,35 @@ class SQLStore(SQLReads, SQLRetention):
         """
         ids = sorted({event.message_id for event in events})
 
-        def attempt() -> T:
+        def attempt() -> tuple[T, list[Change]]:
+            changes: list[Change] = []
             with self._transaction() as cursor:
                 self._check_policy(cursor, policy)
                 loaded = self._lock_and_load(cursor, ids) if ids else {}
-                records = {m: record_of(state, policy) for m, (state, _) in loaded.items()}
+                records = {m: record_of(s, policy) for m, (s, _) in loaded.items()}
                 clients = {
                     m: s.client_message_id for m, (s, _) in loaded.items() if s.client_message_id
                 }
                 seen = {m: fingerprints(blob) for m, (_, blob) in loaded.items()}
-                batch = Batch(records, clients, seen, policy)
+                batch = Batch(records, clients, seen, policy, feed=self.feed)
                 result = work(batch, cursor)
                 if ids:
-                    self._flush(cursor, batch, {m: blob for m, (_, blob) in loaded.items()}, ids)
-            return result
+                    blobs = {m: blob for m, (_, blob) in loaded.items()}
+                    first = self._flush(cursor, batch, blobs, ids)
+                    if first and self._hooks:  # objects for the hooks only, built in here
+                        feed = batch.feed or []
+                        changes = [change_of(first + i, e) for i, e in enumerate(feed)]
+            return result, changes
 
-        result = self._retry(attempt)
+        result, changes = self._retry(attempt)
         self._after_commit()
+        self._hooks.call(changes)
         return result
 
-    def _flush(self, cursor: Any, batch: Batch, blobs: dict[str, Any], ids: list[str]) -> None:
-        """Give the batch's new reports arrival numbers, then write rows and history."""
+    def _flush(self, cursor: Any, batch: Batch, blobs: dict[str, Any], ids: list[str]) -> int:
+        """Number the batch's new reports, write everything; the seq of its first change."""
         recorded = batch.recorded
-        arrivals = self._reserve_arrivals(cursor, len(recorded)) if recorded else []
+        arrivals = self._reserve(cursor, len(recorded)) if recorded else []
         history: list[HistoryRow] = []
         added: dict[str, list[tuple[int, int]]] = {}
         for (event, outcome), arrival in zip(recorded, arrivals, strict=True):
@@ -193,7 +209,8 @@ class SQLStore(SQLReads, SQLRetention):
             (*row, bytes(blobs.get(row[0]) or b"") + pack_reports(added.get(row[0], ())))
             for row in batch.rows_of(touched)
         ]
-        self._write(cursor, rows, history, [m for m in ids if m not in batch.records])
+        unstated = [m for m in ids if m not in batch.records]
+        return self._write(cursor, Writes(rows, history, batch.feed or [], unstated))
 
     def apply(self, event: StatusEvent, policy: Policy) -> Decision:
         """Reconcile one report in one transaction."""

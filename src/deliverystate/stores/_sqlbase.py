@@ -14,10 +14,13 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, TypeVar
 
+import attrs
+
 from .._events import MessageState
 from ..errors import StoreUnavailable
+from ._work import FeedEntry
 
-__all__ = ["HistoryRow", "MessageRow", "Migration", "Row", "SQLBase"]
+__all__ = ["HistoryRow", "MessageRow", "Migration", "Row", "SQLBase", "Writes"]
 
 Row = tuple[Any, ...]
 T = TypeVar("T")
@@ -27,6 +30,22 @@ Migration = str | Callable[[Any], None]
 MessageRow = tuple[str, int, int, int, str | None, str | None, bytes]
 #: A history row as written: arrival, id, status, timestamp, channel, client id, outcome.
 HistoryRow = tuple[int, str, int, int, str | None, str | None, str]
+
+
+@attrs.frozen
+class Writes:
+    """What a batch writes: message rows, history and feed rows to append.
+
+    ``unstated`` lists the batch's messages that have no state after it
+    (never expected: a store that creates rows before locking them removes
+    those rows again).
+    """
+
+    rows: list[MessageRow]
+    history: list[HistoryRow]
+    changes: list[FeedEntry]
+    unstated: list[str]
+
 
 #: How many times work that failed for a passing reason (a deadlock, a dropped
 #: connection: see ``SQLBase._retryable``) is tried in all.
@@ -54,22 +73,15 @@ class SQLBase(abc.ABC):
         """Lock the batch's messages; the state and reports blob of those that have one."""
 
     @abc.abstractmethod
-    def _reserve_arrivals(self, cursor: Any, count: int) -> list[int]:
+    def _reserve(self, cursor: Any, count: int) -> list[int]:
         """``count`` new history arrival numbers, increasing, never handed out before."""
 
     @abc.abstractmethod
-    def _write(
-        self,
-        cursor: Any,
-        rows: list[MessageRow],
-        history: list[HistoryRow],
-        unstated: list[str],
-    ) -> None:
-        """Write changed message rows and append history rows.
+    def _write(self, cursor: Any, writes: Writes) -> int:
+        """Write a batch's changed message rows, and append its history and feed rows.
 
-        ``unstated`` lists the batch's messages that have no state after it
-        (never expected: a store that creates rows before locking them removes
-        those rows again).
+        Returns the seq of the batch's first change (the others follow it
+        one by one), or 0 when it has none.
         """
 
     def _after_commit(self) -> None:  # noqa: B027 - a hook most stores leave empty

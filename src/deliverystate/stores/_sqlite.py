@@ -24,9 +24,9 @@ from ..errors import StoreUnavailable
 from ._protocol import Keep
 from ._rows import pack_reports, state_from_row
 from ._sql import SQLStore
-from ._sqlbase import HistoryRow, MessageRow, Migration, Row
+from ._sqlbase import Migration, Row, Writes
 
-__all__ = ["DEFAULT_DB", "MIGRATIONS", "TABLES", "SQLiteStore"]
+__all__ = ["DEFAULT_DB", "FEED_TABLES", "MIGRATIONS", "TABLES", "SQLiteStore"]
 
 #: Where the command line, the receiver and ``SQLiteStore()`` keep state unless told otherwise.
 DEFAULT_DB = "deliverystate.sqlite3"
@@ -63,6 +63,37 @@ TABLES: tuple[str, ...] = (
         digest TEXT NOT NULL UNIQUE,
         error TEXT NOT NULL,
         received_at TEXT NOT NULL
+    )""",
+)
+#: The change feed (version 4): every status change in commit order, the named
+#: consumers' positions in it, and what a forwarder gave up delivering.
+FEED_TABLES: tuple[str, ...] = (
+    """CREATE TABLE ds_changes (
+        seq INTEGER PRIMARY KEY,
+        message_id TEXT NOT NULL,
+        previous INTEGER,
+        status INTEGER NOT NULL,
+        timestamp_ms INTEGER NOT NULL,
+        channel TEXT,
+        client_message_id TEXT
+    )""",
+    """CREATE TABLE ds_cursors (
+        name TEXT PRIMARY KEY,
+        seq INTEGER NOT NULL,
+        updated_at TEXT NOT NULL
+    )""",
+    """CREATE TABLE ds_undeliverable (
+        consumer TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        message_id TEXT NOT NULL,
+        previous INTEGER,
+        status INTEGER NOT NULL,
+        timestamp_ms INTEGER NOT NULL,
+        channel TEXT,
+        client_message_id TEXT,
+        error TEXT NOT NULL,
+        failed_at TEXT NOT NULL,
+        PRIMARY KEY (consumer, seq)
     )""",
 )
 
@@ -109,6 +140,8 @@ MIGRATIONS: dict[int, tuple[Migration, ...]] = {
         "ALTER TABLE ds_history_v3 RENAME TO ds_history",
         _name_history_in_messages,
     ),
+    # 3 -> 4: the change feed starts empty: changes made before it are not in it
+    3: FEED_TABLES,
 }
 
 _UPSERT = (
@@ -141,6 +174,14 @@ _LAST_ARRIVAL = (
     "SELECT max(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'ds_history'), 0), "
     "COALESCE((SELECT max(arrival) FROM ds_history), 0))"
 )
+# Changes are numbered by SQLite (max(seq) + 1: the write lock is held, and trimming
+# never deletes the last change, so no number comes back; no AUTOINCREMENT, which
+# would cost an update of its bookkeeping row for every change)
+_CHANGES = (
+    "INSERT INTO ds_changes (message_id, previous, status, timestamp_ms, channel, "
+    "client_message_id) VALUES (?, ?, ?, ?, ?, ?)"
+)
+_LAST_CHANGE = "SELECT max(seq) FROM ds_changes"
 
 
 class SQLiteStore(SQLStore):
@@ -156,8 +197,9 @@ class SQLiteStore(SQLStore):
         *,
         timeout: float = 30.0,
         cache_mb: int = 64,
+        feed: bool = True,
     ) -> None:
-        super().__init__()
+        super().__init__(feed=feed)
         if cache_mb < 1:
             raise ValueError(f"cache_mb must be at least 1, not {cache_mb}")
         self.path = os.fspath(path)
@@ -182,7 +224,7 @@ class SQLiteStore(SQLStore):
         except sqlite3.Error as error:
             raise StoreUnavailable(self.target, str(error)) from error
         with self._transaction() as cursor:
-            self._setup_schema(cursor, TABLES, MIGRATIONS)
+            self._setup_schema(cursor, TABLES + FEED_TABLES, MIGRATIONS)
 
     def close(self) -> None:
         """Close the connection."""
@@ -232,36 +274,45 @@ class SQLiteStore(SQLStore):
         )
         return cursor.fetchall()
 
-    def _reserve_arrivals(self, cursor: sqlite3.Cursor, count: int) -> list[int]:
+    def _reserve(self, cursor: sqlite3.Cursor, count: int) -> list[int]:
         # the write lock is held: nobody else hands out numbers until this batch commits
         cursor.execute(_LAST_ARRIVAL)
         last = int(cursor.fetchone()[0])
         return list(range(last + 1, last + 1 + count))
 
-    def _write(
-        self,
-        cursor: sqlite3.Cursor,
-        rows: list[MessageRow],
-        history: list[HistoryRow],
-        unstated: list[str],
-    ) -> None:
-        if rows:
-            cursor.executemany(_UPSERT, rows)
-        if history:
-            cursor.executemany(_HISTORY, history)
+    def _write(self, cursor: sqlite3.Cursor, writes: Writes) -> int:
+        if writes.rows:
+            cursor.executemany(_UPSERT, writes.rows)
+        if writes.history:
+            cursor.executemany(_HISTORY, writes.history)
+        if not writes.changes:
+            return 0
+        cursor.executemany(_CHANGES, writes.changes)
+        cursor.execute(_LAST_CHANGE)
+        return int(cursor.fetchone()[0]) - len(writes.changes) + 1
 
     def remove(self, message_ids: Sequence[str], before_ms: int, keep: Keep | None = None) -> int:
         """Remove old final messages (see ``_retention``), then give their pages back."""
         removed = super().remove(message_ids, before_ms, keep)
         if removed:
-            with self._lock:
-                try:  # a database made before incremental vacuum was the default: no-op
-                    # it frees one page per step, and execute() steps once: a script
-                    # steps it to the end
-                    self._conn.executescript("PRAGMA incremental_vacuum;")
-                except sqlite3.Error as error:
-                    raise StoreUnavailable(self.target, str(error)) from error
+            self._give_pages_back()
         return removed
+
+    def trim_changes(self, before_ms: int) -> int:
+        """Trim the change feed (see ``_sqlfeed``), then give its pages back."""
+        removed = super().trim_changes(before_ms)
+        if removed:
+            self._give_pages_back()
+        return removed
+
+    def _give_pages_back(self) -> None:
+        with self._lock:
+            try:  # a database made before incremental vacuum was the default: no-op
+                # it frees one page per step, and execute() steps once: a script
+                # steps it to the end
+                self._conn.executescript("PRAGMA incremental_vacuum;")
+            except sqlite3.Error as error:
+                raise StoreUnavailable(self.target, str(error)) from error
 
     def _received_at(self, value: Any) -> datetime:
         return datetime.fromisoformat(str(value)).replace(tzinfo=timezone.utc)

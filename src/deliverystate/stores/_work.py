@@ -36,13 +36,43 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from .._catalog import Status
-from .._events import MessageState, StatusEvent
+from .._events import Change, MessageState, StatusEvent
 from .._lifecycle import step
 from .._policy import Policy
 from .._reconcile import Decision, Outcome, decide, fingerprint, rejection_reason
 from ._protocol import Summary
 
-__all__ = ["Batch", "Record", "record_of", "state_of", "status_of"]
+__all__ = [
+    "Batch",
+    "FeedEntry",
+    "Record",
+    "change_of",
+    "record_of",
+    "state_of",
+    "status_of",
+]
+
+#: A status change noted by a batch, as the feed's row without its seq: message id,
+#: previous code (None: a new message), new code, the time of the report that made
+#: it, and the message's channel and client id as known then.  Stores write these
+#: as they are (SQLite numbers them itself) and build :class:`Change` objects only
+#: for hooks, when there are any (see :func:`change_of`).
+FeedEntry = tuple[str, int | None, int, int, str | None, str | None]
+
+
+def change_of(seq: int, entry: FeedEntry) -> Change:
+    """The :class:`Change` numbered ``seq`` that a feed entry stands for."""
+    message_id, previous, status, timestamp_ms, channel, client = entry
+    return Change(
+        seq,
+        message_id,
+        None if previous is None else Status.from_code(previous),
+        Status.from_code(status),
+        timestamp_ms,
+        channel,
+        client,
+    )
+
 
 #: flags << 56 | precedence key: a message's state, compactly (see the module docstring).
 Record = int
@@ -81,7 +111,10 @@ class Batch:
     store passes its own dictionaries).  ``seen=None`` means the store keeps no history; then
     only a repeat of the current winner is recognised as a duplicate.
     ``changed`` lists the records to write back unless ``track_changes`` is
-    off (the memory store's dictionary is its storage already).
+    off (the memory store's dictionary is its storage already).  With
+    ``feed``, every change of a message's *status* (not a re-dating within a
+    status, not a channel learned) is noted in ``feed``, in order, for the
+    store to write to its change feed in the same transaction.
     """
 
     def __init__(
@@ -92,12 +125,14 @@ class Batch:
         policy: Policy,
         *,
         track_changes: bool = True,
+        feed: bool = False,
     ) -> None:
         self.records = records
         self.clients = clients
         self.seen = seen
         self.policy = policy
         self.changed: dict[str, Record] = {}
+        self.feed: list[FeedEntry] | None = [] if feed else None
         self.track_changes = track_changes
         self.recorded: list[tuple[StatusEvent, Outcome]] = []
         self.applied = self.stale = self.duplicate = 0
@@ -110,7 +145,18 @@ class Batch:
             return None
         return state_of(message_id, record, self.policy, self.clients)
 
-    def _put(self, message_id: str, state: MessageState) -> None:
+    def _put(self, message_id: str, state: MessageState, previous: Status | None) -> None:
+        if self.feed is not None and state.status is not previous:
+            self.feed.append(
+                (
+                    message_id,
+                    None if previous is None else int(previous),
+                    int(state.status),
+                    state.timestamp_ms,
+                    state.channel,
+                    state.client_message_id,
+                )
+            )
         record = record_of(state, self.policy)
         self.records[message_id] = record
         if state.client_message_id is not None:
@@ -127,7 +173,7 @@ class Batch:
         repeat = seen is not None and mark in seen
         decision = decide(state, event, self.policy, repeat=repeat)
         if decision.state != state:
-            self._put(message_id, decision.state)
+            self._put(message_id, decision.state, None if state is None else state.status)
         if seen is not None and not (repeat and decision.outcome is not Outcome.APPLIED):
             seen.add(mark)  # a repeat is kept in history once
             self.recorded.append((event, decision.outcome))
@@ -140,10 +186,8 @@ class Batch:
         rule lives in ``reconcile.decide``; this loop inlines the two cases
         that need no decision object (a report that creates a message, and one
         that can neither be rejected nor teach the state anything), with the
-        policy's key formula (``offset + scale * timestamp``) and the
-        fingerprint (``timestamp << 8 | code``) written out, because a call
-        per report would cost a third of the loop.  Every other report takes
-        :meth:`apply`.
+        policy's key formula and the fingerprint written out (a call per
+        report would cost a third of the loop).  Others take :meth:`apply`.
         """
         offset, scale = self.policy.offset, self.policy.scale
         records, clients, every_seen, recorded = (
@@ -156,6 +200,7 @@ class Batch:
         # less than filling a throwaway dictionary
         changed = self.changed if self.track_changes else records
         get, code_of = records.get, _CHANNEL_CODE
+        feed, status_code_of = self.feed, self.policy.code_of
         applied = stale = duplicate = 0
         for event in events:
             message_id = event.message_id
@@ -171,6 +216,8 @@ class Batch:
                     clients[message_id] = client
                 records[message_id] = changed[message_id] = flags << _FLAG_SHIFT | key
                 applied += 1
+                if feed is not None:
+                    feed.append((message_id, None, status, timestamp_ms, event.channel, client))
                 if every_seen is not None:
                     every_seen.setdefault(message_id, set()).add(timestamp_ms << 8 | status)
                     recorded.append((event, Outcome.APPLIED))
@@ -197,6 +244,10 @@ class Batch:
                 records[message_id] = changed[message_id] = flags << _FLAG_SHIFT | key
                 applied += 1
                 outcome = Outcome.APPLIED
+                if feed is not None and (previous := status_code_of(current)) != status:
+                    # a change, not a re-dating; the channel is the record's (checked above)
+                    entry = (message_id, previous, status, timestamp_ms, event.channel)
+                    feed.append((*entry, clients.get(message_id)))
             elif key == current:
                 duplicate += 1
                 outcome = Outcome.DUPLICATE
@@ -239,7 +290,7 @@ class Batch:
                 state.channel or event.channel,
                 state.client_message_id or event.client_message_id,
             )
-        self._put(message_id, new)
+        self._put(message_id, new, None if state is None else state.status)
         if self.seen is not None:
             self.seen.setdefault(message_id, set()).add(
                 fingerprint(event.status, event.timestamp_ms)

@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .._events import MessageState
 from .._render import state_json
+from .._stats import feed_status
 from .._tracker import Receipt, Tracker, payload_text
 from ..errors import DeliveryStateError, InvalidCallback, StoreUnavailable
 from ..stores import HistoryEntry, Summary
@@ -346,6 +347,7 @@ class _Receiver:
             recent=[(m, self.tracker.get(m)) for m in recent],
             wanted=wanted,
             found=self._lookup(wanted) if wanted is not None else None,
+            feed=feed_status(self.tracker.store),
         )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import html
+import shlex
 import subprocess
 from collections.abc import Mapping, Sequence
 from importlib import resources
@@ -21,6 +22,7 @@ import attrs
 from .._catalog import Status
 from .._events import MessageState
 from .._render import PALETTE, iso
+from .._stats import FeedStatus
 from ..diagrams import lifecycle_dot, lifecycle_mermaid, render_svg
 from ..errors import GraphvizNotFound
 from ..stores import HistoryEntry
@@ -47,6 +49,8 @@ class PageData:
     #: The message id searched for, if any, and what was found for it.
     wanted: str | None = None
     found: tuple[MessageState, Sequence[HistoryEntry]] | None = None
+    #: The change feed's consumers and what they could not deliver.
+    feed: FeedStatus | None = None
 
 
 @functools.cache
@@ -170,6 +174,38 @@ def _recent_section(data: PageData) -> str:
     )
 
 
+def _undeliverable_warnings(feed: FeedStatus | None) -> str:
+    """One warning per consumer that could not deliver some changes."""
+    if feed is None:
+        return ""
+    return "".join(
+        f'<section class="warning undeliverable"><strong>{count:,} change(s) could not be '
+        f"forwarded</strong> as <code>{esc(name)}</code>. They are kept: "
+        f"<code>deliverystate forward --name {esc(shlex.quote(name))} --redeliver</code> "
+        "sends them again.</section>"
+        for name, count in sorted(feed.undeliverable.items())
+    )
+
+
+def _feed_section(feed: FeedStatus | None) -> str:
+    """The change feed's consumers: position, how far behind, undeliverable (if any)."""
+    if feed is None or not (feed.consumers or feed.undeliverable):
+        return ""
+    rows = "".join(
+        f'<tr><td><code>{esc(name)}</code></td><td class="num">{feed.consumers.get(name, 0):,}</td>'
+        f'<td class="num">{feed.behind(name):,}</td>'
+        f'<td class="num">{feed.undeliverable.get(name, 0):,}</td></tr>'
+        for name in sorted(set(feed.consumers) | set(feed.undeliverable))
+    )
+    return (
+        '<section id="feed"><h2>Change feed</h2>'
+        f'<p class="muted">Last change: seq {feed.last_seq:,}.</p>'
+        '<table><thead><tr><th>consumer</th><th class="num">position</th>'
+        '<th class="num">behind</th><th class="num">undeliverable</th></tr></thead>'
+        f"<tbody>{rows}</tbody></table></section>"
+    )
+
+
 def render_page(data: PageData, figure: str) -> str:
     """The whole status page for ``data``, with ``figure`` (trusted markup) as the lifecycle."""
     warning = (
@@ -186,9 +222,11 @@ def render_page(data: PageData, figure: str) -> str:
             "<header><h1>deliverystate</h1>",
             "<p>Clickatell delivery callbacks, reconciled</p></header><main>",
             warning,
+            _undeliverable_warnings(data.feed),
             _search_section(data),
             _counts_section(data.counts),
             _recent_section(data),
+            _feed_section(data.feed),
             '<section id="lifecycle"><h2>Lifecycle</h2>',
             f"<figure>{figure}</figure></section>",
             "</main></body></html>",

@@ -14,14 +14,18 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any
+import threading
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 
 from .._tracker import Tracker
-from ..stores import DEFAULT_DB, open_store
+from ..stores import DEFAULT_DB, Store, open_store
 from ._app import create_app
 from ._requests import MAX_BODY_BYTES
+
+if TYPE_CHECKING:
+    from ..forward import Forwarder, ForwardTarget
 
 __all__ = ["app_from_environment", "http_protocol", "serve"]
 
@@ -29,6 +33,8 @@ __all__ = ["app_from_environment", "http_protocol", "serve"]
 _ENV_DB = "DELIVERYSTATE_SERVE_DB"
 _ENV_TOKEN = "DELIVERYSTATE_SERVE_TOKEN"
 _ENV_BASIC = "DELIVERYSTATE_SERVE_BASIC"
+#: How long ``serve`` waits at shutdown for the forwarder to finish the change in hand.
+_FORWARDER_STOP_SECONDS = 5.0
 
 try:  # uvicorn uses httptools when it is installed (the 'web' extra installs it)
     import httptools
@@ -91,6 +97,7 @@ def serve(
     basic_auth: tuple[str, str] | None = None,
     access_log: bool = False,
     workers: int = 1,
+    forward: ForwardTarget | None = None,
 ) -> None:
     """Run the receiver with uvicorn on the store named by ``db`` until stopped.
 
@@ -99,7 +106,9 @@ def serve(
     ``SchemaMismatch`` before anything listens.  ``workers`` processes share
     the port (uvicorn's own workers); each opens the store itself.  The access
     log is off by default because a ``?token=`` in a logged URL would leak
-    the secret.
+    the secret.  With ``forward``, this process also forwards the change feed
+    to that target (one forwarder, however many workers; see
+    ``deliverystate.forward``), in a thread that stops with the server.
     """
     import uvicorn  # noqa: PLC0415 - only serving needs it; mounting needs Starlette alone
 
@@ -115,13 +124,55 @@ def serve(
         file=sys.stderr,
     )
     options: dict[str, Any] = {"host": host, "port": port, "access_log": access_log}
-    if workers == 1:
-        app = create_app(Tracker(store), token=token, basic_auth=basic_auth, close_store=True)
-        uvicorn.run(app, workers=1, http=http_protocol(), **options)
-        return
+    # the forwarder shares this process's store: with one worker the app's own
+    # (a :memory: store is then forwarded too), else one the workers do not use
+    forwarding = _start_forwarder(store, forward) if forward is not None else None
+    try:
+        if workers == 1:
+            app = create_app(
+                Tracker(store), token=token, basic_auth=basic_auth, close_store=forwarding is None
+            )
+            uvicorn.run(app, workers=1, http=http_protocol(), **options)
+        else:
+            if forwarding is None:
+                _close(store)  # each worker opens its own
+            _run_workers(db, token, basic_auth, workers, options)
+    finally:
+        if forwarding is not None:
+            forwarder, thread = forwarding
+            forwarder.stop()
+            thread.join(timeout=_FORWARDER_STOP_SECONDS)
+            forwarder.close()
+            _close(store)
+
+
+def _close(store: Store) -> None:
     close = getattr(store, "close", None)
     if callable(close):
-        close()  # each worker opens its own
+        close()
+
+
+def _start_forwarder(store: Store, target: ForwardTarget) -> tuple[Forwarder, threading.Thread]:
+    from ..forward import Forwarder  # noqa: PLC0415 - the 'forward' extra is optional
+
+    forwarder = Forwarder(store, target)
+    thread = forwarder.start()
+    print(
+        f"deliverystate: forwarding changes to {target.url} as {target.name!r}",
+        file=sys.stderr,
+    )
+    return forwarder, thread
+
+
+def _run_workers(
+    db: str,
+    token: str | None,
+    basic_auth: tuple[str, str] | None,
+    workers: int,
+    options: dict[str, Any],
+) -> None:
+    import uvicorn  # noqa: PLC0415 - only serving needs it; mounting needs Starlette alone
+
     os.environ[_ENV_DB] = db
     os.environ[_ENV_TOKEN] = token or ""
     os.environ[_ENV_BASIC] = ":".join(basic_auth) if basic_auth else ""
