@@ -24,7 +24,7 @@ LAYERS: list[set[str]] = [
     {"_policy"},
     {"_events"},
     {"_reconcile"},
-    {"_formats", "_callbacks"},
+    {"_formats", "_json", "_fields", "_callbacks"},
     {"stores"},
     {"_tracker"},
     {"_stats", "_render", "diagrams", "simulate"},
