@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import pickle
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from typing import Any
@@ -15,11 +16,13 @@ from hypothesis import strategies as st
 from deliverystate import (
     LEGACY_STATUS,
     InvalidCallback,
+    ParsedBatch,
     ParsedCallback,
     Status,
     StatusEvent,
     parse_callback,
     read_callback,
+    read_many,
 )
 from deliverystate import _callbacks as callbacks_module
 from deliverystate import _json as json_module
@@ -628,3 +631,43 @@ def read_or_none(line: str) -> ParsedCallback | None:
         return read_callback(line)
     except (InvalidCallback, TypeError):
         return None
+
+
+# --- batches -----------------------------------------------------------------------------
+
+
+def test_read_many_reads_each_body_and_names_the_bad_ones() -> None:
+    """Every body's events in order, each refusal with its body's index, ignored events counted."""
+    inbound = {"event": {"moText": [{"messageId": "in-1"}]}}
+    lines = [*simulate_lines(200, seed=8), json.dumps(inbound)]
+    batch = read_many(lines)
+    events: list[StatusEvent] = []
+    errors: list[tuple[int, str]] = []
+    ignored = 0
+    for index, line in enumerate(lines):
+        try:
+            parsed = read_callback(line)
+        except InvalidCallback as error:
+            errors.append((index, str(error)))
+            continue
+        events.extend(parsed.events)
+        ignored += len(parsed.ignored)
+    assert list(batch.events) == events
+    assert [(index, str(error)) for index, error in batch.errors] == errors
+    assert batch.ignored == ignored
+    assert errors
+    assert ignored
+
+
+def test_a_batch_pickles_to_the_same_events_and_errors() -> None:
+    """A worker process hands a batch back by pickle: the same events, errors and counts."""
+    lines = [*simulate_lines(200, seed=9), '{"messageId": "x", "statusCode": [1, 2]}', "[]"]
+    batch = read_many(line.encode() for line in lines)
+    again = pickle.loads(pickle.dumps(batch))
+    assert again.events == batch.events
+    assert all(type(e.status) is Status for e in again.events)
+    assert [(i, e.field, e.reason, e.value, str(e)) for i, e in again.errors] == [
+        (i, e.field, e.reason, e.value, str(e)) for i, e in batch.errors
+    ]
+    assert again.ignored == batch.ignored
+    assert pickle.loads(pickle.dumps(ParsedBatch(()))) == ParsedBatch(())

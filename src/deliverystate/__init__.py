@@ -14,7 +14,7 @@ with an underscore are the implementation and may change.
 
 from __future__ import annotations
 
-from ._callbacks import ParsedCallback, parse_callback, read_callback
+from ._callbacks import ParsedBatch, ParsedCallback, parse_callback, read_callback, read_many
 from ._catalog import CHANNELS, FAILURES, Category, Kind, Source, Status
 from ._events import MessageState, StatusEvent
 from ._formats import LEGACY_STATUS, PLATFORM_NAMES
@@ -65,6 +65,7 @@ __all__ = [
     "MessageState",
     "NoDatabase",
     "Outcome",
+    "ParsedBatch",
     "ParsedCallback",
     "Policy",
     "PolicyMismatch",
@@ -88,6 +89,7 @@ __all__ = [
     "open_store",
     "parse_callback",
     "read_callback",
+    "read_many",
     "reconcile",
     "step",
 ]
