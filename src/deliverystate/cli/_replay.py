@@ -3,22 +3,48 @@
 Kept apart from the click commands so that it needs neither click nor rich:
 ``replay_stream`` is what ``deliverystate replay`` runs, and what a program
 embedding the tracker can call on any iterable of lines.
+
+Theory of operation
+-------------------
+Lines are cut into batches of ``chunk`` lines; each batch is parsed
+(``read_many``) and then applied by ``Tracker.ingest_parsed`` in one store
+transaction, its bad lines going to the dead letter first.  With ``workers``,
+parsing happens in that many worker processes while this process applies the
+batch before: a worker only ever parses, and every batch is applied here,
+strictly in order, so transactions, dead letters, line numbers and results are
+those of the single-process path.  The workers start only once the stream
+turns out longer than one batch, and the first batch is parsed here while
+they start, so a short stream never waits for them; a worker that dies has
+its batches parsed here instead.  Workers ignore Ctrl-C (this process handles it
+and stops them; the batch being applied rolls back whole) and exit by
+themselves when this process dies, even by SIGKILL.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-from collections import Counter
-from collections.abc import Callable, Iterable
+import multiprocessing
+import os
+import signal
+import threading
+from collections import Counter, deque
+from collections.abc import Callable, Generator, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.connection import wait
 from typing import Any
 
+from .._callbacks import ParsedBatch, read_many
 from .._reconcile import Outcome
-from .._tracker import Tracker
+from .._tracker import IngestReport, Tracker
 
-__all__ = ["CHUNK", "ReplayResult", "replay_stream"]
+__all__ = ["CHUNK", "PARSE_WORKERS", "ReplayResult", "replay_stream"]
 
 #: Lines applied per store transaction by ``replay``.
 CHUNK = 2000
+#: Processes parsing for ``replay`` by default: one beside the one applying, given two cores.
+PARSE_WORKERS = 1 if (os.cpu_count() or 1) > 1 else 0
 
 
 class ReplayResult:
@@ -46,27 +72,123 @@ class ReplayResult:
             "ignored_events": self.ignored,
         }
 
+    def _count(self, numbers: list[int], report: IngestReport) -> None:
+        self.lines += len(numbers)
+        self.ignored += report.ignored
+        for outcome in Outcome:
+            self.outcomes[outcome] += report.summary.count(outcome)
+        self.errors.extend((numbers[index], str(error)) for index, error in report.errors)
+
+
+class _Batch:
+    """Up to ``chunk`` lines: the non-blank ones' numbers and bodies, and the bytes consumed."""
+
+    def __init__(self, numbers: list[int], bodies: list[bytes], size: int) -> None:
+        self.numbers = numbers
+        self.bodies = bodies
+        self.size = size
+
+
+#: Batches with their parse, in order, from this process or from workers.
+_Parsing = Generator[tuple[_Batch, ParsedBatch], None, None]
+
 
 def replay_stream(
     lines: Iterable[bytes],
     tracker: Tracker,
     chunk: int = CHUNK,
     progress: Callable[[int], object] | None = None,
+    workers: int = 0,
 ) -> ReplayResult:
     """Apply each non-blank line as one callback body, in order, ``chunk`` lines per batch.
 
     ``progress`` is called with the number of bytes consumed by each batch.
+    ``workers`` processes parse batches while this one applies them (0: this
+    process does both); the results are the same either way.  Workers are
+    started with multiprocessing's "spawn", which imports the calling
+    program's main module in each of them: keep its work under
+    ``if __name__ == "__main__":``, as ``deliverystate replay`` does.
     """
     result = ReplayResult()
-    numbered = ((n, line) for n, line in enumerate(lines, start=1))
-    while batch := list(itertools.islice(numbered, chunk)):
-        bodies = [(n, line.rstrip(b"\r\n")) for n, line in batch if line.strip()]
-        report = tracker.ingest_many(body for _, body in bodies)
-        result.lines += len(bodies)
-        result.ignored += report.ignored
-        for outcome in Outcome:
-            result.outcomes[outcome] += report.summary.count(outcome)
-        result.errors.extend((bodies[index][0], str(error)) for index, error in report.errors)
-        if progress is not None:
-            progress(sum(len(line) for _, line in batch))
+    batches = _batches(lines, chunk)
+    parsed = _parse_ahead(batches, workers) if workers > 0 else _parse_here(batches)
+    with contextlib.closing(parsed):
+        for batch, batch_parsed in parsed:
+            result._count(batch.numbers, tracker.ingest_parsed(batch.bodies, batch_parsed))
+            if progress is not None:
+                progress(batch.size)
     return result
+
+
+def _batches(lines: Iterable[bytes], chunk: int) -> Iterator[_Batch]:
+    numbered = enumerate(lines, start=1)
+    while batch := list(itertools.islice(numbered, chunk)):
+        kept = [(n, line.rstrip(b"\r\n")) for n, line in batch if line.strip()]
+        yield _Batch(
+            [n for n, _ in kept], [body for _, body in kept], sum(len(line) for _, line in batch)
+        )
+
+
+def _parse_here(batches: Iterator[_Batch]) -> _Parsing:
+    for batch in batches:
+        yield batch, read_many(batch.bodies)
+
+
+def _parse_ahead(batches: Iterator[_Batch], workers: int) -> _Parsing:
+    """Each batch with its parse, in order, parsed by ``workers`` processes ahead of the caller."""
+    first = next(batches, None)
+    if first is None:
+        return
+    second = next(batches, None)
+    if second is None:  # one batch: not worth a process
+        yield first, read_many(first.bodies)
+        return
+    with _worker_pool(workers) as pool:
+        pending = deque([(second, _submit(pool, second))])
+        yield first, read_many(first.bodies)  # parsed here while the workers start
+        for batch in batches:
+            pending.append((batch, _submit(pool, batch)))
+            if len(pending) > workers:
+                yield _parsed(*pending.popleft())
+        while pending:
+            yield _parsed(*pending.popleft())
+
+
+def _submit(pool: ProcessPoolExecutor, batch: _Batch) -> Future[ParsedBatch] | None:
+    try:
+        return pool.submit(read_many, batch.bodies)
+    except BrokenProcessPool:  # a worker died: parse here from now on
+        return None
+
+
+def _parsed(batch: _Batch, future: Future[ParsedBatch] | None) -> tuple[_Batch, ParsedBatch]:
+    if future is not None:
+        try:
+            return batch, future.result()
+        except BrokenProcessPool:
+            pass
+    return batch, read_many(batch.bodies)
+
+
+@contextlib.contextmanager
+def _worker_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
+    # spawn, not fork: a child must not inherit this process's open database
+    context = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_started)
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _worker_started() -> None:
+    """In each worker: leave Ctrl-C to the replaying process, and end when it ends."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_with, args=(parent.sentinel,), daemon=True).start()
+
+
+def _exit_with(sentinel: int) -> None:
+    wait([sentinel])
+    os._exit(0)
