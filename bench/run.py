@@ -24,7 +24,7 @@ missed.
    docs/design.md section 6 is measured on the stores (``bench/scale.py``).
 6. ``parse_callback`` on One API bodies: reported.  ``replay`` end to end
    into a fresh SQLite file, as ``deliverystate replay FILE`` runs it, on the
-   stream ``deliverystate simulate -n 100000 --seed 1`` writes (10,000
+   stream ``deliverystate simulate -n 100000 --seed 1`` writes (30,000
    messages with ``--quick``), against the same replay done the plain way in
    the same run (one process, the standard library's JSON, ``ingest_many``
    per 2,000 lines): at least 100,000 callbacks per second.
@@ -36,9 +36,9 @@ from __future__ import annotations
 
 import argparse
 import gc
-import itertools
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import tracemalloc
@@ -61,15 +61,12 @@ from bench.common import (
 from deliverystate import (
     DELIVERY_WINS,
     MemoryStore,
-    SQLiteStore,
     Status,
     StatusEvent,
     Tracker,
     parse_callback,
 )
-from deliverystate import _json as json_module
 from deliverystate._lifecycle import EDGES, trigger_for
-from deliverystate.cli import PARSE_WORKERS, replay_stream
 from deliverystate.simulate import simulate_lines
 
 
@@ -281,11 +278,11 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one section p
     bodies = [line for line in lines if line.startswith('{"integrationId"')]
     parse = median_seconds(lambda: [_parse_or_none(body) for body in bodies], repeats)
     row("parse_callback, One API bodies", per_second(parse, len(bodies)), "", "(reported)")
-    count, replayed = replay_figures(10_000 if quick else 100_000, 3 if quick else repeats)
+    count, replayed = replay_figures(30_000 if quick else 100_000, 3 if quick else repeats)
     ratio = statistics.median(replayed["plain"]) / statistics.median(replayed["ours"])
     rate = count / statistics.median(replayed["ours"])
     row(
-        f"replay end to end into SQLite ({count:,} lines)",
+        f"deliverystate replay FILE, fresh SQLite ({count:,} lines)",
         spread(count, replayed["ours"]),
         f"{ratio:.2f}x",
         ">= 100,000/s",
@@ -330,55 +327,41 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one section p
     return 0 if all(verdicts) else 1
 
 
-def replay_plain(stream: Path, tracker: Tracker) -> None:
-    """The replay baseline: one process, the standard library's JSON, ingest_many per 2,000 lines.
-
-    What ``deliverystate replay`` did before it parsed in a worker process, with
-    msgspec, and in larger batches (the parser's own fast path is used here too).
-    """
-    saved = json_module.FAST_DECODER
-    json_module.FAST_DECODER = None
-    try:
-        with stream.open("rb") as file:
-            while chunk := list(itertools.islice(file, 2000)):
-                tracker.ingest_many([line.rstrip(b"\r\n") for line in chunk if line.strip()])
-    finally:
-        json_module.FAST_DECODER = saved
-
-
 def replay_figures(messages: int, repeats: int) -> tuple[int, dict[str, list[float]]]:
     """Lines in the simulated stream, and the times of replaying it both ways, taking turns.
 
-    The stream is what ``deliverystate simulate -n MESSAGES --seed 1`` writes;
-    every replay goes into a fresh SQLite file; ``ours`` is what ``deliverystate
-    replay FILE`` runs (its default batch size and parsing workers).
+    The stream is what ``deliverystate simulate -n MESSAGES --seed 1`` writes.
+    ``ours`` runs ``deliverystate replay STREAM --db DB`` as a user would (its
+    default batch size and parsing worker); ``plain`` runs the baseline,
+    ``bench/plain_replay.py``, as a process of its own too.  Every replay goes
+    into a fresh SQLite file.
     """
     workdir = Path(tempfile.mkdtemp(prefix="ds-bench-replay-"))
     stream = workdir / "stream.jsonl"
     stream.write_text("".join(line + "\n" for line in simulate_lines(messages, seed=1)))
-    opened: list[SQLiteStore] = []
-    numbers = itertools.count()
+    db = workdir / "replayed.sqlite3"
+    script = shutil.which("deliverystate", path=str(Path(sys.executable).parent))
+    cli = (
+        [script] if script else [sys.executable, "-c", "from deliverystate.cli import main; main()"]
+    )
+    plain = [sys.executable, str(Path(__file__).parent / "plain_replay.py"), str(stream), str(db)]
 
-    def fresh() -> Tracker:
-        opened.append(SQLiteStore(workdir / f"{next(numbers)}.sqlite3"))
-        return Tracker(opened[-1])
+    def forget() -> None:  # untimed: the previous run's database goes
+        for path in workdir.glob(f"{db.name}*"):
+            path.unlink()
 
-    def forget() -> None:  # untimed: close and delete the previous run's database
-        while opened:
-            store = opened.pop()
-            store.close()
-            for path in workdir.glob(f"{Path(store.path).name}*"):
-                path.unlink()
-
-    def ours() -> None:
-        with stream.open("rb") as file:
-            replay_stream(file, fresh(), workers=PARSE_WORKERS)
+    def run(command: list[str]) -> None:
+        subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
 
     try:
         times = alternating_seconds(
-            {"ours": ours, "plain": lambda: replay_plain(stream, fresh())}, repeats, forget
+            {
+                "ours": lambda: run([*cli, "replay", str(stream), "--db", str(db)]),
+                "plain": lambda: run(plain),
+            },
+            repeats,
+            forget,
         )
-        forget()
         with stream.open("rb") as file:
             count = sum(1 for line in file if line.strip())
     finally:
