@@ -6,11 +6,18 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from deliverystate.simulate import simulated_events
 
-__all__ = ["machine", "median_seconds", "print_table", "simulated_events"]
+__all__ = [
+    "alternating_seconds",
+    "machine",
+    "median_seconds",
+    "print_table",
+    "simulated_events",
+    "spread",
+]
 
 
 def median_seconds(
@@ -25,6 +32,34 @@ def median_seconds(
         run()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def alternating_seconds(
+    runs: Mapping[str, Callable[[], object]],
+    repeats: int,
+    setup: Callable[[], object] | None = None,
+) -> dict[str, list[float]]:
+    """Wall times of each run over ``repeats`` rounds, the runs taking turns in every round.
+
+    On a shared machine, load comes and goes: taking turns exposes every run to
+    the same spells of it, which running one side's repeats first would not.
+    ``setup`` runs untimed before each run.
+    """
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            if setup is not None:
+                setup()
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def spread(count: int, times: list[float]) -> str:
+    """``count`` per second at the median of ``times``, with the slowest and fastest run."""
+    rates = sorted(count / t for t in times)
+    return f"{statistics.median(rates):,.0f}/s ({rates[0]:,.0f}-{rates[-1]:,.0f})"
 
 
 def machine() -> str:

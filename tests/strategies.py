@@ -121,3 +121,76 @@ def mutated_callbacks(draw: st.DrawFn) -> Any:
         else:
             target[name] = draw(_TRICKY)
     return json.dumps(body) if draw(st.booleans()) else body
+
+
+# --- bodies near the parser's fast path: clean, or off by one detail ---------------------
+
+_IDS = st.sampled_from(
+    ["abc123", "a b", " abc", "abc ", "x" * 256, "x" * 257, "é-1", "a\x00b", "a\tb", "", 5, None]
+)
+_CLIENTS = st.sampled_from([None, "", "c-1", " c", "c-é", 7, "c\x7f", ["c-1"]])
+_CHANNEL_VALUES = st.sampled_from(
+    [None, "sms", "whatsapp", " SMS ", "WhatsApp", " whatsapp\n", "rcs", "", " ", 1, ["sms"]]
+)
+_CODES = st.one_of(
+    st.sampled_from([None, 13, 142, 0, -1, True, 4.0, "4", " 4", "04", "x", 10**30, ["4"]]),
+    st.sampled_from([int(s) for s in Status]),
+    st.integers(1, 14),
+)
+_NAMES = st.one_of(
+    st.sampled_from([None, "DELIVERED", "queued", " READ ", "OK", 4, ["READ"], ""]),
+    st.sampled_from([s.name for s in Status]),
+    st.sampled_from(
+        ["DELIVERED_TO_GATEWAY", "RECEIVED_BY_RECIPIENT", "ERROR_WITH_MESSAGE", "MESSAGE_EXPIRED"]
+    ),
+)
+_TIMES = st.one_of(
+    st.integers(BASE_MS - 10**6, BASE_MS + 10**6),
+    st.integers(BASE_MS - 10**6, BASE_MS + 10**6).map(str),
+    st.sampled_from(
+        [None, 1_767_225_600, "1767225600", -5, 1.5, True, " 1767225600000", "1e12", 10**30, "٣"]
+    ),
+)
+
+
+@st.composite
+def callback_variants(draw: st.DrawFn) -> Any:
+    """A body of any of the three shapes, with every field drawn clean or nearly so."""
+    fmt = draw(st.sampled_from(["one", "flat", "legacy"]))
+    body: dict[str, Any]
+    if fmt == "one":
+        updates = [
+            {
+                "channel": draw(_CHANNEL_VALUES),
+                "messageId": draw(_IDS),
+                "clientMessageId": draw(_CLIENTS),
+                "statusCode": draw(_CODES),
+                "status": draw(_NAMES),
+                "timestamp": draw(_TIMES),
+            }
+            for _ in range(draw(st.integers(1, 3)))
+        ]
+        event: dict[str, Any] = {"messageStatusUpdate": updates}
+        if not draw(st.integers(0, 5)):
+            event["moText"] = [{"messageId": "in-1"}]
+        body = {"integrationId": "i", "event": event}
+    elif fmt == "flat":
+        body = {
+            "messageId": draw(_IDS),
+            "clientMessageId": draw(_CLIENTS),
+            "statusCode": draw(_CODES),
+            "status": draw(_NAMES),
+            "timestamp": draw(_TIMES),
+        }
+    else:
+        body = {
+            "api_id": "1",
+            "apiMsgId": draw(_IDS),
+            "cliMsgId": draw(_CLIENTS),
+            "status": draw(st.one_of(_CODES, st.sampled_from(["001", "004", "013", "014"]))),
+            "timestamp": draw(_TIMES),
+        }
+    for target in [body, *body.get("event", {}).get("messageStatusUpdate", [])]:
+        for key in [k for k, v in target.items() if v is None and draw(st.booleans())]:
+            del target[key]  # absent, rather than null
+    return json.dumps(body) if draw(st.booleans()) else body

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import pickle
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -14,17 +16,33 @@ from hypothesis import strategies as st
 from deliverystate import (
     LEGACY_STATUS,
     InvalidCallback,
+    ParsedBatch,
+    ParsedCallback,
     Status,
     StatusEvent,
     parse_callback,
     read_callback,
+    read_many,
 )
-from deliverystate.simulate import callback_body
+from deliverystate import _callbacks as callbacks_module
+from deliverystate import _json as json_module
+from deliverystate.simulate import callback_body, simulate_lines
 
 from .real_bodies import BODIES, RealBody
-from .strategies import any_event, json_values, mutated_callbacks
+from .strategies import any_event, callback_variants, json_values, mutated_callbacks
 
 TS = 1_767_225_600_123  # 2026-01-01T00:00:00.123Z
+
+
+@pytest.fixture(autouse=True, scope="module", params=["msgspec", "stdlib"])
+def decoder(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every test here runs with each JSON decoder: msgspec (the 'fast' extra), the stdlib's."""
+    with pytest.MonkeyPatch.context() as patch:
+        if request.param == "stdlib":
+            patch.setattr(json_module, "FAST_DECODER", None)
+        elif json_module.FAST_DECODER is None:
+            pytest.skip("msgspec (the 'fast' extra) is not installed")
+        yield request.param
 
 
 def one_api(**update: Any) -> dict[str, Any]:
@@ -557,3 +575,99 @@ def test_mutated_mappings_with_huge_integers_raise_only_invalid_callback(
             target[key] = huge
     with contextlib.suppress(InvalidCallback):
         read_callback(payload)
+
+
+# --- the fast path -----------------------------------------------------------------------
+
+
+def outcome_of(read: Callable[[Any], ParsedCallback], payload: Any) -> tuple[Any, ...]:
+    """What reading ``payload`` comes to: the events and ignored names, or the refusal."""
+    try:
+        parsed = read(payload)
+    except InvalidCallback as error:
+        return ("refused", error.field, error.reason, type(error.value), str(error))
+    events = [
+        (e.message_id, e.status, e.timestamp_ms, e.channel, e.client_message_id)
+        for e in parsed.events
+    ]
+    return ("parsed", events, parsed.ignored)
+
+
+def full_parser_outcome(payload: Any) -> tuple[Any, ...]:
+    """read_callback as the full parser alone reads it: standard library JSON, no fast path."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(json_module, "FAST_DECODER", None)
+        patch.setattr(callbacks_module, "_FAST", {})
+        return outcome_of(read_callback, payload)
+
+
+@settings(max_examples=1500, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(callback_variants(), mutated_callbacks()))
+def test_the_fast_path_reads_every_body_as_the_full_parser_does(payload: Any) -> None:
+    """Clean or nearly clean bodies of every shape: the same events, or the same refusal."""
+    assert outcome_of(read_callback, payload) == full_parser_outcome(payload)
+
+
+def test_clean_bodies_never_reach_the_full_parser(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The simulator's valid bodies of all three shapes are read by the fast path alone."""
+    lines = simulate_lines(300, seed=5)
+    readable = []
+    for line in lines:
+        with contextlib.suppress(InvalidCallback):
+            readable.append((line, read_callback(line)))
+    moved = {}
+    for shape in ("One API", "Platform", "legacy HTTP"):
+        moved[shape] = callbacks_module._PARSERS[shape]
+        monkeypatch.setitem(callbacks_module._PARSERS, shape, None)
+    fast = [(line, parsed) for line, parsed in readable if read_or_none(line) == parsed]
+    shapes = {callbacks_module._shape(json.loads(line)) for line, _ in fast}
+    assert shapes == set(moved)
+    assert len(fast) >= 0.95 * len(readable)
+
+
+def read_or_none(line: str) -> ParsedCallback | None:
+    """read_callback's answer, or None where it needed a parser that is not there."""
+    try:
+        return read_callback(line)
+    except (InvalidCallback, TypeError):
+        return None
+
+
+# --- batches -----------------------------------------------------------------------------
+
+
+def test_read_many_reads_each_body_and_names_the_bad_ones() -> None:
+    """Every body's events in order, each refusal with its body's index, ignored events counted."""
+    inbound = {"event": {"moText": [{"messageId": "in-1"}]}}
+    lines = [*simulate_lines(200, seed=8), json.dumps(inbound)]
+    batch = read_many(lines)
+    events: list[StatusEvent] = []
+    errors: list[tuple[int, str]] = []
+    ignored = 0
+    for index, line in enumerate(lines):
+        try:
+            parsed = read_callback(line)
+        except InvalidCallback as error:
+            errors.append((index, str(error)))
+            continue
+        events.extend(parsed.events)
+        ignored += len(parsed.ignored)
+    assert list(batch.events) == events
+    assert [(index, str(error)) for index, error in batch.errors] == errors
+    assert batch.ignored == ignored
+    assert errors
+    assert ignored
+
+
+def test_a_batch_pickles_to_the_same_events_and_errors() -> None:
+    """A worker process hands a batch back by pickle: the same events, errors and counts."""
+    lines = [*simulate_lines(200, seed=9), '{"messageId": "x", "statusCode": [1, 2]}', "[]"]
+    batch = read_many(line.encode() for line in lines)
+    again = pickle.loads(pickle.dumps(batch))
+    assert again.events == batch.events
+    assert all(type(e.status) is Status for e in again.events)
+    assert [(i, e.field, e.reason, e.value, str(e)) for i, e in again.errors] == [
+        (i, e.field, e.reason, e.value, str(e)) for i, e in batch.errors
+    ]
+    assert again.ignored == batch.ignored
+    assert pickle.loads(pickle.dumps(ParsedBatch(()))) == ParsedBatch(())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -87,3 +88,38 @@ def test_state_from_event_and_its_datetime() -> None:
         "c-1",
     )
     assert state.timestamp == datetime(2026, 1, 1, 0, 0, 0, 500_000, tzinfo=timezone.utc)
+
+
+def test_the_datetime_is_made_from_the_integer_when_read() -> None:
+    """Only the milliseconds are stored; ``timestamp`` is the same instant, made on demand."""
+    event = StatusEvent.from_ms("m", Status.QUEUED, 1_767_225_600_123, "sms")
+    assert event.timestamp == datetime(2026, 1, 1, 0, 0, 0, 123_000, tzinfo=timezone.utc)
+    assert event.timestamp.tzinfo is timezone.utc
+    assert "timestamp=datetime.datetime(2026, 1, 1, 0, 0, 0, 123000" in repr(event)
+    with pytest.raises(AttributeError):
+        event.timestamp = datetime(2026, 1, 2, tzinfo=timezone.utc)  # type: ignore[misc]
+
+
+def test_equality_and_hashing_follow_every_field_but_not_how_the_event_was_built() -> None:
+    """Equal fields make equal events with equal hashes, whichever constructor made them."""
+    by_ms = StatusEvent.from_ms("m", 5, 1_767_225_600_042, "sms", "c")
+    by_datetime = StatusEvent("m", Status.DEVICE_ACK, by_ms.timestamp, "sms", "c")
+    checked = StatusEvent._checked("m", Status.DEVICE_ACK, 1_767_225_600_042, "sms", "c")
+    assert by_ms == by_datetime == checked
+    assert len({by_ms, by_datetime, checked}) == 1
+    for other in (
+        StatusEvent.from_ms("n", 5, 1_767_225_600_042, "sms", "c"),
+        StatusEvent.from_ms("m", 6, 1_767_225_600_042, "sms", "c"),
+        StatusEvent.from_ms("m", 5, 1_767_225_600_043, "sms", "c"),
+        StatusEvent.from_ms("m", 5, 1_767_225_600_042, None, "c"),
+        StatusEvent.from_ms("m", 5, 1_767_225_600_042, "sms", None),
+    ):
+        assert other != by_ms
+
+
+def test_events_pickle_and_come_back_equal() -> None:
+    """An event survives pickling (a worker process hands events over that way)."""
+    event = StatusEvent.from_ms("m", 5, 1_767_225_600_042, "whatsapp", "c")
+    again = pickle.loads(pickle.dumps(event))
+    assert again == event
+    assert again.timestamp == event.timestamp

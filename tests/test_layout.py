@@ -24,7 +24,7 @@ LAYERS: list[set[str]] = [
     {"_policy"},
     {"_events"},
     {"_reconcile"},
-    {"_formats", "_archive", "_callbacks"},
+    {"_formats", "_archive", "_json", "_fields", "_callbacks"},
     {"stores"},
     {"_prune", "_tracker", "_follow"},
     {"_stats", "_render", "diagrams", "simulate"},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import pickle
 import sqlite3
 import uuid
 from datetime import datetime, timezone
@@ -26,9 +27,10 @@ from deliverystate import (
     Store,
     StoreUnavailable,
     Tracker,
+    read_many,
 )
 from deliverystate.cli import replay_stream
-from deliverystate.simulate import callback_body, generate_callbacks
+from deliverystate.simulate import callback_body, generate_callbacks, simulate_lines
 
 from .conftest import StoreFactory
 from .strategies import BASE_MS, consistent_events
@@ -236,6 +238,22 @@ def test_ingest_many_applies_good_bodies_and_keeps_bad_ones(open_store: StoreFac
     assert report.summary.applied == 1
     assert [index for index, _ in report.errors] == [1, 2]
     assert len(tracker.dead_letters()) == 2
+
+
+def test_bodies_parsed_elsewhere_are_ingested_alike(open_store: StoreFactory) -> None:
+    """ingest_parsed with read_many's batch (even pickled) does what ingest_many does."""
+    bodies = simulate_lines(150, seed=12)
+    direct, elsewhere = Tracker(MemoryStore()), Tracker(open_store())
+    expected = direct.ingest_many(bodies)
+    report = elsewhere.ingest_parsed(bodies, pickle.loads(pickle.dumps(read_many(bodies))))
+    assert report.summary == expected.summary
+    assert [(i, str(e)) for i, e in report.errors] == [(i, str(e)) for i, e in expected.errors]
+    assert report.ignored == expected.ignored
+    ids = {event.message_id for event in read_many(bodies).events}
+    assert {m: elsewhere.get(m) for m in ids} == {m: direct.get(m) for m in ids}
+    assert [(d.payload, d.error) for d in elsewhere.dead_letters()] == [
+        (d.payload, d.error) for d in direct.dead_letters()
+    ]
 
 
 def test_sql_stores_refuse_to_mix_policies(open_sql_store: StoreFactory) -> None:

@@ -15,7 +15,7 @@ change.
 
 from __future__ import annotations
 
-from ._callbacks import ParsedCallback, parse_callback, read_callback
+from ._callbacks import ParsedBatch, ParsedCallback, parse_callback, read_callback, read_many
 from ._catalog import CHANNELS, FAILURES, Category, Kind, Source, Status
 from ._events import Change, MessageState, StatusEvent
 from ._formats import LEGACY_STATUS, PLATFORM_NAMES
@@ -68,6 +68,7 @@ __all__ = [
     "MessageState",
     "NoDatabase",
     "Outcome",
+    "ParsedBatch",
     "ParsedCallback",
     "Policy",
     "PolicyMismatch",
@@ -92,6 +93,7 @@ __all__ = [
     "open_store",
     "parse_callback",
     "read_callback",
+    "read_many",
     "reconcile",
     "step",
 ]

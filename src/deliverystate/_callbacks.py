@@ -40,23 +40,35 @@ it from the dead letter later is all-or-nothing.  Nothing but
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
 
 from ._archive import archived_events, is_archive
 from ._catalog import CHANNELS, Status
-from ._events import MAX_ID_LENGTH, StatusEvent, id_problem
-from ._formats import LEGACY_STATUS, MIN_TIMESTAMP_MS, PLATFORM_NAMES
+from ._events import MAX_ID_LENGTH, StatusEvent
+from ._fields import (
+    flat_status,
+    legacy_status,
+    one_api_status,
+    read_identifier,
+    read_text,
+    read_timestamp_ms,
+    show,
+    single_value,
+)
+from ._formats import MIN_TIMESTAMP_MS
+from ._json import decode_body
 from ._policy import MAX_TIMESTAMP_MS
-from .errors import InvalidCallback, UnknownStatusCode
+from .errors import InvalidCallback
 
 __all__ = [
+    "ParsedBatch",
     "ParsedCallback",
     "parse_callback",
     "read_callback",
+    "read_many",
 ]
 
 
@@ -72,244 +84,55 @@ class ParsedCallback:
     ignored: tuple[str, ...] = ()
 
 
+@attrs.frozen
+class ParsedBatch:
+    """What a batch of callback bodies holds, as :func:`read_many` reads it.
+
+    ``events`` are the status events of every body that parsed, in order;
+    ``errors`` pairs the index of each body that did not with its error;
+    ``ignored`` counts the events that are not status updates.
+
+    A batch pickles compactly (its events as five columns), so that a worker
+    process can parse bodies and hand the batch back cheaply.
+    """
+
+    events: tuple[StatusEvent, ...]
+    errors: tuple[tuple[int, InvalidCallback], ...] = ()
+    ignored: int = 0
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        events = self.events
+        columns = (
+            [e.message_id for e in events],
+            [int(e.status) for e in events],
+            [e.timestamp_ms for e in events],
+            [e.channel for e in events],
+            [e.client_message_id for e in events],
+        )
+        errors = [(i, e.field, e.reason, e.value) for i, e in self.errors]
+        return (_unpickle_batch, (columns, errors, self.ignored))
+
+
+def _unpickle_batch(
+    columns: tuple[list[str], list[int], list[int], list[str | None], list[str | None]],
+    errors: list[tuple[int, str, str, Any]],
+    ignored: int,
+) -> ParsedBatch:
+    ids, codes, times, channels, clients = columns
+    statuses = map(_STATUS_OF_CODE.__getitem__, codes)
+    events = tuple(map(StatusEvent._checked, ids, statuses, times, channels, clients))
+    refused = tuple((i, InvalidCallback(*error)) for i, *error in errors)
+    return ParsedBatch(events, refused, ignored)
+
+
 _CHANNEL = {channel: channel for channel in CHANNELS}
+_STATUS_OF_CODE = {int(status): status for status in Status}
 _ONE_API = "One API"
 _FLAT = "Platform"
 _LEGACY = "legacy HTTP"
 _REPLY = "Platform reply"
 _LEGACY_MO = "legacy MO"
 _STATUS_UPDATE = "messageStatusUpdate"
-
-
-def _show(value: object) -> str:
-    """A short repr for messages; never fails (a 5,000-digit int cannot be printed)."""
-    try:
-        text = repr(value)
-    except ValueError:
-        return f"<a {type(value).__name__} too large to show>"
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-class _RepeatedKey(Exception):
-    def __init__(self, key: str) -> None:
-        self.key = key
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """A JSON object as a dict, refusing a key given twice (which one would count?)."""
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise _RepeatedKey(key)
-            seen.add(key)
-    return result
-
-
-# built once: json.loads(text, object_pairs_hook=...) builds a decoder per call, which
-# costs more than the whole decoding of a callback
-_JSON = json.JSONDecoder(object_pairs_hook=_unique_keys)
-
-
-def _decode(payload: object) -> Mapping[str, Any]:
-    """Turn bytes, str or a mapping into a mapping of field -> value."""
-    if isinstance(payload, bytes | bytearray | memoryview):
-        try:
-            payload = bytes(payload).decode("utf-8")
-        except UnicodeDecodeError as error:
-            raise InvalidCallback(
-                "body", f"not UTF-8 ({error.reason} at byte {error.start})"
-            ) from None
-    if isinstance(payload, str):
-        try:
-            payload = _JSON.decode(payload)
-        except _RepeatedKey as repeated:
-            raise InvalidCallback(
-                repeated.key, "given more than once in one JSON object", repeated.key
-            ) from None
-        except (ValueError, RecursionError) as error:
-            raise InvalidCallback("body", f"not JSON ({error})") from None
-    if payload.__class__ is not dict and not isinstance(payload, Mapping):
-        raise InvalidCallback(
-            "body", f"expected a JSON object or query parameters, got {type(payload).__name__}"
-        )
-    return payload
-
-
-# ``x.__class__ is dict`` before ``isinstance(x, Mapping)``: decoded JSON is made of
-# dicts, and an ABC check costs more than most of a field's parsing.
-#
-# Field helpers take the path of the object they read from (``prefix``, "" at the top)
-# and build a field's full path only when they raise: most bodies are fine.
-
-
-def _single(fields: Mapping[str, Any], name: str, prefix: str) -> Any:
-    """A field's value; query parameters may arrive as one-element lists."""
-    value = fields.get(name)
-    if value.__class__ is list or isinstance(value, list | tuple):
-        if len(value) != 1:
-            raise InvalidCallback(prefix + name, f"expected one value, got {len(value)}", value)
-        value = value[0]
-    return value
-
-
-def _text(fields: Mapping[str, Any], name: str, prefix: str, *, required: bool) -> str | None:
-    value = _single(fields, name, prefix)
-    if value.__class__ is str and value and not value[0].isspace() and not value[-1].isspace():
-        return value  # the common case, already clean
-    if value is None or (isinstance(value, str) and not value.strip()):
-        if required:
-            raise InvalidCallback(prefix + name, "missing", value)
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise InvalidCallback(
-            prefix + name, f"expected a string, got {type(value).__name__}", value
-        )
-    if isinstance(value, int) and value.bit_length() > 4 * MAX_ID_LENGTH:
-        raise InvalidCallback(prefix + name, f"longer than {MAX_ID_LENGTH} characters", value)
-    return str(value).strip()
-
-
-def _identifier(fields: Mapping[str, Any], name: str, prefix: str, *, required: bool) -> str | None:
-    """A message id or client message id: text that every store can keep as it is."""
-    value = _text(fields, name, prefix, required=required)
-    if value is not None:
-        problem = id_problem(value)
-        if problem is not None:
-            raise InvalidCallback(prefix + name, problem, value)
-    return value
-
-
-def _integer(value: Any, path: str, what: str) -> int:
-    """A whole number from an int, an integral float, or a string of digits."""
-    if value.__class__ is int:
-        return value
-    if isinstance(value, bool):
-        raise InvalidCallback(path, f"expected {what}, got a boolean", value)
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
-        text = value.strip()
-        if text.isascii() and text.isdigit() and len(text) <= 20:
-            return int(text)
-    raise InvalidCallback(path, f"expected {what}, got {_show(value)}", value)
-
-
-def _timestamp_ms(fields: Mapping[str, Any], prefix: str, *, seconds: bool) -> int:
-    path = prefix + "timestamp"
-    value = _single(fields, "timestamp", prefix)
-    if value is None:
-        raise InvalidCallback(path, "missing", value)
-    unit = "epoch seconds" if seconds else "milliseconds since the epoch"
-    number = _integer(value, path, f"a whole number of {unit}")
-    millis = number * 1000 if seconds else number
-    if MIN_TIMESTAMP_MS <= millis <= MAX_TIMESTAMP_MS:
-        return millis
-    if not 0 <= millis <= MAX_TIMESTAMP_MS:
-        raise InvalidCallback(path, f"{_show(number)} is not a plausible time in {unit}", value)
-    if seconds:
-        raise InvalidCallback(path, f"{number} epoch seconds is before 2000-01-01", value)
-    raise InvalidCallback(
-        path,
-        f"{number} is before 2000-01-01 as milliseconds; it looks like epoch seconds "
-        "(this format sends milliseconds)",
-        value,
-    )
-
-
-def _code(fields: Mapping[str, Any], prefix: str) -> int | None:
-    value = _single(fields, "statusCode", prefix)
-    if value is None:
-        return None
-    return _integer(value, prefix + "statusCode", "a numeric status code")
-
-
-def _name(fields: Mapping[str, Any], prefix: str) -> str | None:
-    value = _single(fields, "status", prefix)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise InvalidCallback(prefix + "status", "expected a status name", value)
-    return value.strip().upper()
-
-
-def _one_api_status(fields: Mapping[str, Any], prefix: str) -> Status:
-    """The status named by a One API update's ``statusCode`` and/or ``status``, which agree."""
-    code = _code(fields, prefix)
-    name = _name(fields, prefix)
-    by_code = by_name = None
-    if code is not None:
-        try:
-            by_code = Status.from_code(code)
-        except UnknownStatusCode:
-            raise InvalidCallback(
-                prefix + "statusCode", f"unknown status code {_show(code)}", code
-            ) from None
-    if name is not None:
-        try:
-            by_name = Status.from_name(name)
-        except UnknownStatusCode:
-            raise InvalidCallback(prefix + "status", f"unknown status {name!r}", name) from None
-    if by_code is None and by_name is None:
-        raise InvalidCallback(prefix + "statusCode", "missing (and no status name either)")
-    if by_code is not None and by_name is not None and by_code is not by_name:
-        raise InvalidCallback(
-            prefix + "statusCode",
-            f"statusCode {int(by_code)} is {by_code.name} but status says {by_name.name}",
-            code,
-        )
-    result = by_code if by_code is not None else by_name
-    assert result is not None
-    return result
-
-
-def _platform_status(code: int, field: str) -> Status:
-    """A Platform (legacy) status code's One API status."""
-    try:
-        return LEGACY_STATUS[code]
-    except KeyError:
-        known = ", ".join(str(c) for c in sorted(LEGACY_STATUS))
-        reason = (
-            f"Platform status code {_show(code)} has no One API equivalent"
-            if code == 13
-            else f"{_show(code)} is not a Platform status code (Platform callbacks number "
-            f"statuses {known}; send the One API status name too to use One API codes)"
-        )
-        raise InvalidCallback(field, reason, code) from None
-
-
-def _flat_status(fields: Mapping[str, Any]) -> Status:
-    """The status of a flat body: Platform numbering, unless a One API name says otherwise."""
-    code = _code(fields, "")
-    name = _name(fields, "")
-    if name is None:
-        if code is None:
-            raise InvalidCallback("statusCode", "missing (and no status name either)")
-        return _platform_status(code, "statusCode")
-    platform_code = PLATFORM_NAMES.get(name)
-    one_api = Status.__members__.get(name)
-    if platform_code is None and one_api is None:
-        raise InvalidCallback(
-            "status", f"unknown status {name!r}: neither a Platform nor a One API name", name
-        )
-    readings: set[Status] = set()
-    if platform_code is not None and code in (None, platform_code):
-        readings.add(_platform_status(platform_code, "status"))
-    if one_api is not None and code in (None, int(one_api)):
-        readings.add(one_api)
-    if not readings:
-        expected = " or ".join(
-            str(c) for c in (platform_code, None if one_api is None else int(one_api)) if c
-        )
-        raise InvalidCallback(
-            "statusCode", f"statusCode {_show(code)} contradicts status {name} ({expected})", code
-        )
-    if len(readings) > 1:  # the name is both a Platform and a One API name, with no code
-        raise InvalidCallback("statusCode", f"status {name} is ambiguous without its code")
-    return readings.pop()
 
 
 def _event(
@@ -358,24 +181,24 @@ def _one_api(body: Mapping[str, Any]) -> ParsedCallback:
         prefix = f"event.messageStatusUpdate[{index}]."
         if update.__class__ is not dict and not isinstance(update, Mapping):
             raise InvalidCallback(prefix.rstrip("."), "expected an object", update)
-        channel = _text(update, "channel", prefix, required=False)
+        channel = read_text(update, "channel", prefix, required=False)
         if channel is not None:
             # the catalog's own string, so millions of states share one object
             channel = _CHANNEL.get(channel.lower(), channel.lower())
             if channel not in CHANNELS:
                 raise InvalidCallback(
                     prefix + "channel",
-                    f"unknown channel {_show(channel)}; known: {', '.join(CHANNELS)}",
+                    f"unknown channel {show(channel)}; known: {', '.join(CHANNELS)}",
                 )
-        message_id = _identifier(update, "messageId", prefix, required=True)
+        message_id = read_identifier(update, "messageId", prefix, required=True)
         assert message_id is not None
         events.append(
             _event(
                 message_id,
-                _one_api_status(update, prefix),
-                _timestamp_ms(update, prefix, seconds=False),
+                one_api_status(update, prefix),
+                read_timestamp_ms(update, prefix, seconds=False),
                 channel,
-                _identifier(update, "clientMessageId", prefix, required=False),
+                read_identifier(update, "clientMessageId", prefix, required=False),
                 prefix,
             )
         )
@@ -386,35 +209,28 @@ def _sms_report(
     body: Mapping[str, Any], id_field: str, client_field: str, status: Status, *, seconds: bool
 ) -> ParsedCallback:
     """The one SMS report of a flat (Platform or legacy) body, once its status is known."""
-    message_id = _identifier(body, id_field, "", required=True)
+    message_id = read_identifier(body, id_field, "", required=True)
     assert message_id is not None
     event = _event(
         message_id,
         status,
-        _timestamp_ms(body, "", seconds=seconds),
+        read_timestamp_ms(body, "", seconds=seconds),
         "sms",
-        _identifier(body, client_field, "", required=False),
+        read_identifier(body, client_field, "", required=False),
         "",
     )
     return ParsedCallback((event,))
 
 
 def _flat(body: Mapping[str, Any]) -> ParsedCallback:
-    _identifier(body, "messageId", "", required=True)  # a missing id is named before the status
-    return _sms_report(body, "messageId", "clientMessageId", _flat_status(body), seconds=False)
+    read_identifier(body, "messageId", "", required=True)  # a missing id is named before the status
+    return _sms_report(body, "messageId", "clientMessageId", flat_status(body), seconds=False)
 
 
 def _legacy(body: Mapping[str, Any]) -> ParsedCallback:
-    _identifier(body, "apiMsgId", "", required=True)
-    raw = _single(body, "status", "")
-    if raw is None:
-        raise InvalidCallback("status", "missing")
-    code = _integer(raw, "status", 'a legacy status such as "004"')
-    if code not in LEGACY_STATUS:
-        raise InvalidCallback(
-            "status", f"legacy status {_show(raw)} has no One API equivalent", raw
-        )
-    return _sms_report(body, "apiMsgId", "cliMsgId", LEGACY_STATUS[code], seconds=True)
+    read_identifier(body, "apiMsgId", "", required=True)
+    status = legacy_status(single_value(body, "status", ""))
+    return _sms_report(body, "apiMsgId", "cliMsgId", status, seconds=True)
 
 
 def _shape(body: Mapping[str, Any]) -> str:
@@ -451,6 +267,142 @@ _PARSERS = {
 }
 
 
+# --- the fast path -----------------------------------------------------------------------
+#
+# Most bodies are clean: ids of printable ASCII, a known channel, a code and name the
+# parser has met before, an integer (or digit string) timestamp in range.  For those, the
+# functions below build the events directly; for anything else they answer None and the
+# full parser above reads the body, so every refusal and its words come from one place.
+# ``tests/test_callbacks.py`` holds the two paths to the same results on random bodies.
+
+_SCALAR = (int, str, type(None))
+_StatusReader = Callable[[Any, Any], Status]
+_remembered: dict[tuple[_StatusReader, Any, Any], Status] = {}
+
+
+def _status(read: _StatusReader, code: Any, name: Any) -> Status | None:
+    """``read(code, name)`` remembered, for scalar values; None where it refuses."""
+    if code.__class__ not in _SCALAR or name.__class__ not in _SCALAR:
+        return None  # a list, a float, a bool: the full parser reads it
+    key = (read, code, name)  # exact classes only, so True and 1.0 never meet 1
+    status = _remembered.get(key)
+    if status is None:
+        try:
+            status = read(code, name)
+        except Exception:  # the full parser raises it again, with the field's path
+            return None
+        if len(_remembered) < 4096:  # the readers are pure: remembering them is exact
+            _remembered[key] = status
+    return status
+
+
+def _one_api_reading(code: Any, name: Any) -> Status:
+    return one_api_status({"statusCode": code, "status": name}, "")
+
+
+def _flat_reading(code: Any, name: Any) -> Status:
+    return flat_status({"statusCode": code, "status": name})
+
+
+def _legacy_reading(raw: Any, _: Any) -> Status:
+    return legacy_status(raw)
+
+
+def _clean_id(value: Any) -> bool:
+    """Whether ``value`` is an id that every check would pass unchanged (printable ASCII)."""
+    return (
+        value.__class__ is str
+        and 0 < len(value) <= MAX_ID_LENGTH
+        and value.isascii()
+        and value.isprintable()
+        and value[0] != " "
+        and value[-1] != " "
+    )
+
+
+def _clean_ms(value: Any, scale: int) -> int | None:
+    """A plausible timestamp in milliseconds from an int or a string of digits, or None."""
+    if value.__class__ is str and value.isascii() and value.isdigit() and len(value) <= 20:
+        value = int(value)
+    elif value.__class__ is not int:
+        return None
+    value *= scale
+    return value if MIN_TIMESTAMP_MS <= value <= MAX_TIMESTAMP_MS else None
+
+
+def _clean_event(
+    message_id: Any, status: Status | None, timestamp: Any, scale: int, channel: Any, client: Any
+) -> StatusEvent | None:
+    if (
+        status is None
+        or not status.allowed_on(channel)
+        or not _clean_id(message_id)
+        or (client is not None and not _clean_id(client))
+    ):
+        return None
+    timestamp_ms = _clean_ms(timestamp, scale)
+    if timestamp_ms is None:
+        return None
+    return StatusEvent._checked(message_id, status, timestamp_ms, channel, client)
+
+
+def _fast_one_api(body: dict[str, Any]) -> ParsedCallback | None:
+    event = body["event"]
+    if event.__class__ is not dict or len(event) != 1:
+        return None
+    updates = event.get(_STATUS_UPDATE)
+    if updates.__class__ is not list or not updates:
+        return None
+    events = []
+    for update in updates:
+        if update.__class__ is not dict:
+            return None
+        channel = update.get("channel")
+        if channel is not None:
+            if channel.__class__ is not str:
+                return None
+            # trimmed and lower-cased as the full parser does (" WhatsApp " is "whatsapp")
+            channel = _CHANNEL.get(channel) or _CHANNEL.get(channel.strip().lower())
+            if channel is None:
+                return None
+        get = update.get
+        made = _clean_event(
+            get("messageId"),
+            _status(_one_api_reading, get("statusCode"), get("status")),
+            get("timestamp"),
+            1,
+            channel,
+            get("clientMessageId"),
+        )
+        if made is None:
+            return None
+        events.append(made)
+    return ParsedCallback(tuple(events))
+
+
+def _fast_flat(body: dict[str, Any]) -> ParsedCallback | None:
+    get = body.get
+    status = _status(_flat_reading, get("statusCode"), get("status"))
+    made = _clean_event(
+        get("messageId"), status, get("timestamp"), 1, "sms", get("clientMessageId")
+    )
+    return None if made is None else ParsedCallback((made,))
+
+
+def _fast_legacy(body: dict[str, Any]) -> ParsedCallback | None:
+    get = body.get
+    status = _status(_legacy_reading, get("status"), None)
+    made = _clean_event(get("apiMsgId"), status, get("timestamp"), 1000, "sms", get("cliMsgId"))
+    return None if made is None else ParsedCallback((made,))
+
+
+_FAST: dict[str, Callable[[dict[str, Any]], ParsedCallback | None]] = {
+    _ONE_API: _fast_one_api,
+    _FLAT: _fast_flat,
+    _LEGACY: _fast_legacy,
+}
+
+
 def read_callback(
     payload: bytes | str | Mapping[str, Any], *, archives: bool = False
 ) -> ParsedCallback:
@@ -462,7 +414,7 @@ def read_callback(
     status events and is not an error.  With ``archives`` an archive line
     written by retention (see ``_archive``) is read too, as its reports.
     """
-    body = _decode(payload)
+    body = decode_body(payload)
     # JSON objects have string keys; a mapping handed in by a caller may not
     if (body.__class__ is not dict or not isinstance(payload, bytes | str)) and not all(
         isinstance(key, str) for key in body
@@ -471,13 +423,40 @@ def read_callback(
     try:
         if archives and is_archive(body):
             return ParsedCallback(archived_events(body))
-        return _PARSERS[_shape(body)](body)
+        shape = _shape(body)
+        fast = _FAST.get(shape) if body.__class__ is dict else None
+        parsed = None if fast is None else fast(body)  # type: ignore[arg-type]
+        return _PARSERS[shape](body) if parsed is None else parsed
     except InvalidCallback:
         raise
     except (ValueError, TypeError, OverflowError, RecursionError) as error:
         # a value no field check foresaw (say, an int too large to print): still refused
         # with a name, never a bare error from deep inside
         raise InvalidCallback("body", f"unusable value ({type(error).__name__})") from None
+
+
+def read_many(
+    payloads: Iterable[bytes | str | Mapping[str, Any]], *, archives: bool = False
+) -> ParsedBatch:
+    """Parse a batch of callback bodies: every event in order, and each body's refusal.
+
+    A body that cannot be parsed does not stop the others: its index and
+    :class:`InvalidCallback` are in ``errors``.  Nothing else is raised.
+    ``archives`` is passed to :func:`read_callback`.
+    """
+    events: list[StatusEvent] = []
+    errors: list[tuple[int, InvalidCallback]] = []
+    ignored = 0
+    for index, payload in enumerate(payloads):
+        try:
+            parsed = read_callback(payload, archives=archives)
+        except InvalidCallback as error:
+            errors.append((index, error))
+            continue
+        events.extend(parsed.events)
+        if parsed.ignored:
+            ignored += len(parsed.ignored)
+    return ParsedBatch(tuple(events), tuple(errors), ignored)
 
 
 def parse_callback(payload: bytes | str | Mapping[str, Any]) -> list[StatusEvent]:

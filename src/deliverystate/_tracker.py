@@ -16,7 +16,7 @@ from typing import IO, Any
 
 import attrs
 
-from ._callbacks import parse_callback, read_callback
+from ._callbacks import ParsedBatch, parse_callback, read_callback, read_many
 from ._catalog import Status
 from ._events import Change, MessageState, StatusEvent, check_consumer, check_seq
 from ._policy import DELIVERY_WINS, Policy
@@ -206,19 +206,20 @@ class Tracker:
         so one bad body never holds up the others.  With ``archives``, archive
         lines written by :meth:`prune` are read too (``replay`` restores them).
         """
-        events: list[StatusEvent] = []
-        errors: list[tuple[int, InvalidCallback]] = []
-        ignored = 0
-        for index, payload in enumerate(payloads):
-            try:
-                parsed = read_callback(payload, archives=archives)
-            except InvalidCallback as error:
-                self.store.add_dead_letter(payload_text(payload), str(error))
-                errors.append((index, error))
-                continue
-            events.extend(parsed.events)
-            ignored += len(parsed.ignored)
-        return IngestReport(self.apply_many(events), tuple(errors), ignored)
+        bodies = payloads if isinstance(payloads, Sequence) else list(payloads)
+        return self.ingest_parsed(bodies, read_many(bodies, archives=archives))
+
+    def ingest_parsed(self, payloads: Sequence[Payload], parsed: ParsedBatch) -> IngestReport:
+        """:meth:`ingest_many` for bodies parsed beforehand by :func:`read_many`.
+
+        For a caller that parses elsewhere (``deliverystate replay`` parses in a
+        worker process while this one applies): the bodies ``parsed.errors``
+        names go to the dead letter, then every event is applied in one store
+        batch.
+        """
+        for index, error in parsed.errors:
+            self.store.add_dead_letter(payload_text(payloads[index]), str(error))
+        return IngestReport(self.apply_many(parsed.events), parsed.errors, parsed.ignored)
 
     def receive(self, payload: Payload) -> Receipt:
         """Take one callback as a webhook must: keep it durably, then apply it.

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import sys
 
-from ._replay import CHUNK, ReplayResult, replay_stream
+from ._replay import CHUNK, PARSE_WORKERS, ReplayResult, replay_stream
 
-__all__ = ["CHUNK", "ReplayResult", "main", "replay_stream"]
+__all__ = ["CHUNK", "PARSE_WORKERS", "ReplayResult", "main", "replay_stream"]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -35,7 +35,7 @@ from ._options import (
     open_tracker,
     out,
 )
-from ._replay import CHUNK, ReplayResult, replay_stream
+from ._replay import CHUNK, PARSE_WORKERS, ReplayResult, replay_stream
 
 __all__ = ["cli"]
 
@@ -107,7 +107,7 @@ def _size(file: IO[bytes]) -> int | None:
     return stat.st_size if stat.st_size > 0 else None
 
 
-def _replay_file(file: IO[bytes], tracker: Tracker, chunk: int) -> ReplayResult:
+def _replay_file(file: IO[bytes], tracker: Tracker, chunk: int, workers: int) -> ReplayResult:
     """Replay one file with a progress bar on long input; report its bad lines on stderr."""
     size = _size(file)
     name = getattr(file, "name", "-")
@@ -121,7 +121,8 @@ def _replay_file(file: IO[bytes], tracker: Tracker, chunk: int) -> ReplayResult:
         disable=size is not None and size < _LONG_INPUT,
     ) as bar:
         task = bar.add_task(f"replaying {name}", total=size)
-        result = replay_stream(file, tracker, chunk, functools.partial(bar.advance, task))
+        advance = functools.partial(bar.advance, task)
+        result = replay_stream(file, tracker, chunk, advance, workers)
     for number, message in result.errors:
         err.print(f"{name}:{number}: {message}", markup=False)
     return result
@@ -137,8 +138,15 @@ def _replay_file(file: IO[bytes], tracker: Tracker, chunk: int) -> ReplayResult:
     show_default=True,
     help="Lines applied per store transaction.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=PARSE_WORKERS,
+    show_default=True,
+    help="Processes that parse lines while this one applies them (0: parse here too).",
+)
 @json_option
-def replay(files: tuple[IO[bytes], ...], db: str, chunk: int, as_json: bool) -> None:
+def replay(files: tuple[IO[bytes], ...], db: str, chunk: int, workers: int, as_json: bool) -> None:
     """Apply files of callback bodies (one JSON per line; - for stdin) and summarise.
 
     Bad lines are reported with their line numbers on stderr and kept in
@@ -153,7 +161,7 @@ def replay(files: tuple[IO[bytes], ...], db: str, chunk: int, as_json: bool) -> 
     tracker = open_tracker(db)
     total = ReplayResult()
     for file in files:
-        total.add(_replay_file(file, tracker, chunk))
+        total.add(_replay_file(file, tracker, chunk, workers))
     counts = tracker.count_by_status()
     if as_json:
         final = {s.name: counts[s] for s in sorted(counts)}

@@ -1,0 +1,167 @@
+"""Tests for replay_stream's worker processes: the same results, in order, and safe to stop."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+
+import pytest
+
+from deliverystate import InvalidCallback, SQLiteStore, Tracker, parse_callback, read_many
+from deliverystate.cli import replay_stream
+from deliverystate.cli._replay import _Batch, _parsed
+from deliverystate.simulate import simulate_lines
+
+from .test_cli import history_rows
+
+SCRIPT = shutil.which("deliverystate", path=str(Path(sys.executable).parent))
+
+
+def replayed(lines: list[bytes], db: Path, workers: int, chunk: int) -> tuple[object, ...]:
+    """Everything a replay into a fresh SQLite file produced, comparably."""
+    tracker = Tracker(SQLiteStore(db))
+    sizes: list[int] = []
+    result = replay_stream(iter(lines), tracker, chunk, sizes.append, workers)
+    store = tracker.store
+    assert isinstance(store, SQLiteStore)
+    return (
+        result.as_json(),
+        result.errors,
+        sizes,
+        list(store.iter_states()),
+        store.history_size(),
+        [(letter.payload, letter.error) for letter in store.dead_letters()],
+    )
+
+
+@pytest.mark.parametrize(("workers", "chunk"), [(1, 97), (2, 250), (1, 100_000)])
+def test_workers_change_nothing_but_who_parses(tmp_path: Path, workers: int, chunk: int) -> None:
+    """Counts, bad lines with their numbers, progress, states, history and dead letters agree."""
+    lines = [line.encode() + b"\n" for line in simulate_lines(400, seed=21)]
+    lines[5:5] = [b"\n", b"   \r\n", b"{broken\n"]
+    alone = replayed(lines, tmp_path / "alone.sqlite3", 0, chunk)
+    assert alone[1]  # there are bad lines, with their numbers
+    assert replayed(lines, tmp_path / "workers.sqlite3", workers, chunk) == alone
+
+
+def test_a_batch_whose_worker_died_is_parsed_here() -> None:
+    """A worker lost mid-replay costs time, never a batch: its batches are parsed here."""
+    bodies = [line.encode() for line in simulate_lines(20, seed=2)]
+    broken: Future[object] = Future()
+    broken.set_exception(BrokenProcessPool("a worker died"))
+    batch = _Batch(list(range(1, len(bodies) + 1)), bodies, 0)
+    expected = read_many(bodies)
+    for future in (broken, None):
+        parsed = _parsed(batch, future)[1]  # type: ignore[arg-type]
+        assert parsed.events == expected.events
+        assert [(i, str(e)) for i, e in parsed.errors] == [(i, str(e)) for i, e in expected.errors]
+
+
+def group_alive(group: int) -> bool:
+    """Whether any process of a process group is still running."""
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def gone_within(group: int, seconds: float) -> bool:
+    """Whether every process of ``group`` ends within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while group_alive(group):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+@pytest.fixture(scope="module")
+def long_stream(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A stream long enough that a replay is still running when it is stopped."""
+    path = tmp_path_factory.mktemp("stream") / "long.jsonl"
+    path.write_text("".join(line + "\n" for line in simulate_lines(15_000, seed=4)))
+    return path
+
+
+def replay_command(stream: Path, db: Path) -> list[str]:
+    """`deliverystate replay` with one worker and small batches."""
+    assert SCRIPT is not None
+    return [SCRIPT, "replay", str(stream), "--db", str(db), "--chunk", "300", "--workers", "1"]
+
+
+def workers_in(group: int) -> list[int]:
+    """The parsing workers (multiprocessing's spawned children) in a process group."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            if int((proc / "stat").read_text().rsplit(")", 1)[1].split()[2]) != group:
+                continue
+            if b"spawn_main" in (proc / "cmdline").read_bytes():
+                found.append(int(proc.name))
+    return found
+
+
+def wait_for_a_worker(process: subprocess.Popen[bytes], db: Path, rows: int) -> None:
+    """Wait until the replay has a worker and has committed ``rows`` history rows."""
+    deadline = time.monotonic() + 60
+    while history_rows(db) < rows or not workers_in(process.pid):
+        assert process.poll() is None, "the replay ended before it could be stopped"
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds workers through /proc")
+@pytest.mark.parametrize(
+    ("how", "rows"),
+    [(signal.SIGINT, 1500), (signal.SIGINT, 6000), (signal.SIGKILL, 3000)],
+    ids=["ctrl-c-early", "ctrl-c", "sigkill"],
+)
+def test_a_stopped_replay_leaves_no_worker_and_converges(
+    long_stream: Path, tmp_path: Path, how: signal.Signals, rows: int
+) -> None:
+    """Ctrl-C (to the whole group, as a terminal sends it) or SIGKILL: no process is left over,
+    and replaying again reaches the states of one uninterrupted replay."""
+    db = tmp_path / "stopped.sqlite3"
+    # a process group of its own, as a terminal gives a command; stderr kept for a traceback
+    command = replay_command(long_stream, db)
+    err = (tmp_path / "stderr").open("wb")
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=err,
+        start_new_session=True,
+        # Ctrl-C as a shell gives a foreground command: a test run started in the
+        # background of a non-interactive shell would pass SIGINT down ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # noqa: PLW1509
+    )
+    wait_for_a_worker(process, db, rows)
+    if how is signal.SIGINT:
+        os.killpg(process.pid, signal.SIGINT)
+    else:
+        process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    assert gone_within(process.pid, 10), "a worker outlived the replay"
+    err.close()
+    if how is signal.SIGINT:
+        assert process.returncode != 0
+        assert "Traceback" not in (tmp_path / "stderr").read_text()
+    again = subprocess.run(command, check=False, capture_output=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    reference = Tracker()
+    for line in long_stream.read_text().splitlines():
+        with contextlib.suppress(InvalidCallback):
+            reference.apply_many(parse_callback(line))
+    store = SQLiteStore(db)
+    assert {s.message_id: s for s in store.iter_states()} == {
+        s.message_id: reference.get(s.message_id) for s in store.iter_states()
+    }
+    assert sum(reference.count_by_status().values()) == sum(store.count_by_status().values())
