@@ -5,16 +5,21 @@ text; version 2: bodies as bytes; both with history keyed by (message, code,
 timestamp)), so that a test can build an old database and open it with this
 version, as an upgrade does.  ``fill`` writes the same content into either
 store: two messages with their history (a STALE report among them), a body
-waiting in the inbox and one in the dead letter.
+waiting in the inbox and one in the dead letter, keyed by the default policy as
+those releases defined it (before local reports moved its ranks).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from deliverystate import DELIVERY_WINS, Status
+from deliverystate import Status
+from deliverystate._policy import PREVIOUS_TABLES
 
 from .strategies import BASE_MS
+
+#: The default policy as the releases before schema version 5 defined it.
+OLD_DEFAULT = PREVIOUS_TABLES["delivery wins"]
 
 SQLITE_V1 = (
     """CREATE TABLE ds_messages (
@@ -83,7 +88,7 @@ def fill(cursor: Any, param: str, *, v1: bool) -> None:
         cursor.execute(
             "INSERT INTO ds_messages (message_id, status, timestamp_ms, precedence, channel, "
             f"client_message_id) VALUES ({', '.join([param] * 6)})",
-            (message_id, int(status), ts, DELIVERY_WINS.key(status, ts), "sms", None),
+            (message_id, int(status), ts, OLD_DEFAULT.key(status, ts), "sms", None),
         )
     for message_id, status, offset, outcome in HISTORY:
         cursor.execute(
@@ -105,5 +110,5 @@ def fill(cursor: Any, param: str, *, v1: bool) -> None:
         f"INSERT INTO ds_meta (key, value) VALUES ('schema_version', {param})",
         ("1" if v1 else "2",),
     )
-    for key, value in (("policy", DELIVERY_WINS.fingerprint), ("policy_name", DELIVERY_WINS.name)):
+    for key, value in (("policy", OLD_DEFAULT.fingerprint), ("policy_name", OLD_DEFAULT.name)):
         cursor.execute(f"INSERT INTO ds_meta (key, value) VALUES ({param}, {param})", (key, value))

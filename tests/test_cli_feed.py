@@ -68,6 +68,7 @@ def test_changes_prints_one_json_object_per_line(db: str) -> None:
         "timestamp": "2026-01-01T00:00:02.500Z",
         "channel": "sms",
         "client_message_id": None,
+        "origin": "clickatell",
         "description": None,
         "final": True,
         "delivered": True,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from deliverystate import DELIVERY_WINS, FAILURE_WINS, Policy, Status
+from deliverystate import DELIVERY_WINS, FAILURE_WINS, Origin, Policy, Status
 from deliverystate._lifecycle import ALLOWED
 from deliverystate.diagrams import (
     GraphvizNotFound,
@@ -169,11 +169,15 @@ def test_dot_output_is_stable_and_sorted() -> None:
     assert pairs == sorted(pairs)
 
 
-def precedence_boxes(text: str) -> list[tuple[int, list[str]]]:
-    """The rank boxes of a mermaid or dot precedence diagram, in order: (rank, status names)."""
+def precedence_boxes(text: str) -> list[tuple[int, list[str], Origin]]:
+    """The rank boxes of a precedence diagram, in order: (rank, status names, whose reports)."""
     boxes = re.findall(r'^    rank(\d+)\["(.*)"\]$|^  rank(\d+) \[label=<(.*?)>, ', text, re.M)
     return [
-        (int(mermaid_rank or dot_rank), re.findall(r"\b[A-Z][A-Z_]+\b", mermaid or dot))
+        (
+            int(mermaid_rank or dot_rank),
+            re.findall(r"\b[A-Z][A-Z_]+\b", mermaid or dot),
+            Origin.LOCAL if "local reports:" in (mermaid or dot) else Origin.CLICKATELL,
+        )
         for mermaid_rank, mermaid, dot_rank, dot in boxes
     ]
 
@@ -192,19 +196,24 @@ RENDERERS = [precedence_mermaid, precedence_dot]
 def test_precedence_lists_every_rank_from_the_top(
     render: Callable[[Policy], str], policy: Policy
 ) -> None:
-    """One box per rank in descending order; each status in the box of its rank, exactly once."""
+    """One box per rank in descending order; each report in the box of its rank, exactly once."""
     boxes = precedence_boxes(render(policy))
-    assert [rank for rank, _ in boxes] == sorted({policy.rank(s) for s in Status}, reverse=True)
-    listed = [name for _, names in boxes for name in names]
-    assert sorted(listed) == sorted(s.name for s in Status)
-    for rank, names in boxes:
-        assert all(policy.rank(Status[n]) == rank for n in names)
+    ranks = {policy.rank(s, o) for s in Status for o in Origin}
+    assert [rank for rank, _, _ in boxes] == sorted(ranks, reverse=True)
+    listed = [(name, origin.value) for _, names, origin in boxes for name in names]
+    local = [
+        (s.name, "local") for s in Status if policy.ranks_apart(s, Origin.LOCAL) is Origin.LOCAL
+    ]
+    assert sorted(listed) == sorted([(s.name, "clickatell") for s in Status] + local)
+    for rank, names, origin in boxes:
+        assert all(policy.rank(Status[n], origin) == rank for n in names)
 
 
 @pytest.mark.parametrize("render", RENDERERS)
 def test_precedence_arrows_run_down_one_rank_at_a_time(render: Callable[[Policy], str]) -> None:
     """Each "beats" arrow goes from a rank to the next lower one, and every rank is linked."""
-    assert beats(render(DELIVERY_WINS)) == [(5, 4), (4, 3), (3, 2), (2, 1), (1, 0)]
+    top = max(row.rank for row in DELIVERY_WINS.rows)
+    assert beats(render(DELIVERY_WINS)) == [(r, r - 1) for r in range(top, 0, -1)]
 
 
 def test_precedence_shows_each_ranks_tie_break() -> None:
@@ -231,9 +240,10 @@ def test_lifecycle_markdown_has_one_row_per_status_with_its_successors() -> None
 def test_policy_markdown_lists_ranks_from_the_top() -> None:
     """The failure-wins table puts failures first and UNKNOWN last."""
     lines = policy_markdown(FAILURE_WINS).splitlines()
-    assert lines[2].startswith("| 5 | every terminal non-delivery")
+    assert lines[2].startswith("| 7 | every terminal non-delivery")
     assert lines[-1].startswith("| 0 | UNKNOWN |")
-    assert len(lines) == 2 + 6
+    assert len(lines) == 2 + len(FAILURE_WINS.rows)
+    assert "| 4 | local EXPIRED (a sweep's expiry at the deadline) |" in "\n".join(lines)
 
 
 def test_text_exports_are_the_promised_files() -> None:

@@ -26,7 +26,7 @@ LAYERS: list[set[str]] = [
     {"_reconcile"},
     {"_formats", "_archive", "_json", "_fields", "_callbacks"},
     {"stores"},
-    {"_prune", "_tracker", "_follow"},
+    {"_prune", "_tracker", "_follow", "_receipts", "_deadlines"},
     {"_stats", "_render", "diagrams", "simulate"},
     {"cli", "web", "postgres", "forward", "__init__"},
 ]

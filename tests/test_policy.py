@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deliverystate import DELIVERY_WINS, FAILURE_WINS, Policy, Status, Tie
+from deliverystate import DELIVERY_WINS, FAILURE_WINS, Origin, Policy, Status, Tie
 from deliverystate._policy import MAX_TIMESTAMP_MS
 
 from .oracle import DELIVERY_WINS_RANK, FAILURE_WINS_RANK, oracle_key
@@ -19,8 +19,16 @@ S = Status
     ("policy", "ranks"), [(DELIVERY_WINS, DELIVERY_WINS_RANK), (FAILURE_WINS, FAILURE_WINS_RANK)]
 )
 def test_ranks_match_design_table(policy: Policy, ranks: dict[int, int]) -> None:
-    """Every status has the rank the design gives it."""
-    assert {int(s): policy.rank(s) for s in Status} == ranks
+    """Every report, Clickatell's or local, ranks where the design puts it among the others."""
+    reports = [(s, o) for s in Status for o in Origin]
+    for a, a_origin in reports:
+        for b, b_origin in reports:
+            mine = policy.rank(a, a_origin) - policy.rank(b, b_origin)
+            spec = (
+                oracle_key(int(a), 0, ranks, a_origin)[0]
+                - oracle_key(int(b), 0, ranks, b_origin)[0]
+            )
+            assert (mine > 0) - (mine < 0) == (spec > 0) - (spec < 0), (a, a_origin, b, b_origin)
 
 
 @settings(max_examples=500)

@@ -101,6 +101,17 @@ def test_the_change_feed_example_runs() -> None:
     tracker.apply(StatusEvent.from_ms("x", 6, BASE_MS + 5, "sms"))  # the hook runs: no error
 
 
+def test_the_deadlines_example_runs_as_written() -> None:
+    """The registration and sweep example runs, its assertions holding, and leaves a1 delivered."""
+    namespace: dict[str, object] = {}
+    block = python_block_after("## Sent messages that never hear back")
+    exec(compile(block, "README.md", "exec"), namespace)
+    tracker = namespace["tracker"]
+    assert isinstance(tracker, Tracker)
+    sources = [e.event.origin.value for e in tracker.history("a1")]
+    assert sources == ["local", "local", "clickatell"]
+
+
 def test_the_receiving_side_verifies_and_handles_each_change_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -13,8 +13,10 @@ import pytest
 import deliverystate.stores._sql as sqlstore_module
 import deliverystate.stores._sqlite as sqlite_module
 from deliverystate import (
+    DELIVERY_WINS,
     InvalidCallback,
     MemoryStore,
+    Origin,
     SchemaMismatch,
     SQLiteStore,
     Status,
@@ -150,6 +152,10 @@ def check_migrated(store: Any) -> None:
         for message_id, (status, timestamp_ms) in old_schemas.STATES.items():
             state = store.get(message_id)
             assert (state.status, state.timestamp_ms) == (status, timestamp_ms)
+            assert (state.origin, state.deadline_ms) == (Origin.CLICKATELL, None)
+        # the keys the old default wrote are re-keyed under today's default
+        keys = dict(store._read("SELECT message_id, precedence FROM ds_messages"))
+        assert keys == {m: DELIVERY_WINS.key(s, ts) for m, (s, ts) in old_schemas.STATES.items()}
         timeline = [
             (e.event.message_id, e.event.status, e.event.timestamp_ms - BASE_MS, e.outcome.value)
             for m in old_schemas.STATES
@@ -173,5 +179,24 @@ def check_migrated(store: Any) -> None:
             old_status,
             Status.READ,
         )
+    finally:
+        store.close()
+
+
+def test_the_overdue_queries_search_the_partial_index(tmp_path: Path) -> None:
+    """overdue() and count_overdue() search the due index, never scan the message table."""
+    store = SQLiteStore(tmp_path / "state.sqlite3")
+    statements: list[str] = []
+    try:
+        store._conn.set_trace_callback(statements.append)
+        store.overdue(BASE_MS, 10, (BASE_MS - 1, "m"))
+        store.count_overdue(BASE_MS)
+        store._conn.set_trace_callback(None)
+        queries = [sql for sql in statements if "due_ms" in sql]
+        assert len(queries) == 2
+        for sql in queries:
+            plan = " ".join(str(row[-1]) for row in store._read("EXPLAIN QUERY PLAN " + sql))
+            assert plan.startswith("SEARCH ds_messages USING"), plan
+            assert "INDEX ds_messages_due" in plan, plan
     finally:
         store.close()

@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -748,6 +749,25 @@ def test_status_page_shows_the_feed_s_consumers_and_warns_of_undeliverable_chang
     warning = text[text.index('class="warning undeliverable"') :]
     assert "1 change(s) could not be forwarded" in warning
     assert "--redeliver" in warning
+
+
+def test_status_page_shows_overdue_messages_and_local_expiries(
+    start: Start, tracker: Tracker
+) -> None:
+    """Registered messages past their deadline and those a sweep expired are counted."""
+    client = start()
+    assert 'id="deadlines"' not in client.get("/").text  # nothing registered: nothing to show
+    long_ago = datetime.now(timezone.utc) - timedelta(days=10)
+    for name in ("due-1", "due-2", "swept"):
+        tracker.register(name, channel="sms", sent_at=long_ago)
+    tracker.register("future", channel="sms", sent_at=datetime.now(timezone.utc))
+    tracker.sweep(long_ago + timedelta(hours=73))  # expires all three at their deadline...
+    tracker.apply(StatusEvent("due-2", Status.DEVICE_ACK, long_ago + timedelta(days=4), "sms"))
+    tracker.register("late", channel="sms", sent_at=long_ago)  # ...and one more is overdue
+    text = client.get("/").text
+    section = text[text.index('<section id="deadlines">') :]
+    assert '<td class="num" id="overdue">1</td>' in section
+    assert '<td class="num" id="local-expiries">2</td>' in section
 
 
 def test_hostile_message_ids_are_escaped_on_the_page(start: Start) -> None:

@@ -16,14 +16,16 @@ change.
 from __future__ import annotations
 
 from ._callbacks import ParsedBatch, ParsedCallback, parse_callback, read_callback, read_many
-from ._catalog import CHANNELS, FAILURES, Category, Kind, Source, Status
+from ._catalog import CHANNELS, FAILURES, Category, Kind, Origin, Source, Status
+from ._deadlines import DEFAULT_WINDOWS, Send
 from ._events import Change, MessageState, StatusEvent
 from ._formats import LEGACY_STATUS, PLATFORM_NAMES
 from ._lifecycle import implied_path, is_allowed, step
 from ._policy import DELIVERY_WINS, FAILURE_WINS, Policy, PolicyRow, Tie
+from ._receipts import IngestReport, Receipt, RetryReport
 from ._reconcile import Decision, Outcome, reconcile
 from ._stats import DeliveryStats, Latency, delivery_stats
-from ._tracker import IngestReport, Receipt, RetryReport, Tracker
+from ._tracker import Tracker
 from .errors import (
     DeliveryStateError,
     IllegalTransition,
@@ -47,6 +49,7 @@ from .stores import (
 
 __all__ = [
     "CHANNELS",
+    "DEFAULT_WINDOWS",
     "DELIVERY_WINS",
     "FAILURES",
     "FAILURE_WINS",
@@ -67,6 +70,7 @@ __all__ = [
     "MemoryStore",
     "MessageState",
     "NoDatabase",
+    "Origin",
     "Outcome",
     "ParsedBatch",
     "ParsedCallback",
@@ -77,6 +81,7 @@ __all__ = [
     "RetryReport",
     "SQLiteStore",
     "SchemaMismatch",
+    "Send",
     "Source",
     "Status",
     "StatusEvent",

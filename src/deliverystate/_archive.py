@@ -6,13 +6,19 @@ Retention (``Tracker.prune``) writes each message it removes as one line::
 
     {"deliverystate": "archive", "version": 1, "message_id": "...",
      "state": {"status": "READ", "status_code": 6, "timestamp": "...Z",
-               "timestamp_ms": ..., "channel": "whatsapp", "client_message_id": ...},
+               "timestamp_ms": ..., "channel": "whatsapp", "client_message_id": ...,
+               "origin": "clickatell", "deadline_ms": ...},
      "history": [{"status": "QUEUED", "status_code": 2, "timestamp": "...Z",
                   "timestamp_ms": ..., "channel": ..., "client_message_id": ...,
-                  "outcome": "applied", "arrival": 17}, ...]}
+                  "origin": "local", "outcome": "applied", "arrival": 17}, ...]}
 
-with the history in arrival order.  ``deliverystate replay`` reads such lines
-beside callbacks (only there: the receiver refuses them, they are not
+with the history in arrival order.  ``origin`` says whose report it was (a
+registration and a sweep's expiry are ``local``); ``deadline_ms`` is the
+message's deadline (null when it was never registered), restored by
+registering the message's first local QUEUED again with it.
+
+``deliverystate replay`` reads such lines beside callbacks (only there: the
+receiver refuses them, they are not
 Clickatell's) and applies the reports in that order, which rebuilds the
 message: the same state and the same history (outcomes included; arrival
 numbers are the store's own and are new).  The one thing replay cannot
@@ -26,6 +32,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ._catalog import Origin, Status
 from ._events import MessageState, StatusEvent, datetime_from_ms
 from .errors import InvalidCallback
 
@@ -54,6 +61,8 @@ def archive_line(state: MessageState, history: Iterable[tuple[StatusEvent, str, 
                 "timestamp_ms": state.timestamp_ms,
                 "channel": state.channel,
                 "client_message_id": state.client_message_id,
+                "origin": state.origin.value,
+                "deadline_ms": state.deadline_ms,
             },
             "history": [
                 {
@@ -63,6 +72,7 @@ def archive_line(state: MessageState, history: Iterable[tuple[StatusEvent, str, 
                     "timestamp_ms": event.timestamp_ms,
                     "channel": event.channel,
                     "client_message_id": event.client_message_id,
+                    "origin": event.origin.value,
                     "outcome": outcome,
                     "arrival": arrival,
                 }
@@ -78,8 +88,14 @@ def is_archive(body: Mapping[str, Any]) -> bool:
     return body.get(ARCHIVE_KEY) == "archive"
 
 
-def archived_events(body: Mapping[str, Any]) -> tuple[StatusEvent, ...]:
-    """The reports of an archive line, in the order they arrived."""
+def archived_events(
+    body: Mapping[str, Any],
+) -> tuple[tuple[StatusEvent, ...], tuple[tuple[StatusEvent, int], ...]]:
+    """The reports of an archive line, in the order they arrived, and its registration.
+
+    The registration (the first local QUEUED with the message's deadline) is
+    empty for a message that had no deadline.
+    """
     if body.get("version") != _VERSION:
         raise InvalidCallback("version", f"archive version {body.get('version')!r} is not 1")
     message_id = body.get("message_id")
@@ -98,8 +114,20 @@ def archived_events(body: Mapping[str, Any]) -> tuple[StatusEvent, ...]:
                     entry["timestamp_ms"],
                     entry.get("channel"),
                     entry.get("client_message_id"),
+                    Origin(entry.get("origin", Origin.CLICKATELL.value)),
                 )
             )
         except (KeyError, TypeError, ValueError) as error:
             raise InvalidCallback(f"history[{index}]", f"not a report ({error})", entry) from None
-    return tuple(events)
+    state = body.get("state")
+    deadline = state.get("deadline_ms") if isinstance(state, Mapping) else None
+    if deadline is None:
+        return tuple(events), ()
+    if isinstance(deadline, bool) or not isinstance(deadline, int):
+        raise InvalidCallback("state.deadline_ms", "a deadline is integer milliseconds", deadline)
+    registered = next(
+        (e for e in events if e.origin is Origin.LOCAL and e.status is Status.QUEUED), None
+    )
+    if registered is None:
+        raise InvalidCallback("history", "a deadline without the registration that set it")
+    return tuple(events), ((registered, deadline),)

@@ -46,7 +46,7 @@ from typing import Any
 import attrs
 
 from ._archive import archived_events, is_archive
-from ._catalog import CHANNELS, Status
+from ._catalog import CHANNELS, Origin, Status
 from ._events import MAX_ID_LENGTH, StatusEvent
 from ._fields import (
     flat_status,
@@ -82,6 +82,8 @@ class ParsedCallback:
 
     events: tuple[StatusEvent, ...]
     ignored: tuple[str, ...] = ()
+    #: Registrations (a local QUEUED and its deadline in ms): only archive lines have them.
+    registrations: tuple[tuple[StatusEvent, int], ...] = ()
 
 
 @attrs.frozen
@@ -99,6 +101,8 @@ class ParsedBatch:
     events: tuple[StatusEvent, ...]
     errors: tuple[tuple[int, InvalidCallback], ...] = ()
     ignored: int = 0
+    #: The registrations archive lines restore (see ``_archive``), applied after ``events``.
+    registrations: tuple[tuple[StatusEvent, int], ...] = ()
 
     def __reduce__(self) -> tuple[Any, ...]:
         events = self.events
@@ -109,20 +113,28 @@ class ParsedBatch:
             [e.channel for e in events],
             [e.client_message_id for e in events],
         )
+        local = [i for i, e in enumerate(events) if e.origin is not Origin.CLICKATELL]
         errors = [(i, e.field, e.reason, e.value) for i, e in self.errors]
-        return (_unpickle_batch, (columns, errors, self.ignored))
+        return (_unpickle_batch, (columns, local, errors, self.ignored, self.registrations))
 
 
 def _unpickle_batch(
     columns: tuple[list[str], list[int], list[int], list[str | None], list[str | None]],
+    local: list[int],
     errors: list[tuple[int, str, str, Any]],
     ignored: int,
+    registrations: tuple[tuple[StatusEvent, int], ...],
 ) -> ParsedBatch:
     ids, codes, times, channels, clients = columns
     statuses = map(_STATUS_OF_CODE.__getitem__, codes)
-    events = tuple(map(StatusEvent._checked, ids, statuses, times, channels, clients))
+    events = list(map(StatusEvent._checked, ids, statuses, times, channels, clients))
+    for i in local:  # only archive lines hold local reports: rare, rebuilt in full
+        e = events[i]
+        events[i] = StatusEvent.from_ms(
+            e.message_id, e.status, e.timestamp_ms, e.channel, e.client_message_id, Origin.LOCAL
+        )
     refused = tuple((i, InvalidCallback(*error)) for i, *error in errors)
-    return ParsedBatch(events, refused, ignored)
+    return ParsedBatch(tuple(events), refused, ignored, registrations)
 
 
 _CHANNEL = {channel: channel for channel in CHANNELS}
@@ -422,7 +434,8 @@ def read_callback(
         raise InvalidCallback("body", "field names must be strings")
     try:
         if archives and is_archive(body):
-            return ParsedCallback(archived_events(body))
+            events, registrations = archived_events(body)
+            return ParsedCallback(events, registrations=registrations)
         shape = _shape(body)
         fast = _FAST.get(shape) if body.__class__ is dict else None
         parsed = None if fast is None else fast(body)  # type: ignore[arg-type]
@@ -446,6 +459,7 @@ def read_many(
     """
     events: list[StatusEvent] = []
     errors: list[tuple[int, InvalidCallback]] = []
+    registrations: list[tuple[StatusEvent, int]] = []
     ignored = 0
     for index, payload in enumerate(payloads):
         try:
@@ -456,7 +470,9 @@ def read_many(
         events.extend(parsed.events)
         if parsed.ignored:
             ignored += len(parsed.ignored)
-    return ParsedBatch(tuple(events), tuple(errors), ignored)
+        if parsed.registrations:
+            registrations.extend(parsed.registrations)
+    return ParsedBatch(tuple(events), tuple(errors), ignored, tuple(registrations))
 
 
 def parse_callback(payload: bytes | str | Mapping[str, Any]) -> list[StatusEvent]:

@@ -43,6 +43,7 @@ __all__ = [
     "FAILURES",
     "Category",
     "Kind",
+    "Origin",
     "Source",
     "Status",
 ]
@@ -82,6 +83,18 @@ class Source(enum.Enum):
         "One API message status table, "
         "https://docs.clickatell.com/channels/one-api/one-api-message-status-table/"
     )
+
+
+class Origin(enum.Enum):
+    """Who made a status report: Clickatell (a callback), or this side (``local``).
+
+    Local reports are the sends a backend registers (a QUEUED at the time of
+    sending) and the expiries a sweep gives messages that never heard back.
+    A policy may rank them apart from Clickatell's own reports.
+    """
+
+    CLICKATELL = "clickatell"
+    LOCAL = "local"
 
 
 _ANY: frozenset[str] = frozenset(CHANNELS)

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 
 import attrs
 
-from ._catalog import CHANNELS, Status
+from ._catalog import CHANNELS, Kind, Origin, Status
 from ._policy import MAX_TIMESTAMP_MS
 
 __all__ = [
@@ -90,7 +90,10 @@ class StatusEvent:
     because most events (a replay's, a receiver's) are compared and stored by
     their integer alone and building a ``datetime`` for each cost as much as
     parsing the rest of the callback.  Two events are equal when their
-    message id, status, instant, channel and client message id are.
+    message id, status, instant, channel, client message id and origin are.
+
+    ``origin`` says who made the report: Clickatell (every callback), or this
+    side (``Origin.LOCAL``: a registered send, a sweep's expiry).
     """
 
     message_id: str
@@ -98,6 +101,7 @@ class StatusEvent:
     timestamp_ms: int
     channel: str | None = None
     client_message_id: str | None = None
+    origin: Origin = Origin.CLICKATELL
 
     def __init__(
         self,
@@ -106,6 +110,7 @@ class StatusEvent:
         timestamp: datetime,
         channel: str | None = None,
         client_message_id: str | None = None,
+        origin: Origin = Origin.CLICKATELL,
     ) -> None:
         self._init(
             message_id,
@@ -113,6 +118,7 @@ class StatusEvent:
             _check_ms(ms_from_datetime(timestamp)),
             channel,
             client_message_id,
+            origin,
         )
 
     @property
@@ -121,10 +127,11 @@ class StatusEvent:
         return datetime_from_ms(self.timestamp_ms)
 
     def __repr__(self) -> str:
+        local = ", origin=Origin.LOCAL" if self.origin is Origin.LOCAL else ""
         return (
             f"StatusEvent(message_id={self.message_id!r}, status={self.status!r}, "
             f"timestamp={self.timestamp!r}, channel={self.channel!r}, "
-            f"client_message_id={self.client_message_id!r})"
+            f"client_message_id={self.client_message_id!r}{local})"
         )
 
     def _init(
@@ -134,6 +141,7 @@ class StatusEvent:
         timestamp_ms: int,
         channel: str | None,
         client_message_id: str | None,
+        origin: Origin = Origin.CLICKATELL,
     ) -> None:
         if not isinstance(message_id, str) or not message_id:
             raise ValueError(f"message_id must be a non-empty string, not {message_id!r}")
@@ -151,7 +159,9 @@ class StatusEvent:
         status = status if isinstance(status, Status) else Status.from_code(status)
         if not status.allowed_on(channel):
             raise ValueError(f"status {status.name} cannot occur on channel {channel!r}")
-        self.__attrs_init__(message_id, status, timestamp_ms, channel, client_message_id)
+        if not isinstance(origin, Origin):
+            raise ValueError(f"origin must be an Origin, not {origin!r}")
+        self.__attrs_init__(message_id, status, timestamp_ms, channel, client_message_id, origin)
 
     @classmethod
     def _checked(
@@ -174,6 +184,7 @@ class StatusEvent:
         _set(event, "timestamp_ms", timestamp_ms)
         _set(event, "channel", channel)
         _set(event, "client_message_id", client_message_id)
+        _set(event, "origin", _CLICKATELL)
         return event
 
     @classmethod
@@ -184,24 +195,31 @@ class StatusEvent:
         timestamp_ms: int,
         channel: str | None = None,
         client_message_id: str | None = None,
+        origin: Origin = Origin.CLICKATELL,
     ) -> StatusEvent:
         """Build an event from integer milliseconds, as callbacks carry them."""
         event = cls.__new__(cls)
-        event._init(message_id, status, _check_ms(timestamp_ms), channel, client_message_id)
+        event._init(message_id, status, _check_ms(timestamp_ms), channel, client_message_id, origin)
         return event
 
 
 # a frozen attrs class refuses its own setattr; these build an event without it
 _new = object.__new__
 _set = object.__setattr__
+_CLICKATELL = Origin.CLICKATELL
 
 
 @attrs.frozen
 class MessageState:
     """What is known about one message: the report that currently wins.
 
-    ``status`` and ``timestamp_ms`` come from the winning report; ``channel``
-    and ``client_message_id`` from the first report that carried them.
+    ``status``, ``timestamp_ms`` and ``origin`` come from the winning report
+    (``origin`` is LOCAL only where the policy ranks local reports of that
+    status apart: a sweep's expiry, a registration not yet confirmed);
+    ``channel`` and ``client_message_id`` from the first report that carried
+    them; ``deadline_ms`` from the registrations of the send (the earliest,
+    so that it does not depend on their order), None for a message never
+    registered.
     """
 
     message_id: str
@@ -209,21 +227,52 @@ class MessageState:
     timestamp_ms: int
     channel: str | None = None
     client_message_id: str | None = None
+    origin: Origin = Origin.CLICKATELL
+    deadline_ms: int | None = None
 
     @property
     def timestamp(self) -> datetime:
         """The provider time of the winning report, as an aware UTC ``datetime``."""
         return datetime_from_ms(self.timestamp_ms)
 
+    @property
+    def deadline(self) -> datetime | None:
+        """When the message is overdue if nothing final was heard by then (None: no deadline)."""
+        return None if self.deadline_ms is None else datetime_from_ms(self.deadline_ms)
+
+    @property
+    def is_due(self) -> bool:
+        """Whether a sweep past the deadline has something to do for this message.
+
+        A message still in progress is; so is one a sweep expired at a later
+        deadline than the one it has now (a registration with an earlier
+        deadline arrived since), so that the expiry ends up dated at the
+        earliest deadline whatever the order.
+        """
+        if self.deadline_ms is None:
+            return False
+        if self.status.kind is Kind.PROGRESS:
+            return True
+        return (
+            self.origin is Origin.LOCAL
+            and self.status is Status.EXPIRED
+            and self.timestamp_ms > self.deadline_ms
+        )
+
     @classmethod
-    def from_event(cls, event: StatusEvent) -> MessageState:
-        """The state of a message of which ``event`` is the only report so far."""
+    def from_event(cls, event: StatusEvent, origin: Origin | None = None) -> MessageState:
+        """The state of a message of which ``event`` is the only report so far.
+
+        ``origin`` overrides the event's (a policy that does not rank the
+        event's status apart when local remembers it as Clickatell's).
+        """
         return cls(
             event.message_id,
             event.status,
             event.timestamp_ms,
             event.channel,
             event.client_message_id,
+            event.origin if origin is None else origin,
         )
 
 
@@ -234,7 +283,8 @@ class Change:
     ``seq`` orders the feed (strictly increasing per store); ``previous`` is
     None for a message's first status; ``timestamp_ms`` (and ``timestamp``) is
     the provider's time of the report that made the change; ``channel`` and
-    ``client_message_id`` are the message's as far as they are known.  A
+    ``client_message_id`` are the message's as far as they are known;
+    ``origin`` is the report's (LOCAL: a sweep's expiry or a registration).  A
     report that only re-dates a status, or only teaches the channel, is no
     change.
     """
@@ -246,6 +296,7 @@ class Change:
     timestamp_ms: int
     channel: str | None = None
     client_message_id: str | None = None
+    origin: Origin = Origin.CLICKATELL
 
     @property
     def timestamp(self) -> datetime:

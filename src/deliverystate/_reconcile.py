@@ -29,7 +29,7 @@ import enum
 
 import attrs
 
-from ._catalog import Status
+from ._catalog import Origin, Status
 from ._events import MessageState, StatusEvent
 from ._lifecycle import implied_path
 from ._policy import Policy
@@ -68,9 +68,14 @@ class Decision:
     reason: str | None = None
 
 
-def fingerprint(status: int, timestamp_ms: int) -> int:
-    """The identity of a report within its message: same code and timestamp, same report."""
-    return timestamp_ms << 8 | status
+def fingerprint(status: int, timestamp_ms: int, origin: Origin = Origin.CLICKATELL) -> int:
+    """The identity of a report within its message: same code, timestamp and origin.
+
+    Clickatell's reports are ``timestamp_ms << 8 | code``; a local report is
+    the bitwise complement of that (a negative number), so the two never meet.
+    """
+    mark = timestamp_ms << 8 | status
+    return mark if origin is Origin.CLICKATELL else ~mark
 
 
 def rejection_reason(state: MessageState, event: StatusEvent) -> str | None:
@@ -108,15 +113,16 @@ def reconcile(
     history): an outranked repeat is then a DUPLICATE rather than STALE.
     """
     if state is None:
-        return MessageState.from_event(event), Outcome.APPLIED
+        origin = policy.ranks_apart(event.status, event.origin)
+        return MessageState.from_event(event, origin), Outcome.APPLIED
     if state.message_id != event.message_id:
         raise ValueError(
             f"report for message {event.message_id!r} applied to message {state.message_id!r}"
         )
     if rejection_reason(state, event) is not None:
         return state, Outcome.REJECTED
-    new_key = policy.key(event.status, event.timestamp_ms)
-    old_key = policy.key(state.status, state.timestamp_ms)
+    new_key = policy.key(event.status, event.timestamp_ms, event.origin)
+    old_key = policy.key(state.status, state.timestamp_ms, state.origin)
     if new_key > old_key:
         return (
             MessageState(
@@ -125,6 +131,8 @@ def reconcile(
                 event.timestamp_ms,
                 state.channel or event.channel,
                 state.client_message_id or event.client_message_id,
+                policy.ranks_apart(event.status, event.origin),
+                state.deadline_ms,
             ),
             Outcome.APPLIED,
         )

@@ -56,6 +56,8 @@ def state_json(state: MessageState, timeline: Iterable[HistoryEntry]) -> dict[st
         "timestamp": iso(state.timestamp_ms),
         "channel": state.channel,
         "client_message_id": state.client_message_id,
+        "origin": state.origin.value,
+        "deadline": None if state.deadline_ms is None else iso(state.deadline_ms),
         "terminal": state.status.is_terminal,
         "delivered": state.status.is_delivered,
         "failed": state.status.is_failure,
@@ -67,6 +69,7 @@ def state_json(state: MessageState, timeline: Iterable[HistoryEntry]) -> dict[st
                 "outcome": entry.outcome.value,
                 "channel": entry.event.channel,
                 "client_message_id": entry.event.client_message_id,
+                "origin": entry.event.origin.value,
                 "arrival": entry.arrival,
             }
             for entry in timeline
@@ -91,6 +94,7 @@ def change_json(change: Change) -> dict[str, Any]:
         "timestamp": iso(change.timestamp_ms),
         "channel": change.channel,
         "client_message_id": change.client_message_id,
+        "origin": change.origin.value,
         "description": change.status.description,
         "final": change.is_final,
         "delivered": change.status.is_delivered,

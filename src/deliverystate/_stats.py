@@ -10,11 +10,13 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
 from typing import Any
 
 import attrs
 
 from ._catalog import Category, Status
+from ._events import ms_from_datetime
 from .stores import Milestones, Store
 
 __all__ = ["DeliveryStats", "FeedStatus", "Latency", "delivery_stats", "feed_status"]
@@ -50,6 +52,10 @@ class DeliveryStats:
     read: int
     time_to_delivery: Latency | None
     time_to_read: Latency | None
+    #: Registered messages still in progress past their deadline (a sweep would expire them).
+    overdue: int = 0
+    #: Messages EXPIRED by a local report (a sweep), not by Clickatell.
+    local_expiries: int = 0
 
     @property
     def delivery_rate(self) -> float | None:
@@ -77,6 +83,8 @@ class DeliveryStats:
             "read_rate": self.read_rate,
             "time_to_delivery": latency(self.time_to_delivery),
             "time_to_read": latency(self.time_to_read),
+            "overdue": self.overdue,
+            "local_expiries": self.local_expiries,
         }
 
 
@@ -91,8 +99,8 @@ def _latencies(milestones: Iterable[Milestones]) -> tuple[list[float], list[floa
     return to_delivery, to_read
 
 
-def delivery_stats(store: Store) -> DeliveryStats:
-    """Compute the statistics of everything ``store`` tracks."""
+def delivery_stats(store: Store, now: datetime | None = None) -> DeliveryStats:
+    """Compute the statistics of everything ``store`` tracks; overdue as of ``now`` (the clock)."""
     by_status = dict(store.count_by_status())
     by_category: Counter[Category] = Counter()
     for status, count in by_status.items():
@@ -107,6 +115,8 @@ def delivery_stats(store: Store) -> DeliveryStats:
         by_status.get(Status.READ, 0),
         Latency.of(to_delivery),
         Latency.of(to_read),
+        store.count_overdue(ms_from_datetime(now or datetime.now(timezone.utc))),
+        store.count_local_expiries(),
     )
 
 

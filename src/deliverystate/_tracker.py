@@ -8,127 +8,32 @@ so that they can be re-applied later, e.g. after the catalog learns a code.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime, timezone
-from typing import IO, Any
-
-import attrs
+from datetime import datetime, timedelta, timezone
+from typing import IO
 
 from ._callbacks import ParsedBatch, parse_callback, read_callback, read_many
 from ._catalog import Status
+from ._deadlines import Send, check_windows, overdue, registrations, sweep
 from ._events import Change, MessageState, StatusEvent, check_consumer, check_seq
 from ._policy import DELIVERY_WINS, Policy
 from ._prune import prune
-from ._reconcile import Decision
+from ._receipts import IngestReport, Payload, Receipt, Received, RetryReport, payload_text
+from ._reconcile import Decision, Outcome
 from .errors import InvalidCallback, PolicyMismatch
 from .stores import DeadLetter, HistoryEntry, MemoryStore, Store, Summary
 
-__all__ = [
-    "IngestReport",
-    "Payload",
-    "Receipt",
-    "Received",
-    "RetryReport",
-    "Tracker",
-    "payload_text",
-]
+__all__ = ["Tracker"]
 
 logger = logging.getLogger(__name__)
 
 #: Bodies re-applied per transaction by :meth:`Tracker.drain_inbox`.
 _DRAIN_CHUNK = 500
 
-Payload = bytes | str | Mapping[str, Any]
-
 
 def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
-
-
-@attrs.frozen
-class Receipt:
-    """What receiving one body did: it was kept, and applied or not yet.
-
-    ``summary`` is the outcome of applying the body's status updates; it is
-    None when applying failed after the body was stored: the body then waits
-    in the store's inbox, ``error`` says why, and ``Tracker.drain_inbox``
-    re-applies it.  ``dead_letter`` is set instead when the body could not be
-    applied even on its own while the store worked: it was moved to the dead
-    letter, so that it cannot hold up the bodies that arrive with it.
-    ``ignored`` names the events of the body that are not status updates (an
-    inbound ``moText``, an event type Clickatell added later); a body holding
-    nothing else is answered without touching the inbox (``inbox_id`` None).
-    """
-
-    inbox_id: int | None
-    events: tuple[StatusEvent, ...]
-    summary: Summary | None
-    error: str | None = None
-    ignored: tuple[str, ...] = ()
-    dead_letter: DeadLetter | None = None
-
-
-#: What one body of :meth:`Tracker.receive_many` came to: a receipt, the
-#: ``InvalidCallback`` of a body that is in the dead letter, or the store's error
-#: for a body that could not be kept (the caller must not acknowledge it).
-Received = Receipt | Exception
-
-
-@attrs.frozen
-class IngestReport:
-    """What a batch of payloads did: outcome counts, and the payloads that could not be parsed.
-
-    ``errors`` pairs each unparseable payload's index in the batch with its error;
-    those payloads are in the dead letter.  ``ignored`` counts the events that are
-    not status updates (inbound messages, newer event types).
-    """
-
-    summary: Summary
-    errors: tuple[tuple[int, InvalidCallback], ...]
-    ignored: int = 0
-
-
-@attrs.frozen
-class RetryReport:
-    """What re-applying the dead letter did: letters now applied, letters still invalid."""
-
-    applied: tuple[DeadLetter, ...]
-    still_invalid: tuple[DeadLetter, ...]
-    decisions: tuple[Decision, ...]
-
-
-def payload_text(payload: bytes | str | Mapping[str, Any]) -> str:
-    """A payload as text for the dead letter: bytes decoded, mappings as JSON.
-
-    Never fails: whatever a caller hands over must reach the dead letter.
-    """
-    if isinstance(payload, bytes | bytearray | memoryview):
-        return bytes(payload).decode("utf-8", errors="backslashreplace")
-    if isinstance(payload, str):
-        return payload
-    try:
-        return json.dumps(payload, sort_keys=True, default=repr)
-    except (TypeError, ValueError, RecursionError):
-        pass
-    try:
-        return json.dumps(_printable(payload, 0), default=repr)
-    except (TypeError, ValueError, RecursionError):
-        return f"<unprintable {type(payload).__name__}>"
-
-
-def _printable(value: Any, depth: int) -> Any:
-    """``value`` with what JSON cannot write replaced by a description of it."""
-    if depth > 50:
-        return "<nested too deep>"
-    if isinstance(value, Mapping):
-        return {str(key): _printable(item, depth + 1) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_printable(item, depth + 1) for item in value]
-    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 10_000:
-        return f"<an integer of {value.bit_length()} bits>"
-    return value
 
 
 class Tracker:
@@ -139,9 +44,64 @@ class Tracker:
     same policy reaches the same states, whatever the order.
     """
 
-    def __init__(self, store: Store | None = None, policy: Policy | None = None) -> None:
+    def __init__(
+        self,
+        store: Store | None = None,
+        policy: Policy | None = None,
+        *,
+        windows: Mapping[str, timedelta] | None = None,
+    ) -> None:
         self.store: Store = store if store is not None else MemoryStore()
         self.policy: Policy = policy if policy is not None else DELIVERY_WINS
+        #: How long after sending each channel's messages may hear back (``_deadlines``).
+        self.windows: Mapping[str, timedelta] = check_windows(windows)
+
+    def register(
+        self,
+        message_id: str,
+        *,
+        channel: str,
+        sent_at: datetime,
+        client_message_id: str | None = None,
+        deadline: datetime | None = None,
+    ) -> Decision:
+        """Record a send right after Clickatell accepted it: a local QUEUED at ``sent_at``.
+
+        It commutes with the callbacks (one that came first gives the same
+        final state); the message is overdue from ``deadline``, by default
+        ``sent_at`` plus the channel's window (:attr:`windows`).  Raises
+        ``ValueError`` naming a bad argument.
+        """
+        send = Send(message_id, channel, sent_at, client_message_id, deadline)
+        ((event, deadline_ms),) = registrations([send], self.windows)
+        summary = self.store.register_many([(event, deadline_ms)], self.policy)
+        if summary.rejected:
+            return summary.rejected[0]
+        state = self.store.get(message_id)
+        assert state is not None  # an accepted registration always leaves a state
+        outcome = next(o for o in Outcome if summary.count(o))
+        return Decision(outcome, state, event)
+
+    def register_many(self, sends: Iterable[Send]) -> Summary:
+        """Record many sends in one store batch; counts of outcomes of their QUEUED reports."""
+        return self.store.register_many(registrations(sends, self.windows), self.policy)
+
+    def overdue(self, now: datetime | None = None, limit: int = 1000) -> list[MessageState]:
+        """Messages still in progress whose deadline is past ``now`` (default: the clock).
+
+        Earliest deadline first, at most ``limit``.
+        """
+        return overdue(self.store, now, limit)
+
+    def sweep(self, now: datetime | None = None) -> Summary:
+        """Give every overdue message a local EXPIRED report dated at its deadline.
+
+        Dated at the deadline, not at ``now``: two sweepers, or a sweep run
+        twice, reach the same states (the second report is a duplicate), and
+        real evidence that comes later is reconciled as usual (under the
+        default policy a DEVICE_ACK after a local expiry wins).
+        """
+        return sweep(self.store, self.policy, now)
 
     def apply(self, event: StatusEvent) -> Decision:
         """Reconcile one report; the decision says whether it was applied, stale, etc."""
@@ -219,7 +179,10 @@ class Tracker:
         """
         for index, error in parsed.errors:
             self.store.add_dead_letter(payload_text(payloads[index]), str(error))
-        return IngestReport(self.apply_many(parsed.events), parsed.errors, parsed.ignored)
+        summary = self.apply_many(parsed.events)
+        if parsed.registrations:  # archive lines: their deadlines (the reports are in)
+            self.store.register_many(parsed.registrations, self.policy)
+        return IngestReport(summary, parsed.errors, parsed.ignored)
 
     def receive(self, payload: Payload) -> Receipt:
         """Take one callback as a webhook must: keep it durably, then apply it.

@@ -27,7 +27,7 @@ import subprocess
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from ._catalog import CHANNELS, Category, Kind, Status
+from ._catalog import CHANNELS, Category, Kind, Origin, Status
 from ._lifecycle import ALLOWED
 from ._policy import DELIVERY_WINS, FAILURE_WINS, Policy, PolicyRow
 from ._render import PALETTE, Colours
@@ -246,9 +246,13 @@ def _tie_text(row: PolicyRow) -> str:
 
 
 def _status_lines(row: PolicyRow, per_line: int = 3) -> list[str]:
-    """The rank's status names, a few per line, so a 23-status rank stays a box, not a pole."""
+    """The rank's status names, a few per line, so a 23-status rank stays a box, not a pole.
+
+    A row for local reports (a registration, a sweep's expiry) says so first.
+    """
     names = [s.name for s in row.statuses]
-    return [", ".join(names[i : i + per_line]) for i in range(0, len(names), per_line)]
+    lines = [", ".join(names[i : i + per_line]) for i in range(0, len(names), per_line)]
+    return ["local reports:", *lines] if row.origin is Origin.LOCAL else lines
 
 
 def _ranks(policy: Policy) -> list[PolicyRow]:
@@ -325,6 +329,13 @@ def precedence_dot(policy: Policy) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: What a local report of these statuses is, for the policy table.
+_LOCAL_MEANING: dict[tuple[Status, ...], str] = {
+    (Status.EXPIRED,): "a sweep's expiry at the deadline",
+    (Status.QUEUED,): "a registered send",
+}
+
+
 def policy_markdown(policy: Policy) -> str:
     """The policy as a markdown table, highest rank first."""
     rows = ["| rank | statuses | tie-break inside the rank |", "|---|---|---|"]
@@ -333,6 +344,8 @@ def policy_markdown(policy: Policy) -> str:
             names = "every terminal non-delivery (codes 20 and up)"
         else:
             names = ", ".join(s.name for s in row.statuses)
+        if row.origin is Origin.LOCAL:
+            names = f"local {names} ({_LOCAL_MEANING.get(row.statuses, 'reported locally')})"
         tie = _tie_text(row) if len(row.statuses) > 1 else f"— ({_tie_text(row)})"
         rows.append(f"| {row.rank} | {names} | {tie} |")
     return "\n".join(rows) + "\n"

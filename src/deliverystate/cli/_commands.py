@@ -10,7 +10,6 @@ import contextlib
 import functools
 import os
 import shlex
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO
 
@@ -24,7 +23,8 @@ from .._tracker import Tracker
 from ..diagrams import diagram_markdown, lifecycle_dot, lifecycle_mermaid, render_svg
 from ..simulate import simulate_lines
 from . import _tables
-from ._feed import changes, duration_option, forward, forward_target
+from ._deadlines import register, sweep
+from ._feed import changes, forward
 from ._options import (
     Group,
     channel_option,
@@ -34,8 +34,10 @@ from ._options import (
     json_option,
     open_tracker,
     out,
+    parse_moment,
 )
 from ._replay import CHUNK, PARSE_WORKERS, ReplayResult, replay_stream
+from ._serve import serve
 
 __all__ = ["cli"]
 
@@ -309,18 +311,6 @@ def dead_letter(action: str, db: str, as_json: bool) -> None:
     )
 
 
-def _moment(text: str) -> datetime:
-    """A date or an ISO 8601 time; without a zone it is UTC."""
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise click.BadParameter(
-            f"{text!r} is not a date or an ISO 8601 time (2026-01-01, 2026-01-01T12:00:00Z)",
-            param_hint="--before",
-        ) from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
-
-
 @cli.command()
 @db_option
 @click.option("--before", required=True, help="Remove final messages last heard of before this.")
@@ -345,7 +335,7 @@ def prune(db: str, before: str, archive_path: str | None, dry_run: bool, as_json
       deliverystate prune --db state.sqlite3 --before 2026-01-01 --dry-run
       deliverystate prune --before 2026-01-01 --archive 2025.jsonl
     """
-    moment = _moment(before)
+    moment = parse_moment(before, "--before")
     tracker = open_tracker(db, must_exist=True)
     total = sum(tracker.count_by_status().values())
     with contextlib.ExitStack() as stack:
@@ -385,93 +375,6 @@ def prune(db: str, before: str, archive_path: str | None, dry_run: bool, as_json
     )
 
 
-def _credentials(basic: str | None) -> tuple[str, str] | None:
-    if basic is None:
-        return None
-    user, sep, password = basic.partition(":")
-    if not sep or not user:
-        raise click.BadParameter("expected USER:PASSWORD", param_hint="--basic")
-    return user, password
-
-
-@cli.command()
-@db_option
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
-@click.option(
-    "--token",
-    envvar="DELIVERYSTATE_TOKEN",
-    default=None,
-    help="Shared secret callers must send as ?token= or a header (env DELIVERYSTATE_TOKEN).",
-)
-@click.option(
-    "--basic",
-    envvar="DELIVERYSTATE_BASIC",
-    default=None,
-    metavar="USER:PASSWORD",
-    help="HTTP Basic credentials callers must send (env DELIVERYSTATE_BASIC).",
-)
-@click.option(
-    "--workers",
-    type=click.IntRange(1, 64),
-    default=1,
-    show_default=True,
-    help="Worker processes sharing the port (each opens the store itself).",
-)
-@click.option("--forward-to", default=None, metavar="URL", help="Also forward the changes here.")
-@click.option(
-    "--forward-secret",
-    envvar="DELIVERYSTATE_FORWARD_SECRET",
-    default=None,
-    help="Standard Webhooks secret for --forward-to (env DELIVERYSTATE_FORWARD_SECRET).",
-)
-@click.option("--forward-name", default="forward", show_default=True, help="The cursor's name.")
-@click.option("--forward-only", type=click.Choice(["final"]), default=None)
-@click.option("--forward-horizon", default="24h", show_default=True, callback=duration_option)
-def serve(
-    db: str,
-    host: str,
-    port: int,
-    token: str | None,
-    basic: str | None,
-    workers: int,
-    forward_to: str | None,
-    forward_secret: str | None,
-    forward_name: str,
-    forward_only: str | None,
-    forward_horizon: float,
-) -> None:
-    """Receive Clickatell status callbacks over HTTP (needs the 'web' extra).
-
-    Point Clickatell's callback URL at /callbacks/clickatell.  Without
-    --token or --basic anyone who can reach the port can post callbacks.
-
-    \b
-    Examples:
-      deliverystate serve --db state.sqlite3 --port 8000 --token "$SECRET"
-      deliverystate serve --db postgresql://app@db/notify --workers 4
-      deliverystate serve --forward-to https://backend.example/hooks/sms \\
-          --forward-secret "$WEBHOOK_SECRET"
-    """
-    credentials = _credentials(basic)
-    try:
-        from ..web import serve as run_server  # noqa: PLC0415 - the 'web' extra is optional
-    except ImportError as error:
-        raise click.ClickException(
-            f"serve needs the 'web' extra ({error.name} is missing): "
-            "pip install 'deliverystate[web]'"
-        ) from None
-    if workers > 1 and db == ":memory:":
-        raise click.BadParameter("several workers cannot share :memory:", param_hint="--workers")
-    source = click.get_current_context().get_parameter_source("forward_secret")
-    target = None
-    if forward_to is not None or source is click.core.ParameterSource.COMMANDLINE:
-        target = forward_target(
-            forward_to, forward_secret, forward_name, forward_only == "final", forward_horizon
-        )
-    run_server(db, host, port, token, basic_auth=credentials, workers=workers, forward=target)
-
-
 @cli.command()
 @click.option("--messages", "-n", type=click.IntRange(min=0), default=1000, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -492,3 +395,6 @@ def simulate(messages: int, seed: int, out_file: IO[str]) -> None:
 
 cli.add_command(changes)
 cli.add_command(forward)
+cli.add_command(register)
+cli.add_command(serve)
+cli.add_command(sweep)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime, timezone
 from typing import Any
 
 import click
@@ -29,6 +30,7 @@ __all__ = [
     "json_option",
     "open_tracker",
     "out",
+    "parse_moment",
 ]
 
 # piped output is read by people and by grep: never truncate it to 80 columns
@@ -67,6 +69,18 @@ channel_option = click.option(
 def open_tracker(db: str, *, must_exist: bool = False) -> Tracker:
     """A tracker on ``db``; a read-only command passes ``must_exist`` and creates nothing."""
     return Tracker(open_store(db, must_exist=must_exist))
+
+
+def parse_moment(text: str, option: str) -> datetime:
+    """A date or an ISO 8601 time given to ``option``; without a zone it is UTC."""
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r} is not a date or an ISO 8601 time (2026-01-01, 2026-01-01T12:00:00Z)",
+            param_hint=option,
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
 
 
 def emit_json(data: object) -> None:

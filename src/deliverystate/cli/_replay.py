@@ -36,8 +36,9 @@ from multiprocessing.connection import wait
 from typing import Any
 
 from .._callbacks import ParsedBatch, read_many
+from .._receipts import IngestReport
 from .._reconcile import Outcome
-from .._tracker import IngestReport, Tracker
+from .._tracker import Tracker
 
 __all__ = ["CHUNK", "PARSE_WORKERS", "ReplayResult", "replay_stream"]
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from rich.table import Table
 from rich.text import Text
 
-from .._catalog import Status
+from .._catalog import Origin, Status
 from .._events import MessageState
 from .._reconcile import Outcome
 from .._render import iso, table_time
@@ -85,7 +85,7 @@ def outcomes_table(result: ReplayResult) -> Table:
 def timeline_table(message_id: str, timeline: Sequence[HistoryEntry]) -> Table:
     """A message's reports in event-time order, with outcome and arrival rank."""
     table = Table(title=f"Message {message_id}")
-    for column in ("time (UTC)", "status", "outcome", "arrival"):
+    for column in ("time (UTC)", "status", "source", "outcome", "arrival"):
         table.add_column(column, justify="right" if column == "arrival" else "left", no_wrap=True)
     arrivals = {
         entry.arrival: rank
@@ -95,6 +95,7 @@ def timeline_table(message_id: str, timeline: Sequence[HistoryEntry]) -> Table:
         table.add_row(
             table_time(entry.event.timestamp_ms),
             f"{int(entry.event.status)} {entry.event.status.name}",
+            entry.event.origin.value,
             entry.outcome.value,
             f"#{arrivals[entry.arrival]}",
         )
@@ -108,6 +109,10 @@ def final_status_line(state: MessageState) -> str:
         for part in (
             f"channel {state.channel}" if state.channel else "",
             f"client id {state.client_message_id}" if state.client_message_id else "",
+            "expired locally (no report by the deadline)"
+            if state.origin is Origin.LOCAL and state.status is Status.EXPIRED
+            else "",
+            f"deadline {iso(state.deadline_ms)}" if state.deadline_ms is not None else "",
         )
         if part
     )
@@ -160,6 +165,8 @@ def delivery_table(stats: DeliveryStats) -> Table:
         table.add_row(label, "" if rate is None else f"{rate:.1%}")
     table.add_row("first report -> delivered", _latency(stats.time_to_delivery))
     table.add_row("first report -> read", _latency(stats.time_to_read))
+    table.add_row("overdue (registered, past the deadline)", str(stats.overdue))
+    table.add_row("expired locally (by a sweep)", str(stats.local_expiries))
     return table
 
 

@@ -24,14 +24,14 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 
-from .._catalog import Status
+from .._catalog import Origin, Status
 from .._events import Change, MessageState, StatusEvent
 from .._policy import Policy
 from .._reconcile import Decision, Outcome
 from ..errors import PolicyMismatch
 from ._memfeed import MemoryFeed
 from ._protocol import Archived, DeadLetter, HistoryEntry, Keep, Milestones, Summary
-from ._work import Batch, Record, state_of, status_of
+from ._work import KEY_MASK, Batch, Record, state_of, status_of
 
 __all__ = ["MemoryStore"]
 
@@ -43,6 +43,7 @@ class MemoryStore(MemoryFeed):
         super().__init__(feed=history if feed is None else feed)
         self._records: dict[str, Record] = {}
         self._clients: dict[str, str] = {}
+        self._deadlines: dict[str, int] = {}
         self._policy: Policy | None = None
         self._keep_history = history
         self._history: dict[str, list[HistoryEntry]] = {}
@@ -63,7 +64,7 @@ class MemoryStore(MemoryFeed):
         record = self._records.get(message_id)
         if record is None or self._policy is None:
             return None
-        return state_of(message_id, record, self._policy, self._clients)
+        return state_of(message_id, record, self._policy, self._clients, self._deadlines)
 
     def _batch(self, policy: Policy) -> Batch:
         """A unit of work over the store's own dictionaries (call with the lock held)."""
@@ -73,7 +74,13 @@ class MemoryStore(MemoryFeed):
             raise PolicyMismatch("the memory store", self._policy.name, policy.name)
         seen = self._seen if self._keep_history else None
         return Batch(
-            self._records, self._clients, seen, policy, track_changes=False, feed=self.feed
+            self._records,
+            self._clients,
+            seen,
+            policy,
+            track_changes=False,
+            feed=self.feed,
+            deadlines=self._deadlines,
         )
 
     def _run(self, events: Iterable[StatusEvent], policy: Policy) -> tuple[Batch, list[Decision]]:
@@ -108,6 +115,57 @@ class MemoryStore(MemoryFeed):
             changes = self._keep(batch)
         self._hooks.call(changes)
         return batch.summary()
+
+    def register_many(self, sends: Sequence[tuple[StatusEvent, int]], policy: Policy) -> Summary:
+        """Apply registered sends' QUEUED reports and deadlines under one lock acquisition."""
+        sends = list(sends)
+        with self._lock:
+            batch = self._batch(policy)
+            for event, deadline_ms in sends:
+                batch.register(event, deadline_ms)
+            changes = self._keep(batch)
+        self._hooks.call(changes)
+        return batch.summary()
+
+    def overdue(
+        self, now_ms: int, limit: int, after: tuple[int, str] | None = None
+    ) -> list[MessageState]:
+        """Messages due by ``now_ms`` (``MessageState.is_due``), by deadline then id.
+
+        Scans the registered messages: a memory store holds few enough.
+        """
+        with self._lock:
+            policy = self._policy
+            if policy is None:
+                return []
+            found = []
+            for message_id, deadline in self._deadlines.items():
+                if deadline > now_ms or (after is not None and (deadline, message_id) <= after):
+                    continue
+                state = state_of(
+                    message_id, self._records[message_id], policy, self._clients, self._deadlines
+                )
+                if state.is_due:
+                    found.append(state)
+        found.sort(key=lambda state: (state.deadline_ms, state.message_id))
+        return found[:limit]
+
+    def count_overdue(self, now_ms: int) -> int:
+        """How many messages are due by ``now_ms``."""
+        return len(self.overdue(now_ms, len(self._deadlines) + 1))
+
+    def count_local_expiries(self) -> int:
+        """How many messages are EXPIRED by a local report (a sweep), not by Clickatell."""
+        with self._lock:
+            policy = self._policy
+            if policy is None:
+                return 0
+            return sum(
+                1
+                for record in self._records.values()
+                if status_of(record, policy) is Status.EXPIRED
+                and policy.origin_of(record & KEY_MASK) is Origin.LOCAL
+            )
 
     def accept(self, payloads: Sequence[str]) -> list[int]:
         """Keep received bodies until they are settled."""
@@ -178,7 +236,13 @@ class MemoryStore(MemoryFeed):
                 keep(
                     [
                         Archived(
-                            state_of(m, self._records[m], self._require_policy(), self._clients),
+                            state_of(
+                                m,
+                                self._records[m],
+                                self._require_policy(),
+                                self._clients,
+                                self._deadlines,
+                            ),
                             tuple(sorted(self._history.get(m, ()), key=lambda e: e.arrival)),
                         )
                         for m in doomed
@@ -187,6 +251,7 @@ class MemoryStore(MemoryFeed):
             for message_id in doomed:
                 del self._records[message_id]
                 self._clients.pop(message_id, None)
+                self._deadlines.pop(message_id, None)
                 self._history.pop(message_id, None)
                 self._seen.pop(message_id, None)
             return len(doomed)

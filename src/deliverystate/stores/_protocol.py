@@ -146,6 +146,28 @@ class Store(Protocol):
     def advance(self, event: StatusEvent, policy: Policy) -> MessageState:
         """Strictly step a message along the lifecycle, or raise ``IllegalTransition``."""
 
+    def register_many(self, sends: Sequence[tuple[StatusEvent, int]], policy: Policy) -> Summary:
+        """Apply registered sends: each a local QUEUED report and a deadline (ms), atomically.
+
+        Like :meth:`apply_many` for the reports; a message keeps the earliest
+        deadline any of its accepted registrations gave it.
+        """
+
+    def overdue(
+        self, now_ms: int, limit: int, after: tuple[int, str] | None = None
+    ) -> list[MessageState]:
+        """Up to ``limit`` messages due by ``now_ms`` (``MessageState.is_due``).
+
+        Ordered by deadline then message id, starting after the (deadline,
+        id) ``after``, so that a sweep can page through them.
+        """
+
+    def count_overdue(self, now_ms: int) -> int:
+        """How many messages are due by ``now_ms``."""
+
+    def count_local_expiries(self) -> int:
+        """How many messages are EXPIRED by a local report (a sweep), not by Clickatell."""
+
     def history(self, message_id: str) -> Sequence[HistoryEntry]:
         """The reports about a message, ordered by event timestamp then arrival."""
 

@@ -26,10 +26,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from .._catalog import Status
-from .._events import StatusEvent
 from .._reconcile import Outcome
 from ._protocol import Archived, HistoryEntry, Keep
-from ._rows import report_arrivals, report_times, state_from_row
+from ._rows import (
+    HISTORY_COLUMNS,
+    event_from_row,
+    report_arrivals,
+    report_times,
+    state_from_row,
+)
 from ._sqlbase import SQLBase
 
 __all__ = ["SQLRetention"]
@@ -68,11 +73,11 @@ class SQLRetention(SQLBase):
                     row
                     for row in self._select_for_update(cursor, sorted(message_ids))
                     if Status.from_code(row[1]).is_terminal
-                    and max(report_times(row[5]), default=0) < before_ms
+                    and max(report_times(row[7]), default=0) < before_ms
                 ]
                 if not doomed:
                     return 0
-                arrivals = [a for row in doomed for a in report_arrivals(row[5])]
+                arrivals = [a for row in doomed for a in report_arrivals(row[7])]
                 if keep is not None:
                     keep(self._archived(cursor, doomed, arrivals))
                 if arrivals:
@@ -94,11 +99,10 @@ class SQLRetention(SQLBase):
         entries: dict[str, list[HistoryEntry]] = {}
         if arrivals:
             cursor.execute(
-                "SELECT message_id, status, timestamp_ms, channel, client_message_id, outcome, "
-                f"arrival FROM ds_history WHERE arrival IN ({self._list(arrivals)}) "
-                "ORDER BY arrival"
+                f"SELECT {HISTORY_COLUMNS} FROM ds_history "
+                f"WHERE arrival IN ({self._list(arrivals)}) ORDER BY arrival"
             )
             for row in cursor.fetchall():
-                event = StatusEvent.from_ms(row[0], row[1], row[2], row[3], row[4])
+                event = event_from_row(row)
                 entries.setdefault(row[0], []).append(HistoryEntry(event, Outcome(row[5]), row[6]))
         return [Archived(state_from_row(row), tuple(entries.get(row[0], ()))) for row in doomed]

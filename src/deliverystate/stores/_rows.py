@@ -10,7 +10,8 @@ Two encodings live here, shared by SQLite and PostgreSQL:
   must not be lost.
 * **A message's reports**: every history row a message has is named in its
   message row, as a blob of big-endian 64-bit pairs (fingerprint, arrival).
-  The fingerprint (``timestamp_ms << 8 | code``) is what duplicate detection
+  The fingerprint (``timestamp_ms << 8 | code``, complemented for a local
+  report: see ``reconcile.fingerprint``) is what duplicate detection
   needs; the arrival is the history row's key.  So recognising a repeat and
   finding a message's history read the one row the batch locks anyway, and
   the history table needs no index but its arrival key: it is appended to in
@@ -28,11 +29,14 @@ import struct
 from collections.abc import Iterable
 from typing import Any
 
-from .._catalog import Status
-from .._events import MessageState
+from .._catalog import Origin, Status
+from .._events import MessageState, StatusEvent
 
 __all__ = [
+    "HISTORY_COLUMNS",
+    "STATE_COLUMNS",
     "digest",
+    "event_from_row",
     "fingerprints",
     "pack_reports",
     "payload_bytes",
@@ -46,9 +50,33 @@ __all__ = [
 _PAIR = struct.Struct(">qq")
 
 
+#: The columns :func:`state_from_row` reads, in its order (the reports blob may follow).
+STATE_COLUMNS = "message_id, status, timestamp_ms, channel, client_message_id, local, deadline_ms"
+
+
 def state_from_row(row: tuple[Any, ...]) -> MessageState:
-    """A state from (message id, status, timestamp, channel, client message id) columns."""
-    return MessageState(row[0], Status.from_code(row[1]), row[2], row[3], row[4])
+    """A state from the :data:`STATE_COLUMNS` of a message row."""
+    return MessageState(
+        row[0],
+        Status.from_code(row[1]),
+        row[2],
+        row[3],
+        row[4],
+        Origin.LOCAL if row[5] else Origin.CLICKATELL,
+        row[6],
+    )
+
+
+#: The history columns :func:`event_from_row` reads; outcome and arrival follow the event's.
+HISTORY_COLUMNS = (
+    "message_id, status, timestamp_ms, channel, client_message_id, outcome, arrival, local"
+)
+
+
+def event_from_row(row: tuple[Any, ...]) -> StatusEvent:
+    """A report from the :data:`HISTORY_COLUMNS` of a history row."""
+    origin = Origin.LOCAL if row[7] else Origin.CLICKATELL
+    return StatusEvent.from_ms(row[0], row[1], row[2], row[3], row[4], origin)
 
 
 def pack_reports(pairs: Iterable[tuple[int, int]]) -> bytes:
@@ -66,8 +94,8 @@ def fingerprints(blob: bytes | memoryview | None) -> set[int]:
 
 
 def report_times(blob: bytes | memoryview | None) -> list[int]:
-    """The event times (ms) of the reports a blob names."""
-    return [fp >> 8 for fp, _ in _pairs(blob)]
+    """The event times (ms) of the reports a blob names (a local report's is complemented)."""
+    return [(fp if fp >= 0 else ~fp) >> 8 for fp, _ in _pairs(blob)]
 
 
 def report_arrivals(blob: bytes | memoryview | None) -> list[int]:

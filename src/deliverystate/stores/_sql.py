@@ -31,9 +31,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from .._catalog import Status
+from .._catalog import Origin, Status
 from .._events import Change, MessageState, StatusEvent
-from .._policy import Policy
+from .._policy import DELIVERY_WINS, FAILURE_WINS, PREVIOUS_TABLES, Policy
 from .._reconcile import Decision
 from ..errors import PolicyMismatch, SchemaMismatch
 from ._hooks import ChangeHook, Hooks
@@ -45,7 +45,7 @@ from ._sqlfeed import SQLFeed
 from ._sqlread import SQLReads
 from ._work import Batch, change_of, record_of
 
-__all__ = ["SCHEMA_VERSION", "SQLStore"]
+__all__ = ["SCHEMA_VERSION", "SQLStore", "precedence_sql", "rekey_previous_tables"]
 
 #: The schema this version of deliverystate writes.  Bump it together with an
 #: entry in each store's ``MIGRATIONS`` that upgrades the previous version.
@@ -53,10 +53,55 @@ __all__ = ["SCHEMA_VERSION", "SQLStore"]
 #: (a NUL, a lone surrogate) can be kept exactly.  Version 3 names each
 #: message's history rows in its own row (see ``_rows``), so that history is
 #: appended in arrival order with no index but its key.  Version 4 adds the
-#: change feed (``_sqlfeed``).
-SCHEMA_VERSION = 4
+#: change feed (``_sqlfeed``).  Version 5 adds registrations and local reports:
+#: each message's deadline (and ``due_ms``, indexed, for the sweep) and whether
+#: its winning report is local; history and the feed say which reports are.
+SCHEMA_VERSION = 5
 
 T = TypeVar("T")
+_CLICKATELL = Origin.CLICKATELL
+BUILT_IN = {policy.name: policy for policy in (DELIVERY_WINS, FAILURE_WINS)}
+
+
+def precedence_sql(policy: Policy) -> str:
+    """An SQL expression computing a message row's precedence key under ``policy``.
+
+    Generated from the policy's own integers, never from user text.
+    """
+
+    def cases(offset: Mapping[Status, int], scale: Mapping[Status, int]) -> str:
+        whens = " ".join(
+            f"WHEN {int(s)} THEN {offset[s]} + ({scale[s]}) * timestamp_ms" for s in offset
+        )
+        return f"CASE status {whens} END"
+
+    provider = cases(policy.offset, policy.scale)
+    if not policy.local_offset:
+        return provider
+    local = cases(policy.local_offset, policy.local_scale)
+    codes = ", ".join(str(int(s)) for s in policy.local_offset)
+    return f"CASE WHEN local = 1 AND status IN ({codes}) THEN {local} ELSE {provider} END"
+
+
+def rekey_previous_tables(cursor: Any) -> None:
+    """Migration to version 5: a store written under a built-in policy as it was is re-keyed.
+
+    The built-in tables gained ranks for local reports, which moved the
+    others; a store that recorded one of the former tables gets the current
+    one's keys (every report before version 5 is Clickatell's).  A store under
+    a policy of its own keeps it: a table without local rows did not change.
+    """
+    cursor.execute("SELECT value FROM ds_meta WHERE key = 'policy'")
+    row = cursor.fetchone()
+    if row is None:
+        return
+    for name, previous in PREVIOUS_TABLES.items():
+        if row[0] == previous.fingerprint:
+            current = BUILT_IN[name]
+            cursor.execute(f"UPDATE ds_messages SET precedence = {precedence_sql(current)}")
+            cursor.execute(
+                f"UPDATE ds_meta SET value = '{current.fingerprint}' WHERE key = 'policy'"
+            )
 
 
 class SQLStore(SQLReads, SQLRetention, SQLFeed):
@@ -135,13 +180,8 @@ class SQLStore(SQLReads, SQLRetention, SQLFeed):
 
     def adopt_policy(self, policy: Policy) -> None:
         """Recompute every stored precedence key under ``policy`` and record it."""
-        # the CASE is generated from the policy's own integers, never from user text
-        cases = " ".join(
-            f"WHEN {int(s)} THEN {policy.offset[s]} + ({policy.scale[s]}) * timestamp_ms"
-            for s in Status
-        )
         with self._transaction() as cursor:
-            cursor.execute(f"UPDATE ds_messages SET precedence = CASE status {cases} END")
+            cursor.execute(f"UPDATE ds_messages SET precedence = {precedence_sql(policy)}")
             self._set_meta(cursor, "policy", policy.fingerprint)
             self._set_meta(cursor, "policy_name", policy.name)
         self._policy_checked = policy.fingerprint
@@ -168,7 +208,10 @@ class SQLStore(SQLReads, SQLRetention, SQLFeed):
                     m: s.client_message_id for m, (s, _) in loaded.items() if s.client_message_id
                 }
                 seen = {m: fingerprints(blob) for m, (_, blob) in loaded.items()}
-                batch = Batch(records, clients, seen, policy, feed=self.feed)
+                deadlines = {
+                    m: s.deadline_ms for m, (s, _) in loaded.items() if s.deadline_ms is not None
+                }
+                batch = Batch(records, clients, seen, policy, feed=self.feed, deadlines=deadlines)
                 result = work(batch, cursor)
                 if ids:
                     blobs = {m: blob for m, (_, blob) in loaded.items()}
@@ -191,6 +234,7 @@ class SQLStore(SQLReads, SQLRetention, SQLFeed):
         added: dict[str, list[tuple[int, int]]] = {}
         for (event, outcome), arrival in zip(recorded, arrivals, strict=True):
             message_id, code, timestamp_ms = event.message_id, int(event.status), event.timestamp_ms
+            local = event.origin is not _CLICKATELL
             history.append(
                 (
                     arrival,
@@ -200,9 +244,11 @@ class SQLStore(SQLReads, SQLRetention, SQLFeed):
                     event.channel,
                     event.client_message_id,
                     outcome.value,
+                    int(local),
                 )
             )
-            added.setdefault(message_id, []).append((timestamp_ms << 8 | code, arrival))
+            mark = timestamp_ms << 8 | code  # reconcile.fingerprint, inlined
+            added.setdefault(message_id, []).append((~mark if local else mark, arrival))
         # in key order: each row's B-tree path is mostly the previous row's, already in cache
         touched = sorted(batch.changed.keys() | added.keys())
         rows: list[MessageRow] = [
@@ -225,6 +271,17 @@ class SQLStore(SQLReads, SQLRetention, SQLFeed):
             return batch.summary()
 
         return self._run(events, policy, work)
+
+    def register_many(self, sends: Sequence[tuple[StatusEvent, int]], policy: Policy) -> Summary:
+        """Apply registered sends' QUEUED reports and deadlines in one transaction."""
+        sends = list(sends)
+
+        def work(batch: Batch, _: Any) -> Summary:
+            for event, deadline_ms in sends:
+                batch.register(event, deadline_ms)
+            return batch.summary()
+
+        return self._run([event for event, _ in sends], policy, work)
 
     def advance(self, event: StatusEvent, policy: Policy) -> MessageState:
         """Strictly step a message along the lifecycle; ``IllegalTransition`` rolls back."""

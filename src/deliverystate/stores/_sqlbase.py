@@ -26,10 +26,12 @@ Row = tuple[Any, ...]
 T = TypeVar("T")
 #: One step of a schema migration: SQL text, or a function given the cursor.
 Migration = str | Callable[[Any], None]
-#: A message row as written: id, status, timestamp, precedence, channel, client id, reports.
-MessageRow = tuple[str, int, int, int, str | None, str | None, bytes]
-#: A history row as written: arrival, id, status, timestamp, channel, client id, outcome.
-HistoryRow = tuple[int, str, int, int, str | None, str | None, str]
+#: A message row as written: id, status, timestamp, precedence, channel, client id,
+#: local, deadline, due (see ``_work.StateRow``), reports.
+MessageRow = tuple[str, int, int, int, str | None, str | None, int, int | None, int | None, bytes]
+#: A history row as written: arrival, id, status, timestamp, channel, client id,
+#: outcome, local.
+HistoryRow = tuple[int, str, int, int, str | None, str | None, str, int]
 
 
 @attrs.frozen
@@ -129,4 +131,4 @@ class SQLBase(abc.ABC):
 
     @abc.abstractmethod
     def _select_for_update(self, cursor: Any, ids: Sequence[str]) -> list[Row]:
-        """Lock messages and return (id, status, timestamp, channel, client, reports) rows."""
+        """Lock messages and return their ``STATE_COLUMNS`` and reports blob, as rows."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .._catalog import Origin
 from .._events import Change
 from ._protocol import Undeliverable
 from ._rows import storable_text
@@ -22,10 +23,12 @@ from ._work import change_of
 
 __all__ = ["SQLFeed", "change_row"]
 
-_COLUMNS = "seq, message_id, previous, status, timestamp_ms, channel, client_message_id"
+_COLUMNS = "seq, message_id, previous, status, timestamp_ms, channel, client_message_id, local"
 
 
-def change_row(change: Change) -> tuple[int, str, int | None, int, int, str | None, str | None]:
+def change_row(
+    change: Change,
+) -> tuple[int, str, int | None, int, int, str | None, str | None, int]:
     """A change as its feed row (the columns of ``_COLUMNS``)."""
     previous = None if change.previous is None else int(change.previous)
     return (
@@ -36,11 +39,13 @@ def change_row(change: Change) -> tuple[int, str, int | None, int, int, str | No
         change.timestamp_ms,
         change.channel,
         change.client_message_id,
+        int(change.origin is Origin.LOCAL),
     )
 
 
 def _change(row: Row) -> Change:
-    return change_of(int(row[0]), (row[1], row[2], row[3], int(row[4]), row[5], row[6]))
+    entry = (row[1], row[2], row[3], int(row[4]), row[5], row[6], bool(row[7]))
+    return change_of(int(row[0]), entry)
 
 
 class SQLFeed(SQLBase):
@@ -96,7 +101,7 @@ class SQLFeed(SQLBase):
         """Keep a change that ``consumer`` could not be given (once per consumer and change)."""
         self._execute(
             f"INSERT INTO ds_undeliverable (consumer, {_COLUMNS}, error, failed_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, CURRENT_TIMESTAMP) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CURRENT_TIMESTAMP) "
             "ON CONFLICT (consumer, seq) DO UPDATE SET error = excluded.error, "
             "failed_at = excluded.failed_at",
             (consumer, *change_row(change), storable_text(error)),
@@ -113,7 +118,7 @@ class SQLFeed(SQLBase):
             params,
         )
         return [
-            Undeliverable(row[0], _change(row[1:8]), row[8], self._received_at(row[9]))
+            Undeliverable(row[0], _change(row[1:9]), row[9], self._received_at(row[10]))
             for row in rows
         ]
 

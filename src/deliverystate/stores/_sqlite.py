@@ -22,14 +22,18 @@ from .._events import MessageState
 from .._reconcile import fingerprint
 from ..errors import StoreUnavailable
 from ._protocol import Keep
-from ._rows import pack_reports, state_from_row
-from ._sql import SQLStore
+from ._rows import STATE_COLUMNS, pack_reports, state_from_row
+from ._sql import SQLStore, rekey_previous_tables
 from ._sqlbase import Migration, Row, Writes
 
 __all__ = ["DEFAULT_DB", "FEED_TABLES", "MIGRATIONS", "TABLES", "SQLiteStore"]
 
 #: Where the command line, the receiver and ``SQLiteStore()`` keep state unless told otherwise.
 DEFAULT_DB = "deliverystate.sqlite3"
+
+#: Only messages a sweep has something to do for are in it (see ``_work.StateRow``): the
+#: overdue query reads a few index pages however many messages the store holds.
+DUE_INDEX = "CREATE INDEX ds_messages_due ON ds_messages (due_ms) WHERE due_ms IS NOT NULL"
 
 TABLES: tuple[str, ...] = (
     # clustered by message id; ``reports`` names the message's history rows (see ``_rows``)
@@ -40,8 +44,12 @@ TABLES: tuple[str, ...] = (
         precedence INTEGER,
         channel TEXT,
         client_message_id TEXT,
-        reports BLOB
+        reports BLOB,
+        local INTEGER NOT NULL DEFAULT 0,
+        deadline_ms INTEGER,
+        due_ms INTEGER
     ) WITHOUT ROWID""",
+    DUE_INDEX,
     # appended in arrival order; AUTOINCREMENT: an arrival number is never handed out twice
     """CREATE TABLE ds_history (
         arrival INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -50,7 +58,8 @@ TABLES: tuple[str, ...] = (
         timestamp_ms INTEGER NOT NULL,
         channel TEXT,
         client_message_id TEXT,
-        outcome TEXT NOT NULL
+        outcome TEXT NOT NULL,
+        local INTEGER NOT NULL DEFAULT 0
     )""",
     """CREATE TABLE ds_inbox (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -75,7 +84,8 @@ FEED_TABLES: tuple[str, ...] = (
         status INTEGER NOT NULL,
         timestamp_ms INTEGER NOT NULL,
         channel TEXT,
-        client_message_id TEXT
+        client_message_id TEXT,
+        local INTEGER NOT NULL DEFAULT 0
     )""",
     """CREATE TABLE ds_cursors (
         name TEXT PRIMARY KEY,
@@ -91,6 +101,7 @@ FEED_TABLES: tuple[str, ...] = (
         timestamp_ms INTEGER NOT NULL,
         channel TEXT,
         client_message_id TEXT,
+        local INTEGER NOT NULL DEFAULT 0,
         error TEXT NOT NULL,
         failed_at TEXT NOT NULL,
         PRIMARY KEY (consumer, seq)
@@ -112,6 +123,9 @@ def _name_history_in_messages(cursor: sqlite3.Cursor) -> None:
         [(pack_reports(pairs), message_id) for message_id, pairs in blobs.items()],
     )
 
+
+#: The column version 5 adds to the feed's tables (version 4 made them without it).
+_LOCAL_COLUMN = ",\n        local INTEGER NOT NULL DEFAULT 0"
 
 #: Steps that upgrade schema version N to N + 1.
 MIGRATIONS: dict[int, tuple[Migration, ...]] = {
@@ -141,19 +155,32 @@ MIGRATIONS: dict[int, tuple[Migration, ...]] = {
         _name_history_in_messages,
     ),
     # 3 -> 4: the change feed starts empty: changes made before it are not in it
-    3: FEED_TABLES,
+    3: tuple(table.replace(_LOCAL_COLUMN, "") for table in FEED_TABLES),
+    # 4 -> 5: registrations and local reports (deadlines, the origin of each report)
+    4: (
+        "ALTER TABLE ds_messages ADD COLUMN local INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE ds_messages ADD COLUMN deadline_ms INTEGER",
+        "ALTER TABLE ds_messages ADD COLUMN due_ms INTEGER",
+        DUE_INDEX,
+        "ALTER TABLE ds_history ADD COLUMN local INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE ds_changes ADD COLUMN local INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE ds_undeliverable ADD COLUMN local INTEGER NOT NULL DEFAULT 0",
+        rekey_previous_tables,
+    ),
 }
 
 _UPSERT = (
     "INSERT INTO ds_messages (message_id, status, timestamp_ms, precedence, channel, "
-    "client_message_id, reports) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) "
+    "client_message_id, local, deadline_ms, due_ms, reports) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) "
     "DO UPDATE SET status = excluded.status, timestamp_ms = excluded.timestamp_ms, "
     "precedence = excluded.precedence, channel = excluded.channel, "
-    "client_message_id = excluded.client_message_id, reports = excluded.reports"
+    "client_message_id = excluded.client_message_id, local = excluded.local, "
+    "deadline_ms = excluded.deadline_ms, due_ms = excluded.due_ms, reports = excluded.reports"
 )
 _HISTORY = (
     "INSERT INTO ds_history (arrival, message_id, status, timestamp_ms, channel, "
-    "client_message_id, outcome) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    "client_message_id, outcome, local) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 # Sizing, measured with bench/scale.py at 10 thousand and 1 million tracked messages,
 # callbacks about the 300k most recent (batches of 1,000).  A status change rewrites
@@ -179,7 +206,7 @@ _LAST_ARRIVAL = (
 # would cost an update of its bookkeeping row for every change)
 _CHANGES = (
     "INSERT INTO ds_changes (message_id, previous, status, timestamp_ms, channel, "
-    "client_message_id) VALUES (?, ?, ?, ?, ?, ?)"
+    "client_message_id, local) VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 _LAST_CHANGE = "SELECT max(seq) FROM ds_changes"
 
@@ -258,17 +285,14 @@ class SQLiteStore(SQLStore):
         self, cursor: sqlite3.Cursor, ids: list[str]
     ) -> dict[str, tuple[MessageState, Any]]:
         # BEGIN IMMEDIATE already holds the database's write lock
-        cursor.execute(
-            "SELECT message_id, status, timestamp_ms, channel, client_message_id, reports "
-            "FROM ds_messages WHERE message_id IN (SELECT value FROM json_each(?))",
-            (json.dumps(ids),),
-        )
-        return {row[0]: (state_from_row(row), row[5]) for row in cursor.fetchall()}
+        return {
+            row[0]: (state_from_row(row), row[7]) for row in self._select_for_update(cursor, ids)
+        }
 
     def _select_for_update(self, cursor: sqlite3.Cursor, ids: Sequence[str]) -> list[Row]:
         # BEGIN IMMEDIATE already holds the database's write lock
         cursor.execute(
-            "SELECT message_id, status, timestamp_ms, channel, client_message_id, reports "
+            f"SELECT {STATE_COLUMNS}, reports "
             "FROM ds_messages WHERE message_id IN (SELECT value FROM json_each(?))",
             (json.dumps(list(ids)),),
         )

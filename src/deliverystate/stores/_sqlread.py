@@ -5,10 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from .._catalog import Status
-from .._events import MessageState, StatusEvent, id_problem
+from .._events import MessageState, id_problem
 from .._reconcile import Outcome
 from ._protocol import HistoryEntry, Milestones
-from ._rows import report_arrivals, state_from_row
+from ._rows import (
+    HISTORY_COLUMNS,
+    STATE_COLUMNS,
+    event_from_row,
+    report_arrivals,
+    state_from_row,
+)
 from ._sqlbase import SQLBase
 
 __all__ = ["SQLReads"]
@@ -22,10 +28,7 @@ class SQLReads(SQLBase):
         if id_problem(message_id) is not None:
             return None
         rows = self._read(
-            self._sql(
-                "SELECT message_id, status, timestamp_ms, channel, client_message_id "
-                "FROM ds_messages WHERE message_id = ?"
-            ),
+            self._sql(f"SELECT {STATE_COLUMNS} FROM ds_messages WHERE message_id = ?"),
             (message_id,),
         )
         return state_from_row(rows[0]) if rows else None
@@ -41,18 +44,10 @@ class SQLReads(SQLBase):
         if not arrivals:
             return []
         rows = self._read(
-            "SELECT message_id, status, timestamp_ms, channel, client_message_id, outcome, "
-            f"arrival FROM ds_history WHERE arrival IN ({self._list(arrivals)}) "
-            "ORDER BY timestamp_ms, arrival"
+            f"SELECT {HISTORY_COLUMNS} FROM ds_history "
+            f"WHERE arrival IN ({self._list(arrivals)}) ORDER BY timestamp_ms, arrival"
         )
-        return [
-            HistoryEntry(
-                StatusEvent.from_ms(row[0], row[1], row[2], row[3], row[4]),
-                Outcome(row[5]),
-                row[6],
-            )
-            for row in rows
-        ]
+        return [HistoryEntry(event_from_row(row), Outcome(row[5]), row[6]) for row in rows]
 
     def count_by_status(self) -> Mapping[Status, int]:
         """How many messages are in each status."""
@@ -72,11 +67,41 @@ class SQLReads(SQLBase):
 
     def iter_states(self) -> Iterator[MessageState]:
         """Every message's state, ordered by message id."""
-        rows = self._read(
-            "SELECT message_id, status, timestamp_ms, channel, client_message_id "
-            "FROM ds_messages ORDER BY message_id"
-        )
+        rows = self._read(f"SELECT {STATE_COLUMNS} FROM ds_messages ORDER BY message_id")
         return (state_from_row(row) for row in rows)
+
+    def overdue(
+        self, now_ms: int, limit: int, after: tuple[int, str] | None = None
+    ) -> list[MessageState]:
+        """Messages due by ``now_ms``, by deadline then id, after ``after`` (keyset).
+
+        Reads the partial index on ``due_ms``, which holds only the messages a
+        sweep has something to do for, so the cost does not grow with the
+        messages the store has closed.
+        """
+        where = "due_ms IS NOT NULL AND due_ms <= ?"
+        params: tuple[object, ...] = (now_ms,)
+        if after is not None:
+            where += " AND (due_ms, message_id) > (?, ?)"
+            params += after
+        rows = self._read(
+            self._sql(
+                f"SELECT {STATE_COLUMNS} FROM ds_messages WHERE {where} "
+                "ORDER BY due_ms, message_id LIMIT ?"
+            ),
+            (*params, limit),
+        )
+        return [state_from_row(row) for row in rows]
+
+    def count_overdue(self, now_ms: int) -> int:
+        """How many messages are due by ``now_ms`` (the partial index alone answers)."""
+        sql = "SELECT COUNT(*) FROM ds_messages WHERE due_ms IS NOT NULL AND due_ms <= ?"
+        return int(self._read(self._sql(sql), (now_ms,))[0][0])
+
+    def count_local_expiries(self) -> int:
+        """How many messages are EXPIRED by a local report (a sweep), not by Clickatell."""
+        sql = f"SELECT COUNT(*) FROM ds_messages WHERE local = 1 AND status = {int(Status.EXPIRED)}"
+        return int(self._read(sql)[0][0])
 
     def history_size(self) -> int:
         """How many history rows the store holds."""

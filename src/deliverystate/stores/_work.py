@@ -28,14 +28,22 @@ goes through :meth:`Batch.apply`, which decodes the record and calls
 ``reconcile.decide``.  The tests hold both paths to the same results.
 
 A fingerprint identifies a report for duplicate detection: (message id,
-status code, timestamp), packed per message as ``timestamp_ms << 8 | code``.
+status code, timestamp, origin), packed per message as ``timestamp_ms << 8 |
+code`` (complemented for a local report).
+
+Deadlines (see :meth:`Batch.register`) are kept beside the records, like
+client ids, in a ``deadlines`` dictionary holding registered messages only:
+reconciliation never reads them.  Local reports (registrations, a sweep's
+expiries) are few and always take :meth:`Batch.apply`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from .._catalog import Status
+import attrs
+
+from .._catalog import Kind, Origin, Status
 from .._events import Change, MessageState, StatusEvent
 from .._lifecycle import step
 from .._policy import Policy
@@ -43,9 +51,11 @@ from .._reconcile import Decision, Outcome, decide, fingerprint, rejection_reaso
 from ._protocol import Summary
 
 __all__ = [
+    "KEY_MASK",
     "Batch",
     "FeedEntry",
     "Record",
+    "StateRow",
     "change_of",
     "record_of",
     "state_of",
@@ -54,15 +64,16 @@ __all__ = [
 
 #: A status change noted by a batch, as the feed's row without its seq: message id,
 #: previous code (None: a new message), new code, the time of the report that made
-#: it, and the message's channel and client id as known then.  Stores write these
-#: as they are (SQLite numbers them itself) and build :class:`Change` objects only
-#: for hooks, when there are any (see :func:`change_of`).
-FeedEntry = tuple[str, int | None, int, int, str | None, str | None]
+#: it, the message's channel and client id as known then, and whether the report
+#: was local.  Stores write these as they are (SQLite numbers them itself) and
+#: build :class:`Change` objects only for hooks, when there are any (see
+#: :func:`change_of`).
+FeedEntry = tuple[str, int | None, int, int, str | None, str | None, bool]
 
 
 def change_of(seq: int, entry: FeedEntry) -> Change:
     """The :class:`Change` numbered ``seq`` that a feed entry stands for."""
-    message_id, previous, status, timestamp_ms, channel, client = entry
+    message_id, previous, status, timestamp_ms, channel, client, local = entry
     return Change(
         seq,
         message_id,
@@ -71,37 +82,56 @@ def change_of(seq: int, entry: FeedEntry) -> Change:
         timestamp_ms,
         channel,
         client,
+        Origin.LOCAL if local else Origin.CLICKATELL,
     )
 
 
 #: flags << 56 | precedence key: a message's state, compactly (see the module docstring).
 Record = int
+#: A message's state as a table row: id, code, timestamp, precedence, channel, client
+#: id, whether the winning report is local, deadline, and ``due``: the deadline while
+#: a sweep past it has something to do (``MessageState.is_due``), else None.
+StateRow = tuple[str, int, int, int, str | None, str | None, int, int | None, int | None]
 
 _FLAG_SHIFT = 56
-_KEY_MASK = (1 << _FLAG_SHIFT) - 1
+KEY_MASK = (1 << _FLAG_SHIFT) - 1
 _CHANNEL_CODE: dict[str | None, int] = {None: 0, "sms": 1, "whatsapp": 2}
 _CHANNEL_OF: tuple[str | None, ...] = (None, "sms", "whatsapp")
 _HAS_CLIENT = 4
 
 
 def record_of(state: MessageState, policy: Policy) -> Record:
-    """The compact record of a state under ``policy`` (its client id is kept apart)."""
+    """The compact record of a state under ``policy`` (client id and deadline kept apart)."""
     flags = _CHANNEL_CODE[state.channel] | (_HAS_CLIENT if state.client_message_id else 0)
-    return flags << _FLAG_SHIFT | policy.key(state.status, state.timestamp_ms)
+    return flags << _FLAG_SHIFT | policy.key(state.status, state.timestamp_ms, state.origin)
 
 
 def status_of(record: Record, policy: Policy) -> Status:
     """The status a record stands for under ``policy``."""
-    return policy.decode(record & _KEY_MASK)[0]
+    return policy.decode(record & KEY_MASK)[0]
 
 
 def state_of(
-    message_id: str, record: Record, policy: Policy, clients: dict[str, str]
+    message_id: str,
+    record: Record,
+    policy: Policy,
+    clients: dict[str, str],
+    deadlines: dict[str, int] | None = None,
 ) -> MessageState:
-    """The state a record (and the client id kept beside it) stands for under ``policy``."""
-    status, timestamp_ms = policy.decode(record & _KEY_MASK)
+    """The state a record (and the client id and deadline beside it) stands for."""
+    key = record & KEY_MASK
+    status, timestamp_ms = policy.decode(key)
     channel = _CHANNEL_OF[record >> _FLAG_SHIFT & 3]
-    return MessageState(message_id, status, timestamp_ms, channel, clients.get(message_id))
+    deadline = None if deadlines is None else deadlines.get(message_id)
+    return MessageState(
+        message_id,
+        status,
+        timestamp_ms,
+        channel,
+        clients.get(message_id),
+        policy.origin_of(key),
+        deadline,
+    )
 
 
 class Batch:
@@ -111,7 +141,8 @@ class Batch:
     store passes its own dictionaries).  ``seen=None`` means the store keeps no history; then
     only a repeat of the current winner is recognised as a duplicate.
     ``changed`` lists the records to write back unless ``track_changes`` is
-    off (the memory store's dictionary is its storage already).  With
+    off (the memory store's dictionary is its storage already).
+    ``deadlines`` holds the deadlines of registered messages.  With
     ``feed``, every change of a message's *status* (not a re-dating within a
     status, not a channel learned) is noted in ``feed``, in order, for the
     store to write to its change feed in the same transaction.
@@ -126,9 +157,11 @@ class Batch:
         *,
         track_changes: bool = True,
         feed: bool = False,
+        deadlines: dict[str, int] | None = None,
     ) -> None:
         self.records = records
         self.clients = clients
+        self.deadlines: dict[str, int] = {} if deadlines is None else deadlines
         self.seen = seen
         self.policy = policy
         self.changed: dict[str, Record] = {}
@@ -143,9 +176,11 @@ class Batch:
         record = self.records.get(message_id)
         if record is None:
             return None
-        return state_of(message_id, record, self.policy, self.clients)
+        return state_of(message_id, record, self.policy, self.clients, self.deadlines)
 
-    def _put(self, message_id: str, state: MessageState, previous: Status | None) -> None:
+    def _put(
+        self, message_id: str, state: MessageState, previous: Status | None, origin: Origin
+    ) -> None:
         if self.feed is not None and state.status is not previous:
             self.feed.append(
                 (
@@ -155,25 +190,46 @@ class Batch:
                     state.timestamp_ms,
                     state.channel,
                     state.client_message_id,
+                    origin is Origin.LOCAL,
                 )
             )
         record = record_of(state, self.policy)
         self.records[message_id] = record
         if state.client_message_id is not None:
             self.clients[message_id] = state.client_message_id
+        if state.deadline_ms is not None:
+            self.deadlines[message_id] = state.deadline_ms
         if self.track_changes:
             self.changed[message_id] = record
+
+    def register(self, event: StatusEvent, deadline_ms: int) -> Decision:
+        """Apply a registered send's QUEUED report and give the message its deadline.
+
+        Of several registrations of one message the earliest deadline holds,
+        whatever their order.  A registration the message rejects (it is on
+        another channel) sets no deadline.
+        """
+        decision = self.apply(event)
+        if decision.outcome is Outcome.REJECTED:
+            return decision
+        state = decision.state
+        if state.deadline_ms is None or deadline_ms < state.deadline_ms:
+            new = attrs.evolve(state, deadline_ms=deadline_ms)
+            self._put(event.message_id, new, state.status, event.origin)
+            return attrs.evolve(decision, state=new)
+        return decision
 
     def apply(self, event: StatusEvent) -> Decision:
         """Reconcile one report against the working set and tally its outcome."""
         message_id = event.message_id
         state = self.state(message_id)
         seen = None if self.seen is None else self.seen.setdefault(message_id, set())
-        mark = fingerprint(event.status, event.timestamp_ms)
+        mark = fingerprint(event.status, event.timestamp_ms, event.origin)
         repeat = seen is not None and mark in seen
         decision = decide(state, event, self.policy, repeat=repeat)
         if decision.state != state:
-            self._put(message_id, decision.state, None if state is None else state.status)
+            previous = None if state is None else state.status
+            self._put(message_id, decision.state, previous, event.origin)
         if seen is not None and not (repeat and decision.outcome is not Outcome.APPLIED):
             seen.add(mark)  # a repeat is kept in history once
             self.recorded.append((event, decision.outcome))
@@ -182,53 +238,49 @@ class Batch:
     def absorb(self, events: Iterable[StatusEvent]) -> None:  # noqa: PLR0912, PLR0915 - one flat hot loop
         """Apply many reports without building a Decision for each: the hot path.
 
-        FAST PATH, kept equal to :meth:`apply` by ``tests/test_batch.py``: the
-        rule lives in ``reconcile.decide``; this loop inlines the two cases
-        that need no decision object (a report that creates a message, and one
-        that can neither be rejected nor teach the state anything), with the
-        policy's key formula and the fingerprint written out (a call per
-        report would cost a third of the loop).  Others take :meth:`apply`.
+        FAST PATH, kept equal to :meth:`apply` by ``tests/test_batch.py``: the rule
+        lives in ``reconcile.decide``; this loop inlines the two cases that need no
+        decision (a report that creates a message, and one that can neither be
+        rejected nor teach the state anything), the policy's key formula and the
+        fingerprint written out (a call per report would cost a third of the
+        loop).  Others, local reports among them, take :meth:`apply`.
         """
         offset, scale = self.policy.offset, self.policy.scale
-        records, clients, every_seen, recorded = (
-            self.records,
-            self.clients,
-            self.seen,
-            self.recorded,
-        )
-        # without change tracking, writing a record "twice" into ``records`` costs
-        # less than filling a throwaway dictionary
+        records, clients, recorded = self.records, self.clients, self.recorded
+        every_seen = self.seen
+        # untracked, writing a record "twice" into ``records`` beats a throwaway dictionary
         changed = self.changed if self.track_changes else records
         get, code_of = records.get, _CHANNEL_CODE
         feed, status_code_of = self.feed, self.policy.code_of
         applied = stale = duplicate = 0
+        clickatell = Origin.CLICKATELL
         for event in events:
+            if event.origin is not clickatell:  # ranked by the policy's local rows
+                self.apply(event)
+                continue
             message_id = event.message_id
             record = get(message_id)
-            status = event.status
-            timestamp_ms = event.timestamp_ms
+            status, timestamp_ms = event.status, event.timestamp_ms
             key = offset[status] + scale[status] * timestamp_ms
-            client = event.client_message_id
+            client, channel = event.client_message_id, event.channel
             if record is None:
-                flags = code_of[event.channel]
+                flags = code_of[channel]
                 if client is not None:
                     flags |= _HAS_CLIENT
                     clients[message_id] = client
                 records[message_id] = changed[message_id] = flags << _FLAG_SHIFT | key
                 applied += 1
                 if feed is not None:
-                    feed.append((message_id, None, status, timestamp_ms, event.channel, client))
+                    feed.append((message_id, None, status, timestamp_ms, channel, client, False))
                 if every_seen is not None:
                     every_seen.setdefault(message_id, set()).add(timestamp_ms << 8 | status)
                     recorded.append((event, Outcome.APPLIED))
                 continue
             flags = record >> _FLAG_SHIFT
-            if flags & 3 != code_of[event.channel] or (
-                client is not None and not flags & _HAS_CLIENT
-            ):
+            if flags & 3 != code_of[channel] or (client is not None and not flags & _HAS_CLIENT):
                 self.apply(event)
                 continue
-            current = record & _KEY_MASK
+            current = record & KEY_MASK
             if every_seen is not None:
                 mark = timestamp_ms << 8 | status
                 seen = every_seen.get(message_id)
@@ -246,8 +298,8 @@ class Batch:
                 outcome = Outcome.APPLIED
                 if feed is not None and (previous := status_code_of(current)) != status:
                     # a change, not a re-dating; the channel is the record's (checked above)
-                    entry = (message_id, previous, status, timestamp_ms, event.channel)
-                    feed.append((*entry, clients.get(message_id)))
+                    entry = (message_id, previous, status, timestamp_ms, channel)
+                    feed.append((*entry, clients.get(message_id), False))
             elif key == current:
                 duplicate += 1
                 outcome = Outcome.DUPLICATE
@@ -276,8 +328,9 @@ class Batch:
         """Strictly step a message; raise and change nothing when the lifecycle forbids it."""
         message_id = event.message_id
         state = self.state(message_id)
+        origin = self.policy.ranks_apart(event.status, event.origin)
         if state is None:
-            new = MessageState.from_event(event)
+            new = MessageState.from_event(event, origin)
         else:
             reason = rejection_reason(state, event)
             if reason is not None:
@@ -289,29 +342,48 @@ class Batch:
                 event.timestamp_ms,
                 state.channel or event.channel,
                 state.client_message_id or event.client_message_id,
+                origin,
+                state.deadline_ms,
             )
-        self._put(message_id, new, None if state is None else state.status)
+        self._put(message_id, new, None if state is None else state.status, event.origin)
         if self.seen is not None:
             self.seen.setdefault(message_id, set()).add(
-                fingerprint(event.status, event.timestamp_ms)
+                fingerprint(event.status, event.timestamp_ms, event.origin)
             )
             self.recorded.append((event, Outcome.APPLIED))
         self.applied += 1
         return new
 
-    def rows_of(
-        self, message_ids: Iterable[str]
-    ) -> list[tuple[str, int, int, int, str | None, str | None]]:
-        """Messages' records as table rows: id, code, timestamp, precedence, channel, client."""
+    def rows_of(self, message_ids: Iterable[str]) -> list[StateRow]:
+        """Messages' records as table rows (see :data:`StateRow`)."""
         decode, clients, records = self.policy.decode, self.clients, self.records
-        rows = []
+        deadlines, local_of = self.deadlines, self.policy.origin_of
+        rows: list[StateRow] = []
         for message_id in message_ids:
             record = records[message_id]
-            key = record & _KEY_MASK
+            key = record & KEY_MASK
             status, timestamp_ms = decode(key)
             channel = _CHANNEL_OF[record >> _FLAG_SHIFT & 3]
+            deadline = deadlines.get(message_id)
+            local = local_of(key) is Origin.LOCAL
+            due = None
+            if deadline is not None and (
+                status.kind is Kind.PROGRESS
+                or (local and status is Status.EXPIRED and timestamp_ms > deadline)
+            ):  # MessageState.is_due, without building the state
+                due = deadline
             rows.append(
-                (message_id, int(status), timestamp_ms, key, channel, clients.get(message_id))
+                (
+                    message_id,
+                    int(status),
+                    timestamp_ms,
+                    key,
+                    channel,
+                    clients.get(message_id),
+                    int(local),
+                    deadline,
+                    due,
+                )
             )
         return rows
 

@@ -14,6 +14,7 @@ import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable, Mapping
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -26,10 +27,11 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .._events import MessageState
+from .._events import MessageState, ms_from_datetime
+from .._receipts import Receipt, payload_text
 from .._render import state_json
 from .._stats import feed_status
-from .._tracker import Receipt, Tracker, payload_text
+from .._tracker import Tracker
 from ..errors import DeliveryStateError, InvalidCallback, StoreUnavailable
 from ..stores import HistoryEntry, Summary
 from ._auth import TOKEN_PARAM, Guard
@@ -348,6 +350,8 @@ class _Receiver:
             wanted=wanted,
             found=self._lookup(wanted) if wanted is not None else None,
             feed=feed_status(self.tracker.store),
+            overdue=self.tracker.store.count_overdue(ms_from_datetime(datetime.now(timezone.utc))),
+            local_expiries=self.tracker.store.count_local_expiries(),
         )
 
 

@@ -32,7 +32,8 @@ import queue
 import threading
 from typing import Any
 
-from .._tracker import Payload, Received, Tracker
+from .._receipts import Payload, Received
+from .._tracker import Tracker
 
 __all__ = ["IntakeThread"]
 

@@ -51,6 +51,9 @@ class PageData:
     found: tuple[MessageState, Sequence[HistoryEntry]] | None = None
     #: The change feed's consumers and what they could not deliver.
     feed: FeedStatus | None = None
+    #: Registered messages past their deadline, and messages a sweep expired.
+    overdue: int = 0
+    local_expiries: int = 0
 
 
 @functools.cache
@@ -156,6 +159,23 @@ def _counts_section(counts: Mapping[Status, int]) -> str:
     )
 
 
+def _deadlines_section(data: PageData) -> str:
+    """Overdue registered messages and local expiries (only once there are any)."""
+    if not (data.overdue or data.local_expiries):
+        return ""
+    return (
+        '<section id="deadlines"><h2>Deadlines</h2><table><tbody>'
+        "<tr><td>overdue: registered, past their deadline, nothing final heard</td>"
+        f'<td class="num" id="overdue">{data.overdue:,}</td></tr>'
+        "<tr><td>expired locally: a sweep closed them at their deadline</td>"
+        f'<td class="num" id="local-expiries">{data.local_expiries:,}</td></tr>'
+        "</tbody></table>"
+        '<p class="muted"><code>deliverystate sweep</code> (or <code>serve --sweep-every '
+        "60s</code>) expires the overdue ones; a delivery report that comes later still "
+        "wins.</p></section>"
+    )
+
+
 def _recent_section(data: PageData) -> str:
     rows = "".join(
         f'<tr><td class="id"><a href="{_link(data, m)}">{esc(m)}</a></td>'
@@ -225,6 +245,7 @@ def render_page(data: PageData, figure: str) -> str:
             _undeliverable_warnings(data.feed),
             _search_section(data),
             _counts_section(data.counts),
+            _deadlines_section(data),
             _recent_section(data),
             _feed_section(data.feed),
             '<section id="lifecycle"><h2>Lifecycle</h2>',

@@ -12,6 +12,7 @@ callback.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import threading
@@ -27,7 +28,9 @@ from ._requests import MAX_BODY_BYTES
 if TYPE_CHECKING:
     from ..forward import Forwarder, ForwardTarget
 
-__all__ = ["app_from_environment", "http_protocol", "serve"]
+__all__ = ["app_from_environment", "http_protocol", "serve", "sweep_loop"]
+
+logger = logging.getLogger(__name__)
 
 #: The environment variables ``serve`` hands its worker processes.
 _ENV_DB = "DELIVERYSTATE_SERVE_DB"
@@ -98,6 +101,7 @@ def serve(
     access_log: bool = False,
     workers: int = 1,
     forward: ForwardTarget | None = None,
+    sweep_every: float | None = None,
 ) -> None:
     """Run the receiver with uvicorn on the store named by ``db`` until stopped.
 
@@ -109,6 +113,9 @@ def serve(
     the secret.  With ``forward``, this process also forwards the change feed
     to that target (one forwarder, however many workers; see
     ``deliverystate.forward``), in a thread that stops with the server.
+    With ``sweep_every`` (seconds), this process also sweeps the store that
+    often (``Tracker.sweep``), in another such thread: one sweeper however
+    many workers, and a second one elsewhere would only write duplicates.
     """
     import uvicorn  # noqa: PLC0415 - only serving needs it; mounting needs Starlette alone
 
@@ -127,22 +134,29 @@ def serve(
     # the forwarder shares this process's store: with one worker the app's own
     # (a :memory: store is then forwarded too), else one the workers do not use
     forwarding = _start_forwarder(store, forward) if forward is not None else None
+    sweeping = _start_sweeper(store, sweep_every) if sweep_every is not None else None
+    shared = forwarding is not None or sweeping is not None  # the store outlives the app
     try:
         if workers == 1:
             app = create_app(
-                Tracker(store), token=token, basic_auth=basic_auth, close_store=forwarding is None
+                Tracker(store), token=token, basic_auth=basic_auth, close_store=not shared
             )
             uvicorn.run(app, workers=1, http=http_protocol(), **options)
         else:
-            if forwarding is None:
+            if not shared:
                 _close(store)  # each worker opens its own
             _run_workers(db, token, basic_auth, workers, options)
     finally:
+        if sweeping is not None:
+            stop, sweeper = sweeping
+            stop.set()
+            sweeper.join(timeout=_FORWARDER_STOP_SECONDS)
         if forwarding is not None:
             forwarder, thread = forwarding
             forwarder.stop()
             thread.join(timeout=_FORWARDER_STOP_SECONDS)
             forwarder.close()
+        if shared:
             _close(store)
 
 
@@ -162,6 +176,37 @@ def _start_forwarder(store: Store, target: ForwardTarget) -> tuple[Forwarder, th
         file=sys.stderr,
     )
     return forwarder, thread
+
+
+def sweep_loop(tracker: Tracker, every: float, stop: threading.Event) -> None:
+    """Sweep every ``every`` seconds until ``stop`` is set; a failed sweep is logged, not fatal.
+
+    The first sweep runs at once: a receiver that was down past some
+    deadlines catches up when it starts.
+    """
+    while True:
+        try:
+            summary = tracker.sweep()
+        except Exception:  # a store that is down now may answer next time
+            logger.exception("sweeping for overdue messages failed; trying again in %ss", every)
+        else:
+            if summary.applied:
+                logger.warning("expired %d overdue message(s) locally", summary.applied)
+        if stop.wait(every):
+            return
+
+
+def _start_sweeper(store: Store, every: float) -> tuple[threading.Event, threading.Thread]:
+    if every <= 0:
+        raise ValueError(f"sweep_every must be positive, not {every}")
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=sweep_loop, args=(Tracker(store), every, stop), name="deliverystate-sweep"
+    )
+    thread.daemon = True
+    thread.start()
+    print(f"deliverystate: sweeping for overdue messages every {every:g}s", file=sys.stderr)
+    return stop, thread
 
 
 def _run_workers(

@@ -1,0 +1,116 @@
+"""What the tracker's intake returns: receipts and reports, and a body kept as text.
+
+``Tracker.receive`` answers with a :class:`Receipt`, ``ingest_many`` with an
+:class:`IngestReport`, ``retry_dead_letters`` with a :class:`RetryReport`;
+:func:`payload_text` is how any body a caller hands over becomes the text the
+dead letter keeps.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from ._events import StatusEvent
+from ._reconcile import Decision
+from .errors import InvalidCallback
+from .stores import DeadLetter, Summary
+
+__all__ = [
+    "IngestReport",
+    "Payload",
+    "Receipt",
+    "Received",
+    "RetryReport",
+    "payload_text",
+]
+
+#: A callback body as a caller may hand it over.
+Payload = bytes | str | Mapping[str, Any]
+
+
+@attrs.frozen
+class Receipt:
+    """What receiving one body did: it was kept, and applied or not yet.
+
+    ``summary`` is the outcome of applying the body's status updates; it is
+    None when applying failed after the body was stored: the body then waits
+    in the store's inbox, ``error`` says why, and ``Tracker.drain_inbox``
+    re-applies it.  ``dead_letter`` is set instead when the body could not be
+    applied even on its own while the store worked: it was moved to the dead
+    letter, so that it cannot hold up the bodies that arrive with it.
+    ``ignored`` names the events of the body that are not status updates (an
+    inbound ``moText``, an event type Clickatell added later); a body holding
+    nothing else is answered without touching the inbox (``inbox_id`` None).
+    """
+
+    inbox_id: int | None
+    events: tuple[StatusEvent, ...]
+    summary: Summary | None
+    error: str | None = None
+    ignored: tuple[str, ...] = ()
+    dead_letter: DeadLetter | None = None
+
+
+#: What one body of :meth:`Tracker.receive_many` came to: a receipt, the
+#: ``InvalidCallback`` of a body that is in the dead letter, or the store's error
+#: for a body that could not be kept (the caller must not acknowledge it).
+Received = Receipt | Exception
+
+
+@attrs.frozen
+class IngestReport:
+    """What a batch of payloads did: outcome counts, and the payloads that could not be parsed.
+
+    ``errors`` pairs each unparseable payload's index in the batch with its error;
+    those payloads are in the dead letter.  ``ignored`` counts the events that are
+    not status updates (inbound messages, newer event types).
+    """
+
+    summary: Summary
+    errors: tuple[tuple[int, InvalidCallback], ...]
+    ignored: int = 0
+
+
+@attrs.frozen
+class RetryReport:
+    """What re-applying the dead letter did: letters now applied, letters still invalid."""
+
+    applied: tuple[DeadLetter, ...]
+    still_invalid: tuple[DeadLetter, ...]
+    decisions: tuple[Decision, ...]
+
+
+def payload_text(payload: bytes | str | Mapping[str, Any]) -> str:
+    """A payload as text for the dead letter: bytes decoded, mappings as JSON.
+
+    Never fails: whatever a caller hands over must reach the dead letter.
+    """
+    if isinstance(payload, bytes | bytearray | memoryview):
+        return bytes(payload).decode("utf-8", errors="backslashreplace")
+    if isinstance(payload, str):
+        return payload
+    try:
+        return json.dumps(payload, sort_keys=True, default=repr)
+    except (TypeError, ValueError, RecursionError):
+        pass
+    try:
+        return json.dumps(_printable(payload, 0), default=repr)
+    except (TypeError, ValueError, RecursionError):
+        return f"<unprintable {type(payload).__name__}>"
+
+
+def _printable(value: Any, depth: int) -> Any:
+    """``value`` with what JSON cannot write replaced by a description of it."""
+    if depth > 50:
+        return "<nested too deep>"
+    if isinstance(value, Mapping):
+        return {str(key): _printable(item, depth + 1) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_printable(item, depth + 1) for item in value]
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 10_000:
+        return f"<an integer of {value.bit_length()} bits>"
+    return value

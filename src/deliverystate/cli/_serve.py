@@ -1,0 +1,120 @@
+"""The ``serve`` command: the receiver, with the forwarder and the sweeper beside it."""
+
+from __future__ import annotations
+
+import click
+
+from ._feed import duration_option, forward_target, parse_duration
+from ._options import db_option
+
+__all__ = ["serve"]
+
+
+def _credentials(basic: str | None) -> tuple[str, str] | None:
+    if basic is None:
+        return None
+    user, sep, password = basic.partition(":")
+    if not sep or not user:
+        raise click.BadParameter("expected USER:PASSWORD", param_hint="--basic")
+    return user, password
+
+
+@click.command()
+@db_option
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option(
+    "--token",
+    envvar="DELIVERYSTATE_TOKEN",
+    default=None,
+    help="Shared secret callers must send as ?token= or a header (env DELIVERYSTATE_TOKEN).",
+)
+@click.option(
+    "--basic",
+    envvar="DELIVERYSTATE_BASIC",
+    default=None,
+    metavar="USER:PASSWORD",
+    help="HTTP Basic credentials callers must send (env DELIVERYSTATE_BASIC).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Worker processes sharing the port (each opens the store itself).",
+)
+@click.option("--forward-to", default=None, metavar="URL", help="Also forward the changes here.")
+@click.option(
+    "--forward-secret",
+    envvar="DELIVERYSTATE_FORWARD_SECRET",
+    default=None,
+    help="Standard Webhooks secret for --forward-to (env DELIVERYSTATE_FORWARD_SECRET).",
+)
+@click.option("--forward-name", default="forward", show_default=True, help="The cursor's name.")
+@click.option("--forward-only", type=click.Choice(["final"]), default=None)
+@click.option("--forward-horizon", default="24h", show_default=True, callback=duration_option)
+@click.option(
+    "--sweep-every",
+    default=None,
+    metavar="DURATION",
+    help="Also expire overdue registered messages this often (e.g. 60s; see `sweep`).",
+)
+def serve(
+    db: str,
+    host: str,
+    port: int,
+    token: str | None,
+    basic: str | None,
+    workers: int,
+    forward_to: str | None,
+    forward_secret: str | None,
+    forward_name: str,
+    forward_only: str | None,
+    forward_horizon: float,
+    sweep_every: str | None,
+) -> None:
+    """Receive Clickatell status callbacks over HTTP (needs the 'web' extra).
+
+    Point Clickatell's callback URL at /callbacks/clickatell.  Without
+    --token or --basic anyone who can reach the port can post callbacks.
+
+    \b
+    Examples:
+      deliverystate serve --db state.sqlite3 --port 8000 --token "$SECRET"
+      deliverystate serve --db postgresql://app@db/notify --workers 4
+      deliverystate serve --forward-to https://backend.example/hooks/sms \\
+          --forward-secret "$WEBHOOK_SECRET"
+      deliverystate serve --sweep-every 60s
+    """
+    credentials = _credentials(basic)
+    every = None
+    if sweep_every is not None:
+        try:
+            every = parse_duration(sweep_every)
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="--sweep-every") from None
+    try:
+        from ..web import serve as run_server  # noqa: PLC0415 - the 'web' extra is optional
+    except ImportError as error:
+        raise click.ClickException(
+            f"serve needs the 'web' extra ({error.name} is missing): "
+            "pip install 'deliverystate[web]'"
+        ) from None
+    if workers > 1 and db == ":memory:":
+        raise click.BadParameter("several workers cannot share :memory:", param_hint="--workers")
+    source = click.get_current_context().get_parameter_source("forward_secret")
+    target = None
+    if forward_to is not None or source is click.core.ParameterSource.COMMANDLINE:
+        target = forward_target(
+            forward_to, forward_secret, forward_name, forward_only == "final", forward_horizon
+        )
+    run_server(
+        db,
+        host,
+        port,
+        token,
+        basic_auth=credentials,
+        workers=workers,
+        forward=target,
+        sweep_every=every,
+    )
