@@ -26,7 +26,7 @@ LAYERS: list[set[str]] = [
     {"_reconcile"},
     {"_formats", "_archive", "_json", "_fields", "_callbacks"},
     {"stores"},
-    {"_prune", "_tracker", "_follow", "_receipts", "_deadlines"},
+    {"_prune", "_tracker", "_follow", "_receipts", "_deadlines", "_listing"},
     {"_stats", "_render", "diagrams", "simulate"},
     {"cli", "web", "postgres", "forward", "__init__"},
 ]
@@ -38,7 +38,7 @@ STORE_LAYERS: list[set[str]] = [
     {"_memfeed", "_sqlbase"},
     {"_memory", "_sqlread", "_retention", "_sqlfeed"},
     {"_sql"},
-    {"_sqlite", "_postgres"},
+    {"_sqlite", "_postgres", "_pgschema"},
     {"__init__"},
 ]
 MODULES = sorted(SRC.rglob("*.py"))

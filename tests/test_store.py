@@ -31,6 +31,7 @@ from deliverystate import (
 )
 from deliverystate.cli import replay_stream
 from deliverystate.simulate import callback_body, generate_callbacks, simulate_lines
+from deliverystate.stores import Listed, MessageQuery
 
 from .conftest import StoreFactory
 from .strategies import BASE_MS, consistent_events
@@ -602,3 +603,93 @@ def iter_all(store: Store) -> list[Any]:
     if isinstance(store, MemoryStore):
         return [store.get(m) for m in list(store._records)]  # type: ignore[misc]
     return list(store.iter_states())  # type: ignore[attr-defined]
+
+
+# --- the message list (Store.messages) --------------------------------------------------
+
+
+def _listing_fixture(store: Store) -> Tracker:
+    """Six messages: two channels, several statuses, first reports one second apart."""
+    tracker = Tracker(store)
+    tracker.apply_many(
+        [
+            StatusEvent.from_ms("a", S.QUEUED, BASE_MS + 1000, "sms", "client-a"),
+            StatusEvent.from_ms("b", S.DELIVERY_FAILURE, BASE_MS + 2000, "sms"),
+            StatusEvent.from_ms("c", S.READ, BASE_MS + 3000, "whatsapp"),
+            StatusEvent.from_ms("d", S.SENT_TO_SUPPLIER, BASE_MS + 4000, "whatsapp"),
+            StatusEvent.from_ms("e", S.EXPIRED, BASE_MS + 5000, "sms"),
+            StatusEvent.from_ms("f", S.DEVICE_ACK, BASE_MS + 6000, None),
+        ]
+    )
+    return tracker
+
+
+def _ids(listed: list[Listed]) -> list[str]:
+    return [item.state.message_id for item in listed]
+
+
+def test_messages_are_listed_newest_first_and_filtered(open_store: StoreFactory) -> None:
+    """Every filter of MessageQuery selects what it says, newest first report first."""
+    store = open_store()
+    _listing_fixture(store)
+    assert _ids(store.messages(MessageQuery(), 10)) == ["f", "e", "d", "c", "b", "a"]
+    failures = frozenset(s for s in Status if s.is_failure)
+    assert _ids(store.messages(MessageQuery(statuses=failures), 10)) == ["e", "b"]
+    assert _ids(store.messages(MessageQuery(channel="whatsapp"), 10)) == ["d", "c"]
+    window = MessageQuery(since_ms=BASE_MS + 2000, until_ms=BASE_MS + 5000)
+    assert _ids(store.messages(window, 10)) == ["d", "c", "b"]
+    assert _ids(store.messages(MessageQuery(client_message_id="client-a"), 10)) == ["a"]
+    (listed,) = store.messages(MessageQuery(client_message_id="client-a"), 10)
+    assert listed.first_ms == BASE_MS + 1000
+
+
+def test_message_pages_follow_each_other_without_gaps_or_repeats(open_store: StoreFactory) -> None:
+    """Keyset pages of two, each after the last one seen, give the whole list once."""
+    store = open_store()
+    _listing_fixture(store)
+    seen: list[str] = []
+    before = None
+    while page := store.messages(MessageQuery(), 2, before):
+        seen += _ids(page)
+        before = (page[-1].first_ms, page[-1].state.message_id)
+    assert seen == ["f", "e", "d", "c", "b", "a"]
+
+
+def test_the_list_knows_an_earlier_report_and_a_client_id_learned_late(
+    open_store: StoreFactory,
+) -> None:
+    """A report earlier than the first moves the message back; a late client id finds it."""
+    store = open_store()
+    tracker = Tracker(store)
+    tracker.apply(StatusEvent.from_ms("m", S.DEVICE_ACK, BASE_MS + 9000, "sms"))
+    tracker.apply(StatusEvent.from_ms("m", S.QUEUED, BASE_MS + 1000, "sms", "late-client"))
+    (listed,) = store.messages(MessageQuery(client_message_id="late-client"), 10)
+    assert (listed.first_ms, listed.state.status) == (BASE_MS + 1000, S.DEVICE_ACK)
+    assert store.messages(MessageQuery(since_ms=BASE_MS + 2000), 10) == []
+
+
+def test_overdue_messages_are_listed_by_due_time(open_store: StoreFactory) -> None:
+    """due_by_ms keeps the registered messages in progress past their deadline."""
+    store = open_store()
+    tracker = Tracker(store)
+    sent = datetime.fromtimestamp(BASE_MS / 1000, timezone.utc)
+    tracker.register("due", channel="sms", sent_at=sent)
+    tracker.register("done", channel="sms", sent_at=sent)
+    tracker.apply(StatusEvent.from_ms("done", S.DEVICE_ACK, BASE_MS + 5, "sms"))
+    later = BASE_MS + 4 * 86_400_000
+    assert _ids(store.messages(MessageQuery(due_by_ms=later), 10)) == ["due"]
+    assert store.messages(MessageQuery(due_by_ms=BASE_MS), 10) == []
+
+
+@SLOW
+@given(events=consistent_events())
+def test_every_store_lists_what_the_memory_store_lists(events: list[StatusEvent]) -> None:
+    """For any reports, the SQLite list holds the memory store's messages and first times."""
+    memory, sqlite_store = MemoryStore(), SQLiteStore(":memory:")
+    for store in (memory, sqlite_store):
+        Tracker(store).apply_many(events)
+    query = MessageQuery()
+    assert {(i.first_ms, i.state) for i in sqlite_store.messages(query, 100)} == {
+        (i.first_ms, i.state) for i in memory.messages(query, 100)
+    }
+    sqlite_store.close()

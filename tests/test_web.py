@@ -978,3 +978,52 @@ def test_serve_runs_the_receiver_on_sqlite_and_warns_without_a_secret(tmp_path: 
         state = reopened.get("served")
     assert state is not None
     assert state.status is Status.DEVICE_ACK
+
+
+def test_the_message_list_filters_and_pages_by_keyset(start: Start, tracker: Tracker) -> None:
+    """GET /messages: newest first, filters as query parameters, pages that chain by cursor."""
+    client = start()
+    for index in range(5):
+        post_json(client, one_api(f"list-{index}", 5, "DEVICE_ACK", T0 + index * 1000))
+    post_json(client, one_api("list-failed", 23, "DELIVERY_FAILURE", T0 + 9000, "sms"))
+    everything = client.get("/messages").json()
+    assert [m["message_id"] for m in everything["messages"]][:2] == ["list-failed", "list-4"]
+    assert everything["next_cursor"] is None
+    failed = client.get("/messages", params={"failed": "true", "channel": "SMS"}).json()
+    assert [m["message_id"] for m in failed["messages"]] == ["list-failed"]
+    seen, cursor = [], None
+    while True:
+        params = {"limit": "2", **({"cursor": cursor} if cursor else {})}
+        page = client.get("/messages", params=params).json()
+        seen += [m["message_id"] for m in page["messages"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [m["message_id"] for m in everything["messages"]]
+    assert len(seen) == len(set(seen)) == 6
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"status": "DELIVERED"}, "neither a status name nor a code"),
+        ({"limit": "0"}, "limit '0'"),
+        ({"cursor": "@@@"}, "not one this server gave out"),
+        ({"statuss": "READ"}, "unknown parameter 'statuss'"),
+        ({"since": "tomorrow"}, "since 'tomorrow'"),
+    ],
+)
+def test_the_message_list_refuses_bad_parameters_naming_them(
+    start: Start, params: dict[str, str], message: str
+) -> None:
+    """A bad filter, limit or cursor, or a misspelt parameter: 400 with a JSON error."""
+    response = start().get("/messages", params=params)
+    assert response.status_code == 400
+    assert message in response.json()["error"]
+
+
+def test_the_message_list_needs_the_token(start: Start) -> None:
+    """With a shared secret the list is refused without it and served with it."""
+    client = start(token="s3cret")
+    assert client.get("/messages").status_code == 401
+    assert client.get("/messages", params={"token": "s3cret"}).status_code == 200

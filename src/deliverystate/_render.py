@@ -14,9 +14,17 @@ import attrs
 
 from ._catalog import Kind
 from ._events import Change, MessageState, datetime_from_ms
-from .stores import HistoryEntry
+from .stores import HistoryEntry, Listed
 
-__all__ = ["PALETTE", "Colours", "change_json", "iso", "state_json", "table_time"]
+__all__ = [
+    "PALETTE",
+    "Colours",
+    "change_json",
+    "iso",
+    "listed_json",
+    "state_json",
+    "table_time",
+]
 
 
 @attrs.frozen
@@ -75,6 +83,14 @@ def state_json(state: MessageState, timeline: Iterable[HistoryEntry]) -> dict[st
             for entry in timeline
         ],
     }
+
+
+def listed_json(listed: Listed, timeline: Iterable[HistoryEntry] | None = None) -> dict[str, Any]:
+    """A listed message as JSON: its state (with its timeline when given) and first report."""
+    data = state_json(listed.state, timeline or ())
+    if timeline is None:
+        del data["timeline"]
+    return {"first_report": iso(listed.first_ms), **data}
 
 
 def change_json(change: Change) -> dict[str, Any]:

@@ -22,7 +22,15 @@ from ._prune import prune
 from ._receipts import IngestReport, Payload, Receipt, Received, RetryReport, payload_text
 from ._reconcile import Decision, Outcome
 from .errors import InvalidCallback, PolicyMismatch
-from .stores import DeadLetter, HistoryEntry, MemoryStore, Store, Summary
+from .stores import (
+    DeadLetter,
+    HistoryEntry,
+    Listed,
+    MemoryStore,
+    MessageQuery,
+    Store,
+    Summary,
+)
 
 __all__ = ["Tracker"]
 
@@ -85,6 +93,21 @@ class Tracker:
     def register_many(self, sends: Iterable[Send]) -> Summary:
         """Record many sends in one store batch; counts of outcomes of their QUEUED reports."""
         return self.store.register_many(registrations(sends, self.windows), self.policy)
+
+    def messages(
+        self,
+        query: MessageQuery | None = None,
+        *,
+        limit: int = 50,
+        before: tuple[int, str] | None = None,
+    ) -> list[Listed]:
+        """Messages ``query`` matches (every message without one), newest first.
+
+        Newest by the time of a message's first report (about when it was
+        sent); ``before`` is the (first report's time, id) of the last message
+        of the previous page.  See ``MessageQuery`` for the filters.
+        """
+        return self.store.messages(query or MessageQuery(), limit, before)
 
     def overdue(self, now: datetime | None = None, limit: int = 1000) -> list[MessageState]:
         """Messages still in progress whose deadline is past ``now`` (default: the clock).

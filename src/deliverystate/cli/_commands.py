@@ -22,9 +22,11 @@ from .._stats import delivery_stats, feed_status
 from .._tracker import Tracker
 from ..diagrams import diagram_markdown, lifecycle_dot, lifecycle_mermaid, render_svg
 from ..simulate import simulate_lines
+from ..stores import MessageQuery
 from . import _tables
 from ._deadlines import register, sweep
 from ._feed import changes, forward
+from ._messages import messages
 from ._options import (
     Group,
     channel_option,
@@ -180,14 +182,30 @@ def replay(files: tuple[IO[bytes], ...], db: str, chunk: int, workers: int, as_j
 def show(message_id: str, db: str, as_json: bool) -> None:
     """What happened to one message: every report in event-time order, then its state.
 
+    MESSAGE_ID is Clickatell's message id, or the client message id the
+    sender gave it (the sender's own reference).
+
     \b
     Example:
-      deliverystate show 2f1c0e2e9e6b4f4f8a3d6c5b4a392817 --db state.sqlite3
+      deliverystate replay examples/callbacks.jsonl --db state.sqlite3
+      deliverystate show 9056f97c342c66d5705605c4d8f22a06 --db state.sqlite3
+      deliverystate show order-0001194 --db state.sqlite3
     """
     tracker = open_tracker(db, must_exist=True)
-    state, timeline = tracker.get(message_id), tracker.history(message_id)
+    state = tracker.get(message_id)
+    if state is None:  # perhaps the sender's own reference
+        found = tracker.messages(MessageQuery(client_message_id=message_id), limit=10)
+        if len(found) > 1:
+            ids = ", ".join(item.state.message_id for item in found)
+            raise click.ClickException(
+                f"client message id {message_id!r} names {len(found)} messages ({ids}); "
+                "show one by its message id"
+            )
+        state = found[0].state if found else None
     if state is None:
-        raise click.ClickException(f"no message {message_id!r} in {db}")
+        raise click.ClickException(f"no message {message_id!r} in {db} (by id or client id)")
+    message_id = state.message_id
+    timeline = tracker.history(message_id)
     if as_json:
         emit_json(state_json(state, timeline))
         return
@@ -395,6 +413,7 @@ def simulate(messages: int, seed: int, out_file: IO[str]) -> None:
 
 cli.add_command(changes)
 cli.add_command(forward)
+cli.add_command(messages)
 cli.add_command(register)
 cli.add_command(serve)
 cli.add_command(sweep)

@@ -30,10 +30,39 @@ from .._policy import Policy
 from .._reconcile import Decision, Outcome
 from ..errors import PolicyMismatch
 from ._memfeed import MemoryFeed
-from ._protocol import Archived, DeadLetter, HistoryEntry, Keep, Milestones, Summary
+from ._protocol import (
+    Archived,
+    DeadLetter,
+    HistoryEntry,
+    Keep,
+    Listed,
+    MessageQuery,
+    Milestones,
+    Summary,
+)
 from ._work import KEY_MASK, Batch, Record, state_of, status_of
 
 __all__ = ["MemoryStore"]
+
+
+def _matches(query: MessageQuery, listed: Listed) -> bool:
+    """Whether a listed message passes every filter ``query`` sets (as the SQL stores read it)."""
+    state, first = listed.state, listed.first_ms
+    return (
+        (not query.statuses or state.status in query.statuses)
+        and (query.channel is None or state.channel == query.channel)
+        and (query.since_ms is None or first >= query.since_ms)
+        and (query.until_ms is None or first < query.until_ms)
+        and (
+            query.due_by_ms is None
+            or (
+                state.is_due
+                and state.deadline_ms is not None
+                and state.deadline_ms <= query.due_by_ms
+            )
+        )
+        and (query.client_message_id is None or state.client_message_id == query.client_message_id)
+    )
 
 
 class MemoryStore(MemoryFeed):
@@ -148,6 +177,27 @@ class MemoryStore(MemoryFeed):
                 if state.is_due:
                     found.append(state)
         found.sort(key=lambda state: (state.deadline_ms, state.message_id))
+        return found[:limit]
+
+    def messages(
+        self, query: MessageQuery, limit: int, before: tuple[int, str] | None = None
+    ) -> list[Listed]:
+        """Messages ``query`` matches, newest first: a scan of every message, then a sort."""
+        with self._lock:
+            policy = self._policy
+            if policy is None:
+                return []
+            found = []
+            for message_id, record in self._records.items():
+                state = state_of(message_id, record, policy, self._clients, self._deadlines)
+                entries = self._history.get(message_id)
+                first = min((e.event.timestamp_ms for e in entries), default=0) if entries else 0
+                listed = Listed(first or state.timestamp_ms, state)
+                if _matches(query, listed) and (
+                    before is None or (listed.first_ms, message_id) < before
+                ):
+                    found.append(listed)
+        found.sort(key=lambda item: (item.first_ms, item.state.message_id), reverse=True)
         return found[:limit]
 
     def count_overdue(self, now_ms: int) -> int:

@@ -38,6 +38,8 @@ __all__ = [
     "DeadLetter",
     "HistoryEntry",
     "Keep",
+    "Listed",
+    "MessageQuery",
     "Milestones",
     "Store",
     "Summary",
@@ -119,6 +121,31 @@ class Summary:
 
 
 @attrs.frozen
+class MessageQuery:
+    """Which messages a list asks for; every field left empty matches every message.
+
+    ``since_ms`` and ``until_ms`` bound the time of a message's first report
+    (about when it was sent), ``due_by_ms`` keeps the messages overdue at that
+    time (``MessageState.is_due``), ``statuses`` the messages in one of them.
+    """
+
+    statuses: frozenset[Status] = frozenset()
+    channel: str | None = None
+    since_ms: int | None = None
+    until_ms: int | None = None
+    due_by_ms: int | None = None
+    client_message_id: str | None = None
+
+
+@attrs.frozen
+class Listed:
+    """A message in a list: its state, and its first report's time, which orders the list."""
+
+    first_ms: int
+    state: MessageState
+
+
+@attrs.frozen
 class Archived:
     """A message as retention removed it: its final state and every report about it."""
 
@@ -164,6 +191,15 @@ class Store(Protocol):
 
     def count_overdue(self, now_ms: int) -> int:
         """How many messages are due by ``now_ms``."""
+
+    def messages(
+        self, query: MessageQuery, limit: int, before: tuple[int, str] | None = None
+    ) -> list[Listed]:
+        """Up to ``limit`` messages ``query`` matches, newest first.
+
+        Ordered by first report's time, then message id, both descending,
+        starting after the (first report's time, id) ``before``: keyset pages.
+        """
 
     def count_local_expiries(self) -> int:
         """How many messages are EXPIRED by a local report (a sweep), not by Clickatell."""

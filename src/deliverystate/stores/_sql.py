@@ -39,7 +39,15 @@ from ..errors import PolicyMismatch, SchemaMismatch
 from ._hooks import ChangeHook, Hooks
 from ._protocol import DeadLetter, Summary
 from ._retention import SQLRetention
-from ._rows import digest, fingerprints, pack_reports, payload_bytes, payload_str, storable_text
+from ._rows import (
+    digest,
+    fingerprints,
+    pack_reports,
+    payload_bytes,
+    payload_str,
+    report_times,
+    storable_text,
+)
 from ._sqlbase import HistoryRow, MessageRow, Migration, Row, Writes
 from ._sqlfeed import SQLFeed
 from ._sqlread import SQLReads
@@ -211,11 +219,12 @@ class SQLStore(SQLReads, SQLRetention, SQLFeed):
                 deadlines = {
                     m: s.deadline_ms for m, (s, _) in loaded.items() if s.deadline_ms is not None
                 }
+                had_client = set(clients)  # the batch learns into ``clients``
                 batch = Batch(records, clients, seen, policy, feed=self.feed, deadlines=deadlines)
                 result = work(batch, cursor)
                 if ids:
                     blobs = {m: blob for m, (_, blob) in loaded.items()}
-                    first = self._flush(cursor, batch, blobs, ids)
+                    first = self._flush(cursor, batch, blobs, ids, had_client)
                     if first and self._hooks:  # objects for the hooks only, built in here
                         feed = batch.feed or []
                         changes = [change_of(first + i, e) for i, e in enumerate(feed)]
@@ -226,12 +235,20 @@ class SQLStore(SQLReads, SQLRetention, SQLFeed):
         self._hooks.call(changes)
         return result
 
-    def _flush(self, cursor: Any, batch: Batch, blobs: dict[str, Any], ids: list[str]) -> int:
+    def _flush(
+        self,
+        cursor: Any,
+        batch: Batch,
+        blobs: dict[str, Any],
+        ids: list[str],
+        had_client: set[str],
+    ) -> int:
         """Number the batch's new reports, write everything; the seq of its first change."""
         recorded = batch.recorded
         arrivals = self._reserve(cursor, len(recorded)) if recorded else []
         history: list[HistoryRow] = []
         added: dict[str, list[tuple[int, int]]] = {}
+        earliest: dict[str, int] = {}  # the earliest new report of each message
         for (event, outcome), arrival in zip(recorded, arrivals, strict=True):
             message_id, code, timestamp_ms = event.message_id, int(event.status), event.timestamp_ms
             local = event.origin is not _CLICKATELL
@@ -249,14 +266,24 @@ class SQLStore(SQLReads, SQLRetention, SQLFeed):
             )
             mark = timestamp_ms << 8 | code  # reconcile.fingerprint, inlined
             added.setdefault(message_id, []).append((~mark if local else mark, arrival))
+            earliest[message_id] = min(timestamp_ms, earliest.get(message_id, timestamp_ms))
         # in key order: each row's B-tree path is mostly the previous row's, already in cache
         touched = sorted(batch.changed.keys() | added.keys())
-        rows: list[MessageRow] = [
-            (*row, bytes(blobs.get(row[0]) or b"") + pack_reports(added.get(row[0], ())))
-            for row in batch.rows_of(touched)
-        ]
+        rows: list[MessageRow] = []
+        learned: list[tuple[str | None, int, str]] = []
+        for row in batch.rows_of(touched):
+            message_id, client = row[0], row[5]
+            old = blobs.get(message_id)
+            first = min(report_times(old), default=row[2])
+            new_first = min(first, earliest.get(message_id, first))
+            if message_id in blobs and (
+                new_first != first or (client is not None and message_id not in had_client)
+            ):
+                learned.append((client, new_first, message_id))
+            blob = bytes(old or b"") + pack_reports(added.get(message_id, ()))
+            rows.append((*row, new_first, blob))
         unstated = [m for m in ids if m not in batch.records]
-        return self._write(cursor, Writes(rows, history, batch.feed or [], unstated))
+        return self._write(cursor, Writes(rows, history, batch.feed or [], unstated, learned))
 
     def apply(self, event: StatusEvent, policy: Policy) -> Decision:
         """Reconcile one report in one transaction."""

@@ -20,18 +20,44 @@ from .._events import MessageState
 from ..errors import StoreUnavailable
 from ._work import FeedEntry
 
-__all__ = ["HistoryRow", "MessageRow", "Migration", "Row", "SQLBase", "Writes"]
+__all__ = [
+    "LIST_INDEXES",
+    "HistoryRow",
+    "MessageRow",
+    "Migration",
+    "Row",
+    "SQLBase",
+    "Writes",
+]
 
 Row = tuple[Any, ...]
 T = TypeVar("T")
 #: One step of a schema migration: SQL text, or a function given the cursor.
 Migration = str | Callable[[Any], None]
 #: A message row as written: id, status, timestamp, precedence, channel, client id,
-#: local, deadline, due (see ``_work.StateRow``), reports.
-MessageRow = tuple[str, int, int, int, str | None, str | None, int, int | None, int | None, bytes]
+#: local, deadline, due (see ``_work.StateRow``), first report's time, reports.
+MessageRow = tuple[
+    str, int, int, int, str | None, str | None, int, int | None, int | None, int, bytes
+]
 #: A history row as written: arrival, id, status, timestamp, channel, client id,
 #: outcome, local.
 HistoryRow = tuple[int, str, int, int, str | None, str | None, str, int]
+
+
+#: The indexes schema version 5 adds, the same on both SQL stores.  ``ds_messages_due``
+#: holds only the messages a sweep has something to do for (see ``_work.StateRow``), so
+#: the overdue query reads a few index pages however many messages the store holds; the
+#: others serve the message list (``Store.messages``): newest first by the first report's
+#: time, and by client message id.  None of these values changes once set (but for an
+#: earlier report arriving late, or a deadline registered), so a status update leaves
+#: them alone: PostgreSQL compares values and keeps such an update HOT, and SQLite's
+#: upsert does not assign the columns at all (``_sqlite._write``).
+LIST_INDEXES: tuple[str, ...] = (
+    "CREATE INDEX ds_messages_due ON ds_messages (due_ms) WHERE due_ms IS NOT NULL",
+    "CREATE INDEX ds_messages_first ON ds_messages (first_ms, message_id)",
+    "CREATE INDEX ds_messages_client ON ds_messages (client_message_id) "
+    "WHERE client_message_id IS NOT NULL",
+)
 
 
 @attrs.frozen
@@ -47,6 +73,10 @@ class Writes:
     history: list[HistoryRow]
     changes: list[FeedEntry]
     unstated: list[str]
+    #: (client id, first report's time, id) of existing messages whose client id was
+    #: learned or whose first report moved earlier: indexed columns, which a store that
+    #: rewrites index entries for every column it assigns (SQLite) writes apart.
+    learned: list[tuple[str | None, int, str]] = attrs.field(factory=list)
 
 
 #: How many times work that failed for a passing reason (a deadlock, a dropped

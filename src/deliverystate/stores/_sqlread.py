@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from .._catalog import Status
 from .._events import MessageState, id_problem
 from .._reconcile import Outcome
-from ._protocol import HistoryEntry, Milestones
+from ._protocol import HistoryEntry, Listed, MessageQuery, Milestones
 from ._rows import (
     HISTORY_COLUMNS,
     STATE_COLUMNS,
@@ -92,6 +92,35 @@ class SQLReads(SQLBase):
             (*params, limit),
         )
         return [state_from_row(row) for row in rows]
+
+    def messages(
+        self, query: MessageQuery, limit: int, before: tuple[int, str] | None = None
+    ) -> list[Listed]:
+        """Messages ``query`` matches, newest first, read through the list indexes."""
+        where, params = ["first_ms IS NOT NULL"], []
+        if query.statuses:
+            where.append(f"status IN ({self._list(int(s) for s in query.statuses)})")
+        for clause, value in (
+            ("channel = ?", query.channel),
+            ("first_ms >= ?", query.since_ms),
+            ("first_ms < ?", query.until_ms),
+            ("due_ms IS NOT NULL AND due_ms <= ?", query.due_by_ms),
+            ("client_message_id = ?", query.client_message_id),
+        ):
+            if value is not None:
+                where.append(clause)
+                params.append(value)
+        if before is not None:
+            where.append("(first_ms, message_id) < (?, ?)")
+            params.extend(before)
+        rows = self._read(
+            self._sql(
+                f"SELECT {STATE_COLUMNS}, first_ms FROM ds_messages WHERE {' AND '.join(where)} "
+                "ORDER BY first_ms DESC, message_id DESC LIMIT ?"
+            ),
+            (*params, limit),
+        )
+        return [Listed(int(row[7]), state_from_row(row)) for row in rows]
 
     def count_overdue(self, now_ms: int) -> int:
         """How many messages are due by ``now_ms`` (the partial index alone answers)."""

@@ -36,6 +36,7 @@ from ..errors import DeliveryStateError, InvalidCallback, StoreUnavailable
 from ..stores import HistoryEntry, Summary
 from ._auth import TOKEN_PARAM, Guard
 from ._intake import IntakeThread
+from ._listing import list_messages
 from ._page import PageData, lifecycle_figure, render_page
 from ._requests import (
     BODY_TIMEOUT_SECONDS,
@@ -302,6 +303,13 @@ class _Receiver:
             return _error(404, "unknown message", message_id=message_id)
         return JSONResponse(state_json(*found))
 
+    async def messages(self, request: Request) -> Response:
+        """The message list as JSON, filtered and paged (see ``_listing``)."""
+        if not self.guard.allows(request):
+            return self._denied()
+        status, body = await run_in_threadpool(list_messages, self.tracker, request.query_params)
+        return JSONResponse(body, status_code=status)
+
     def _lookup(self, message_id: str) -> tuple[MessageState, list[HistoryEntry]] | None:
         state = self.tracker.get(message_id)
         if state is None:
@@ -433,6 +441,7 @@ def create_app(
     routes = [
         Route(CALLBACK_PATH, receiver.callback_post, methods=["POST"]),
         Route(CALLBACK_PATH, receiver.callback_get, methods=["GET"]),
+        Route("/messages", receiver.messages, methods=["GET"]),
         Route("/messages/{message_id:path}", receiver.message, methods=["GET"]),
         Route("/healthz", receiver.healthz, methods=["GET"]),
         Route("/", receiver.page, methods=["GET"]),
