@@ -20,6 +20,10 @@ most recent messages, 1M tracked at least 0.5 of 10k, on SQLite and on
 PostgreSQL (measured right after the load, as a backfill leaves it: nothing
 is analyzed or vacuumed by hand in between).  Uniform access and 10M are
 reported.  ``--quick`` (CI) measures 10k and 1M with fewer batches.
+
+At each size it also times reading one page of 50 from the message list
+(``Store.messages``): the newest, the failed, those sent in the last minute,
+one client id, the overdue ones.
 """
 
 from __future__ import annotations
@@ -40,8 +44,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import machine, print_table
 from deliverystate import SQLiteStore, Status, StatusEvent, Tracker
+from deliverystate.stores import MessageQuery
 
 BUDGET = 0.5
+#: The message-list queries timed at each size (see ``list_timings``).
+LIST_QUERIES = ("newest", "failed", "sent in the last minute", "client id", "overdue")
 LOAD_BATCH = 10_000
 BATCH = 1_000
 T0 = 1_767_225_600_000  # 2026-01-01
@@ -113,9 +120,31 @@ def run_size(
                 figures.append(measure(tracker, callbacks(ids, window, rng, now), count))
                 now += count * BATCH + 1
             results[name] = statistics.median(figures)
+        results["list"] = list_timings(store, now)
         return results
     finally:
         store.close()
+
+
+def list_timings(store: Any, now_ms: int) -> dict[str, float]:
+    """Milliseconds (median of 15) to read one page of 50 from the message list, per query."""
+    failures = frozenset(s for s in Status if s.is_failure)
+    queries = {
+        "newest": MessageQuery(),
+        "failed": MessageQuery(statuses=failures),
+        "sent in the last minute": MessageQuery(since_ms=now_ms - 60_000),
+        "client id": MessageQuery(client_message_id="no-such-client"),
+        "overdue": MessageQuery(due_by_ms=now_ms),
+    }
+    timings = {}
+    for name, query in queries.items():
+        samples = []
+        for _ in range(15):
+            started = time.perf_counter()
+            store.messages(query, 50)
+            samples.append((time.perf_counter() - started) * 1000)
+        timings[name] = statistics.median(samples)
+    return timings
 
 
 def sqlite_opener(workdir: Path) -> Callable[[], Any]:
@@ -210,6 +239,13 @@ def main(argv: list[str] | None = None) -> int:
     header = ["store", "tracked", "load events/s", *(f"{name} (ratio)" for name, _ in WORKLOADS)]
     rows = [row for name, results in all_results.items() for row in rows_for(name, results)]
     print_table("Store growth: events/s applying callbacks", header, rows)
+    list_header = ["store", "tracked", *LIST_QUERIES]
+    list_rows = [
+        [name, f"{size:,}", *(f"{figures['list'][q]:.2f}" for q in LIST_QUERIES)]
+        for name, results in all_results.items()
+        for size, figures in sorted(results.items())
+    ]
+    print_table("Message list: ms to read a page of 50 (median of 15)", list_header, list_rows)
     lines = verdicts(all_results)
     for line in lines:
         print(line)

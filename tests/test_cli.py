@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import random
 import re
@@ -15,8 +16,10 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -525,3 +528,67 @@ def test_prune_refuses_a_date_it_cannot_read_and_a_missing_database(tmp_path: Pa
     assert missing.exit_code == 1
     assert "no database" in missing.output
     assert not (tmp_path / "none.sqlite3").exists()
+
+
+# --- small things an operator trips on ------------------------------------------------
+
+
+def test_codes_fit_an_80_column_terminal() -> None:
+    """On 80 columns the catalog table stays within them and shows every name whole."""
+    from rich.console import Console  # noqa: PLC0415 - only this test renders by hand
+
+    from deliverystate.cli._tables import codes_table  # noqa: PLC0415
+
+    console = Console(width=80, record=True, file=io.StringIO())
+    console.print(codes_table(list(Status)))
+    text = console.export_text()
+    assert max(len(line.rstrip()) for line in text.splitlines()) <= 80
+    for status in Status:
+        assert status.name in text
+
+
+def _options(command: click.Command, path: str) -> Iterator[tuple[str, click.Parameter]]:
+    """Every parameter of ``command`` and its sub-commands, with the command's path."""
+    for param in command.params:
+        yield path, param
+    if isinstance(command, click.Group):
+        for name, sub in command.commands.items():
+            yield from _options(sub, f"{path} {name}")
+
+
+def test_every_option_has_help_text() -> None:
+    """`--help` explains every option of every command (arguments are named in the usage)."""
+    missing = [
+        f"{path} {param.opts[0]}"
+        for path, param in _options(cli, "deliverystate")
+        if isinstance(param, click.Option) and not param.help and param.opts[0] != "--help"
+    ]
+    assert missing == []
+
+
+def test_choices_take_any_case() -> None:
+    """--channel SMS and --category GENERIC work like their lower-case spelling."""
+    result = CliRunner().invoke(cli, ["codes", "--channel", "SMS", "--category", "GENERIC"])
+    assert result.exit_code == 0, result.output
+    assert "DELIVERY_FAILURE" in result.output
+    assert "WHATSAPP_SPAM_RATE_LIMIT_REACHED" not in result.output
+
+
+def test_diagram_takes_its_format_from_the_file_name(tmp_path: Path) -> None:
+    """-o x.dot writes dot, -o x.md markdown; an unknown extension asks for --format."""
+    runner = CliRunner()
+    assert runner.invoke(cli, ["diagram", "-o", str(tmp_path / "x.dot")]).exit_code == 0
+    assert "digraph lifecycle {" in (tmp_path / "x.dot").read_text(encoding="utf-8")
+    assert runner.invoke(cli, ["diagram", "-o", str(tmp_path / "x.md")]).exit_code == 0
+    assert "| code | name |" in (tmp_path / "x.md").read_text(encoding="utf-8")
+    unknown = runner.invoke(cli, ["diagram", "-o", str(tmp_path / "x.txt")])
+    assert unknown.exit_code == 2
+    assert "give --format" in unknown.output
+
+
+def test_diagram_into_a_missing_folder_is_one_line(tmp_path: Path) -> None:
+    """-o into a folder that does not exist: exit 1 and one line naming it, no traceback."""
+    result = CliRunner().invoke(cli, ["diagram", "-o", str(tmp_path / "nope" / "x.mmd")])
+    assert result.exit_code == 1
+    assert result.output.strip().count("\n") == 0
+    assert "does not exist" in result.output

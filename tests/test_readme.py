@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from deliverystate import DELIVERY_WINS, MemoryStore, Outcome, Status, StatusEvent, Tracker
-from deliverystate.diagrams import lifecycle_mermaid, policy_markdown
+from deliverystate.diagrams import lifecycle_dot, policy_markdown, render_svg
 from deliverystate.forward import DeliveryFailed, Forwarder, ForwardTarget, new_secret
 from deliverystate.simulate import callback_body
 
@@ -47,7 +47,7 @@ def test_policy_table_is_the_generated_one() -> None:
     assert table is not None
     assert table[1] == policy_markdown(DELIVERY_WINS), (
         "regenerate with: python -c 'from deliverystate import DELIVERY_WINS; "
-        "from deliverystate.diagrams import lifecycle_mermaid, policy_markdown; "
+        "from deliverystate.diagrams import policy_markdown; "
         'print(policy_markdown(DELIVERY_WINS), end="")\''
     )
 
@@ -69,13 +69,13 @@ def test_quickstart_runs() -> None:
     assert tracker.history("m")[0].outcome is Outcome.APPLIED  # type: ignore[attr-defined]
 
 
-def test_mermaid_lifecycle_is_the_generated_one() -> None:
-    """The README's mermaid lifecycle is exactly a fresh export."""
-    block = re.search(r"<!-- diagram:lifecycle.*?-->\n```mermaid\n(.*?)```", README, re.S)
+def test_readme_embeds_the_current_lifecycle_svg() -> None:
+    """The README shows diagrams/lifecycle.svg, and that file is a fresh render of the rules."""
+    block = re.search(r"<!-- diagram:lifecycle.*?-->\n!\[[^]]+\]\(([^)]+)\)", README, re.S)
     assert block is not None
-    assert block[1] == lifecycle_mermaid(), (
-        "regenerate with: deliverystate diagram --format mermaid"
-    )
+    assert block[1] == "diagrams/lifecycle.svg"
+    committed = (ROOT / block[1]).read_text(encoding="utf-8")
+    assert committed == render_svg(lifecycle_dot()), "regenerate with export_all (see README)"
 
 
 def python_block_after(marker: str) -> str:

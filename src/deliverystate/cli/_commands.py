@@ -63,7 +63,7 @@ def cli() -> None:
 @channel_option
 @click.option(
     "--category",
-    type=click.Choice([c.value for c in Category]),
+    type=click.Choice([c.value for c in Category], case_sensitive=False),
     default=None,
     help="Only this section of the catalog.",
 )
@@ -246,17 +246,49 @@ def stats(db: str, as_json: bool) -> None:
         )
 
 
+#: The diagram format an output file's extension implies when --format is not given.
+_FORMAT_OF_SUFFIX = {
+    ".mmd": "mermaid",
+    ".dot": "dot",
+    ".gv": "dot",
+    ".svg": "svg",
+    ".md": "markdown",
+}
+
+
+def _diagram_format(fmt: str | None, output: str | None) -> str:
+    """--format as given; else what the output's extension says; else mermaid."""
+    if fmt is not None:
+        return fmt.lower()
+    if output is None:
+        return "mermaid"
+    suffix = Path(output).suffix.lower()
+    if suffix not in _FORMAT_OF_SUFFIX:
+        known = ", ".join(sorted(_FORMAT_OF_SUFFIX))
+        raise click.BadParameter(
+            f"cannot tell the format from {output!r} (known extensions: {known}); give --format",
+            param_hint="--output",
+        )
+    return _FORMAT_OF_SUFFIX[suffix]
+
+
 @cli.command()
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["mermaid", "dot", "svg", "markdown"]),
-    default="mermaid",
-    show_default=True,
+    type=click.Choice(["mermaid", "dot", "svg", "markdown"], case_sensitive=False),
+    default=None,
+    help="What to draw (default: from the output's extension, else mermaid).",
 )
 @channel_option
-@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None)
-def diagram(fmt: str, channel: str | None, output: str | None) -> None:
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write to this file (.mmd, .dot, .svg or .md) instead of stdout.",
+)
+def diagram(fmt: str | None, channel: str | None, output: str | None) -> None:
     """Export the lifecycle, drawn from the transitions definition.
 
     mermaid and dot need nothing installed; svg runs Graphviz's dot;
@@ -264,9 +296,14 @@ def diagram(fmt: str, channel: str | None, output: str | None) -> None:
 
     \b
     Examples:
-      deliverystate diagram --format svg --channel whatsapp -o lifecycle.svg
+      deliverystate diagram -o lifecycle.svg --channel whatsapp
       deliverystate diagram --format markdown > DELIVERY_RULES.md
     """
+    fmt = _diagram_format(fmt, output)
+    if output is not None and not Path(output).parent.is_dir():
+        raise click.ClickException(
+            f"cannot write {output}: folder {Path(output).parent} does not exist"
+        )
     if fmt == "markdown":
         if channel is not None:
             raise click.UsageError("--channel does not apply to --format markdown")
@@ -280,7 +317,10 @@ def diagram(fmt: str, channel: str | None, output: str | None) -> None:
     if output is None:
         click.echo(text, nl=not text.endswith("\n"))
     else:
-        Path(output).write_text(text, encoding="utf-8")
+        try:
+            Path(output).write_text(text, encoding="utf-8")
+        except OSError as error:
+            raise click.ClickException(f"cannot write {output}: {error.strerror}") from None
         err.print(f"wrote {output}")
 
 
@@ -394,9 +434,26 @@ def prune(db: str, before: str, archive_path: str | None, dry_run: bool, as_json
 
 
 @cli.command()
-@click.option("--messages", "-n", type=click.IntRange(min=0), default=1000, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--out", "-o", "out_file", type=click.File("w"), default="-", show_default=True)
+@click.option(
+    "--messages",
+    "-n",
+    type=click.IntRange(min=0),
+    default=1000,
+    show_default=True,
+    help="How many messages the stream is about.",
+)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="The same seed, the same stream."
+)
+@click.option(
+    "--out",
+    "-o",
+    "out_file",
+    type=click.File("w"),
+    default="-",
+    show_default=True,
+    help="Write the stream here (- for stdout).",
+)
 def simulate(messages: int, seed: int, out_file: IO[str]) -> None:
     """Write a realistic, seeded callback stream (one JSON body per line).
 

@@ -100,7 +100,12 @@ def _print(changes: Iterable[Change], *, as_json: bool, only_final: bool) -> Non
 )
 @click.option("--follow", "-f", "keep_following", is_flag=True, help="Wait for new changes.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-@click.option("--only", type=click.Choice(["final"]), default=None, help="Only final changes.")
+@click.option(
+    "--only",
+    type=click.Choice(["final"], case_sensitive=False),
+    default=None,
+    help="Only final changes.",
+)
 def changes(db: str, after: int, keep_following: bool, as_json: bool, only: str | None) -> None:
     """Print the change feed: one line per status change, in commit order.
 
@@ -130,7 +135,12 @@ def changes(db: str, after: int, keep_following: bool, as_json: bool, only: str 
     help="Standard Webhooks secret, whsec_... (env DELIVERYSTATE_FORWARD_SECRET).",
 )
 @click.option("--name", default="forward", show_default=True, help="The cursor's name.")
-@click.option("--only", type=click.Choice(["final"]), default=None, help="Only final changes.")
+@click.option(
+    "--only",
+    type=click.Choice(["final"], case_sensitive=False),
+    default=None,
+    help="Only final changes.",
+)
 @click.option(
     "--horizon",
     default="24h",

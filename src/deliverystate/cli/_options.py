@@ -62,7 +62,10 @@ db_option = click.option(
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 channel_option = click.option(
-    "--channel", type=click.Choice(list(CHANNELS)), default=None, help="Only this channel."
+    "--channel",
+    type=click.Choice(list(CHANNELS), case_sensitive=False),
+    default=None,
+    help="Only this channel.",
 )
 
 

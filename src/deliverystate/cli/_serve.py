@@ -21,8 +21,14 @@ def _credentials(basic: str | None) -> tuple[str, str] | None:
 
 @click.command()
 @db_option
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=8000,
+    show_default=True,
+    help="The port to listen on.",
+)
 @click.option(
     "--token",
     envvar="DELIVERYSTATE_TOKEN",
@@ -51,8 +57,19 @@ def _credentials(basic: str | None) -> tuple[str, str] | None:
     help="Standard Webhooks secret for --forward-to (env DELIVERYSTATE_FORWARD_SECRET).",
 )
 @click.option("--forward-name", default="forward", show_default=True, help="The cursor's name.")
-@click.option("--forward-only", type=click.Choice(["final"]), default=None)
-@click.option("--forward-horizon", default="24h", show_default=True, callback=duration_option)
+@click.option(
+    "--forward-only",
+    type=click.Choice(["final"], case_sensitive=False),
+    default=None,
+    help="Forward only final changes (READ or a failure).",
+)
+@click.option(
+    "--forward-horizon",
+    default="24h",
+    show_default=True,
+    callback=duration_option,
+    help="Give up on a change after retrying this long; it is kept as undeliverable.",
+)
 @click.option(
     "--sweep-every",
     default=None,

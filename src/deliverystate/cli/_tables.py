@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
+from rich import box
 from rich.table import Table
 from rich.text import Text
 
@@ -39,22 +40,27 @@ def _columns(table: Table, names: Sequence[str], right: Iterable[str] = ()) -> T
 
 
 def codes_table(statuses: Iterable[Status]) -> Table:
-    """The catalog: code, name, category, terminal, failure, channels, description."""
-    table = _columns(
-        Table(title="Clickatell One API status codes"),
-        ("code", "name", "category", "terminal", "failure", "channels", "description"),
-        right=("code",),
+    """The catalog: code, name, section, channels, description, within 80 columns.
+
+    No borders and a description that wraps between words: on a terminal of
+    80 columns every row stays readable.  Codes from 20 up are failures;
+    ``--json`` has every attribute.
+    """
+    table = Table(
+        title="Clickatell One API status codes",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1),
+        pad_edge=False,
+        collapse_padding=True,
     )
+    table.add_column("code", justify="right", no_wrap=True)
+    table.add_column("name", no_wrap=True)
+    table.add_column("section", no_wrap=True)
+    table.add_column("on", no_wrap=True)
+    table.add_column("description", overflow="fold", ratio=1, min_width=16)
     for s in statuses:
-        table.add_row(
-            str(int(s)),
-            s.name,
-            s.category.value,
-            "yes" if s.is_terminal else "",
-            "yes" if s.is_failure else "",
-            ", ".join(sorted(s.channels)),
-            s.description,
-        )
+        channels = "any" if len(s.channels) > 1 else ", ".join(sorted(s.channels))
+        table.add_row(str(int(s)), s.name, s.category.value, channels, s.description)
     return table
 
 
