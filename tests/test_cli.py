@@ -319,7 +319,9 @@ def test_stats_matches_an_independent_count(replayed: str) -> None:
     assert data["messages"] == len(states) == 1200
     assert data["delivered"] == len(delivered)
     assert data["delivery_rate"] == pytest.approx(len(delivered) / len(states))
-    assert data["by_category"]["sms"] == sum(s.status.name == "ROUTING_ERROR" for s in states)
+    assert data["by_catalog_section"]["sms"] == sum(
+        s.status.name == "ROUTING_ERROR" for s in states
+    )
     waits = []
     for state in delivered:
         timeline = [h for h in store.history(state.message_id) if h.outcome is not Outcome.REJECTED]

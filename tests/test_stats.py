@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import pytest
 
-from deliverystate import Category, Latency, Status, StatusEvent, Tracker, delivery_stats
+from deliverystate import Category, Kind, Latency, Status, StatusEvent, Tracker, delivery_stats
 
 from .strategies import BASE_MS
 
@@ -17,9 +19,9 @@ def ev(message_id: str, status: Status, seconds: float, channel: str = "whatsapp
 
 
 def test_latency_of_nothing_is_none_and_of_one_value_is_that_value() -> None:
-    """Empty samples have no latency; a single sample is its own median and p95."""
+    """Empty samples have no latency; a single sample is its own median, p90 and p95."""
     assert Latency.of([]) is None
-    assert Latency.of([4.0]) == Latency(1, 4.0, 4.0)
+    assert Latency.of([4.0]) == Latency(1, 4.0, 4.0, 4.0)
 
 
 def test_latency_percentiles() -> None:
@@ -71,3 +73,45 @@ def test_stats_of_an_empty_store() -> None:
     assert stats.messages == 0
     assert stats.delivery_rate is None
     assert stats.time_to_read is None
+
+
+def test_kinds_channels_since_and_dead_letters() -> None:
+    """Delivered is not "in progress"; counts and latency split by channel; --since narrows."""
+    tracker = Tracker()
+    tracker.apply_many(
+        [
+            ev("sms-1", S.QUEUED, 0, "sms"),
+            ev("sms-1", S.DEVICE_ACK, 10, "sms"),
+            ev("sms-2", S.SENT_TO_SUPPLIER, 0, "sms"),
+            ev("wa-1", S.QUEUED, 100, "whatsapp"),
+            ev("wa-1", S.READ, 160, "whatsapp"),
+            ev("wa-2", S.DELIVERY_FAILURE, 200, "whatsapp"),
+        ]
+    )
+    tracker.store.add_dead_letter("{broken", "not JSON")
+    stats = delivery_stats(tracker.store)
+    assert stats.by_kind == {Kind.PROGRESS: 1, Kind.DELIVERED: 2, Kind.FAILURE: 1}
+    assert stats.dead_letters == 1
+    sms, whatsapp = stats.by_channel["sms"], stats.by_channel["whatsapp"]
+    assert (sms.messages, sms.by_kind) == (2, {Kind.DELIVERED: 1, Kind.PROGRESS: 1})
+    assert (whatsapp.messages, whatsapp.delivery_rate) == (2, 0.5)
+    assert sms.time_to_delivery is not None
+    assert sms.time_to_delivery.median_s == 10.0
+    assert whatsapp.time_to_read is not None
+    assert whatsapp.time_to_read.median_s == 60.0
+    since = datetime.fromtimestamp((BASE_MS + 100_000) / 1000, timezone.utc)
+    recent = delivery_stats(tracker.store, since=since)
+    assert recent.messages == 2
+    assert set(recent.by_channel) == {"whatsapp"}
+    data = recent.as_json()
+    assert data["by_kind"] == {"in_progress": 0, "delivered": 1, "failed": 1}
+    assert data["by_catalog_section"] == {"progress": 1, "generic": 1}
+    assert data["since"] == "2026-01-01T00:01:40.000Z"
+
+
+def test_latency_has_a_ninetieth_percentile() -> None:
+    """p90 of 1..100 seconds is 90.1 s (inclusive method), between the median and p95."""
+    latency = Latency.of([float(n) for n in range(1, 101)])
+    assert latency is not None
+    assert latency.p90_s == pytest.approx(90.1)
+    assert latency.median_s < latency.p90_s < latency.p95_s

@@ -215,27 +215,38 @@ def show(message_id: str, db: str, as_json: bool) -> None:
 
 @cli.command()
 @db_option
+@click.option(
+    "--since",
+    default=None,
+    help="Only messages first reported at or after this date or time (UTC).",
+)
 @json_option
-def stats(db: str, as_json: bool) -> None:
-    """Counts by status and category, delivery and read rates, time to delivery and read.
+def stats(db: str, since: str | None, as_json: bool) -> None:
+    """Counts by status, kind and channel; delivery and read rates and times.
 
-    With a change feed consumer (forward), also where it is and how many
-    changes it could not deliver.
+    In progress, delivered (DEVICE_ACK, READ) and failed (codes 20 and up),
+    overall and per channel; overdue registered messages, local expiries and
+    dead letters.  With a change feed consumer (forward), also where it is and
+    how many changes it could not deliver.
 
     Times run from a message's first report to its first DEVICE_ACK (or
     READ, which implies delivery) and to its first READ.
 
     \b
-    Example:
+    Examples:
       deliverystate stats --db state.sqlite3 --json
+      deliverystate stats --since 2026-03-01
     """
+    moment = None if since is None else parse_moment(since, "--since")
     store = open_tracker(db, must_exist=True).store
-    result, feed = delivery_stats(store), feed_status(store)
+    result, feed = delivery_stats(store, since=moment), feed_status(store)
     if as_json:
         emit_json(result.as_json() | {"feed": feed.as_json()})
         return
     out.print(_tables.stats_table(result, db))
     out.print(_tables.delivery_table(result))
+    if result.by_channel:
+        out.print(_tables.channel_table(result))
     if feed.consumers or feed.undeliverable:
         out.print(_tables.feed_table(feed))
     for name, count in sorted(feed.undeliverable.items()):

@@ -12,7 +12,7 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from .._catalog import Origin, Status
+from .._catalog import Kind, Origin, Status
 from .._events import MessageState
 from .._reconcile import Outcome
 from .._render import iso, table_time
@@ -157,22 +157,55 @@ def _seconds(value: float) -> str:
 def _latency(value: Latency | None) -> str:
     if value is None:
         return "no data"
-    return f"median {_seconds(value.median_s)}, p95 {_seconds(value.p95_s)} (n={value.count})"
+    return (
+        f"median {_seconds(value.median_s)}, p90 {_seconds(value.p90_s)}, "
+        f"p95 {_seconds(value.p95_s)} (n={value.count})"
+    )
 
 
 def delivery_table(stats: DeliveryStats) -> Table:
-    """Messages per category, delivery and read rates, and the two latencies."""
+    """In progress, delivered and failed; rates, the two latencies, and what needs a look."""
     table = Table(title="Delivery")
     table.add_column("measure")
     table.add_column("value", justify="right")
-    for category, count in sorted(stats.by_category.items(), key=lambda item: item[0].value):
-        table.add_row(f"messages in {category.value} statuses", str(count))
+    kinds = stats.by_kind
+    for label, kind in (("in progress", Kind.PROGRESS), ("delivered", Kind.DELIVERED)):
+        table.add_row(f"messages {label}", str(kinds.get(kind, 0)))
+    table.add_row("messages failed", str(kinds.get(Kind.FAILURE, 0)))
     for label, rate in (("delivery rate", stats.delivery_rate), ("read rate", stats.read_rate)):
         table.add_row(label, "" if rate is None else f"{rate:.1%}")
     table.add_row("first report -> delivered", _latency(stats.time_to_delivery))
     table.add_row("first report -> read", _latency(stats.time_to_read))
     table.add_row("overdue (registered, past the deadline)", str(stats.overdue))
     table.add_row("expired locally (by a sweep)", str(stats.local_expiries))
+    table.add_row("dead letters (bodies that could not be read)", str(stats.dead_letters))
+    for category, count in sorted(stats.by_category.items(), key=lambda item: item[0].value):
+        table.add_row(f"catalog section {category.value!r}", str(count))
+    return table
+
+
+def channel_table(stats: DeliveryStats) -> Table:
+    """Per channel: messages, in progress, delivered, failed, delivery rate, latencies."""
+    table = _columns(
+        Table(title="By channel"),
+        ("channel", "messages", "in progress", "delivered", "failed", "delivery rate"),
+        right=("messages", "in progress", "delivered", "failed", "delivery rate"),
+    )
+    table.add_column("first report -> delivered")
+    table.add_column("first report -> read")
+    for name, channel in sorted(stats.by_channel.items()):
+        kinds = channel.by_kind
+        rate = channel.delivery_rate
+        table.add_row(
+            name,
+            str(channel.messages),
+            str(kinds.get(Kind.PROGRESS, 0)),
+            str(kinds.get(Kind.DELIVERED, 0)),
+            str(kinds.get(Kind.FAILURE, 0)),
+            "" if rate is None else f"{rate:.1%}",
+            _latency(channel.time_to_delivery),
+            _latency(channel.time_to_read),
+        )
     return table
 
 

@@ -347,7 +347,17 @@ class MemoryStore(MemoryFeed):
                 min(e.timestamp_ms for e in accepted),
                 min(delivered, default=None),
                 min(read, default=None),
+                max((e.channel for e in accepted if e.channel), default=None),
             )
+
+    def count_by_channel(
+        self, since_ms: int | None = None
+    ) -> Mapping[tuple[str | None, Status], int]:
+        """How many messages are in each (channel, status), first reported since ``since_ms``."""
+        counts: Counter[tuple[str | None, Status]] = Counter()
+        for listed in self.messages(MessageQuery(since_ms=since_ms), len(self._records) + 1):
+            counts[listed.state.channel, listed.state.status] += 1
+        return dict(counts)
 
     def add_dead_letter(self, payload: str, error: str) -> DeadLetter:
         """Keep a payload that could not be parsed; the same payload is kept once."""

@@ -69,6 +69,8 @@ class Milestones:
     first_ms: int
     delivered_ms: int | None
     read_ms: int | None
+    #: The channel the accepted reports name (None when none of them does).
+    channel: str | None = None
 
 
 @attrs.frozen
@@ -209,6 +211,11 @@ class Store(Protocol):
 
     def count_by_status(self) -> Mapping[Status, int]:
         """How many messages are in each status."""
+
+    def count_by_channel(
+        self, since_ms: int | None = None
+    ) -> Mapping[tuple[str | None, Status], int]:
+        """How many messages are in each (channel, status), first reported since ``since_ms``."""
 
     def milestones(self) -> Iterable[Milestones]:
         """For every message with history: first report, first delivery, first read."""

@@ -60,10 +60,24 @@ class SQLReads(SQLBase):
             "SELECT message_id, MIN(timestamp_ms), "
             f"MIN(CASE WHEN status IN ({int(Status.DEVICE_ACK)}, {int(Status.READ)}) "
             "THEN timestamp_ms END), "
-            f"MIN(CASE WHEN status = {int(Status.READ)} THEN timestamp_ms END) "
+            f"MIN(CASE WHEN status = {int(Status.READ)} THEN timestamp_ms END), MAX(channel) "
             "FROM ds_history WHERE outcome <> 'rejected' GROUP BY message_id"
         )
-        return (Milestones(row[0], row[1], row[2], row[3]) for row in rows)
+        return (Milestones(row[0], row[1], row[2], row[3], row[4]) for row in rows)
+
+    def count_by_channel(
+        self, since_ms: int | None = None
+    ) -> Mapping[tuple[str | None, Status], int]:
+        """How many messages are in each (channel, status), first reported since ``since_ms``."""
+        where, params = ("WHERE first_ms >= ?", (since_ms,)) if since_ms is not None else ("", ())
+        rows = self._read(
+            self._sql(
+                f"SELECT channel, status, COUNT(*) FROM ds_messages {where} "
+                "GROUP BY channel, status"
+            ),
+            params,
+        )
+        return {(row[0], Status.from_code(row[1])): int(row[2]) for row in rows}
 
     def iter_states(self) -> Iterator[MessageState]:
         """Every message's state, ordered by message id."""
