@@ -2,9 +2,9 @@
 
 The shared options and the error mapping are in ``_options``; the larger
 commands have modules of their own, added to the group at the bottom:
-``replay`` in ``_replaycmd``, the change feed's ``changes`` and ``forward``
-in ``_feed``, ``register`` and ``sweep`` in ``_deadlines``, ``serve`` in
-``_serve``.
+``replay`` in ``_replaycmd``, ``dead-letter`` in ``_deadletter``, the change
+feed's ``changes`` and ``forward`` in ``_feed``, ``register`` and ``sweep`` in
+``_deadlines``, ``serve`` in ``_serve``.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from .._stats import delivery_stats, feed_status
 from ..diagrams import diagram_markdown, lifecycle_dot, lifecycle_mermaid, render_svg
 from ..simulate import simulate_lines
 from . import _tables
+from ._deadletter import dead_letter
 from ._deadlines import register, sweep
 from ._feed import changes, forward
 from ._options import (
@@ -190,51 +191,6 @@ def diagram(fmt: str, channel: str | None, output: str | None) -> None:
         err.print(f"wrote {output}")
 
 
-@cli.command("dead-letter")
-@click.argument("action", type=click.Choice(["list", "retry"]), default="list")
-@db_option
-@json_option
-def dead_letter(action: str, db: str, as_json: bool) -> None:
-    """List the callback bodies that could not be parsed, or re-apply them.
-
-    \b
-    Examples:
-      deliverystate dead-letter list
-      deliverystate dead-letter retry --db state.sqlite3
-    """
-    tracker = open_tracker(db, must_exist=True)
-    if action == "retry":
-        report = tracker.retry_dead_letters()
-        counts = {
-            "applied": len(report.applied),
-            "events": len(report.decisions),
-            "still_invalid": len(report.still_invalid),
-        }
-        if as_json:
-            emit_json(counts)
-        else:
-            out.print(
-                f"re-applied {counts['applied']} dead letters ({counts['events']} events); "
-                f"{counts['still_invalid']} still invalid"
-            )
-        return
-    letters = tracker.dead_letters()
-    if not as_json:
-        out.print(_tables.dead_letter_table(letters, db))
-        return
-    emit_json(
-        [
-            {
-                "id": letter.id,
-                "received_at": letter.received_at.isoformat(),
-                "error": letter.error,
-                "payload": letter.payload,
-            }
-            for letter in letters
-        ]
-    )
-
-
 @cli.command()
 @db_option
 @click.option("--before", required=True, help="Remove final messages last heard of before this.")
@@ -318,6 +274,7 @@ def simulate(messages: int, seed: int, out_file: IO[str]) -> None:
 
 
 cli.add_command(changes)
+cli.add_command(dead_letter)
 cli.add_command(forward)
 cli.add_command(register)
 cli.add_command(replay)
