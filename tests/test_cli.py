@@ -82,11 +82,12 @@ def run(args: list[str], stdin: str | None = None):  # type: ignore[no-untyped-d
 
 
 def test_replay_counts_outcomes_and_reports_bad_lines(tmp_path: Path) -> None:
-    """Replay applies every line, reports bad ones by number and exits 0."""
+    """Replay applies every good line, reports bad ones by number and exits 3 for them."""
     path = tmp_path / "callbacks.jsonl"
     path.write_text(STREAM)
     result = run(["replay", str(path), "--db", str(tmp_path / "s.sqlite3")])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 3, result.output
+    assert "2 of 8 lines were invalid" in result.stderr
     assert f"{path}:4: invalid callback: body: not JSON" in result.stderr
     assert f"{path}:8: invalid callback: status: unknown status 'WHATSAPP_NEW'" in result.stderr
     out = result.stdout
@@ -111,7 +112,7 @@ def test_replay_reads_stdin() -> None:
 
 
 def test_replay_of_missing_file_fails_with_one_clear_line(tmp_path: Path) -> None:
-    """An unreadable file is the one case with a non-zero exit."""
+    """An unreadable file is a usage error: exit status 2 and one line."""
     result = run(["replay", str(tmp_path / "nope.jsonl")])
     assert result.exit_code == 2
     assert "No such file" in result.stderr
@@ -152,7 +153,7 @@ def test_installed_entry_point_replays_the_example(tmp_path: Path) -> None:
         timeout=120,
         check=False,
     )
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 3, done.stderr  # the example holds a few broken bodies
     assert "total" in done.stdout
     assert re.search(r"total\s+│\s+1200 │", done.stdout)
     assert f"{EXAMPLE}:" in done.stderr
@@ -164,7 +165,7 @@ def test_replay_into_sqlite_is_idempotent_and_keeps_bad_lines(tmp_path: Path) ->
     db = str(tmp_path / "state.sqlite3")
     first = run(["replay", str(EXAMPLE), "--db", db])
     second = run(["replay", str(EXAMPLE), "--db", db])
-    assert first.exit_code == second.exit_code == 0
+    assert first.exit_code == second.exit_code == 3  # the example's broken bodies, twice
     assert re.search(r"│ applied +│ +0 │", second.stdout)
     events = sum(len(parse_callback(line)) for line in EXAMPLE_LINES if line not in BAD)
     assert re.search(rf"│ duplicate +│ +{events} │", second.stdout)
@@ -228,7 +229,7 @@ def test_killed_replays_converge(tmp_path: Path) -> None:
         process.wait(timeout=60)
     assert killed_mid_run >= 2, "the kills should land while the replay is running"
     done = subprocess.run(command, capture_output=True, timeout=300, check=False)
-    assert done.returncode == 0
+    assert done.returncode == 3  # the stream's broken bodies
     reference = Tracker()
     events = []
     for callback in callbacks:
@@ -246,7 +247,7 @@ def test_killed_replays_converge(tmp_path: Path) -> None:
 def replayed(tmp_path: Path) -> str:
     """A database holding the replayed example stream."""
     db = str(tmp_path / "example.sqlite3")
-    assert run(["replay", str(EXAMPLE), "--db", db]).exit_code == 0
+    assert run(["replay", str(EXAMPLE), "--db", db]).exit_code == 3  # its broken bodies
     return db
 
 
@@ -503,7 +504,7 @@ def test_prune_gives_the_pages_back_to_the_disk(tmp_path: Path) -> None:
     db = tmp_path / "big.sqlite3"
     stream = tmp_path / "stream.jsonl"
     stream.write_text("\n".join(c.body for c in generate_callbacks(3000, seed=5)) + "\n")
-    assert run(["replay", str(stream), "--db", str(db)]).exit_code == 0
+    assert run(["replay", str(stream), "--db", str(db)]).exit_code == 3  # its broken bodies
     with contextlib.closing(sqlite3.connect(db)) as raw:
         raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         pages = raw.execute("PRAGMA page_count").fetchone()[0]

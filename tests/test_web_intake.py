@@ -30,7 +30,16 @@ import httpx
 import psycopg
 import pytest
 
-from deliverystate import MemoryStore, SQLiteStore, Status, StatusEvent, Tracker, open_store
+from deliverystate import (
+    InvalidCallback,
+    MemoryStore,
+    SQLiteStore,
+    Status,
+    StatusEvent,
+    Tracker,
+    open_store,
+    parse_callback,
+)
 from deliverystate.simulate import callback_body, generate_callbacks, simulated_events
 from deliverystate.web import create_app
 
@@ -216,6 +225,99 @@ def test_a_form_token_field_never_reaches_the_dead_letter(
     (letter,) = durable.dead_letters()
     assert "s3cret-form" not in letter.payload
     assert "messageId" in letter.payload
+
+
+def post_form(client: httpx.Client, raw: bytes) -> httpx.Response:
+    """POST ``raw`` as ``curl -d`` does: the form content type, the body untouched."""
+    return client.post(
+        URL, content=raw, headers={"content-type": "application/x-www-form-urlencoded"}
+    )
+
+
+CURL = one_api("curl", 5, "DEVICE_ACK", T0)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [json.dumps(CURL), json.dumps(CURL, indent=2), "\n  " + json.dumps(CURL) + "\r\n"],
+    ids=["one-line", "pretty", "padded"],
+)
+def test_json_posted_as_a_form_is_read_as_json(
+    client: httpx.Client, durable: Tracker, text: str
+) -> None:
+    """curl -d '{...}' with no content type: the One API body is applied as if sent as JSON."""
+    response = post_form(client, text.encode())
+    assert response.status_code == 200, response.text
+    assert response.json()["applied"] == 1
+    assert durable.get("curl").status is Status.DEVICE_ACK  # type: ignore[union-attr]
+    assert durable.dead_letters() == []
+
+
+def test_a_json_array_posted_as_a_form_is_refused_as_json_and_kept(
+    client: httpx.Client, durable: Tracker
+) -> None:
+    """A JSON array is JSON, not a form: 400 for not being an object, its text kept as sent."""
+    text = "[" + json.dumps(CURL) + "]"
+    response = post_form(client, text.encode())
+    assert response.status_code == 400
+    assert "expected a JSON object" in response.json()["reason"]
+    assert [letter.payload for letter in durable.dead_letters()] == [text]
+
+
+@pytest.mark.parametrize(
+    ("raw", "kept"),
+    [
+        (b"hello world", "hello world"),
+        (b"hello&token=s3cret", "hello"),
+        (b"note&to%6Ben=s3cret&messageId=f&status=%3F", "note&messageId=f&status=%3F"),
+        (b'{"messageId": "x", "statusCode": "a=b"', '{"messageId": "x", "statusCode": "a=b"'),
+        ('{"messageId": "x", "note": "é"'.encode(), '{"messageId": "x", "note": "é"'),
+    ],
+    ids=["text", "token", "encoded-token", "broken-json", "not-ascii"],
+)
+def test_a_body_neither_json_nor_a_form_is_kept_as_it_came(
+    client: httpx.Client, durable: Tracker, raw: bytes, kept: str
+) -> None:
+    """400, and the dead letter holds the body as posted (less a token), not the fields parsed."""
+    response = post_form(client, raw)
+    assert response.status_code == 400, response.text
+    assert [letter.payload for letter in durable.dead_letters()] == [kept]
+    assert durable.store.pending() == []
+
+
+def test_a_well_formed_form_refused_is_kept_as_fields_retry_can_read(
+    client: httpx.Client, durable: Tracker
+) -> None:
+    """A form whose Platform code 13 is refused keeps its fields as JSON: retry reads it again."""
+    form = {"messageId": "p13", "statusCode": "13", "timestamp": str(T0), "token": "t0ken"}
+    response = client.post(URL, data=form)
+    assert response.status_code == 400
+    (letter,) = durable.dead_letters()
+    assert json.loads(letter.payload) == {k: v for k, v in form.items() if k != "token"}
+    with pytest.raises(InvalidCallback) as again:
+        parse_callback(letter.payload)
+    assert f"invalid callback: {response.json()['field']}:" in str(again.value)
+    assert durable.retry_dead_letters().still_invalid == (letter,)
+
+
+def test_stray_text_beside_a_valid_form_callback_is_applied_as_before(
+    client: httpx.Client, durable: Tracker
+) -> None:
+    """A valid form with a part that is no pair is applied, as the form parser always took it."""
+    response = post_form(client, f"messageId=s&statusCode=4&timestamp={T0}&stray".encode())
+    assert response.status_code == 200, response.text
+    assert durable.get("s").status is Status.DEVICE_ACK  # type: ignore[union-attr]
+
+
+def test_broken_json_posted_as_a_form_is_answered_as_json(
+    client: httpx.Client, durable: Tracker
+) -> None:
+    """A body that opens like JSON but is not: the answer and the letter say what the JSON lacks."""
+    response = post_form(client, json.dumps(CURL)[:-1].encode())
+    assert response.status_code == 400
+    assert (response.json()["field"], response.json()["reason"][:8]) == ("body", "not JSON")
+    (letter,) = durable.dead_letters()
+    assert letter.error.startswith("invalid callback: body: not JSON (")
 
 
 def raw_request(base: str, head: bytes, body_parts: list[bytes], pause: float = 0.0) -> bytes:

@@ -6,10 +6,12 @@ One sub-command per question an operator asks: what do the codes mean
 could not be parsed (``dead-letter``), give me realistic input
 (``simulate``), and receive callbacks over HTTP (``serve``).  Unusable
 arguments exit with status 2 and one line; a missing or unreachable database
-exits with status 1 and one line, never a traceback.
+exits with status 1 and one line, never a traceback.  ``replay`` adds 3 (some
+lines were invalid) and 130 (interrupted by Ctrl-C).
 
-The commands live in ``_commands`` (click), their tables in ``_tables``
-(rich), and the replay loop in ``_replay``, which needs neither.
+The commands live in ``_commands`` and the modules it names (click), their
+tables in ``_tables`` (rich), and the replay loop in ``_replay``, which
+needs neither.
 """
 
 from __future__ import annotations

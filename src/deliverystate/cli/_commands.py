@@ -1,29 +1,30 @@
 """The ``deliverystate`` commands: one click group, one function per verb.
 
-The shared options and the error mapping are in ``_options``; the change
-feed's commands (``changes``, ``forward``) in ``_feed``.
+The shared options and the error mapping are in ``_options``; the larger
+commands have modules of their own, added to the group at the bottom:
+``replay`` in ``_replaycmd``, ``dead-letter`` in ``_deadletter``, the change
+feed's ``changes`` and ``forward`` in ``_feed``, ``register`` and ``sweep`` in
+``_deadlines``, ``serve`` in ``_serve``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
-import os
 import shlex
 from pathlib import Path
 from typing import IO
 
 import click
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TextColumn
 
 from .._catalog import Category, Status
 from .._render import state_json
 from .._stats import delivery_stats, feed_status
-from .._tracker import Tracker
 from ..diagrams import diagram_markdown, lifecycle_dot, lifecycle_mermaid, render_svg
 from ..simulate import simulate_lines
 from ..stores import MessageQuery
 from . import _tables
+from ._deadletter import dead_letter
 from ._deadlines import register, sweep
 from ._feed import changes, forward
 from ._messages import messages
@@ -38,13 +39,10 @@ from ._options import (
     out,
     parse_moment,
 )
-from ._replay import CHUNK, PARSE_WORKERS, ReplayResult, replay_stream
+from ._replaycmd import replay
 from ._serve import serve
 
 __all__ = ["cli"]
-
-#: Inputs larger than this get a progress bar (when stderr is a terminal).
-_LONG_INPUT = 1 << 20
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -100,79 +98,6 @@ def codes(channel: str | None, category: str | None, as_json: bool) -> None:
             for s in rows
         ]
     )
-
-
-def _size(file: IO[bytes]) -> int | None:
-    """The size of a regular file, or None for a pipe or terminal."""
-    try:
-        stat = os.fstat(file.fileno())
-    except (OSError, ValueError):
-        return None
-    return stat.st_size if stat.st_size > 0 else None
-
-
-def _replay_file(file: IO[bytes], tracker: Tracker, chunk: int, workers: int) -> ReplayResult:
-    """Replay one file with a progress bar on long input; report its bad lines on stderr."""
-    size = _size(file)
-    name = getattr(file, "name", "-")
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-        disable=size is not None and size < _LONG_INPUT,
-    ) as bar:
-        task = bar.add_task(f"replaying {name}", total=size)
-        advance = functools.partial(bar.advance, task)
-        result = replay_stream(file, tracker, chunk, advance, workers)
-    for number, message in result.errors:
-        err.print(f"{name}:{number}: {message}", markup=False)
-    return result
-
-
-@cli.command()
-@click.argument("files", nargs=-1, required=True, type=click.File("rb"))
-@db_option
-@click.option(
-    "--chunk",
-    type=click.IntRange(min=1),
-    default=CHUNK,
-    show_default=True,
-    help="Lines applied per store transaction.",
-)
-@click.option(
-    "--workers",
-    type=click.IntRange(min=0),
-    default=PARSE_WORKERS,
-    show_default=True,
-    help="Processes that parse lines while this one applies them (0: parse here too).",
-)
-@json_option
-def replay(files: tuple[IO[bytes], ...], db: str, chunk: int, workers: int, as_json: bool) -> None:
-    """Apply files of callback bodies (one JSON per line; - for stdin) and summarise.
-
-    Bad lines are reported with their line numbers on stderr and kept in
-    the dead letter; the run goes on.  Replaying the same file again is
-    harmless: every report is recognised as a duplicate.
-
-    \b
-    Examples:
-      deliverystate replay examples/callbacks.jsonl --db state.sqlite3
-      deliverystate simulate -n 100000 | deliverystate replay - --json
-    """
-    tracker = open_tracker(db)
-    total = ReplayResult()
-    for file in files:
-        total.add(_replay_file(file, tracker, chunk, workers))
-    counts = tracker.count_by_status()
-    if as_json:
-        final = {s.name: counts[s] for s in sorted(counts)}
-        emit_json(total.as_json() | {"final_status": final, "db": db})
-        return
-    out.print(_tables.status_table(counts, db))
-    out.print(_tables.outcomes_table(total))
 
 
 @cli.command()
@@ -335,51 +260,6 @@ def diagram(fmt: str | None, channel: str | None, output: str | None) -> None:
         err.print(f"wrote {output}")
 
 
-@cli.command("dead-letter")
-@click.argument("action", type=click.Choice(["list", "retry"]), default="list")
-@db_option
-@json_option
-def dead_letter(action: str, db: str, as_json: bool) -> None:
-    """List the callback bodies that could not be parsed, or re-apply them.
-
-    \b
-    Examples:
-      deliverystate dead-letter list
-      deliverystate dead-letter retry --db state.sqlite3
-    """
-    tracker = open_tracker(db, must_exist=True)
-    if action == "retry":
-        report = tracker.retry_dead_letters()
-        counts = {
-            "applied": len(report.applied),
-            "events": len(report.decisions),
-            "still_invalid": len(report.still_invalid),
-        }
-        if as_json:
-            emit_json(counts)
-        else:
-            out.print(
-                f"re-applied {counts['applied']} dead letters ({counts['events']} events); "
-                f"{counts['still_invalid']} still invalid"
-            )
-        return
-    letters = tracker.dead_letters()
-    if not as_json:
-        out.print(_tables.dead_letter_table(letters, db))
-        return
-    emit_json(
-        [
-            {
-                "id": letter.id,
-                "received_at": letter.received_at.isoformat(),
-                "error": letter.error,
-                "payload": letter.payload,
-            }
-            for letter in letters
-        ]
-    )
-
-
 @cli.command()
 @db_option
 @click.option("--before", required=True, help="Remove final messages last heard of before this.")
@@ -480,8 +360,10 @@ def simulate(messages: int, seed: int, out_file: IO[str]) -> None:
 
 
 cli.add_command(changes)
+cli.add_command(dead_letter)
 cli.add_command(forward)
 cli.add_command(messages)
 cli.add_command(register)
+cli.add_command(replay)
 cli.add_command(serve)
 cli.add_command(sweep)

@@ -18,14 +18,23 @@ have started, so a stream never waits for them; a worker that dies has its
 batches parsed here instead.  Workers ignore Ctrl-C (this process handles it
 and stops them; the batch being applied rolls back whole) and exit by
 themselves when this process dies, even by SIGKILL.
+
+A caller that hands in its own ``ReplayResult`` can read it while the replay
+runs (in ``progress``) and after an interruption: it counts exactly the
+batches applied so far, each one committed before it is counted.  With
+``max_invalid`` the replay stops at the line that makes the invalid lines one
+too many: the lines before it, and that line, are applied (a batch is cut
+there and its remainder never applied), and ``stopped_at`` says where.
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import multiprocessing
 import os
+import re
 import signal
 import threading
 from collections import Counter, deque
@@ -40,7 +49,7 @@ from .._receipts import IngestReport
 from .._reconcile import Outcome
 from .._tracker import Tracker
 
-__all__ = ["CHUNK", "PARSE_WORKERS", "ReplayResult", "replay_stream"]
+__all__ = ["CHUNK", "PARSE_WORKERS", "ReplayResult", "opens_json", "reason_of", "replay_stream"]
 
 #: Lines applied per store transaction by ``replay``.  A transaction's cost in
 #: SQLite is mostly its commit, which writes every page the batch touched (ids are
@@ -58,13 +67,22 @@ _BEFORE_WORKERS = 2
 
 
 class ReplayResult:
-    """Counts gathered while replaying a stream; ``errors`` holds (line number, message)."""
+    """Counts gathered while replaying a stream; ``errors`` holds (line number, message).
+
+    ``stopped_at`` is the line a replay stopped after because of
+    ``max_invalid`` (None when it read its stream to the end);
+    ``multiline_json_at`` is the first bad line that looks like the opening of
+    a JSON body spread over several lines (pretty-printed), worth a hint: it
+    opens a JSON value (see :func:`opens_json`) and the next line is bad too.
+    """
 
     def __init__(self) -> None:
         self.lines = 0
         self.outcomes: Counter[Outcome] = Counter()
         self.errors: list[tuple[int, str]] = []
         self.ignored = 0
+        self.stopped_at: int | None = None
+        self.multiline_json_at: int | None = None
 
     def add(self, other: ReplayResult) -> None:
         """Add the counts of another replay (another file) to these."""
@@ -72,6 +90,10 @@ class ReplayResult:
         self.ignored += other.ignored
         self.outcomes.update(other.outcomes)
         self.errors.extend(other.errors)
+        if self.stopped_at is None:
+            self.stopped_at = other.stopped_at
+        if self.multiline_json_at is None:
+            self.multiline_json_at = other.multiline_json_at
 
     def as_json(self) -> dict[str, Any]:
         """The counts as a JSON-ready dictionary."""
@@ -82,18 +104,78 @@ class ReplayResult:
             "ignored_events": self.ignored,
         }
 
-    def _count(self, numbers: list[int], report: IngestReport) -> None:
-        self.lines += len(numbers)
+    def reasons(self) -> Counter[str]:
+        """The invalid lines counted by reason, the values that vary from line to line elided.
+
+        Thousands of bad lines usually have a handful of causes; counting
+        "status: unknown status '...'" once says more than listing each.
+        """
+        return Counter(reason_of(message) for _, message in self.errors)
+
+    def _count(self, batch: _Batch, report: IngestReport) -> None:
+        self.lines += batch.lines
         self.ignored += report.ignored
         for outcome in Outcome:
             self.outcomes[outcome] += report.summary.count(outcome)
+        numbers = batch.numbers
         self.errors.extend((numbers[index], str(error)) for index, error in report.errors)
+        if self.multiline_json_at is None and report.errors:
+            # the opening line of a body spread over lines is followed by more of it, just as
+            # bad; a body merely cut short (a lost tail) is followed by a good line
+            bad = {index for index, _ in report.errors}
+            self.multiline_json_at = next(
+                (numbers[i] for i in sorted(bad) if i + 1 in bad and opens_json(batch.bodies[i])),
+                None,
+            )
+
+
+def reason_of(message: str) -> str:
+    """An invalid line's error without what varies: details in parentheses, quoted values, numbers.
+
+    ``invalid callback: body: not JSON (Expecting value: line 1 column 1
+    (char 0))`` becomes ``body: not JSON``, ``...[3].status: unknown status
+    'X'`` becomes ``...[N].status: unknown status '...'``, ``1767225600 is
+    before 2000-01-01`` becomes ``N is before 2000-01-01``.
+    """
+    text = message.removeprefix("invalid callback: ").split(" (", 1)[0]
+    text = _QUOTED.sub("'...'", text)
+    return _NUMBER.sub("N", text)
+
+
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+# a number standing alone: not part of a name, nor of a date such as 2000-01-01
+_NUMBER = re.compile(r"(?<![\w.-])\d+(?:\.\d+)?(?![\w.-])")
+
+
+def opens_json(body: bytes) -> bool:
+    """Whether a bad line is the start of a JSON value that goes on over the next lines.
+
+    A pretty-printed body's first line is ``{`` or ``[`` alone; a body broken
+    by hand stops mid-object.  Both are JSON that fails at its very end, for
+    want of what follows; a line that fails anywhere else, or parses, is not
+    the start of a multi-line body.
+    """
+    text = body.decode("utf-8", errors="replace").strip()
+    if text[:1] not in ("{", "["):
+        return False
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as error:
+        return error.pos >= len(text)
+    except (ValueError, RecursionError):
+        return False
+    return False
 
 
 class _Batch:
-    """Up to ``chunk`` lines: the non-blank ones' numbers and bodies, and the bytes consumed."""
+    """Up to ``chunk`` lines from line ``first`` on: how many, the non-blank ones' numbers and
+    bodies, and the bytes consumed."""
 
-    def __init__(self, numbers: list[int], bodies: list[bytes], size: int) -> None:
+    def __init__(
+        self, first: int, lines: int, numbers: list[int], bodies: list[bytes], size: int
+    ) -> None:
+        self.first = first
+        self.lines = lines
         self.numbers = numbers
         self.bodies = bodies
         self.size = size
@@ -109,25 +191,49 @@ def replay_stream(
     chunk: int = CHUNK,
     progress: Callable[[int], object] | None = None,
     workers: int = 0,
+    *,
+    max_invalid: int | None = None,
+    result: ReplayResult | None = None,
 ) -> ReplayResult:
     """Apply each non-blank line as one callback body, in order, ``chunk`` lines per batch.
 
-    ``progress`` is called with the number of bytes consumed by each batch.
-    ``workers`` processes parse batches while this one applies them (0: this
-    process does both); the results are the same either way.  Workers are
-    started with multiprocessing's "spawn", which imports the calling
-    program's main module in each of them: keep its work under
-    ``if __name__ == "__main__":``, as ``deliverystate replay`` does.
+    ``progress`` is called with the number of bytes consumed by each batch
+    applied in full.  ``workers`` processes parse batches while this one
+    applies them (0: this process does both); the results are the same
+    either way.  Workers are started with multiprocessing's "spawn", which
+    imports the calling program's main module in each of them: keep its work
+    under ``if __name__ == "__main__":``, as ``deliverystate replay`` does.
+
+    With ``max_invalid``, the replay stops at the line that makes more than
+    that many lines invalid, that line included; what it applied stays
+    applied.  The counts go into ``result`` when one is given (readable from
+    ``progress``, and after a ``KeyboardInterrupt``), else into a new one.
     """
-    result = ReplayResult()
+    result = ReplayResult() if result is None else result
+    allowed = max_invalid  # invalid lines this stream may still have
     batches = _batches(lines, chunk)
     parsed = _parse_ahead(batches, workers) if workers > 0 else _parse_here(batches)
     with contextlib.closing(parsed):
         for batch, batch_parsed in parsed:
-            result._count(batch.numbers, tracker.ingest_parsed(batch.bodies, batch_parsed))
+            if allowed is not None and len(batch_parsed.errors) > allowed:
+                cut, cut_parsed = _cut(batch, batch_parsed, allowed)
+                result._count(cut, tracker.ingest_parsed(cut.bodies, cut_parsed))
+                result.stopped_at = cut.numbers[-1]
+                break
+            result._count(batch, tracker.ingest_parsed(batch.bodies, batch_parsed))
+            if allowed is not None:
+                allowed -= len(batch_parsed.errors)
             if progress is not None:
                 progress(batch.size)
     return result
+
+
+def _cut(batch: _Batch, parsed: ParsedBatch, allowed: int) -> tuple[_Batch, ParsedBatch]:
+    """The batch up to its invalid line number ``allowed + 1`` (counted from 1), parsed again."""
+    end = parsed.errors[allowed][0] + 1
+    numbers, bodies = batch.numbers[:end], batch.bodies[:end]
+    cut = _Batch(batch.first, numbers[-1] - batch.first + 1, numbers, bodies, 0)
+    return cut, read_many(bodies, archives=True)
 
 
 def _batches(lines: Iterable[bytes], chunk: int) -> Iterator[_Batch]:
@@ -135,7 +241,11 @@ def _batches(lines: Iterable[bytes], chunk: int) -> Iterator[_Batch]:
     while batch := list(itertools.islice(numbered, chunk)):
         kept = [(n, line.rstrip(b"\r\n")) for n, line in batch if line.strip()]
         yield _Batch(
-            [n for n, _ in kept], [body for _, body in kept], sum(len(line) for _, line in batch)
+            batch[0][0],
+            len(batch),
+            [n for n, _ in kept],
+            [body for _, body in kept],
+            sum(len(line) for _, line in batch),
         )
 
 

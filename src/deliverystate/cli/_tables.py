@@ -209,15 +209,18 @@ def channel_table(stats: DeliveryStats) -> Table:
     return table
 
 
-def dead_letter_table(letters: Iterable[DeadLetter], db: str) -> Table:
-    """The dead letters, payloads shortened to fit a line."""
+def dead_letter_table(letters: Iterable[DeadLetter], db: str, cut: int = 120) -> Table:
+    """The dead letters, payloads longer than ``cut`` shortened to fit a line."""
     table = Table(title=f"Dead letters in {db}")
     for column in ("id", "received", "error", "payload"):
         table.add_column(column, overflow="fold")
     for letter in letters:
-        payload = letter.payload if len(letter.payload) <= 120 else letter.payload[:117] + "..."
+        payload = (
+            letter.payload if len(letter.payload) <= cut else letter.payload[: cut - 3] + "..."
+        )
         received = letter.received_at.isoformat(timespec="seconds")
-        table.add_row(str(letter.id), received, letter.error, payload)
+        # a payload is whatever was posted, never markup
+        table.add_row(str(letter.id), received, Text(letter.error), Text(payload))
     return table
 
 

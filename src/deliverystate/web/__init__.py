@@ -75,9 +75,12 @@ Decisions
 ---------
 * **Form bodies are accepted.**  Clickatell's Platform and legacy HTTP
   callbacks can be POSTed as ``application/x-www-form-urlencoded``; their
-  fields become the same mapping as query parameters would.  Everything but
-  JSON and forms is 415.  JSON must be UTF-8 (RFC 8259); a ``charset``
-  parameter is ignored.
+  fields become the same mapping as query parameters would.  A "form" body
+  that is one JSON object or array is read as JSON (``curl -d '{...}'`` sends
+  JSON so); one that is neither JSON nor a well-formed form, and no valid
+  callback, is kept in the dead letter as it came (less the token).
+  Everything but JSON and forms is 415.  JSON must be UTF-8 (RFC 8259); a
+  ``charset`` parameter is ignored.
 * **The shared secret is off by default: anyone who can reach the URL can
   then post callbacks and read every message's state.**  With ``token`` set, a
   request must carry it as ``?token=...`` (the form Clickatell's callback URL

@@ -27,6 +27,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from .._callbacks import read_callback
 from .._events import MessageState, ms_from_datetime
 from .._receipts import Receipt, payload_text
 from .._render import state_json
@@ -45,7 +46,10 @@ from ._requests import (
     MAX_BODY_BYTES,
     BodyDeadline,
     BodyTooLarge,
+    drop_field,
     fields,
+    is_form,
+    is_json,
     media_type,
 )
 
@@ -141,6 +145,15 @@ def _receipt_response(receipt: Receipt) -> Response:
     if receipt.ignored:
         logger.info("callback held events that are not status updates: %s", receipt.ignored)
     return JSONResponse(_summary_json(receipt.summary, len(receipt.ignored)))
+
+
+def _json_refusal(body: bytes) -> InvalidCallback | None:
+    """Why a body that opens like JSON is not JSON, in the JSON reader's words."""
+    try:
+        read_callback(body)
+    except InvalidCallback as error:
+        return error
+    return None  # pragma: no cover - is_json took every body that parses
 
 
 class _Receiver:
@@ -255,19 +268,43 @@ class _Receiver:
         return await self._take_form(body)
 
     async def _take_form(self, body: bytes) -> Response:
-        """A URL-encoded form: its fields, token dropped; a body that is no form is kept."""
+        """A body posted as a form: JSON when it is JSON, else a form's fields, token dropped.
+
+        ``curl -d '{...}'`` posts JSON as a form, so one JSON object or array
+        is taken as JSON.  A well-formed form is taken as its fields, as ever:
+        kept as those fields when they are no valid callback, which
+        ``retry_dead_letters`` can read again (after a catalog update, say).
+        Anything else that is no valid callback (text, broken JSON) is kept
+        as it came, less the token, rather than as the fields a form parser
+        made of it; one that looks like JSON is answered with its JSON error.
+        """
+        if is_json(body):
+            return await self._take(body)
         try:
             pairs = parse_qsl(body.decode("ascii"), keep_blank_values=True, errors="strict")
         except (UnicodeDecodeError, ValueError) as error:
-            invalid = InvalidCallback("body", f"not a URL-encoded form ({error})")
-            try:
-                await run_in_threadpool(
-                    self.tracker.store.add_dead_letter, payload_text(body), str(invalid)
-                )
-            except StoreUnavailable as unavailable:
-                return error_response(unavailable, "the callback was not stored")
-            return error_response(invalid, "")
-        return await self._take(fields(pairs, drop=TOKEN_PARAM))
+            return await self._keep(
+                body, InvalidCallback("body", f"not a URL-encoded form ({error})")
+            )
+        form = fields(pairs, drop=TOKEN_PARAM)
+        if is_form(body):
+            return await self._take(form)
+        try:
+            read_callback(form)
+        except InvalidCallback as invalid:
+            meant_json = _json_refusal(body) if body.lstrip()[:1] in (b"{", b"[") else None
+            return await self._keep(drop_field(body, TOKEN_PARAM), meant_json or invalid)
+        return await self._take(form)  # stray text beside a valid callback, taken as ever
+
+    async def _keep(self, body: bytes, invalid: InvalidCallback) -> Response:
+        """Keep a body that is no callback in the dead letter, as it came; answer 400 (or 503)."""
+        try:
+            await run_in_threadpool(
+                self.tracker.store.add_dead_letter, payload_text(body), str(invalid)
+            )
+        except StoreUnavailable as unavailable:
+            return error_response(unavailable, "the callback was not stored")
+        return error_response(invalid, "")
 
     async def _take(self, payload: bytes | Mapping[str, Any]) -> Response:
         """Store, then apply: the status code says how far that got."""

@@ -1,5 +1,11 @@
 """Reading a request: its media type, its fields, and its body within size and time limits.
 
+A form body may really be JSON: ``curl -d '{...}'`` posts it with the form
+content type unless told otherwise, so :func:`is_json` says when the raw body
+is one JSON object or array, :func:`is_form` when it is a well-formed form,
+and :func:`drop_field` takes the token out of a body that is neither and is
+kept as it came.
+
 A receiver must never hold a huge body or a connection forever: the body is
 read chunk by chunk and cut at :data:`MAX_BODY_BYTES` whatever
 ``Content-Length`` said, and a body that has not fully arrived within the
@@ -10,8 +16,10 @@ body timeout is cut too (by one watchdog for the whole app, see
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import unquote_plus
 
 from starlette.requests import Request
 
@@ -22,7 +30,10 @@ __all__ = [
     "MAX_BODY_BYTES",
     "BodyDeadline",
     "BodyTooLarge",
+    "drop_field",
     "fields",
+    "is_form",
+    "is_json",
     "media_type",
     "read_body",
 ]
@@ -53,6 +64,48 @@ def fields(pairs: Iterable[tuple[str, str]], *, drop: str | None = None) -> dict
         else:
             found[key] = [known, value]
     return found
+
+
+def is_json(body: bytes) -> bool:
+    """Whether the raw body is one JSON object or array, whatever the content type said.
+
+    No form field name starts with a brace or a bracket, and a form's ``=``
+    and ``&`` cannot make such a body parse as JSON, so the two never mix up.
+    """
+    if body.lstrip()[:1] not in (b"{", b"["):
+        return False
+    try:
+        json.loads(body)
+    except (ValueError, RecursionError):
+        return False
+    return True
+
+
+def is_form(body: bytes) -> bool:
+    """Whether the raw body is a well-formed form: ``name=value`` pairs joined by ``&``.
+
+    The form parser reads anything (``hello`` becomes a field named hello);
+    this says whether what it read is what the sender wrote.  A body opening
+    like JSON is not a form, whatever ``=`` its strings hold.
+    """
+    if body.lstrip()[:1] in (b"{", b"["):
+        return False
+    return all(b"=" in pair for pair in body.split(b"&") if pair)
+
+
+def drop_field(body: bytes, name: str) -> bytes:
+    """A form body without its ``name=...`` pairs, every other byte as it came.
+
+    For keeping a body in the dead letter as it came, except for the secret:
+    the token may travel in the body and must never be stored.
+    """
+    pairs = body.split(b"&")
+    kept = [
+        pair
+        for pair in pairs
+        if unquote_plus(pair.split(b"=", 1)[0].decode("ascii", errors="replace")) != name
+    ]
+    return body if len(kept) == len(pairs) else b"&".join(kept)
 
 
 def media_type(request: Request) -> str:

@@ -1,0 +1,214 @@
+"""The ``dead-letter`` commands: list, show one in full, retry, purge.
+
+Everything here goes through the store's own dead-letter methods
+(``dead_letters``, ``remove_dead_letter``): a letter is found by reading the
+list, and purged one removal at a time, so every store supports it as it is.
+
+``deliverystate dead-letter`` alone lists, as it did when it was one command
+with an optional action, and ``--db``/``--json`` may still come before the
+action (``dead-letter --db X retry``): an option given after the action wins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import click
+from click.core import ParameterSource
+
+from ..stores import DeadLetter
+from . import _tables
+from ._options import db_option, emit_json, err, json_option, open_tracker, out, parse_moment
+
+__all__ = ["dead_letter"]
+
+#: Payloads longer than this are cut in the list (``show`` prints them whole).
+_LISTED_PAYLOAD = 120
+
+
+def _letter_json(letter: DeadLetter) -> dict[str, Any]:
+    return {
+        "id": letter.id,
+        "received_at": letter.received_at.isoformat(),
+        "error": letter.error,
+        "payload": letter.payload,
+    }
+
+
+def _target(ctx: click.Context, db: str, as_json: bool) -> tuple[str, bool]:
+    """The action's --db and --json, or those given before the action when it has none."""
+    parent = ctx.parent
+    if parent is None:  # pragma: no cover - an action always runs under the group
+        return db, as_json
+    if (
+        ctx.get_parameter_source("db") is not ParameterSource.COMMANDLINE
+        and parent.get_parameter_source("db") is ParameterSource.COMMANDLINE
+    ):
+        db = str(parent.params["db"])
+    return db, as_json or bool(parent.params.get("as_json"))
+
+
+def _find(letters: Sequence[DeadLetter], ids: Iterable[int], db: str) -> list[DeadLetter]:
+    """The letters with these ids, in the order asked; an unknown id is the command's error."""
+    by_id = {letter.id: letter for letter in letters}
+    missing = [letter_id for letter_id in ids if letter_id not in by_id]
+    if missing:
+        names = ", ".join(str(letter_id) for letter_id in missing)
+        raise click.ClickException(f"no dead letter {names} in {db}")
+    return [by_id[letter_id] for letter_id in ids]
+
+
+def _list(db: str, as_json: bool) -> None:
+    letters = open_tracker(db, must_exist=True).dead_letters()
+    if as_json:
+        emit_json([_letter_json(letter) for letter in letters])
+        return
+    out.print(_tables.dead_letter_table(letters, db, _LISTED_PAYLOAD))
+    if any(len(letter.payload) > _LISTED_PAYLOAD for letter in letters):
+        err.print("payloads are cut to fit; deliverystate dead-letter show ID prints one whole")
+
+
+@click.group("dead-letter", invoke_without_command=True)
+@db_option
+@json_option
+@click.pass_context
+def dead_letter(ctx: click.Context, db: str, as_json: bool) -> None:
+    """The callback bodies that could not be parsed: list, show, retry or purge them.
+
+    Without an action: list.  Each letter keeps the body as it came, the
+    error and when it came; retry re-applies those that now parse (after an
+    upgrade that knows a new status code, say).
+
+    \b
+    Examples:
+      deliverystate dead-letter list
+      deliverystate dead-letter show 12 --db state.sqlite3
+      deliverystate dead-letter retry --db state.sqlite3
+      deliverystate dead-letter purge --before 2026-01-01 --dry-run
+    """
+    if ctx.invoked_subcommand is None:
+        _list(db, as_json)
+
+
+@dead_letter.command("list")
+@db_option
+@json_option
+@click.pass_context
+def list_(ctx: click.Context, db: str, as_json: bool) -> None:
+    """Every dead letter, oldest first, payloads cut to fit a line.
+
+    \b
+    Example:
+      deliverystate dead-letter list --db state.sqlite3 --json
+    """
+    _list(*_target(ctx, db, as_json))
+
+
+@dead_letter.command()
+@db_option
+@json_option
+@click.pass_context
+def retry(ctx: click.Context, db: str, as_json: bool) -> None:
+    """Re-apply the dead letters that parse now, and forget them; keep the others.
+
+    \b
+    Example:
+      deliverystate dead-letter retry --db state.sqlite3
+    """
+    db, as_json = _target(ctx, db, as_json)
+    report = open_tracker(db, must_exist=True).retry_dead_letters()
+    counts = {
+        "applied": len(report.applied),
+        "events": len(report.decisions),
+        "still_invalid": len(report.still_invalid),
+    }
+    if as_json:
+        emit_json(counts)
+        return
+    out.print(
+        f"re-applied {counts['applied']} dead letters ({counts['events']} events); "
+        f"{counts['still_invalid']} still invalid"
+    )
+
+
+@dead_letter.command()
+@click.argument("letter_id", metavar="ID", type=int)
+@db_option
+@json_option
+@click.pass_context
+def show(ctx: click.Context, letter_id: int, db: str, as_json: bool) -> None:
+    """One dead letter in full: when it came, its error, and its payload exactly as kept.
+
+    \b
+    Example:
+      deliverystate dead-letter show 12 --db state.sqlite3
+    """
+    db, as_json = _target(ctx, db, as_json)
+    (letter,) = _find(open_tracker(db, must_exist=True).dead_letters(), [letter_id], db)
+    if as_json:
+        emit_json(_letter_json(letter))
+        return
+    # click.echo, not rich: the payload must come out unwrapped and untouched
+    click.echo(f"dead letter {letter.id}, received {letter.received_at.isoformat()}")
+    click.echo(f"error: {letter.error}")
+    click.echo(f"payload ({len(letter.payload):,} characters):")
+    click.echo(letter.payload)
+
+
+def _chosen(
+    letters: Sequence[DeadLetter], ids: Sequence[int], before: datetime | None, db: str
+) -> list[DeadLetter]:
+    """The letters named by --id and those received before --before, each once, oldest first."""
+    named = {letter.id for letter in _find(letters, ids, db)}
+    return [
+        letter
+        for letter in letters
+        if letter.id in named or (before is not None and letter.received_at < before)
+    ]
+
+
+@dead_letter.command()
+@click.option("--id", "ids", type=int, multiple=True, metavar="ID", help="This one (repeatable).")
+@click.option("--before", default=None, help="Every one received before this date or time.")
+@click.option("--dry-run", is_flag=True, help="Count what would be removed; remove nothing.")
+@db_option
+@json_option
+@click.pass_context
+def purge(
+    ctx: click.Context,
+    ids: tuple[int, ...],
+    before: str | None,
+    dry_run: bool,
+    db: str,
+    as_json: bool,
+) -> None:
+    """Remove dead letters for good: those named by --id, and those received before --before.
+
+    At least one of --id and --before is needed; given both, both kinds go.
+    An unknown id removes nothing and exits 1.
+
+    \b
+    Examples:
+      deliverystate dead-letter purge --id 12 --id 13
+      deliverystate dead-letter purge --before 2026-01-01 --dry-run --db state.sqlite3
+    """
+    if not ids and before is None:
+        raise click.UsageError("say which dead letters to remove: --id ID, --before DATE or both")
+    moment = None if before is None else parse_moment(before, "--before")
+    db, as_json = _target(ctx, db, as_json)
+    store = open_tracker(db, must_exist=True).store
+    letters = store.dead_letters()
+    chosen = _chosen(letters, ids, moment, db)
+    if not dry_run:
+        for letter in chosen:
+            store.remove_dead_letter(letter.id)
+    if as_json:
+        emit_json(
+            {"db": db, "dry_run": dry_run, "removed": len(chosen)}
+            | {"ids": [letter.id for letter in chosen], "left": len(letters) - len(chosen)}
+        )
+        return
+    verb = "would remove" if dry_run else "removed"
+    out.print(f"{verb} {len(chosen):,} of {len(letters):,} dead letters")
