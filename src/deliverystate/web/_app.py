@@ -36,6 +36,7 @@ from ..errors import DeliveryStateError, InvalidCallback, StoreUnavailable
 from ..stores import HistoryEntry, Summary
 from ._auth import TOKEN_PARAM, Guard
 from ._intake import IntakeThread
+from ._metrics import ReceiverMetrics
 from ._page import PageData, lifecycle_figure, render_page
 from ._requests import (
     BODY_TIMEOUT_SECONDS,
@@ -119,6 +120,9 @@ def _summary_json(summary: Summary, ignored: int) -> dict[str, Any]:
 def _receipt_response(receipt: Receipt) -> Response:
     """200 applied, 202 kept for later, or 400 when the body went to the dead letter."""
     if receipt.dead_letter is not None:
+        logger.error(
+            "answered 400, the body is in dead letter %d: %s", receipt.dead_letter.id, receipt.error
+        )
         reason = "it could not be applied even on its own; it is kept in the dead letter"
         return _error(400, f"invalid callback: body: {reason}", field="body", reason=reason)
     if receipt.summary is None:
@@ -158,6 +162,7 @@ class _Receiver:
         self._recent: OrderedDict[str, None] = OrderedDict()
         self._redrain = asyncio.Event()
         self._intake = IntakeThread(tracker)
+        self.metrics = ReceiverMetrics(tracker.store)
 
     # --- lifespan ------------------------------------------------------------------------
 
@@ -224,12 +229,18 @@ class _Receiver:
 
     async def callback_get(self, request: Request) -> Response:
         """A Platform or legacy HTTP callback as query parameters."""
+        return await self.metrics.timed(self._callback_get, request)
+
+    async def callback_post(self, request: Request) -> Response:
+        """A callback as a JSON or form body."""
+        return await self.metrics.timed(self._callback_post, request)
+
+    async def _callback_get(self, request: Request) -> Response:
         if not self.guard.allows(request):
             return self._denied()
         return await self._take(fields(request.query_params.multi_items(), drop=TOKEN_PARAM))
 
-    async def callback_post(self, request: Request) -> Response:
-        """A callback as a JSON or form body."""
+    async def _callback_post(self, request: Request) -> Response:
         if not self.guard.allows(request):
             return self._denied()
         media = media_type(request)
@@ -265,20 +276,29 @@ class _Receiver:
                 )
             except StoreUnavailable as unavailable:
                 return error_response(unavailable, "the callback was not stored")
-            return error_response(invalid, "")
+            return self._refused(invalid)
         return await self._take(fields(pairs, drop=TOKEN_PARAM))
 
     async def _take(self, payload: bytes | Mapping[str, Any]) -> Response:
         """Store, then apply: the status code says how far that got."""
         try:
             received = await self._intake.submit(payload)
+        except InvalidCallback as invalid:
+            return self._refused(invalid)
         except DeliveryStateError as error:
             return error_response(error, "the callback was not stored")
         assert isinstance(received, Receipt)
+        self.metrics.received(received)
         self._remember(event.message_id for event in received.events)
         if received.summary is None and received.dead_letter is None:
             self._redrain.set()
         return _receipt_response(received)
+
+    def _refused(self, invalid: InvalidCallback) -> JSONResponse:
+        """A body that did not parse, already in the dead letter: counted, logged, 400."""
+        self.metrics.refused(invalid)
+        logger.warning("answered 400, the body is kept in the dead letter: %s", invalid)
+        return error_response(invalid, "")
 
     def _remember(self, message_ids: Iterable[str]) -> None:
         """Keep the most recently heard message ids (runs on the event loop: no lock)."""
@@ -320,6 +340,14 @@ class _Receiver:
             logger.exception("health check: the store does not answer")
             return _error(503, "the store does not answer")
         return JSONResponse({"status": "ok"})
+
+    async def metrics_text(self, request: Request) -> Response:
+        """The metrics for Prometheus (see ``_metrics``), behind the secret like every read."""
+        if not self.guard.allows(request):
+            return self._denied()
+        accept = request.headers.get("accept", "")
+        body, content_type = await run_in_threadpool(self.metrics.exposition, accept)
+        return Response(body, media_type=content_type)
 
     async def page(self, request: Request) -> Response:
         """The status page: counts, recent messages, search, lifecycle."""
@@ -427,7 +455,9 @@ def create_app(
     from worker threads, so it must be thread-safe, as every store in this
     package is.  The app's lifespan drains the inbox at start-up and stops the
     intake thread at shutdown (and closes the store, with ``close_store``);
-    ``app.state.tracker`` is the tracker.
+    ``app.state.tracker`` is the tracker, and ``app.state.metrics`` the
+    ``prometheus_client`` registry that ``GET /metrics`` answers from (the
+    app's own, never the global one).
     """
     receiver = _Receiver(tracker, Guard(token, basic_auth), recent, body_timeout, close_store)
     routes = [
@@ -435,6 +465,7 @@ def create_app(
         Route(CALLBACK_PATH, receiver.callback_get, methods=["GET"]),
         Route("/messages/{message_id:path}", receiver.message, methods=["GET"]),
         Route("/healthz", receiver.healthz, methods=["GET"]),
+        Route("/metrics", receiver.metrics_text, methods=["GET"]),
         Route("/", receiver.page, methods=["GET"]),
     ]
     app = Starlette(
@@ -448,4 +479,5 @@ def create_app(
         },
     )
     app.state.tracker = tracker
+    app.state.metrics = receiver.metrics.registry
     return app
