@@ -97,8 +97,9 @@ Decisions
   is removed before the fields are parsed or stored (a ``token`` field of a
   form body too), so the secret never lands in the inbox or the dead letter.
   Query strings end up in access logs: prefer the header or Basic
-  credentials where you can, and :func:`serve` keeps uvicorn's access log
-  off by default.
+  credentials where you can.  The access log of :func:`serve` writes
+  ``token=[redacted]`` in place of the value; uvicorn's own access log, which
+  would write it out, is always off (see ``_logs``).
 * **"Recent messages" are recent in this process**: the store has no query
   for them, so the app keeps the last few message ids it received in a
   bounded in-memory list.  Another worker's messages, or those from before a
@@ -124,7 +125,8 @@ Modules
 ``_app`` (routes, the receiver's endpoints, ``create_app``), ``_intake`` (the
 intake thread), ``_auth`` (the shared secret), ``_requests`` (reading bodies
 within size and time limits), ``_metrics`` (``GET /metrics``), ``_page`` (the
-status page, a pure function) and ``_serve`` (uvicorn).
+status page, a pure function), ``_serve`` (uvicorn) and ``_logs`` (its
+logging and access log).
 """
 
 from __future__ import annotations
