@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from deliverystate import (
     LEGACY_STATUS,
     InvalidCallback,
+    MessageState,
     ParsedBatch,
     ParsedCallback,
     Status,
@@ -26,6 +27,7 @@ from deliverystate import (
 )
 from deliverystate import _callbacks as callbacks_module
 from deliverystate import _json as json_module
+from deliverystate._archive import archive_line
 from deliverystate.simulate import callback_body, simulate_lines
 
 from .real_bodies import BODIES, RealBody
@@ -153,6 +155,27 @@ def test_legacy_http_callback() -> None:
     assert parse_callback(LEGACY) == [
         StatusEvent.from_ms("beef", Status.DEVICE_ACK, 1_767_225_600_000, "sms", "c-7")
     ]
+
+
+@pytest.mark.parametrize("path", ["fast", "full"])
+def test_each_body_says_which_format_it_was(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every shape, inbound kin and archive lines included, names its format on both paths."""
+    if path == "full":
+        monkeypatch.setattr(callbacks_module, "_FAST", {})
+    event = StatusEvent.from_ms("arch", Status.READ, TS, "sms")
+    archived = archive_line(MessageState("arch", Status.READ, TS, "sms"), [(event, "applied", 1)])
+    cases: list[tuple[Any, str]] = [
+        (one_api(), "one_api"),
+        ({"event": {"moText": [{"messageId": "in-1"}]}}, "one_api"),
+        (json.dumps(FLAT), "platform"),
+        ({k: [v] for k, v in FLAT.items()}, "platform"),
+        ({"messageId": "in-2", "text": "hello"}, "platform"),  # an inbound reply
+        (LEGACY, "legacy"),
+        ({"moMsgId": "in-3", "text": "hello"}, "legacy"),  # a legacy inbound message
+    ]
+    for body, expected in cases:
+        assert read_callback(body).format == expected, body
+    assert read_callback(archived, archives=True).format == "archive"
 
 
 @pytest.mark.parametrize(

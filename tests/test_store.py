@@ -301,6 +301,7 @@ def test_receive_keeps_a_body_whose_apply_failed_and_drains_it(
     receipt = tracker.receive(body)
     assert receipt.summary is None
     assert "went away" in (receipt.error or "")
+    assert receipt.format == "one_api"
     monkeypatch.undo()
     assert [payload for _, payload in store.pending()] == [body]
     assert tracker.get("rcv") is None
@@ -312,12 +313,18 @@ def test_receive_keeps_a_body_whose_apply_failed_and_drains_it(
 def test_receive_applies_valid_bodies_and_dead_letters_invalid_ones(
     open_store: StoreFactory,
 ) -> None:
-    """A good body is applied at once and leaves no inbox entry; a bad one raises and is kept."""
+    """A good body is applied at once and leaves no inbox entry; a bad one raises and is kept.
+
+    Each receipt names the format its body was read as.
+    """
     tracker = Tracker(open_store())
     receipt = tracker.receive(json.dumps(callback_body(ev("ok", S.QUEUED, 1))).encode())
     assert receipt.summary is not None
     assert receipt.summary.applied == 1
+    assert receipt.format == "one_api"
     assert tracker.store.pending() == []
+    inbound = tracker.receive({"moMsgId": "in-1", "text": "hi"})  # nothing to keep
+    assert (inbound.inbox_id, inbound.ignored, inbound.format) == (None, ("legacy MO",), "legacy")
     with pytest.raises(InvalidCallback):
         tracker.receive(b'{"event": {}}')
     assert [d.payload for d in tracker.dead_letters()] == ['{"event": {}}']

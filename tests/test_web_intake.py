@@ -766,11 +766,12 @@ def test_serve_with_two_workers_reaches_the_single_tracker_states(
         db = f"{dsn}?schema={schema}"
     script = Path(sys.executable).parent / "deliverystate"
     port = free_port()
-    server = subprocess.Popen(
-        [str(script), "serve", "--db", db, "--port", str(port), "--workers", "2", "--token", "w"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    command = [str(script), "serve", "--db", db, "--port", str(port), "--workers", "2"]
+    log = tmp_path / "serve.log"  # a file, not a pipe: the access log must never fill it and block
+    with log.open("wb") as stderr_file:
+        server = subprocess.Popen(
+            [*command, "--token", "w"], stdout=subprocess.DEVNULL, stderr=stderr_file
+        )
     bodies = [c.body for c in generate_callbacks(300, seed=81) if c.valid]
     try:
         base = f"http://127.0.0.1:{port}"
@@ -778,7 +779,9 @@ def test_serve_with_two_workers_reaches_the_single_tracker_states(
         answers = post_from_fresh_connections(bodies, base)
     finally:
         server.terminate()
-        _, stderr = server.communicate(timeout=60)
+        server.wait(timeout=60)
+    stderr = log.read_bytes()
+    assert len(answers) == len(bodies), stderr.decode()[-2000:]
     assert set(answers) == {200}, stderr.decode()[-2000:]
     reference = Tracker(MemoryStore())
     reference.ingest_many(bodies)

@@ -41,7 +41,7 @@ it from the dead letter later is all-or-nothing.  Nothing but
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
@@ -64,6 +64,7 @@ from ._policy import MAX_TIMESTAMP_MS
 from .errors import InvalidCallback
 
 __all__ = [
+    "CallbackFormat",
     "ParsedBatch",
     "ParsedCallback",
     "parse_callback",
@@ -72,18 +73,26 @@ __all__ = [
 ]
 
 
+#: Which shape a body had: One API, Platform (flat, a reply included), legacy HTTP (an
+#: inbound legacy message included), or an archive line written by retention.
+CallbackFormat = Literal["one_api", "platform", "legacy", "archive"]
+
+
 @attrs.frozen
 class ParsedCallback:
     """What one callback body holds: its status updates, and the events it holds besides.
 
     ``ignored`` names each event that is not a status update (``"moText"``,
     an event type Clickatell added later, an inbound reply), once per event.
+    ``format`` is the shape the body was read as, so that a receiver can
+    count its traffic by format without parsing anything twice.
     """
 
     events: tuple[StatusEvent, ...]
     ignored: tuple[str, ...] = ()
     #: Registrations (a local QUEUED and its deadline in ms): only archive lines have them.
     registrations: tuple[tuple[StatusEvent, int], ...] = ()
+    format: CallbackFormat = attrs.field(kw_only=True)
 
 
 @attrs.frozen
@@ -183,7 +192,7 @@ def _one_api(body: Mapping[str, Any]) -> ParsedCallback:
     ignored = _other_events(event)
     updates = event.get(_STATUS_UPDATE)
     if updates is None and ignored:
-        return ParsedCallback((), ignored)
+        return ParsedCallback((), ignored, format="one_api")
     if not isinstance(updates, list) or not (updates or ignored):
         raise InvalidCallback(
             "event.messageStatusUpdate", "expected a non-empty array of status updates", updates
@@ -214,35 +223,38 @@ def _one_api(body: Mapping[str, Any]) -> ParsedCallback:
                 prefix,
             )
         )
-    return ParsedCallback(tuple(events), ignored)
+    return ParsedCallback(tuple(events), ignored, format="one_api")
 
 
 def _sms_report(
-    body: Mapping[str, Any], id_field: str, client_field: str, status: Status, *, seconds: bool
+    body: Mapping[str, Any], id_field: str, client_field: str, status: Status, shape: CallbackFormat
 ) -> ParsedCallback:
-    """The one SMS report of a flat (Platform or legacy) body, once its status is known."""
+    """The one SMS report of a flat (Platform or legacy) body, once its status is known.
+
+    Legacy HTTP timestamps are epoch seconds, Platform ones milliseconds.
+    """
     message_id = read_identifier(body, id_field, "", required=True)
     assert message_id is not None
     event = _event(
         message_id,
         status,
-        read_timestamp_ms(body, "", seconds=seconds),
+        read_timestamp_ms(body, "", seconds=shape == "legacy"),
         "sms",
         read_identifier(body, client_field, "", required=False),
         "",
     )
-    return ParsedCallback((event,))
+    return ParsedCallback((event,), format=shape)
 
 
 def _flat(body: Mapping[str, Any]) -> ParsedCallback:
     read_identifier(body, "messageId", "", required=True)  # a missing id is named before the status
-    return _sms_report(body, "messageId", "clientMessageId", flat_status(body), seconds=False)
+    return _sms_report(body, "messageId", "clientMessageId", flat_status(body), "platform")
 
 
 def _legacy(body: Mapping[str, Any]) -> ParsedCallback:
     read_identifier(body, "apiMsgId", "", required=True)
     status = legacy_status(single_value(body, "status", ""))
-    return _sms_report(body, "apiMsgId", "cliMsgId", status, seconds=True)
+    return _sms_report(body, "apiMsgId", "cliMsgId", status, "legacy")
 
 
 def _shape(body: Mapping[str, Any]) -> str:
@@ -263,11 +275,11 @@ def _shape(body: Mapping[str, Any]) -> str:
 
 
 def _reply(_: Mapping[str, Any]) -> ParsedCallback:
-    return ParsedCallback((), (_REPLY,))
+    return ParsedCallback((), (_REPLY,), format="platform")
 
 
 def _legacy_mo(_: Mapping[str, Any]) -> ParsedCallback:
-    return ParsedCallback((), (_LEGACY_MO,))
+    return ParsedCallback((), (_LEGACY_MO,), format="legacy")
 
 
 _PARSERS = {
@@ -389,7 +401,7 @@ def _fast_one_api(body: dict[str, Any]) -> ParsedCallback | None:
         if made is None:
             return None
         events.append(made)
-    return ParsedCallback(tuple(events))
+    return ParsedCallback(tuple(events), format="one_api")
 
 
 def _fast_flat(body: dict[str, Any]) -> ParsedCallback | None:
@@ -398,14 +410,14 @@ def _fast_flat(body: dict[str, Any]) -> ParsedCallback | None:
     made = _clean_event(
         get("messageId"), status, get("timestamp"), 1, "sms", get("clientMessageId")
     )
-    return None if made is None else ParsedCallback((made,))
+    return None if made is None else ParsedCallback((made,), format="platform")
 
 
 def _fast_legacy(body: dict[str, Any]) -> ParsedCallback | None:
     get = body.get
     status = _status(_legacy_reading, get("status"), None)
     made = _clean_event(get("apiMsgId"), status, get("timestamp"), 1000, "sms", get("cliMsgId"))
-    return None if made is None else ParsedCallback((made,))
+    return None if made is None else ParsedCallback((made,), format="legacy")
 
 
 _FAST: dict[str, Callable[[dict[str, Any]], ParsedCallback | None]] = {
@@ -435,7 +447,7 @@ def read_callback(
     try:
         if archives and is_archive(body):
             events, registrations = archived_events(body)
-            return ParsedCallback(events, registrations=registrations)
+            return ParsedCallback(events, registrations=registrations, format="archive")
         shape = _shape(body)
         fast = _FAST.get(shape) if body.__class__ is dict else None
         parsed = None if fast is None else fast(body)  # type: ignore[arg-type]

@@ -14,6 +14,7 @@ from typing import Any
 
 import attrs
 
+from ._callbacks import CallbackFormat
 from ._events import StatusEvent
 from ._reconcile import Decision
 from .errors import InvalidCallback
@@ -45,6 +46,8 @@ class Receipt:
     ``ignored`` names the events of the body that are not status updates (an
     inbound ``moText``, an event type Clickatell added later); a body holding
     nothing else is answered without touching the inbox (``inbox_id`` None).
+    ``format`` is the shape the body was read as (None for a receipt that was
+    not made from a parsed body), for the receiver's metrics.
     """
 
     inbox_id: int | None
@@ -53,6 +56,7 @@ class Receipt:
     error: str | None = None
     ignored: tuple[str, ...] = ()
     dead_letter: DeadLetter | None = None
+    format: CallbackFormat | None = None
 
 
 #: What one body of :meth:`Tracker.receive_many` came to: a receipt, the

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import IO
 
-from ._callbacks import ParsedBatch, parse_callback, read_callback, read_many
+from ._callbacks import ParsedBatch, ParsedCallback, parse_callback, read_callback, read_many
 from ._catalog import Status
 from ._deadlines import Send, check_windows, overdue, registrations, sweep
 from ._events import Change, MessageState, StatusEvent, check_consumer, check_seq
@@ -38,6 +38,19 @@ logger = logging.getLogger(__name__)
 
 #: Bodies re-applied per transaction by :meth:`Tracker.drain_inbox`.
 _DRAIN_CHUNK = 500
+
+
+def _receipt(
+    parsed: ParsedCallback,
+    inbox_id: int | None,
+    summary: Summary | None,
+    error: str | None = None,
+    dead_letter: DeadLetter | None = None,
+) -> Receipt:
+    """A parsed body's receipt: its events, what it ignored and its format carried over."""
+    return Receipt(
+        inbox_id, parsed.events, summary, error, parsed.ignored, dead_letter, parsed.format
+    )
 
 
 def _describe(error: BaseException) -> str:
@@ -233,7 +246,7 @@ class Tracker:
         fails on its own while the store works goes to the dead letter.
         """
         results: list[Received | None] = [None] * len(payloads)
-        valid: list[tuple[int, str, tuple[StatusEvent, ...], tuple[str, ...]]] = []
+        valid: list[tuple[int, str, ParsedCallback]] = []
         for index, payload in enumerate(payloads):
             text = payload_text(payload)
             try:
@@ -242,26 +255,26 @@ class Tracker:
                 results[index] = self._dead_letter(text, invalid)
                 continue
             if not parsed.events:  # nothing to apply: nothing to keep either
-                results[index] = Receipt(None, (), Summary(), ignored=parsed.ignored)
+                results[index] = _receipt(parsed, None, Summary())
                 continue
-            valid.append((index, text, parsed.events, parsed.ignored))
-        kept = self._accept([text for _, text, _, _ in valid])
-        stored: list[tuple[int, int, tuple[StatusEvent, ...], tuple[str, ...]]] = []
-        for (index, _, events, ignored), inbox_id in zip(valid, kept, strict=True):
+            valid.append((index, text, parsed))
+        kept = self._accept([text for _, text, _ in valid])
+        stored: list[tuple[int, int, ParsedCallback]] = []
+        for (index, _, parsed), inbox_id in zip(valid, kept, strict=True):
             if isinstance(inbox_id, int):
-                stored.append((index, inbox_id, events, ignored))
+                stored.append((index, inbox_id, parsed))
             elif isinstance(inbox_id, DeadLetter):
-                results[index] = Receipt(None, events, None, inbox_id.error, ignored, inbox_id)
+                results[index] = _receipt(parsed, None, None, inbox_id.error, inbox_id)
             else:
                 results[index] = inbox_id
-        settled = self._settle([(inbox_id, events) for _, inbox_id, events, _ in stored])
-        for (index, inbox_id, events, ignored), outcome in zip(stored, settled, strict=True):
+        settled = self._settle([(inbox_id, parsed.events) for _, inbox_id, parsed in stored])
+        for (index, inbox_id, parsed), outcome in zip(stored, settled, strict=True):
             if isinstance(outcome, Summary):
-                results[index] = Receipt(inbox_id, events, outcome, None, ignored)
+                results[index] = _receipt(parsed, inbox_id, outcome)
             elif isinstance(outcome, DeadLetter):
-                results[index] = Receipt(inbox_id, events, None, outcome.error, ignored, outcome)
+                results[index] = _receipt(parsed, inbox_id, None, outcome.error, outcome)
             else:
-                results[index] = Receipt(inbox_id, events, None, _describe(outcome), ignored)
+                results[index] = _receipt(parsed, inbox_id, None, _describe(outcome))
         return [result for result in results if result is not None]
 
     def _dead_letter(self, text: str, invalid: InvalidCallback) -> Exception:

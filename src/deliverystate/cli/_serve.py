@@ -76,6 +76,26 @@ def _credentials(basic: str | None) -> tuple[str, str] | None:
     metavar="DURATION",
     help="Also expire overdue registered messages this often (e.g. 60s; see `sweep`).",
 )
+@click.option(
+    "--access-log/--no-access-log",
+    default=True,
+    show_default=True,
+    help="Log each request (a ?token= value is written as [redacted]).",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+    default="info",
+    show_default=True,
+    help="The least severe log lines written (warning hides the start-up lines).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"], case_sensitive=False),
+    default="text",
+    show_default=True,
+    help="json: one JSON object per line (time, level, logger, message, request fields).",
+)
 def serve(
     db: str,
     host: str,
@@ -89,6 +109,9 @@ def serve(
     forward_only: str | None,
     forward_horizon: float,
     sweep_every: str | None,
+    access_log: bool,
+    log_level: str,
+    log_format: str,
 ) -> None:
     """Receive Clickatell status callbacks over HTTP (needs the 'web' extra).
 
@@ -102,6 +125,7 @@ def serve(
       deliverystate serve --forward-to https://backend.example/hooks/sms \\
           --forward-secret "$WEBHOOK_SECRET"
       deliverystate serve --sweep-every 60s
+      deliverystate serve --log-format json --log-level warning --no-access-log
     """
     credentials = _credentials(basic)
     every = None
@@ -134,4 +158,7 @@ def serve(
         workers=workers,
         forward=target,
         sweep_every=every,
+        access_log=access_log,
+        log_level=log_level,
+        log_format=log_format.lower(),
     )

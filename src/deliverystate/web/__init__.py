@@ -1,7 +1,8 @@
 """The webhook receiver: an ASGI app that takes Clickatell's status callbacks over HTTP.
 
 Needs the ``web`` extra (``pip install 'deliverystate[web]'``: Starlette,
-uvicorn, and httptools and uvloop, which uvicorn uses when they are there).
+uvicorn, prometheus_client, and httptools and uvloop, which uvicorn uses when
+they are there).
 Run it as it is with ``deliverystate serve`` (:func:`serve`), or mount the app
 from :func:`create_app` inside your own Starlette or FastAPI application.
 
@@ -67,9 +68,14 @@ Endpoints
 * ``GET /healthz``: 200 while the store answers the status page's read
   (counts over every message), else 503; never behind the secret, and it
   reveals nothing.
+* ``GET /metrics``: Prometheus metrics (the text format, or OpenMetrics when
+  the scraper asks for it): callback events by format and outcome, invalid
+  bodies, answer times, and gauges read from the store at scrape time (see
+  ``_metrics``).  Behind the secret like every other read.
 
-Every answer but the status page is JSON; errors are ``{"error": ...}`` and
-never carry a traceback (unexpected failures are logged here, with theirs).
+Every answer but the status page and the metrics is JSON; errors are
+``{"error": ...}`` and never carry a traceback (unexpected failures are
+logged here, with theirs).
 
 Decisions
 ---------
@@ -88,13 +94,15 @@ Decisions
   set, HTTP Basic credentials (``https://user:password@host/...`` in the
   callback URL) are accepted too.  Comparisons take constant time
   (:func:`hmac.compare_digest`).  Once a secret is set it protects the
-  callback endpoints *and* the read endpoints (status page, ``/messages``),
-  which reveal message ids and delivery outcomes; only ``/healthz`` stays
-  open for load balancers.  The ``token`` query parameter is removed before
-  the fields are parsed or stored (a ``token`` field of a form body too), so
-  the secret never lands in the inbox or the dead letter.  Query strings end
-  up in access logs: prefer the header or Basic credentials where you can,
-  and :func:`serve` keeps uvicorn's access log off by default.
+  callback endpoints *and* the read endpoints (status page, ``/messages``,
+  ``/metrics``), which reveal message ids and delivery outcomes; only
+  ``/healthz`` stays open for load balancers.  The ``token`` query parameter
+  is removed before the fields are parsed or stored (a ``token`` field of a
+  form body too), so the secret never lands in the inbox or the dead letter.
+  Query strings end up in access logs: prefer the header or Basic
+  credentials where you can.  The access log of :func:`serve` writes
+  ``token=[redacted]`` in place of the value; uvicorn's own access log, which
+  would write it out, is always off (see ``_logs``).
 * **"Recent messages" are recent in this process**: the store has no query
   for them, so the app keeps the last few message ids it received in a
   bounded in-memory list.  Another worker's messages, or those from before a
@@ -119,8 +127,9 @@ Modules
 -------
 ``_app`` (routes, the receiver's endpoints, ``create_app``), ``_intake`` (the
 intake thread), ``_auth`` (the shared secret), ``_requests`` (reading bodies
-within size and time limits), ``_page`` (the status page, a pure function)
-and ``_serve`` (uvicorn).
+within size and time limits), ``_metrics`` (``GET /metrics``), ``_page`` (the
+status page, a pure function), ``_serve`` (uvicorn) and ``_logs`` (its
+logging and access log).
 """
 
 from __future__ import annotations

@@ -14,7 +14,6 @@ import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable, Mapping
-from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -23,22 +22,19 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .._callbacks import read_callback
-from .._events import MessageState, ms_from_datetime
 from .._receipts import Receipt, payload_text
-from .._render import state_json
-from .._stats import feed_status
 from .._tracker import Tracker
 from ..errors import DeliveryStateError, InvalidCallback, StoreUnavailable
-from ..stores import HistoryEntry, Summary
+from ..stores import Summary
 from ._auth import TOKEN_PARAM, Guard
 from ._intake import IntakeThread
-from ._listing import list_messages
-from ._page import PageData, lifecycle_figure, render_page
+from ._metrics import ReceiverMetrics
+from ._reads import ReadEndpoints, json_error
 from ._requests import (
     BODY_TIMEOUT_SECONDS,
     FORM,
@@ -62,17 +58,6 @@ CALLBACK_PATH = "/callbacks/clickatell"
 _REDRAIN_SECONDS = 5.0
 #: Seconds Clickatell (or any client) is asked to wait after a 503.
 _RETRY_AFTER = "5"
-#: Headers of the status page: it loads nothing from anywhere, and no other site may frame it.
-_PAGE_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
-        "base-uri 'none'; frame-ancestors 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
-
 logger = logging.getLogger("deliverystate.web")
 
 _NO_SECRET_WARNING = (
@@ -85,11 +70,6 @@ _NO_SECRET_WARNING = (
 )
 
 
-def _error(status_code: int, message: str, **extra: Any) -> JSONResponse:
-    """A JSON error answer; the body says what is wrong, never how the code failed."""
-    return JSONResponse({"error": message, **extra}, status_code=status_code)
-
-
 def error_response(error: DeliveryStateError, consequence: str) -> JSONResponse:
     """The answer to one of deliverystate's errors: its ``http_status`` and what it means.
 
@@ -97,7 +77,7 @@ def error_response(error: DeliveryStateError, consequence: str) -> JSONResponse:
     stored", "nothing was read"); unavailable stores are logged here.
     """
     if isinstance(error, InvalidCallback):
-        return _error(error.http_status, str(error), field=error.field, reason=error.reason)
+        return json_error(error.http_status, str(error), field=error.field, reason=error.reason)
     if isinstance(error, StoreUnavailable):
         logger.error("answered 503, %s: %s", consequence, error)
         return JSONResponse(
@@ -106,7 +86,7 @@ def error_response(error: DeliveryStateError, consequence: str) -> JSONResponse:
             headers={"Retry-After": _RETRY_AFTER},
         )
     logger.error("answered %d: %s", error.http_status, error)
-    return _error(error.http_status, str(error))
+    return json_error(error.http_status, str(error))
 
 
 def _summary_json(summary: Summary, ignored: int) -> dict[str, Any]:
@@ -124,8 +104,11 @@ def _summary_json(summary: Summary, ignored: int) -> dict[str, Any]:
 def _receipt_response(receipt: Receipt) -> Response:
     """200 applied, 202 kept for later, or 400 when the body went to the dead letter."""
     if receipt.dead_letter is not None:
+        logger.error(
+            "answered 400, the body is in dead letter %d: %s", receipt.dead_letter.id, receipt.error
+        )
         reason = "it could not be applied even on its own; it is kept in the dead letter"
-        return _error(400, f"invalid callback: body: {reason}", field="body", reason=reason)
+        return json_error(400, f"invalid callback: body: {reason}", field="body", reason=reason)
     if receipt.summary is None:
         logger.warning(
             "callback %d stored but not applied (%s); it will be re-applied",
@@ -156,7 +139,7 @@ def _json_refusal(body: bytes) -> InvalidCallback | None:
     return None  # pragma: no cover - is_json took every body that parses
 
 
-class _Receiver:
+class _Receiver(ReadEndpoints):
     """The app's state and endpoints: the tracker, the secret, the recent ids, the re-apply."""
 
     def __init__(
@@ -172,6 +155,7 @@ class _Receiver:
         self._recent: OrderedDict[str, None] = OrderedDict()
         self._redrain = asyncio.Event()
         self._intake = IntakeThread(tracker)
+        self.metrics = ReceiverMetrics(tracker.store)
 
     # --- lifespan ------------------------------------------------------------------------
 
@@ -229,40 +213,39 @@ class _Receiver:
 
     # --- callbacks -----------------------------------------------------------------------
 
-    def _denied(self) -> JSONResponse:
-        return JSONResponse(
-            {"error": "unauthorized: a valid token or Basic credentials are required"},
-            status_code=401,
-            headers=self.guard.challenge,
-        )
-
     async def callback_get(self, request: Request) -> Response:
         """A Platform or legacy HTTP callback as query parameters."""
+        return await self.metrics.timed(self._callback_get, request)
+
+    async def callback_post(self, request: Request) -> Response:
+        """A callback as a JSON or form body."""
+        return await self.metrics.timed(self._callback_post, request)
+
+    async def _callback_get(self, request: Request) -> Response:
         if not self.guard.allows(request):
             return self._denied()
         return await self._take(fields(request.query_params.multi_items(), drop=TOKEN_PARAM))
 
-    async def callback_post(self, request: Request) -> Response:
-        """A callback as a JSON or form body."""
+    async def _callback_post(self, request: Request) -> Response:
         if not self.guard.allows(request):
             return self._denied()
         media = media_type(request)
         if media not in (JSON, FORM):
-            return _error(
+            return json_error(
                 415, f"unsupported content type {media or '(none)'!r}", accepted=[JSON, FORM]
             )
         try:
             body = await self.deadline.read(request)
         except BodyTooLarge:
-            return _error(413, "body too large", limit_bytes=MAX_BODY_BYTES)
+            return json_error(413, "body too large", limit_bytes=MAX_BODY_BYTES)
         except TimeoutError:
-            response = _error(
+            response = json_error(
                 408, "the body did not arrive in time", timeout_seconds=self.deadline.timeout
             )
             response.headers["Connection"] = "close"
             return response
         except ClientDisconnect:
-            return _error(400, "the client went away before sending the whole body")
+            return json_error(400, "the client went away before sending the whole body")
         if media == JSON:
             return await self._take(body)
         return await self._take_form(body)
@@ -304,19 +287,28 @@ class _Receiver:
             )
         except StoreUnavailable as unavailable:
             return error_response(unavailable, "the callback was not stored")
-        return error_response(invalid, "")
+        return self._refused(invalid)
 
     async def _take(self, payload: bytes | Mapping[str, Any]) -> Response:
         """Store, then apply: the status code says how far that got."""
         try:
             received = await self._intake.submit(payload)
+        except InvalidCallback as invalid:
+            return self._refused(invalid)
         except DeliveryStateError as error:
             return error_response(error, "the callback was not stored")
         assert isinstance(received, Receipt)
+        self.metrics.received(received)
         self._remember(event.message_id for event in received.events)
         if received.summary is None and received.dead_letter is None:
             self._redrain.set()
         return _receipt_response(received)
+
+    def _refused(self, invalid: InvalidCallback) -> JSONResponse:
+        """A body that did not parse, already in the dead letter: counted, logged, 400."""
+        self.metrics.refused(invalid)
+        logger.warning("answered 400, the body is kept in the dead letter: %s", invalid)
+        return error_response(invalid, "")
 
     def _remember(self, message_ids: Iterable[str]) -> None:
         """Keep the most recently heard message ids (runs on the event loop: no lock)."""
@@ -327,77 +319,6 @@ class _Receiver:
             self._recent.move_to_end(message_id)
         while len(self._recent) > self._recent_size:
             self._recent.popitem(last=False)
-
-    # --- reads ---------------------------------------------------------------------------
-
-    async def message(self, request: Request) -> Response:
-        """One message's state and timeline as JSON."""
-        if not self.guard.allows(request):
-            return self._denied()
-        message_id = request.path_params["message_id"]
-        found = await run_in_threadpool(self._lookup, message_id)
-        if found is None:
-            return _error(404, "unknown message", message_id=message_id)
-        return JSONResponse(state_json(*found))
-
-    async def messages(self, request: Request) -> Response:
-        """The message list as JSON, filtered and paged (see ``_listing``)."""
-        if not self.guard.allows(request):
-            return self._denied()
-        status, body = await run_in_threadpool(list_messages, self.tracker, request.query_params)
-        return JSONResponse(body, status_code=status)
-
-    def _lookup(self, message_id: str) -> tuple[MessageState, list[HistoryEntry]] | None:
-        state = self.tracker.get(message_id)
-        if state is None:
-            return None
-        return state, list(self.tracker.history(message_id))
-
-    async def healthz(self, request: Request) -> Response:
-        """200 while the store answers the status page's read; open to probes, reveals nothing.
-
-        It runs the very read the status page runs (counts over every message),
-        so a damaged table fails the check instead of only the page.
-        """
-        try:
-            await run_in_threadpool(self.tracker.count_by_status)
-        except Exception:
-            logger.exception("health check: the store does not answer")
-            return _error(503, "the store does not answer")
-        return JSONResponse({"status": "ok"})
-
-    async def page(self, request: Request) -> Response:
-        """The status page: counts, recent messages, search, lifecycle."""
-        if not self.guard.allows(request):
-            return self._denied()
-        wanted = request.query_params.get("message_id", "").strip() or None
-        # keep the token in links only when it came in the URL (header and Basic resend themselves)
-        token = request.query_params.get(TOKEN_PARAM) if self.guard.enabled else None
-        recent = list(reversed(self._recent))
-        data = await run_in_threadpool(
-            self._page_data, request.scope.get("root_path", ""), wanted, token, recent
-        )
-        status = 404 if wanted is not None and data.found is None else 200
-        return HTMLResponse(
-            render_page(data, lifecycle_figure()), status_code=status, headers=_PAGE_HEADERS
-        )
-
-    def _page_data(
-        self, root: str, wanted: str | None, token: str | None, recent: list[str]
-    ) -> PageData:
-        """Everything the page shows, read from the store (in a worker thread)."""
-        return PageData(
-            root=root,
-            secret_set=self.guard.enabled,
-            token=token,
-            counts=self.tracker.count_by_status(),
-            recent=[(m, self.tracker.get(m)) for m in recent],
-            wanted=wanted,
-            found=self._lookup(wanted) if wanted is not None else None,
-            feed=feed_status(self.tracker.store),
-            overdue=self.tracker.store.count_overdue(ms_from_datetime(datetime.now(timezone.utc))),
-            local_expiries=self.tracker.store.count_local_expiries(),
-        )
 
 
 def _route_path(scope: Scope) -> str:
@@ -438,7 +359,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     """Starlette's own errors (404 route, 405 method) as JSON like every other answer."""
     if isinstance(exc, HTTPException):
         return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
-    return _error(500, "internal error")  # pragma: no cover - only HTTPException is routed here
+    return json_error(500, "internal error")  # pragma: no cover - only HTTPException is routed here
 
 
 async def _known_error(request: Request, exc: Exception) -> Response:
@@ -451,7 +372,7 @@ async def _known_error(request: Request, exc: Exception) -> Response:
 async def _server_error(request: Request, exc: Exception) -> Response:
     """Anything unexpected: logged with its traceback here, a bare 500 for the client."""
     logger.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
-    return _error(500, "internal error")
+    return json_error(500, "internal error")
 
 
 def create_app(
@@ -472,7 +393,9 @@ def create_app(
     from worker threads, so it must be thread-safe, as every store in this
     package is.  The app's lifespan drains the inbox at start-up and stops the
     intake thread at shutdown (and closes the store, with ``close_store``);
-    ``app.state.tracker`` is the tracker.
+    ``app.state.tracker`` is the tracker, and ``app.state.metrics`` the
+    ``prometheus_client`` registry that ``GET /metrics`` answers from (the
+    app's own, never the global one).
     """
     receiver = _Receiver(tracker, Guard(token, basic_auth), recent, body_timeout, close_store)
     routes = [
@@ -481,6 +404,7 @@ def create_app(
         Route("/messages", receiver.messages, methods=["GET"]),
         Route("/messages/{message_id:path}", receiver.message, methods=["GET"]),
         Route("/healthz", receiver.healthz, methods=["GET"]),
+        Route("/metrics", receiver.metrics_text, methods=["GET"]),
         Route("/", receiver.page, methods=["GET"]),
     ]
     app = Starlette(
@@ -494,4 +418,5 @@ def create_app(
         },
     )
     app.state.tracker = tracker
+    app.state.metrics = receiver.metrics.registry
     return app

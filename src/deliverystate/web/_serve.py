@@ -7,22 +7,29 @@ environment variables that ``serve`` sets; every store in this package is
 safe for several processes (SQLite serialises writers on its lock, PostgreSQL
 on row locks), and the result does not depend on which worker takes which
 callback.
+
+Logging is configured once (``_logs.logging_config``) and handed to uvicorn,
+which applies it again in each worker; the access log (``_logs.AccessLog``,
+never uvicorn's own) is switched on in workers by an environment variable
+like the rest of their configuration.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import logging.config
 import os
 import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
-from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
 from .._tracker import Tracker
 from ..stores import DEFAULT_DB, Store, open_store
 from ._app import create_app
+from ._logs import AccessLog, logging_config
 from ._requests import MAX_BODY_BYTES
 
 if TYPE_CHECKING:
@@ -36,6 +43,7 @@ logger = logging.getLogger(__name__)
 _ENV_DB = "DELIVERYSTATE_SERVE_DB"
 _ENV_TOKEN = "DELIVERYSTATE_SERVE_TOKEN"
 _ENV_BASIC = "DELIVERYSTATE_SERVE_BASIC"
+_ENV_ACCESS_LOG = "DELIVERYSTATE_SERVE_ACCESS_LOG"
 #: How long ``serve`` waits at shutdown for the forwarder to finish the change in hand.
 _FORWARDER_STOP_SECONDS = 5.0
 
@@ -79,16 +87,17 @@ def http_protocol() -> Any:
     return _Protocol if _Protocol is not None else "auto"
 
 
-def app_from_environment() -> Starlette:
+def app_from_environment() -> ASGIApp:
     """The receiver a uvicorn worker process builds, from the variables ``serve`` set."""
     basic = os.environ.get(_ENV_BASIC)
     credentials = tuple(basic.split(":", 1)) if basic else None
-    return create_app(
+    app = create_app(
         Tracker(open_store(os.environ.get(_ENV_DB, DEFAULT_DB))),
         token=os.environ.get(_ENV_TOKEN) or None,
         basic_auth=credentials,  # type: ignore[arg-type]
         close_store=True,
     )
+    return AccessLog(app) if os.environ.get(_ENV_ACCESS_LOG) == "1" else app
 
 
 def serve(
@@ -98,10 +107,12 @@ def serve(
     token: str | None = None,
     *,
     basic_auth: tuple[str, str] | None = None,
-    access_log: bool = False,
+    access_log: bool = True,
     workers: int = 1,
     forward: ForwardTarget | None = None,
     sweep_every: float | None = None,
+    log_level: str = "info",
+    log_format: str = "text",
 ) -> None:
     """Run the receiver with uvicorn on the store named by ``db`` until stopped.
 
@@ -109,9 +120,13 @@ def serve(
     path by default).  Opening it may raise ``StoreUnavailable`` or
     ``SchemaMismatch`` before anything listens.  ``workers`` processes share
     the port (uvicorn's own workers); each opens the store itself.  The access
-    log is off by default because a ``?token=`` in a logged URL would leak
-    the secret.  With ``forward``, this process also forwards the change feed
-    to that target (one forwarder, however many workers; see
+    log writes a line per request with any ``?token=`` value redacted
+    (uvicorn's own, which would write it, is off).  ``log_level`` (debug,
+    info, warning, error) and ``log_format`` (text, json: one JSON object a
+    line) configure every logger on stderr, in every worker; logging is
+    configured for the whole process, root logger included, as a server's
+    entry point does.  With ``forward``, this process also forwards the
+    change feed to that target (one forwarder, however many workers; see
     ``deliverystate.forward``), in a thread that stops with the server.
     With ``sweep_every`` (seconds), this process also sweeps the store that
     often (``Tracker.sweep``), in another such thread: one sweeper however
@@ -123,14 +138,18 @@ def serve(
         raise ValueError(f"workers must be at least 1, not {workers}")
     if workers > 1 and db == ":memory:":
         raise ValueError("several workers cannot share a :memory: store; use a file or a URL")
+    log_config = logging_config(log_level, log_format)
+    logging.config.dictConfig(log_config)  # before the first line below, so it is in the format
     store = open_store(db)  # opened here first: a bad db is one clear error, before listening
-    print(
-        f"deliverystate: store {getattr(store, 'target', db)}; {workers} worker(s); "
-        f"Clickatell callback URL http://{host}:{port}/callbacks/clickatell, "
-        f"status page http://{host}:{port}/",
-        file=sys.stderr,
-    )
-    options: dict[str, Any] = {"host": host, "port": port, "access_log": access_log}
+    base = f"http://{host}:{port}"
+    where = f"Clickatell callback URL {base}/callbacks/clickatell, status page {base}/"
+    logger.info("store %s; %d worker(s); %s", getattr(store, "target", db), workers, where)
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "access_log": False,  # uvicorn's: it writes the query string, token and all
+        "log_config": log_config,
+    }
     # the forwarder shares this process's store: with one worker the app's own
     # (a :memory: store is then forwarded too), else one the workers do not use
     forwarding = _start_forwarder(store, forward) if forward is not None else None
@@ -141,11 +160,12 @@ def serve(
             app = create_app(
                 Tracker(store), token=token, basic_auth=basic_auth, close_store=not shared
             )
-            uvicorn.run(app, workers=1, http=http_protocol(), **options)
+            served = AccessLog(app) if access_log else app
+            uvicorn.run(served, workers=1, http=http_protocol(), **options)
         else:
             if not shared:
                 _close(store)  # each worker opens its own
-            _run_workers(db, token, basic_auth, workers, options)
+            _run_workers(db, token, basic_auth, workers, access_log, options)
     finally:
         if sweeping is not None:
             stop, sweeper = sweeping
@@ -171,10 +191,7 @@ def _start_forwarder(store: Store, target: ForwardTarget) -> tuple[Forwarder, th
 
     forwarder = Forwarder(store, target)
     thread = forwarder.start()
-    print(
-        f"deliverystate: forwarding changes to {target.url} as {target.name!r}",
-        file=sys.stderr,
-    )
+    logger.info("forwarding changes to %s as %r", target.url, target.name)
     return forwarder, thread
 
 
@@ -205,7 +222,7 @@ def _start_sweeper(store: Store, every: float) -> tuple[threading.Event, threadi
     )
     thread.daemon = True
     thread.start()
-    print(f"deliverystate: sweeping for overdue messages every {every:g}s", file=sys.stderr)
+    logger.info("sweeping for overdue messages every %gs", every)
     return stop, thread
 
 
@@ -214,6 +231,7 @@ def _run_workers(
     token: str | None,
     basic_auth: tuple[str, str] | None,
     workers: int,
+    access_log: bool,
     options: dict[str, Any],
 ) -> None:
     import uvicorn  # noqa: PLC0415 - only serving needs it; mounting needs Starlette alone
@@ -221,6 +239,7 @@ def _run_workers(
     os.environ[_ENV_DB] = db
     os.environ[_ENV_TOKEN] = token or ""
     os.environ[_ENV_BASIC] = ":".join(basic_auth) if basic_auth else ""
+    os.environ[_ENV_ACCESS_LOG] = "1" if access_log else "0"
     uvicorn.run(
         "deliverystate.web._serve:app_from_environment",
         factory=True,

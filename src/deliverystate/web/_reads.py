@@ -1,0 +1,141 @@
+"""The receiver's read endpoints: a message, the list, health, metrics and the status page.
+
+A mixin of the app's ``_Receiver`` (``_app``), which holds the tracker, the
+secret's guard, the metrics and the recently heard ids these methods read;
+kept apart so that each module stays one idea: ``_app`` takes callbacks in,
+this answers questions about them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from datetime import datetime, timezone
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+
+from .._events import MessageState, ms_from_datetime
+from .._render import state_json
+from .._stats import feed_status
+from .._tracker import Tracker
+from ..stores import HistoryEntry
+from ._auth import TOKEN_PARAM, Guard
+from ._listing import list_messages
+from ._metrics import ReceiverMetrics
+from ._page import PageData, lifecycle_figure, render_page
+
+__all__ = ["ReadEndpoints", "json_error"]
+
+logger = logging.getLogger("deliverystate.web")
+
+#: Headers of the status page: it loads nothing from anywhere, and no other site may frame it.
+_PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+        "base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+def json_error(status_code: int, message: str, **extra: Any) -> JSONResponse:
+    """A JSON error answer; the body says what is wrong, never how the code failed."""
+    return JSONResponse({"error": message, **extra}, status_code=status_code)
+
+
+class ReadEndpoints:
+    """The read side of the receiver; the class that mixes it in sets these attributes."""
+
+    tracker: Tracker
+    guard: Guard
+    metrics: ReceiverMetrics
+    _recent: OrderedDict[str, None]
+
+    def _denied(self) -> JSONResponse:
+        return JSONResponse(
+            {"error": "unauthorized: a valid token or Basic credentials are required"},
+            status_code=401,
+            headers=self.guard.challenge,
+        )
+
+    async def message(self, request: Request) -> Response:
+        """One message's state and timeline as JSON."""
+        if not self.guard.allows(request):
+            return self._denied()
+        message_id = request.path_params["message_id"]
+        found = await run_in_threadpool(self._lookup, message_id)
+        if found is None:
+            return json_error(404, "unknown message", message_id=message_id)
+        return JSONResponse(state_json(*found))
+
+    async def messages(self, request: Request) -> Response:
+        """The message list as JSON, filtered and paged (see ``_listing``)."""
+        if not self.guard.allows(request):
+            return self._denied()
+        status, body = await run_in_threadpool(list_messages, self.tracker, request.query_params)
+        return JSONResponse(body, status_code=status)
+
+    def _lookup(self, message_id: str) -> tuple[MessageState, list[HistoryEntry]] | None:
+        state = self.tracker.get(message_id)
+        if state is None:
+            return None
+        return state, list(self.tracker.history(message_id))
+
+    async def healthz(self, request: Request) -> Response:
+        """200 while the store answers the status page's read; open to probes, reveals nothing.
+
+        It runs the very read the status page runs (counts over every message),
+        so a damaged table fails the check instead of only the page.
+        """
+        try:
+            await run_in_threadpool(self.tracker.count_by_status)
+        except Exception:
+            logger.exception("health check: the store does not answer")
+            return json_error(503, "the store does not answer")
+        return JSONResponse({"status": "ok"})
+
+    async def metrics_text(self, request: Request) -> Response:
+        """The metrics for Prometheus (see ``_metrics``), behind the secret like every read."""
+        if not self.guard.allows(request):
+            return self._denied()
+        accept = request.headers.get("accept", "")
+        body, content_type = await run_in_threadpool(self.metrics.exposition, accept)
+        return Response(body, media_type=content_type)
+
+    async def page(self, request: Request) -> Response:
+        """The status page: counts, recent messages, search, lifecycle."""
+        if not self.guard.allows(request):
+            return self._denied()
+        wanted = request.query_params.get("message_id", "").strip() or None
+        # keep the token in links only when it came in the URL (header and Basic resend themselves)
+        token = request.query_params.get(TOKEN_PARAM) if self.guard.enabled else None
+        recent = list(reversed(self._recent))
+        data = await run_in_threadpool(
+            self._page_data, request.scope.get("root_path", ""), wanted, token, recent
+        )
+        status = 404 if wanted is not None and data.found is None else 200
+        return HTMLResponse(
+            render_page(data, lifecycle_figure()), status_code=status, headers=_PAGE_HEADERS
+        )
+
+    def _page_data(
+        self, root: str, wanted: str | None, token: str | None, recent: list[str]
+    ) -> PageData:
+        """Everything the page shows, read from the store (in a worker thread)."""
+        return PageData(
+            root=root,
+            secret_set=self.guard.enabled,
+            token=token,
+            counts=self.tracker.count_by_status(),
+            recent=[(m, self.tracker.get(m)) for m in recent],
+            wanted=wanted,
+            found=self._lookup(wanted) if wanted is not None else None,
+            feed=feed_status(self.tracker.store),
+            overdue=self.tracker.store.count_overdue(ms_from_datetime(datetime.now(timezone.utc))),
+            local_expiries=self.tracker.store.count_local_expiries(),
+        )
