@@ -77,7 +77,7 @@ def start_server(db: str, port: int, workers: int = 1) -> subprocess.Popen[bytes
     code = (
         "import logging, sys; logging.disable(logging.WARNING); "
         "from deliverystate.web import serve; "
-        f"serve({db!r}, '127.0.0.1', {port}, workers={workers})"
+        f"serve({db!r}, '127.0.0.1', {port}, workers={workers}, access_log=False)"
     )
     process = subprocess.Popen(
         [sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
