@@ -128,7 +128,8 @@ class DevTools:
 def chromium() -> Iterator[DevTools]:
     """Headless Chromium with a fresh profile; yields a DevTools client on its first tab."""
     assert CHROMIUM is not None
-    with tempfile.TemporaryDirectory(prefix="ds-chromium-") as profile:
+    # a helper process of the browser may still write its profile as the folder goes
+    with tempfile.TemporaryDirectory(prefix="ds-chromium-", ignore_cleanup_errors=True) as profile:
         process = subprocess.Popen(
             [CHROMIUM, *_FLAGS, f"--user-data-dir={profile}", "about:blank"],
             stdout=subprocess.DEVNULL,
@@ -152,11 +153,12 @@ def chromium() -> Iterator[DevTools]:
                 devtools.close()
         finally:
             process.terminate()
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)  # the group of the browser started above
-                process.wait()
+            # the whole group of the browser started above: its helpers outlive the main one
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 def keep_screenshot(devtools: DevTools, path: Path) -> bytes:
