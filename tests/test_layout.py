@@ -28,6 +28,7 @@ LAYERS: list[set[str]] = [
     {"stores"},
     {"_prune", "_tracker", "_follow", "_receipts", "_deadlines", "_listing"},
     {"_stats", "_render", "diagrams", "simulate"},
+    {"_trend"},
     {"cli", "web", "postgres", "forward", "__init__"},
 ]
 #: Inside ``stores``: protocol and hooks, unit of work and row encodings, the memory store

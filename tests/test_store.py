@@ -353,6 +353,27 @@ def test_milestones_come_from_accepted_history(open_store: StoreFactory) -> None
     }
 
 
+def test_milestones_since_a_time_are_those_of_the_messages_first_reported_then(
+    open_store: StoreFactory,
+) -> None:
+    """``milestones(since)`` keeps the messages whose first report is at or after ``since``."""
+    tracker = Tracker(open_store())
+    tracker.apply_many(
+        [
+            ev("old", S.QUEUED, 100),
+            ev("old", S.DEVICE_ACK, 900),  # delivered inside the window, sent before it
+            ev("edge", S.QUEUED, 500),
+            ev("edge", S.DEVICE_ACK, 700),
+            ev("new", S.SENT_TO_SUPPLIER, 800),
+            ev("early", S.DEVICE_ACK, 1000),
+            ev("early", S.QUEUED, 200),  # arrives late, but moves the first report back
+        ]
+    )
+    got = {m.message_id: m.first_ms for m in tracker.store.milestones(BASE_MS + 500)}
+    assert got == {"edge": BASE_MS + 500, "new": BASE_MS + 800}
+    assert {m.message_id for m in tracker.store.milestones(None)} == {"old", "edge", "new", "early"}
+
+
 def test_a_group_of_bodies_is_stored_and_settled_together(open_store: StoreFactory) -> None:
     """receive_many stores valid bodies, dead-letters bad ones, and reports each in order."""
     tracker = Tracker(open_store())

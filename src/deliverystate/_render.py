@@ -20,6 +20,7 @@ __all__ = [
     "PALETTE",
     "Colours",
     "change_json",
+    "duration",
     "iso",
     "listed_json",
     "state_json",
@@ -42,6 +43,15 @@ PALETTE: Mapping[Kind, Colours] = {
     Kind.DELIVERED: Colours("#dcfae6", "#067647", "#074d31"),
     Kind.PROGRESS: Colours("#eff4ff", "#3538cd", "#2d31a6"),
 }
+
+
+def duration(seconds: float) -> str:
+    """A duration as people read it: seconds up to two minutes, minutes up to two hours, hours."""
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def iso(timestamp_ms: int) -> str:

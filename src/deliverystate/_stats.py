@@ -156,13 +156,11 @@ UNKNOWN_CHANNEL = "unknown"
 
 
 def _latencies(
-    milestones: Iterable[Milestones], since_ms: int | None
+    milestones: Iterable[Milestones],
 ) -> dict[str | None, tuple[list[float], list[float]]]:
     """Seconds to delivery and to read, per channel (None: every channel together)."""
     found: dict[str | None, tuple[list[float], list[float]]] = {None: ([], [])}
     for m in milestones:
-        if since_ms is not None and m.first_ms < since_ms:
-            continue
         for key in (None, m.channel or UNKNOWN_CHANNEL):
             to_delivery, to_read = found.setdefault(key, ([], []))
             if m.delivered_ms is not None:
@@ -173,11 +171,16 @@ def _latencies(
 
 
 def delivery_stats(
-    store: Store, now: datetime | None = None, since: datetime | None = None
+    store: Store,
+    now: datetime | None = None,
+    since: datetime | None = None,
+    milestones: Iterable[Milestones] | None = None,
 ) -> DeliveryStats:
     """The statistics of what ``store`` tracks (first reported since ``since``, if given).
 
     Overdue is counted as of ``now`` (the clock by default), over every message.
+    ``milestones`` are ``store.milestones(since)`` when the caller has already
+    read them (the status page reads them once for these figures and its chart).
     """
     since_ms = None if since is None else ms_from_datetime(since)
     by_channel_status = store.count_by_channel(since_ms)
@@ -188,7 +191,7 @@ def delivery_stats(
         by_status[status] += count
         by_category[status.category] += count
         channel_kinds.setdefault(channel or UNKNOWN_CHANNEL, Counter())[status.kind] += count
-    latencies = _latencies(store.milestones(), since_ms)
+    latencies = _latencies(store.milestones(since_ms) if milestones is None else milestones)
     by_channel = {
         name: ChannelStats(
             sum(kinds.values()),

@@ -15,7 +15,7 @@ from rich.text import Text
 from .._catalog import Kind, Origin, Status
 from .._events import MessageState
 from .._reconcile import Outcome
-from .._render import iso, table_time
+from .._render import duration, iso, table_time
 from .._stats import DeliveryStats, FeedStatus, Latency
 from ..stores import DeadLetter, HistoryEntry
 from ._replay import ReplayResult
@@ -146,20 +146,12 @@ def stats_table(stats: DeliveryStats, db: str) -> Table:
     return table
 
 
-def _seconds(value: float) -> str:
-    if value < 120:
-        return f"{value:.1f} s"
-    if value < 7200:
-        return f"{value / 60:.1f} min"
-    return f"{value / 3600:.1f} h"
-
-
 def _latency(value: Latency | None) -> str:
     if value is None:
         return "no data"
     return (
-        f"median {_seconds(value.median_s)}, p90 {_seconds(value.p90_s)}, "
-        f"p95 {_seconds(value.p95_s)} (n={value.count})"
+        f"median {duration(value.median_s)}, p90 {duration(value.p90_s)}, "
+        f"p95 {duration(value.p95_s)} (n={value.count})"
     )
 
 

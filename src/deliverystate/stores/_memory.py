@@ -332,11 +332,13 @@ class MemoryStore(MemoryFeed):
                 return {}
             return dict(Counter(status_of(record, policy) for record in self._records.values()))
 
-    def milestones(self) -> Iterable[Milestones]:
+    def milestones(self, since_ms: int | None = None) -> Iterable[Milestones]:
         """First report, first delivery and first read of each message, from history."""
         with self._lock:
             timelines = [list(entries) for entries in self._history.values()]
         for entries in timelines:
+            if since_ms is not None and min(e.event.timestamp_ms for e in entries) < since_ms:
+                continue
             accepted = [e.event for e in entries if e.outcome is not Outcome.REJECTED]
             if not accepted:
                 continue

@@ -217,8 +217,14 @@ class Store(Protocol):
     ) -> Mapping[tuple[str | None, Status], int]:
         """How many messages are in each (channel, status), first reported since ``since_ms``."""
 
-    def milestones(self) -> Iterable[Milestones]:
-        """For every message with history: first report, first delivery, first read."""
+    def milestones(self, since_ms: int | None = None) -> Iterable[Milestones]:
+        """For every message with history: first report, first delivery, first read.
+
+        With ``since_ms``, only the messages first reported at or after it (the
+        messages ``count_by_channel(since_ms)`` counts), read through the index
+        on the first report's time: the status page asks for the last day of a
+        store that may hold a month.
+        """
 
     def add_dead_letter(self, payload: str, error: str) -> DeadLetter:
         """Keep a payload that could not be parsed."""

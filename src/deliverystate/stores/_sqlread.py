@@ -54,14 +54,22 @@ class SQLReads(SQLBase):
         rows = self._read("SELECT status, COUNT(*) FROM ds_messages GROUP BY status")
         return {Status.from_code(row[0]): int(row[1]) for row in rows}
 
-    def milestones(self) -> Iterable[Milestones]:
+    def milestones(self, since_ms: int | None = None) -> Iterable[Milestones]:
         """First report, first delivery and first read of each message, from history."""
+        recent: str = ""
+        params: tuple[int, ...] = ()
+        if since_ms is not None:
+            recent = "AND message_id IN (SELECT message_id FROM ds_messages WHERE first_ms >= ?) "
+            params = (since_ms,)
         rows = self._read(
-            "SELECT message_id, MIN(timestamp_ms), "
-            f"MIN(CASE WHEN status IN ({int(Status.DEVICE_ACK)}, {int(Status.READ)}) "
-            "THEN timestamp_ms END), "
-            f"MIN(CASE WHEN status = {int(Status.READ)} THEN timestamp_ms END), MAX(channel) "
-            "FROM ds_history WHERE outcome <> 'rejected' GROUP BY message_id"
+            self._sql(
+                "SELECT message_id, MIN(timestamp_ms), "
+                f"MIN(CASE WHEN status IN ({int(Status.DEVICE_ACK)}, {int(Status.READ)}) "
+                "THEN timestamp_ms END), "
+                f"MIN(CASE WHEN status = {int(Status.READ)} THEN timestamp_ms END), MAX(channel) "
+                f"FROM ds_history WHERE outcome <> 'rejected' {recent}GROUP BY message_id"
+            ),
+            params,
         )
         return (Milestones(row[0], row[1], row[2], row[3], row[4]) for row in rows)
 
