@@ -109,6 +109,16 @@ def serving(app: Any) -> Iterator[str]:
         thread.join(20)
 
 
+@contextlib.contextmanager
+def receiver(tracker: Tracker, **options: Any) -> Iterator[httpx.Client]:
+    """A receiver over ``tracker`` on loopback, and a client bound to it."""
+    with (
+        serving(create_app(tracker, **options)) as base,
+        httpx.Client(base_url=base, timeout=30) as client,
+    ):
+        yield client
+
+
 @pytest.fixture
 def tracker(tmp_path: Path) -> Iterator[Tracker]:
     """A tracker over a fresh SQLite file: the store ``deliverystate serve`` uses."""

@@ -14,19 +14,21 @@ import base64
 import contextlib
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from deliverystate import SQLiteStore, Tracker
+from deliverystate import SQLiteStore, Status, StatusEvent, Tracker
 from deliverystate.web import create_app
 
 from .test_web import T0, one_api, post_json, serving
@@ -201,7 +203,7 @@ def test_status_page_in_chromium_shows_counts_and_finds_a_message(tmp_path: Path
                 assert counts == {"DEVICE_ACK": "3", "READ": "1", "EXPIRED": "2"}
                 assert devtools.evaluate("document.getElementById('total').textContent") == "6"
                 assert devtools.evaluate("document.querySelectorAll('#lifecycle svg').length") == 1
-                assert devtools.evaluate("document.querySelectorAll('#recent a').length") == 6
+                assert devtools.evaluate("document.querySelectorAll('#recent td.id a').length") == 6
                 keep_screenshot(devtools, tmp_path / "status-page.png")
 
                 # type the id into the search box and click the button, as a person would
@@ -247,3 +249,116 @@ def test_status_page_in_chromium_shows_counts_and_finds_a_message(tmp_path: Path
                     )
                 ]
                 assert problems == []
+
+
+def recent_traffic(tracker: Tracker, now: datetime, messages: int = 120) -> dict[str, int]:
+    """A day of traffic ending ``now``, on both channels; returns how many messages failed."""
+    rng = random.Random(7)
+    failed = 0
+    for index in range(messages):
+        channel = "whatsapp" if index % 3 == 0 else "sms"
+        sent = now - timedelta(minutes=rng.randint(5, 20 * 60))
+        message_id = f"{channel[:2]}-{index:03d}"
+        reports = [(Status.QUEUED, sent), (Status.SENT_TO_SUPPLIER, sent + timedelta(seconds=1))]
+        roll = rng.random()
+        if roll < 0.8:
+            reports.append((Status.DEVICE_ACK, sent + timedelta(seconds=rng.randint(3, 90))))
+            if channel == "whatsapp" and rng.random() < 0.5:
+                reports.append((Status.READ, sent + timedelta(minutes=rng.randint(1, 120))))
+        elif roll < 0.9:
+            failed += 1
+            reports.append((Status.DELIVERY_FAILURE, sent + timedelta(seconds=30)))
+        tracker.apply_many(StatusEvent(message_id, s, at, channel) for s, at in reports)
+    return {"failed": failed}
+
+
+def column_of_list(index: int) -> str:
+    """JavaScript: the text of column ``index`` of every row of the message list."""
+    return f"[...document.querySelectorAll('#list tbody tr')].map(r => r.cells[{index}].innerText)"
+
+
+def click(devtools: DevTools, selector: str) -> None:
+    """Press and release the mouse on the middle of the element ``selector`` finds."""
+    box = devtools.evaluate(
+        f"(() => {{ const e = document.querySelector({json.dumps(selector)}); "
+        "e.scrollIntoView({block: 'center'}); const r = e.getBoundingClientRect(); "
+        "return [r.x + r.width / 2, r.y + r.height / 2]; })()"
+    )
+    devtools.events.clear()
+    for kind in ("mousePressed", "mouseReleased"):
+        devtools.call(
+            "Input.dispatchMouseEvent", type=kind, x=box[0], y=box[1], button="left", clickCount=1
+        )
+
+
+def test_status_page_charts_delivery_links_to_lists_and_fits_a_phone(tmp_path: Path) -> None:
+    """Chromium draws the channel figures and chart; a status opens its list; 390 px fits."""
+    store = SQLiteStore(tmp_path / "browser.sqlite3")
+    with contextlib.closing(store):
+        tracker = Tracker(store)
+        failed = recent_traffic(tracker, datetime.now(timezone.utc))["failed"]
+        with serving(create_app(tracker)) as base, httpx.Client(base_url=base) as client:
+            client.post(
+                "/callbacks/clickatell",
+                content=b'{"event": ',
+                headers={"content-type": "application/json"},
+            )  # kept as a dead letter
+            with chromium() as devtools:
+                devtools.call("Page.enable")
+                devtools.call("Runtime.enable")
+                devtools.navigate(f"{base}/")
+                channels = devtools.evaluate(
+                    "[...document.querySelectorAll('#channels tbody tr')]"
+                    ".map(r => [r.dataset.channel, r.cells[1].textContent])"
+                )
+                assert channels == [["sms", "80"], ["whatsapp", "40"]]
+                assert devtools.evaluate("document.querySelectorAll('#trend circle').length") > 10
+                assert (
+                    devtools.evaluate("document.getElementById('dead-letter-count').textContent")
+                    == "1"
+                )
+                keep_screenshot(devtools, tmp_path / "status-page-wide.png")
+
+                click(devtools, "#counts tr[data-status=DELIVERY_FAILURE] a")
+                devtools.wait_until_loaded(f"{base}/list?status=DELIVERY_FAILURE")
+                statuses = devtools.evaluate(column_of_list(1))
+                assert statuses == ["DELIVERY_FAILURE"] * failed
+                keep_screenshot(devtools, tmp_path / "list-failed.png")
+
+                devtools.call(
+                    "Emulation.setDeviceMetricsOverride",
+                    width=390,
+                    height=844,
+                    deviceScaleFactor=2,
+                    mobile=True,
+                )
+                for path, name in (("/", "status-page-390.png"), ("/list", "list-390.png")):
+                    devtools.navigate(f"{base}{path}")
+                    # nothing pushes the page sideways: wide tables scroll inside their box
+                    width = devtools.evaluate("document.documentElement.scrollWidth")
+                    assert width <= 390, f"{path} is {width} px wide at 390 px"
+                    keep_screenshot(devtools, tmp_path / name)
+
+
+def test_the_page_asks_for_the_token_in_a_form_and_keeps_the_filters(tmp_path: Path) -> None:
+    """Without the token a browser gets a form; typing it opens the list that was asked for."""
+    store = SQLiteStore(tmp_path / "browser.sqlite3")
+    with contextlib.closing(store):
+        tracker = Tracker(store)
+        recent_traffic(tracker, datetime.now(timezone.utc), messages=12)
+        with serving(create_app(tracker, token="open sesame")) as base, chromium() as devtools:
+            devtools.call("Page.enable")
+            devtools.call("Runtime.enable")
+            devtools.navigate(f"{base}/list?channel=whatsapp")
+            assert devtools.evaluate("document.querySelectorAll('#sign-in form').length") == 1
+            keep_screenshot(devtools, tmp_path / "sign-in.png")
+            devtools.evaluate("document.getElementById('token').focus()")
+            devtools.call("Input.insertText", text="open sesame")
+            click(devtools, "#sign-in button")
+            devtools.wait_until_loaded(f"{base}/list?channel=whatsapp")
+            channels = devtools.evaluate(column_of_list(2))
+            assert channels == ["whatsapp"] * 4
+            # the token rides along in the links, so the next click still gets through
+            click(devtools, "a[href^='/?']")
+            devtools.wait_until_loaded(f"{base}/?")
+            assert devtools.evaluate("document.querySelectorAll('#counts').length") == 1

@@ -7,7 +7,6 @@ expected numbers are written out by hand from what each test posts.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -25,10 +24,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from deliverystate import MemoryStore, SQLiteStore, Status, StatusEvent, StoreUnavailable, Tracker
 from deliverystate.simulate import callback_body
-from deliverystate.web import create_app
 from deliverystate.web._metrics import field_label
 
-from .test_web import T0, URL, one_api, post_json, serving
+from .test_web import T0, URL, one_api, post_json, receiver
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 EVENTS = "deliverystate_callback_events_total"
@@ -43,16 +41,6 @@ def tracker(tmp_path: Path) -> Iterator[Tracker]:
     store = SQLiteStore(tmp_path / "metrics.sqlite3")
     yield Tracker(store)
     store.close()
-
-
-@contextlib.contextmanager
-def receiver(tracker: Tracker, **options: Any) -> Iterator[httpx.Client]:
-    """A receiver over ``tracker`` on loopback, and a client bound to it."""
-    with (
-        serving(create_app(tracker, **options)) as base,
-        httpx.Client(base_url=base, timeout=30) as client,
-    ):
-        yield client
 
 
 def scrape(client: httpx.Client, **kwargs: Any) -> Samples:

@@ -60,11 +60,17 @@ Endpoints
 * ``GET /messages/{message_id}``: the state and its timeline as JSON (status
   names and codes, outcomes, ISO 8601 UTC times with milliseconds); 404 for a
   message nobody reported.
-* ``GET /``: the status page (counts by status, recent messages, a search box
-  that is a plain GET form with ``?message_id=``, the lifecycle diagram as
-  inline SVG, or as mermaid text without Graphviz).  Server-rendered, every
-  value escaped, no script, nothing loaded from elsewhere (a strict
-  Content-Security-Policy says so to the browser).
+* ``GET /``: the status page: delivery and read rates and p50/p90 latencies
+  per channel over a window (``?window=1h|24h|7d|30d``) with a chart over
+  time (inline SVG); counts by status, each a link to its list; the store's
+  newest messages; deadlines; the dead letter (count and newest bodies); the
+  change feed's consumers; a search box (a plain GET form with
+  ``?message_id=``); the lifecycle diagram (inline SVG, or mermaid text
+  without Graphviz).  ``?refresh=10`` or ``60`` reloads it by itself.
+  Server-rendered, every value escaped, no script, nothing loaded from
+  elsewhere (a strict Content-Security-Policy says so to the browser).
+* ``GET /list``: the message list as a page, with a filter form and "next
+  page" links; the same parameters as ``GET /messages``.
 * ``GET /healthz``: 200 while the store answers the status page's read
   (counts over every message), else 503; never behind the secret, and it
   reveals nothing.
@@ -103,10 +109,16 @@ Decisions
   credentials where you can.  The access log of :func:`serve` writes
   ``token=[redacted]`` in place of the value; uvicorn's own access log, which
   would write it out, is always off (see ``_logs``).
-* **"Recent messages" are recent in this process**: the store has no query
-  for them, so the app keeps the last few message ids it received in a
-  bounded in-memory list.  Another worker's messages, or those from before a
-  restart, are found with the search box.
+* **Every figure on the page comes from the store**, so every worker (and a
+  restarted one) shows the same page.  The delivery figures read the history
+  of every message first reported in the window; they are kept for
+  ``_figures.FIGURES_TTL_SECONDS`` (10 s) per window, so pages left on
+  auto-refresh share one read, and the page says when they were read.
+* **Pages ask for the token with a form.**  With a token configured, a page
+  opened without it answers 401 with a small form that GETs the same page
+  with ``?token=`` (its other parameters kept), and the page's links carry
+  the token on.  With only Basic credentials configured, the browser's own
+  prompt asks.  JSON endpoints answer a JSON 401 either way.
 
 Mounting
 --------

@@ -12,8 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -32,8 +31,10 @@ from .._tracker import Tracker
 from ..errors import DeliveryStateError, InvalidCallback, StoreUnavailable
 from ..stores import Summary
 from ._auth import TOKEN_PARAM, Guard
+from ._figures import FigureCache
 from ._intake import IntakeThread
 from ._metrics import ReceiverMetrics
+from ._page import WINDOWS
 from ._reads import ReadEndpoints, json_error
 from ._requests import (
     BODY_TIMEOUT_SECONDS,
@@ -140,7 +141,7 @@ def _json_refusal(body: bytes) -> InvalidCallback | None:
 
 
 class _Receiver(ReadEndpoints):
-    """The app's state and endpoints: the tracker, the secret, the recent ids, the re-apply."""
+    """The app's state and endpoints: the tracker, the secret, the page's figures, the re-apply."""
 
     def __init__(
         self, tracker: Tracker, guard: Guard, recent: int, body_timeout: float, close_store: bool
@@ -151,8 +152,8 @@ class _Receiver(ReadEndpoints):
         self.close_store = close_store
         self.guard = guard
         self.deadline = BodyDeadline(body_timeout)
-        self._recent_size = recent
-        self._recent: OrderedDict[str, None] = OrderedDict()
+        self.recent_size = recent
+        self._figures = FigureCache(tracker.store, WINDOWS)
         self._redrain = asyncio.Event()
         self._intake = IntakeThread(tracker)
         self.metrics = ReceiverMetrics(tracker.store)
@@ -299,7 +300,6 @@ class _Receiver(ReadEndpoints):
             return error_response(error, "the callback was not stored")
         assert isinstance(received, Receipt)
         self.metrics.received(received)
-        self._remember(event.message_id for event in received.events)
         if received.summary is None and received.dead_letter is None:
             self._redrain.set()
         return _receipt_response(received)
@@ -309,16 +309,6 @@ class _Receiver(ReadEndpoints):
         self.metrics.refused(invalid)
         logger.warning("answered 400, the body is kept in the dead letter: %s", invalid)
         return error_response(invalid, "")
-
-    def _remember(self, message_ids: Iterable[str]) -> None:
-        """Keep the most recently heard message ids (runs on the event loop: no lock)."""
-        if not self._recent_size:
-            return
-        for message_id in message_ids:
-            self._recent[message_id] = None
-            self._recent.move_to_end(message_id)
-        while len(self._recent) > self._recent_size:
-            self._recent.popitem(last=False)
 
 
 def _route_path(scope: Scope) -> str:
@@ -387,8 +377,8 @@ def create_app(
     """The webhook receiver for ``tracker`` as a Starlette ASGI app.
 
     ``token`` and ``basic_auth`` set the shared secret (off by default: see the
-    package's documentation); ``recent`` is how many recently received message
-    ids the status page lists; ``body_timeout`` how many seconds a request
+    package's documentation); ``recent`` is how many of the store's newest
+    messages the status page lists; ``body_timeout`` how many seconds a request
     body may take to arrive (408 after that).  The tracker's store is called
     from worker threads, so it must be thread-safe, as every store in this
     package is.  The app's lifespan drains the inbox at start-up and stops the
@@ -405,6 +395,7 @@ def create_app(
         Route("/messages/{message_id:path}", receiver.message, methods=["GET"]),
         Route("/healthz", receiver.healthz, methods=["GET"]),
         Route("/metrics", receiver.metrics_text, methods=["GET"]),
+        Route("/list", receiver.list_page, methods=["GET"]),
         Route("/", receiver.page, methods=["GET"]),
     ]
     app = Starlette(

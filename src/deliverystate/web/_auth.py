@@ -44,6 +44,11 @@ class Guard:
         return self._token is not None or self._basic is not None
 
     @property
+    def wants_token(self) -> bool:
+        """Whether a token is one of the accepted secrets (a page then asks for it in a form)."""
+        return self._token is not None
+
+    @property
     def challenge(self) -> dict[str, str]:
         """Headers of a 401: a Basic challenge, so a browser asks for the credentials."""
         if self._basic is None:

@@ -11,19 +11,22 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
+import attrs
 from starlette.datastructures import QueryParams
 
 from .._listing import decode_cursor, encode_cursor, message_query
 from .._render import listed_json
 from .._tracker import Tracker
+from ..stores import MessageQuery
 
-__all__ = ["MAX_LIMIT", "list_messages"]
+__all__ = ["KNOWN_PARAMS", "MAX_LIMIT", "ListRequest", "list_messages", "read_list_request"]
 
 #: The largest page ``GET /messages`` gives.
 MAX_LIMIT = 1000
 _DEFAULT_LIMIT = 50
 _TRUE = {"1", "true", "yes", "on"}
-_KNOWN = {
+#: The parameters a list request may hold (``token`` is the shared secret's).
+KNOWN_PARAMS = {
     "status",
     "category",
     "failed",
@@ -39,42 +42,65 @@ _KNOWN = {
 
 
 def _limit(text: str | None) -> int:
-    if text is None:
+    if text is None or not text.strip():
         return _DEFAULT_LIMIT
     if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
         raise ValueError(f"limit {text!r} is not a number from 1 to {MAX_LIMIT}")
     return int(text)
 
 
-def list_messages(tracker: Tracker, params: QueryParams) -> tuple[int, dict[str, Any]]:
-    """The status code and JSON body answering ``GET /messages`` with ``params``.
+def _text(params: QueryParams, name: str) -> str | None:
+    """A parameter's value, or None when it is missing or blank (as an empty form field sends)."""
+    value = params.get(name)
+    return value if value is not None and value.strip() else None
 
-    An unknown parameter is refused (400) rather than ignored: a misspelt
-    filter would otherwise list every message as if it had matched.
+
+@attrs.frozen
+class ListRequest:
+    """A list request read from the query string: which messages, how many, after which."""
+
+    query: MessageQuery
+    limit: int
+    before: tuple[int, str] | None
+
+
+def read_list_request(params: QueryParams, now: datetime | None = None) -> ListRequest:
+    """The list ``params`` ask for; ``ValueError`` naming the first parameter that is wrong.
+
+    An unknown parameter is refused rather than ignored: a misspelt filter
+    would otherwise list every message as if it had matched.  Blank values
+    (an empty field of the status page's filter form) mean "no filter".
     """
-    unknown = sorted(set(params.keys()) - _KNOWN)
+    unknown = sorted(set(params.keys()) - KNOWN_PARAMS)
     if unknown:
-        return 400, {"error": f"unknown parameter {unknown[0]!r}", "known": sorted(_KNOWN)}
-    try:
-        query = message_query(
-            statuses=params.getlist("status"),
-            categories=params.getlist("category"),
-            failed=params.get("failed", "").lower() in _TRUE,
-            channel=params.get("channel"),
-            since=params.get("since"),
-            until=params.get("until"),
-            overdue_at=(
-                datetime.now(timezone.utc) if params.get("overdue", "").lower() in _TRUE else None
-            ),
-            client_message_id=params.get("client_message_id"),
+        raise ValueError(
+            f"unknown parameter {unknown[0]!r}; known: {', '.join(sorted(KNOWN_PARAMS))}"
         )
-        limit = _limit(params.get("limit"))
-        cursor = params.get("cursor")
-        before = None if cursor is None else decode_cursor(cursor)
+    overdue = params.get("overdue", "").lower() in _TRUE
+    query = message_query(
+        statuses=[v for v in params.getlist("status") if v.strip()],
+        categories=[v for v in params.getlist("category") if v.strip()],
+        failed=params.get("failed", "").lower() in _TRUE,
+        channel=_text(params, "channel"),
+        since=_text(params, "since"),
+        until=_text(params, "until"),
+        overdue_at=(now or datetime.now(timezone.utc)) if overdue else None,
+        client_message_id=_text(params, "client_message_id"),
+    )
+    cursor = _text(params, "cursor")
+    return ListRequest(
+        query, _limit(params.get("limit")), None if cursor is None else decode_cursor(cursor)
+    )
+
+
+def list_messages(tracker: Tracker, params: QueryParams) -> tuple[int, dict[str, Any]]:
+    """The status code and JSON body answering ``GET /messages`` with ``params``."""
+    try:
+        wanted = read_list_request(params)
     except ValueError as error:
         return 400, {"error": str(error)}
-    page = tracker.messages(query, limit=limit, before=before)
+    page = tracker.messages(wanted.query, limit=wanted.limit, before=wanted.before)
     return 200, {
         "messages": [listed_json(item) for item in page],
-        "next_cursor": encode_cursor(page[-1]) if len(page) == limit else None,
+        "next_cursor": encode_cursor(page[-1]) if len(page) == wanted.limit else None,
     }

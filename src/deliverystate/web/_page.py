@@ -1,51 +1,68 @@
 """The status page: a pure function from what the store said to one HTML document.
 
-Server-rendered, every value escaped with :func:`html.escape`, no script and
-nothing loaded from elsewhere (the app sends a strict Content-Security-Policy
-with it).  The style is ``page.css`` beside this module, plus the colours of
-the three kinds of status taken from ``_render.PALETTE``, so the page and the
-diagrams share one legend.
+Server-rendered like every page (see ``_html``): counts by status, each a
+link to the filtered list; delivery by channel over a chosen window, with a
+chart (``_chart``); the newest messages, deadlines, dead letters and the
+change feed as the store holds them, so every worker's page shows the same;
+a search box; and the lifecycle diagram.
 """
 
 from __future__ import annotations
 
 import functools
-import html
 import shlex
 import subprocess
 from collections.abc import Mapping, Sequence
-from importlib import resources
-from urllib.parse import quote, urlencode
+from datetime import timedelta
+from urllib.parse import quote
 
 import attrs
 
-from .._catalog import Status
-from .._events import MessageState
-from .._render import PALETTE, iso
-from .._stats import FeedStatus
+from .._catalog import Kind, Status
+from .._events import MessageState, ms_from_datetime
+from .._render import duration, iso
+from .._stats import ChannelStats, DeliveryStats, FeedStatus, Latency
+from .._trend import Trend
 from ..diagrams import lifecycle_dot, lifecycle_mermaid, render_svg
 from ..errors import GraphvizNotFound
-from ..stores import HistoryEntry
-from ._auth import TOKEN_PARAM
+from ..stores import DeadLetter, HistoryEntry, Listed
+from ._chart import trend_figure
+from ._html import Links, badge, document, esc, refresh_nav
 
-__all__ = ["PageData", "lifecycle_figure", "render_page"]
+__all__ = [
+    "DEAD_LETTERS_SHOWN",
+    "DEFAULT_WINDOW",
+    "MESSAGE_HEADINGS",
+    "WINDOWS",
+    "PageData",
+    "lifecycle_figure",
+    "message_rows",
+    "render_page",
+]
 
-esc = html.escape
+#: The windows the delivery section offers: name -> (slots, length of a slot).
+WINDOWS: Mapping[str, tuple[int, timedelta]] = {
+    "1h": (12, timedelta(minutes=5)),
+    "24h": (24, timedelta(hours=1)),
+    "7d": (28, timedelta(hours=6)),
+    "30d": (30, timedelta(days=1)),
+}
+DEFAULT_WINDOW = "24h"
+#: How many dead letters the page lists (the newest; the CLI shows them all).
+DEAD_LETTERS_SHOWN = 10
 
 
 @attrs.frozen
 class PageData:
     """Everything the page shows, read from the store before rendering."""
 
-    #: The prefix the app is mounted under ("" at the root).
-    root: str
+    #: Builds links under the app's prefix, carrying the token when it came in the URL.
+    links: Links
     #: Whether a shared secret protects the receiver (the page warns when not).
     secret_set: bool
-    #: The token to carry in links and the search form, when it came in the URL.
-    token: str | None
     counts: Mapping[Status, int]
-    #: (message id, its state or None) for the recently heard messages, newest first.
-    recent: Sequence[tuple[str, MessageState | None]]
+    #: The newest messages in the store (by first report), newest first.
+    recent: Sequence[Listed]
     #: The message id searched for, if any, and what was found for it.
     wanted: str | None = None
     found: tuple[MessageState, Sequence[HistoryEntry]] | None = None
@@ -54,18 +71,26 @@ class PageData:
     #: Registered messages past their deadline, and messages a sweep expired.
     overdue: int = 0
     local_expiries: int = 0
+    #: How many bodies wait in the dead letter, and the newest of them.
+    dead_letters: int = 0
+    dead_letter_sample: Sequence[DeadLetter] = ()
+    #: The delivery section's window (a key of ``WINDOWS``), its figures and its chart.
+    window: str = DEFAULT_WINDOW
+    stats: DeliveryStats | None = None
+    trend: Trend | None = None
+    #: The auto-refresh period in seconds, if on.
+    refresh: int | None = None
+    #: When the figures were read (ms since the epoch).
+    as_of_ms: int = 0
 
-
-@functools.cache
-def style() -> str:
-    """The page's CSS: ``page.css`` and the kinds' colours from the palette."""
-    base = resources.files(__package__).joinpath("page.css").read_text(encoding="utf-8")
-    kinds = "".join(
-        f".{kind.value} {{ background: {c.fill}; border-color: {c.stroke}; color: {c.text}; }}\n"
-        f".bar.{kind.value} {{ background: {c.stroke}; }}\n"
-        for kind, c in PALETTE.items()
-    )
-    return base + kinds
+    def params(self, **changes: str | None) -> list[tuple[str, str]]:
+        """This page's own query parameters, with ``changes`` (None removes one)."""
+        current: dict[str, str | None] = {
+            "window": None if self.window == DEFAULT_WINDOW else self.window,
+            "refresh": None if self.refresh is None else str(self.refresh),
+        }
+        current.update(changes)
+        return [(k, v) for k, v in current.items() if v is not None]
 
 
 @functools.cache
@@ -83,23 +108,11 @@ def lifecycle_figure() -> str:
     return svg[start:] if start >= 0 else f"<pre>{esc(lifecycle_mermaid())}</pre>"
 
 
-def _badge(status: Status) -> str:
-    return f'<span class="badge {status.kind.value}">{esc(status.name)}</span>'
-
-
-def _link(data: PageData, message_id: str) -> str:
-    query = {"message_id": message_id}
-    if data.token is not None:
-        query[TOKEN_PARAM] = data.token
-    return esc(f"{data.root}/?{urlencode(query)}")
-
-
 def _search_section(data: PageData) -> str:
-    token = data.token
-    hidden = f'<input type="hidden" name="{TOKEN_PARAM}" value="{esc(token)}">' if token else ""
     parts = [
         '<section id="search"><h2>Find a message</h2>',
-        f'<form method="get" action="{esc(data.root)}/" role="search">{hidden}',
+        f'<form method="get" action="{esc(data.links.root)}/" role="search">',
+        data.links.hidden_token(),
         '<input type="search" id="message_id" name="message_id" '
         f'placeholder="message id" value="{esc(data.wanted or "")}" aria-label="message id">',
         '<button type="submit">Search</button></form>',
@@ -119,11 +132,11 @@ def _result(data: PageData) -> str:
     state, timeline = data.found
     rows = "".join(
         f'<tr><td class="time">{esc(iso(e.event.timestamp_ms))}</td>'
-        f"<td>{_badge(e.event.status)}</td>"
+        f"<td>{badge(e.event.status)}</td>"
         f"<td>{esc(e.outcome.value)}</td><td>{esc(e.event.channel or '')}</td></tr>"
         for e in timeline
     )
-    json_href = esc(f"{data.root}/messages/{quote(state.message_id, safe='')}")
+    json_href = data.links.to(f"/messages/{quote(state.message_id, safe='')}")
     details = [f"since {esc(iso(state.timestamp_ms))} ({esc(state.status.description)})"]
     if state.channel:
         details.append(f"channel {esc(state.channel)}")
@@ -131,17 +144,80 @@ def _result(data: PageData) -> str:
         details.append(f"client id <code>{esc(state.client_message_id)}</code>")
     return (
         f'<div id="result" class="found"><p><code>{esc(state.message_id)}</code> is '
-        f"{_badge(state.status)} {', '.join(details)}."
+        f"{badge(state.status)} {', '.join(details)}."
         f' <a href="{json_href}">As JSON</a></p>'
-        "<table><thead><tr><th>provider time (UTC)</th><th>report</th><th>outcome</th>"
-        f"<th>channel</th></tr></thead><tbody>{rows}</tbody></table></div>"
+        '<div class="scroll"><table><thead><tr><th>provider time (UTC)</th><th>report</th>'
+        f"<th>outcome</th><th>channel</th></tr></thead><tbody>{rows}</tbody></table></div></div>"
     )
 
 
-def _counts_section(counts: Mapping[Status, int]) -> str:
+def _seconds(latency: Latency | None, median: bool) -> str:
+    if latency is None:
+        return "-"
+    return duration(latency.median_s if median else latency.p90_s)
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{part / whole:.1%}" if whole else "-"
+
+
+def _channel_row(name: str, stats: ChannelStats) -> str:
+    delivered = stats.by_kind.get(Kind.DELIVERED, 0)
+    failed = stats.by_kind.get(Kind.FAILURE, 0)
+    read = stats.time_to_read.count if stats.time_to_read else 0
+    cells = [
+        f'<td class="num">{stats.messages:,}</td>',
+        f'<td class="num rate">{_share(delivered, stats.messages)}</td>',
+        f'<td class="num">{_share(failed, stats.messages)}</td>',
+        f'<td class="num">{_share(read, stats.messages)}</td>',
+        *(
+            f'<td class="num{"" if median else " opt"}">{_seconds(latency, median)}</td>'
+            for latency in (stats.time_to_delivery, stats.time_to_read)
+            for median in (True, False)
+        ),
+    ]
+    return f'<tr data-channel="{esc(name)}"><th scope="row">{esc(name)}</th>{"".join(cells)}</tr>'
+
+
+def _window_nav(data: PageData) -> str:
+    choices = [
+        f'<strong aria-current="true">{esc(name)}</strong>'
+        if name == data.window
+        else f'<a href="{data.links.to("/", data.params(window=name))}">{esc(name)}</a>'
+        for name in WINDOWS
+    ]
+    return f'<nav class="windows" aria-label="window">Last {" · ".join(choices)}</nav>'
+
+
+def _delivery_section(data: PageData) -> str:
+    """Delivery and read rates and latencies per channel, and the chart, over the window."""
+    stats = data.stats
+    if stats is None:
+        return ""
+    rows = "".join(_channel_row(n, c) for n, c in sorted(stats.by_channel.items()))
+    empty = "" if rows else '<p class="muted">No message was first reported in this window.</p>'
+    return (
+        '<section id="delivery"><div class="heading"><h2>Delivery by channel</h2>'
+        f"{_window_nav(data)}</div>"
+        f'<p class="muted">Messages first reported in the last {esc(data.window)}, as of '
+        f"{esc(iso(data.as_of_ms))}. p50 and p90: the median and the 90th percentile of "
+        "the time from the first report.</p>"
+        '<div class="scroll"><table id="channels"><thead><tr><th>channel</th>'
+        '<th class="num">messages</th><th class="num">delivered</th><th class="num">failed</th>'
+        '<th class="num">read</th><th class="num">delivery p50</th>'
+        '<th class="num opt">delivery p90</th><th class="num">read p50</th>'
+        '<th class="num opt">read p90</th>'
+        f"</tr></thead><tbody>{rows}</tbody></table></div>{empty}"
+        f"{'' if data.trend is None or not rows else trend_figure(data.trend)}</section>"
+    )
+
+
+def _counts_section(data: PageData) -> str:
+    counts = data.counts
     total = sum(counts.values())
     rows = "".join(
-        f'<tr data-status="{esc(status.name)}"><td>{_badge(status)}</td>'
+        f'<tr data-status="{esc(status.name)}"><td>'
+        f'<a href="{data.links.to("/list", [("status", status.name)])}">{badge(status)}</a></td>'
         f'<td class="num">{int(status)}</td>'
         f'<td class="num count">{counts[status]:,}</td>'
         f'<td class="share"><span class="bar {status.kind.value}" '
@@ -151,10 +227,12 @@ def _counts_section(counts: Mapping[Status, int]) -> str:
     empty = "" if counts else '<p class="muted">No callback received yet.</p>'
     return (
         '<section id="counts"><h2>Messages by status</h2>'
+        '<p class="muted">Every message the store tracks; a status opens its list.</p>'
         '<table><thead><tr><th>status</th><th class="num">code</th>'
         '<th class="num">messages</th><th class="share">share</th></tr></thead>'
         f"<tbody>{rows}</tbody>"
-        f'<tfoot><tr><th>total</th><th></th><th class="num" id="total">{total:,}</th>'
+        f'<tfoot><tr><th><a href="{data.links.to("/list")}">total</a></th><th></th>'
+        f'<th class="num" id="total">{total:,}</th>'
         f"<th></th></tr></tfoot></table>{empty}</section>"
     )
 
@@ -163,9 +241,11 @@ def _deadlines_section(data: PageData) -> str:
     """Overdue registered messages and local expiries (only once there are any)."""
     if not (data.overdue or data.local_expiries):
         return ""
+    overdue = data.links.to("/list", [("overdue", "1")])
     return (
         '<section id="deadlines"><h2>Deadlines</h2><table><tbody>'
-        "<tr><td>overdue: registered, past their deadline, nothing final heard</td>"
+        f'<tr><td><a href="{overdue}">overdue</a>: registered, past their deadline, '
+        "nothing final heard</td>"
         f'<td class="num" id="overdue">{data.overdue:,}</td></tr>'
         "<tr><td>expired locally: a sweep closed them at their deadline</td>"
         f'<td class="num" id="local-expiries">{data.local_expiries:,}</td></tr>'
@@ -176,21 +256,66 @@ def _deadlines_section(data: PageData) -> str:
     )
 
 
+def message_rows(data_links: Links, listed: Sequence[Listed]) -> str:
+    """Table rows for listed messages: id (a link to its timeline), status, channel, times."""
+    return "".join(
+        f'<tr><td class="id"><a href="{data_links.to("/", [("message_id", m.state.message_id)])}">'
+        f"{esc(m.state.message_id)}</a></td><td>{badge(m.state.status)}</td>"
+        f"<td>{esc(m.state.channel or '')}</td>"
+        f'<td class="time opt" title="{esc(iso(m.first_ms))}">{_short(m.first_ms)}</td>'
+        f'<td class="time" title="{esc(iso(m.state.timestamp_ms))}">'
+        f"{_short(m.state.timestamp_ms)}</td></tr>"
+        for m in listed
+    )
+
+
+def _short(timestamp_ms: int) -> str:
+    """A time to the second, as a list shows it (the cell's title holds the milliseconds)."""
+    return esc(iso(timestamp_ms)[:19].replace("T", " "))
+
+
+#: The heading of every message table (the first report's column gives way on a phone).
+MESSAGE_HEADINGS = (
+    "<thead><tr><th>message id</th><th>status</th><th>channel</th>"
+    '<th class="opt">first report (UTC)</th><th>status since (UTC)</th></tr></thead>'
+)
+
+
 def _recent_section(data: PageData) -> str:
-    rows = "".join(
-        f'<tr><td class="id"><a href="{_link(data, m)}">{esc(m)}</a></td>'
-        f"<td>{_badge(s.status) if s else ''}</td>"
-        f'<td class="time">{esc(iso(s.timestamp_ms)) if s else ""}</td></tr>'
-        for m, s in data.recent
-    )
-    empty = (
-        "" if data.recent else '<p class="muted">Nothing received since this process started.</p>'
-    )
+    empty = "" if data.recent else '<p class="muted">The store holds no message yet.</p>'
     return (
-        '<section id="recent"><h2>Recent messages</h2>'
-        '<p class="muted">Last heard by this process, newest first.</p>'
-        "<table><thead><tr><th>message id</th><th>status</th><th>provider time (UTC)</th>"
-        f"</tr></thead><tbody>{rows}</tbody></table>{empty}</section>"
+        '<section id="recent"><div class="heading"><h2>Newest messages</h2>'
+        f'<a href="{data.links.to("/list")}">All messages</a></div>'
+        '<p class="muted">From the store, newest first report first.</p>'
+        f'<div class="scroll"><table>{MESSAGE_HEADINGS}<tbody>'
+        f"{message_rows(data.links, data.recent)}</tbody></table></div>{empty}</section>"
+    )
+
+
+def _dead_letter_section(data: PageData) -> str:
+    """How many bodies wait in the dead letter, the newest of them, and what to do."""
+    rows = "".join(
+        f'<tr><td class="num">{letter.id}</td>'
+        f'<td class="time">{_short(ms_from_datetime(letter.received_at))}</td>'
+        f"<td>{esc(letter.error[:200])}</td>"
+        f'<td><code class="body">{esc(letter.payload[:160])}'
+        f"{'…' if len(letter.payload) > 160 else ''}</code></td></tr>"
+        for letter in data.dead_letter_sample
+    )
+    if not data.dead_letters:
+        return (
+            '<section id="dead-letters"><h2>Dead letter</h2><p class="muted">'
+            '<span id="dead-letter-count">0</span> bodies: every callback was read.</p></section>'
+        )
+    return (
+        '<section id="dead-letters" class="attention"><h2>Dead letter</h2>'
+        f'<p><strong id="dead-letter-count">{data.dead_letters:,}</strong> '
+        "callback bodies could not be read and are kept as they came; the newest:</p>"
+        '<div class="scroll"><table><thead><tr><th class="num">id</th><th>received (UTC)</th>'
+        f"<th>why</th><th>body</th></tr></thead><tbody>{rows}</tbody></table></div>"
+        '<p class="muted"><code>deliverystate dead-letter show ID</code> prints one whole; '
+        "<code>deliverystate dead-letter retry</code> applies again those that parse now."
+        "</p></section>"
     )
 
 
@@ -220,9 +345,9 @@ def _feed_section(feed: FeedStatus | None) -> str:
     return (
         '<section id="feed"><h2>Change feed</h2>'
         f'<p class="muted">Last change: seq {feed.last_seq:,}.</p>'
-        '<table><thead><tr><th>consumer</th><th class="num">position</th>'
+        '<div class="scroll"><table><thead><tr><th>consumer</th><th class="num">position</th>'
         '<th class="num">behind</th><th class="num">undeliverable</th></tr></thead>'
-        f"<tbody>{rows}</tbody></table></section>"
+        f"<tbody>{rows}</tbody></table></div></section>"
     )
 
 
@@ -234,22 +359,20 @@ def render_page(data: PageData, figure: str) -> str:
         else '<section class="warning"><strong>No shared secret is set.</strong> Anyone who '
         "can reach this server can post callbacks and read this page.</section>"
     )
-    return "".join(
+    body = "".join(
         [
-            '<!doctype html><html lang="en"><head><meta charset="utf-8">',
-            '<meta name="viewport" content="width=device-width, initial-scale=1">',
-            f"<title>deliverystate</title><style>{style()}</style></head><body>",
-            "<header><h1>deliverystate</h1>",
-            "<p>Clickatell delivery callbacks, reconciled</p></header><main>",
             warning,
             _undeliverable_warnings(data.feed),
             _search_section(data),
-            _counts_section(data.counts),
+            _delivery_section(data),
+            _counts_section(data),
             _deadlines_section(data),
             _recent_section(data),
+            _dead_letter_section(data),
             _feed_section(data.feed),
             '<section id="lifecycle"><h2>Lifecycle</h2>',
             f"<figure>{figure}</figure></section>",
-            "</main></body></html>",
         ]
     )
+    nav = refresh_nav(data.links, "/", data.params(), data.refresh)
+    return document("deliverystate", body, refresh=data.refresh, nav=nav)

@@ -9,11 +9,11 @@ this answers questions about them.
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from datetime import datetime, timezone
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
@@ -21,11 +21,21 @@ from .._events import MessageState, ms_from_datetime
 from .._render import state_json
 from .._stats import feed_status
 from .._tracker import Tracker
-from ..stores import HistoryEntry
+from ..stores import HistoryEntry, MessageQuery
 from ._auth import TOKEN_PARAM, Guard
-from ._listing import list_messages
+from ._figures import FigureCache
+from ._html import Links, read_refresh, sign_in_page
+from ._listing import list_messages, read_list_request
+from ._listpage import ListPage, render_list
 from ._metrics import ReceiverMetrics
-from ._page import PageData, lifecycle_figure, render_page
+from ._page import (
+    DEAD_LETTERS_SHOWN,
+    DEFAULT_WINDOW,
+    WINDOWS,
+    PageData,
+    lifecycle_figure,
+    render_page,
+)
 
 __all__ = ["ReadEndpoints", "json_error"]
 
@@ -54,7 +64,9 @@ class ReadEndpoints:
     tracker: Tracker
     guard: Guard
     metrics: ReceiverMetrics
-    _recent: OrderedDict[str, None]
+    #: How many of the newest messages the status page lists.
+    recent_size: int
+    _figures: FigureCache
 
     def _denied(self) -> JSONResponse:
         return JSONResponse(
@@ -107,35 +119,83 @@ class ReadEndpoints:
         body, content_type = await run_in_threadpool(self.metrics.exposition, accept)
         return Response(body, media_type=content_type)
 
-    async def page(self, request: Request) -> Response:
-        """The status page: counts, recent messages, search, lifecycle."""
-        if not self.guard.allows(request):
-            return self._denied()
-        wanted = request.query_params.get("message_id", "").strip() or None
+    def _sign_in(self, request: Request, path: str) -> Response:
+        """A page refused for want of the token: a form asking for it, or Basic's challenge."""
+        if self.guard.wants_token:
+            params = list(request.query_params.multi_items())
+            wrong = TOKEN_PARAM in request.query_params
+            links = Links(request.scope.get("root_path", ""))
+            return HTMLResponse(
+                sign_in_page(links, path, params, wrong),
+                status_code=401,
+                headers={**_PAGE_HEADERS, **self.guard.challenge},
+            )
+        return self._denied()
+
+    def _links(self, request: Request) -> Links:
         # keep the token in links only when it came in the URL (header and Basic resend themselves)
         token = request.query_params.get(TOKEN_PARAM) if self.guard.enabled else None
-        recent = list(reversed(self._recent))
+        return Links(request.scope.get("root_path", ""), token)
+
+    async def page(self, request: Request) -> Response:
+        """The status page: delivery by channel, counts, newest messages, dead letter, search."""
+        if not self.guard.allows(request):
+            return self._sign_in(request, "/")
+        params = request.query_params
+        wanted = params.get("message_id", "").strip() or None
+        window = params.get("window", DEFAULT_WINDOW)
+        window = window if window in WINDOWS else DEFAULT_WINDOW
+        refresh = read_refresh(params.get("refresh"))
         data = await run_in_threadpool(
-            self._page_data, request.scope.get("root_path", ""), wanted, token, recent
+            self._page_data, self._links(request), wanted, window, refresh
         )
         status = 404 if wanted is not None and data.found is None else 200
         return HTMLResponse(
             render_page(data, lifecycle_figure()), status_code=status, headers=_PAGE_HEADERS
         )
 
+    async def list_page(self, request: Request) -> Response:
+        """The message list as a page: the filter form and a page of messages (``_listpage``)."""
+        if not self.guard.allows(request):
+            return self._sign_in(request, "/list")
+        links = self._links(request)
+        params = [(k, v) for k, v in request.query_params.multi_items() if k != TOKEN_PARAM]
+        refresh = read_refresh(request.query_params.get("refresh"))
+        filters = QueryParams([(k, v) for k, v in params if k != "refresh"])
+        try:
+            wanted = read_list_request(filters)
+        except ValueError as error:
+            page = ListPage(links, params, error=str(error), refresh=refresh)
+            return HTMLResponse(render_list(page), status_code=400, headers=_PAGE_HEADERS)
+        found = await run_in_threadpool(
+            self.tracker.messages, wanted.query, limit=wanted.limit, before=wanted.before
+        )
+        page = ListPage(links, params, found, wanted.limit, refresh=refresh)
+        return HTMLResponse(render_list(page), headers=_PAGE_HEADERS)
+
     def _page_data(
-        self, root: str, wanted: str | None, token: str | None, recent: list[str]
+        self, links: Links, wanted: str | None, window: str, refresh: int | None
     ) -> PageData:
         """Everything the page shows, read from the store (in a worker thread)."""
+        store = self.tracker.store
+        now = datetime.now(timezone.utc)
+        dead = store.dead_letters()
+        figures = self._figures.get(window, now)
         return PageData(
-            root=root,
+            links=links,
             secret_set=self.guard.enabled,
-            token=token,
             counts=self.tracker.count_by_status(),
-            recent=[(m, self.tracker.get(m)) for m in recent],
+            recent=self.tracker.messages(MessageQuery(), limit=self.recent_size),
             wanted=wanted,
             found=self._lookup(wanted) if wanted is not None else None,
-            feed=feed_status(self.tracker.store),
-            overdue=self.tracker.store.count_overdue(ms_from_datetime(datetime.now(timezone.utc))),
-            local_expiries=self.tracker.store.count_local_expiries(),
+            feed=feed_status(store),
+            overdue=store.count_overdue(ms_from_datetime(now)),
+            local_expiries=store.count_local_expiries(),
+            dead_letters=len(dead),
+            dead_letter_sample=list(reversed(dead[-DEAD_LETTERS_SHOWN:])),
+            window=window,
+            stats=figures.stats,
+            trend=figures.trend,
+            refresh=refresh,
+            as_of_ms=figures.as_of_ms,
         )

@@ -1,0 +1,83 @@
+"""The status page's delivery figures, read at most every few seconds per window.
+
+They are the costly part of the page: one pass over the history of every
+message first reported in the window (``Store.milestones(since)``), which at
+a million messages a day is seconds of work.  A page left on auto-refresh in
+several browsers would repeat that pass for each; the cache answers them all
+from one read until it is ``ttl`` seconds old, and the page says when the
+figures were read.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+
+import attrs
+
+from .._events import datetime_from_ms, ms_from_datetime
+from .._stats import DeliveryStats, delivery_stats
+from .._trend import Trend, delivery_trend
+from ..stores import Store
+
+__all__ = ["FIGURES_TTL_SECONDS", "FigureCache", "Figures", "read_figures"]
+
+#: How long the figures of one window are reused.
+FIGURES_TTL_SECONDS = 10.0
+
+
+@attrs.frozen
+class Figures:
+    """Delivery statistics and the chart's slots over one window, and when they were read."""
+
+    stats: DeliveryStats
+    trend: Trend
+    as_of_ms: int
+
+
+def read_figures(store: Store, now: datetime, slots: int, step: timedelta) -> Figures:
+    """The figures of the ``slots`` whole slots of ``step`` that end at or after ``now``.
+
+    Slots are aligned to multiples of ``step`` (whole hours for a day), so
+    that refreshing the page moves the chart a slot at a time, not a little
+    every time.
+    """
+    now_ms = ms_from_datetime(now)
+    step_ms = int(step.total_seconds() * 1000)
+    end_ms = math.ceil(now_ms / step_ms) * step_ms
+    start_ms = end_ms - slots * step_ms
+    milestones = list(store.milestones(start_ms))
+    stats = delivery_stats(store, now, datetime_from_ms(start_ms), milestones)
+    return Figures(stats, delivery_trend(milestones, start_ms, step_ms, slots), now_ms)
+
+
+class FigureCache:
+    """Figures per window, each reused for ``ttl`` seconds (thread-safe; one read at a time)."""
+
+    def __init__(
+        self,
+        store: Store,
+        windows: Mapping[str, tuple[int, timedelta]],
+        ttl: float = FIGURES_TTL_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._windows = windows
+        self._ttl = ttl
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._kept: dict[str, tuple[float, Figures]] = {}
+
+    def get(self, window: str, now: datetime) -> Figures:
+        """The figures of ``window`` (a key of the windows), fresh or at most ``ttl`` old."""
+        with self._lock:
+            kept = self._kept.get(window)
+            if kept is not None and self._clock() - kept[0] < self._ttl:
+                return kept[1]
+            slots, step = self._windows[window]
+            figures = read_figures(self._store, now, slots, step)
+            self._kept[window] = (self._clock(), figures)
+            return figures
