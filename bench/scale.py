@@ -23,7 +23,10 @@ reported.  ``--quick`` (CI) measures 10k and 1M with fewer batches.
 
 At each size it also times reading one page of 50 from the message list
 (``Store.messages``): the newest, the failed, those sent in the last minute,
-one client id, the overdue ones.
+one client id, the overdue ones; and reading the status page's delivery
+figures (``web._figures.read_figures``) over its last-hour and last-day
+windows, ending when the last message was sent: the messages are sent 100 a
+second, so the hour holds the newest 360,000 and the day every message.
 """
 
 from __future__ import annotations
@@ -44,7 +47,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import machine, print_table
 from deliverystate import SQLiteStore, Status, StatusEvent, Tracker
+from deliverystate._events import datetime_from_ms
 from deliverystate.stores import MessageQuery
+from deliverystate.web._figures import read_figures
+from deliverystate.web._page import WINDOWS
 
 BUDGET = 0.5
 #: The message-list queries timed at each size (see ``list_timings``).
@@ -121,6 +127,7 @@ def run_size(
                 now += count * BATCH + 1
             results[name] = statistics.median(figures)
         results["list"] = list_timings(store, now)
+        results["page"] = page_timings(store, T0 + size * 10)
         return results
     finally:
         store.close()
@@ -144,6 +151,21 @@ def list_timings(store: Any, now_ms: int) -> dict[str, float]:
             store.messages(query, 50)
             samples.append((time.perf_counter() - started) * 1000)
         timings[name] = statistics.median(samples)
+    return timings
+
+
+#: The status page's windows timed at each size.
+PAGE_WINDOWS = ("1h", "24h")
+
+
+def page_timings(store: Any, now_ms: int) -> dict[str, float]:
+    """Seconds to read the status page's delivery figures over each window (one read each)."""
+    timings = {}
+    for window in PAGE_WINDOWS:
+        slots, step = WINDOWS[window]
+        started = time.perf_counter()
+        read_figures(store, datetime_from_ms(now_ms), slots, step)
+        timings[window] = time.perf_counter() - started
     return timings
 
 
@@ -246,6 +268,17 @@ def main(argv: list[str] | None = None) -> int:
         for size, figures in sorted(results.items())
     ]
     print_table("Message list: ms to read a page of 50 (median of 15)", list_header, list_rows)
+    page_rows = [
+        [name, f"{size:,}", *(f"{figures['page'][w]:.2f}" for w in PAGE_WINDOWS)]
+        for name, results in all_results.items()
+        for size, figures in sorted(results.items())
+    ]
+    print_table(
+        "Status page: s to read the delivery figures (one read; the page keeps them 10 s, "
+        "or 10x the read)",
+        ["store", "tracked", *(f"last {w}" for w in PAGE_WINDOWS)],
+        page_rows,
+    )
     lines = verdicts(all_results)
     for line in lines:
         print(line)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import re
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 
@@ -270,6 +271,26 @@ def test_the_page_s_figures_are_read_once_per_window_until_they_are_stale() -> N
     assert cache.get("24h", now).stats.messages == 2  # each window has its own
     clock.now += 0.2
     assert cache.get("1h", now).stats.messages == 2
+
+
+def test_figures_that_were_slow_to_read_are_kept_ten_times_as_long() -> None:
+    """A read that took 5 s is reused for 50 s, so the page never takes over a core."""
+    store = MemoryStore()
+    clock = Clock()
+    slow = store.milestones
+
+    def milestones(since_ms: int | None = None) -> Any:
+        clock.now += 5.0
+        return slow(since_ms)
+
+    store.milestones = milestones  # type: ignore[method-assign]
+    cache = FigureCache(store, WINDOWS, ttl=10, clock=clock)
+    now = datetime.now(timezone.utc)
+    first = cache.get("24h", now)
+    clock.now += 49.0
+    assert cache.get("24h", now) is first
+    clock.now += 1.5
+    assert cache.get("24h", now) is not first
 
 
 @pytest.mark.parametrize("path", ["/", "/list"])

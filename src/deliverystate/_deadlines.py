@@ -39,6 +39,7 @@ import attrs
 
 from ._catalog import CHANNELS, Origin, Status
 from ._events import MessageState, StatusEvent, id_problem, ms_from_datetime
+from ._listing import parse_time
 from ._policy import Policy
 from .stores import Store, Summary
 
@@ -164,13 +165,7 @@ def _time(field: str, value: object) -> datetime:
     if isinstance(value, int):
         return datetime.fromtimestamp(value / 1000, timezone.utc)
     if isinstance(value, str):
-        try:
-            moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError:
-            raise ValueError(f"{field}: {value!r} is not an ISO 8601 time") from None
-        if moment.tzinfo is None:
-            raise ValueError(f"{field}: {value!r} has no timezone (add Z or +00:00)")
-        return moment
+        return parse_time(value, f"{field}:", zone_required=True)
     raise ValueError(f"{field}: ISO 8601 text or milliseconds, not {value!r}")
 
 

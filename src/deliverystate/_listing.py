@@ -43,15 +43,24 @@ def parse_status(text: str) -> Status:
         raise ValueError(f"status {text!r} is neither a status name nor a code") from None
 
 
-def parse_time(text: str, name: str) -> datetime:
-    """A date or an ISO 8601 time (UTC when it has no zone); ``ValueError`` naming ``name``."""
+def parse_time(text: str, name: str, *, zone_required: bool = False) -> datetime:
+    """A date or an ISO 8601 time; ``ValueError`` naming ``name`` if it is neither.
+
+    Without a zone it is UTC, unless ``zone_required`` (a file of sends,
+    where a zone left out is more likely a mistake than a choice).
+    """
     try:
+        # Python 3.10's fromisoformat does not read a trailing Z
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
         raise ValueError(
             f"{name} {text!r} is not a date or an ISO 8601 time (2026-01-01, 2026-01-01T12:00Z)"
         ) from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+    if moment.tzinfo is not None:
+        return moment
+    if zone_required:
+        raise ValueError(f"{name} {text!r} has no timezone (add Z or +00:00)")
+    return moment.replace(tzinfo=timezone.utc)
 
 
 def message_query(

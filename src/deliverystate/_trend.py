@@ -70,7 +70,10 @@ def delivery_trend(
         index = (m.first_ms - start_ms) // step_ms
         if not 0 <= index < slots:
             continue
-        channel = found.setdefault(m.channel or UNKNOWN_CHANNEL, [([], 0, 0) for _ in range(slots)])
+        name = m.channel or UNKNOWN_CHANNEL
+        channel = found.get(name)
+        if channel is None:
+            channel = found[name] = [([], 0, 0) for _ in range(slots)]
         to_delivery, count, read = channel[index]
         if m.delivered_ms is not None:
             to_delivery.append((m.delivered_ms - m.first_ms) / 1000)

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import click
 from rich.console import Console
 
 from .._catalog import CHANNELS
+from .._listing import parse_time
 from .._tracker import Tracker
 from ..errors import DeliveryStateError, NoDatabase
 from ..stores import DEFAULT_DB, open_store
@@ -77,13 +78,9 @@ def open_tracker(db: str, *, must_exist: bool = False) -> Tracker:
 def parse_moment(text: str, option: str) -> datetime:
     """A date or an ISO 8601 time given to ``option``; without a zone it is UTC."""
     try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise click.BadParameter(
-            f"{text!r} is not a date or an ISO 8601 time (2026-01-01, 2026-01-01T12:00:00Z)",
-            param_hint=option,
-        ) from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+        return parse_time(text, "")
+    except ValueError as error:
+        raise click.BadParameter(str(error).strip(), param_hint=option) from None
 
 
 def emit_json(data: object) -> None:
