@@ -1,0 +1,38 @@
+"""``deliverystate.testing``: property-test code built on deliverystate.
+
+Install with the ``testing`` extra (``pip install 'deliverystate[testing]'``),
+which brings Hypothesis and pytest; importing ``deliverystate`` itself never
+imports them.
+
+Strategies (Hypothesis): :func:`statuses`, :func:`events`, :func:`histories`
+(one message's reports as a realistic lifecycle, then duplicated, reordered,
+with late and conflicting failures), :func:`streams` (many messages, both
+channels), :func:`instants_ms`; :func:`callback_bodies` and :func:`callbacks`
+(bodies Clickatell could send, as bytes, text, a mapping or query
+parameters, with the events they mean), :func:`invalid_callback_bodies` and
+:func:`invalid_callbacks` (bodies ``parse_callback`` must refuse, with the
+field it names).
+"""
+
+from __future__ import annotations
+
+from ._bodies import ENCODINGS, FORMATS, Callback, callback_bodies, callbacks
+from ._invalid import invalid_callback_bodies, invalid_callbacks
+from ._strategies import ANY, BASE_MS, events, histories, instants_ms, statuses, streams
+
+__all__ = [
+    "ANY",
+    "BASE_MS",
+    "ENCODINGS",
+    "FORMATS",
+    "Callback",
+    "callback_bodies",
+    "callbacks",
+    "events",
+    "histories",
+    "instants_ms",
+    "invalid_callback_bodies",
+    "invalid_callbacks",
+    "statuses",
+    "streams",
+]

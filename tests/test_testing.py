@@ -1,0 +1,332 @@
+"""Tests for deliverystate.testing: its strategies of reports and of callback bodies."""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from deliverystate import (
+    CHANNELS,
+    InvalidCallback,
+    Status,
+    StatusEvent,
+    Tracker,
+    parse_callback,
+    read_callback,
+)
+from deliverystate.testing import (
+    ANY,
+    BASE_MS,
+    ENCODINGS,
+    FORMATS,
+    Callback,
+    callback_bodies,
+    callbacks,
+    events,
+    histories,
+    invalid_callback_bodies,
+    invalid_callbacks,
+    statuses,
+    streams,
+)
+
+S = Status
+MANY = settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow])
+
+
+def channels_named(reports: Iterable[StatusEvent]) -> set[str]:
+    """The channels the reports name (those that name one)."""
+    return {e.channel for e in reports if e.channel is not None}
+
+
+# --- the extra's boundary ----------------------------------------------------------------
+
+
+def test_importing_deliverystate_imports_neither_hypothesis_nor_pytest() -> None:
+    """The core and its other public modules stay free of the testing extra's packages."""
+    code = (
+        "import sys, deliverystate, deliverystate.stores, deliverystate.simulate, "
+        "deliverystate.diagrams, deliverystate.errors\n"
+        "found = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "{'hypothesis', 'pytest', '_pytest'})\n"
+        "print(found)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+# --- strategies of reports ---------------------------------------------------------------
+
+
+@given(st.data())
+def test_statuses_are_those_the_channel_allows(data: st.DataObject) -> None:
+    """statuses(channel) draws only statuses the catalog allows on that channel."""
+    channel = data.draw(st.sampled_from([None, *CHANNELS]))
+    assert data.draw(statuses(channel)).allowed_on(channel)
+
+
+def test_statuses_reach_every_status_of_the_channel() -> None:
+    """Each channel's own statuses are drawn: SMS routing errors, WhatsApp's codes, READ."""
+    assert reaches(statuses("sms"), lambda s: s is S.ROUTING_ERROR) is S.ROUTING_ERROR
+    assert reaches(statuses("whatsapp"), lambda s: s is S.WHATSAPP_HSM_NOT_AVAILABLE)
+    assert reaches(statuses(), lambda s: s is S.READ) is S.READ
+
+
+@given(
+    st.sampled_from(["sms", "whatsapp", None]).flatmap(
+        lambda c: st.tuples(st.just(c), events(["a", "b"], c))
+    )
+)
+def test_events_keep_to_their_ids_channel_and_window(drawn: tuple[str | None, StatusEvent]) -> None:
+    """events(ids, channel): those ids, that channel or none, a status it allows, near BASE_MS."""
+    channel, event = drawn
+    assert event.message_id in {"a", "b"}
+    assert event.channel in {channel, None}
+    assert event.status.allowed_on(channel)
+    assert BASE_MS <= event.timestamp_ms <= BASE_MS + 60_000
+    assert event.client_message_id in {None, f"client-{event.message_id}"}
+
+
+def test_events_on_any_channel_may_contradict_each_other() -> None:
+    """With ANY, two reports about one message can name two channels (the store rejects one)."""
+    pair = reaches(
+        st.lists(events(["m"], ANY), min_size=2, max_size=2),
+        lambda two: len(channels_named(two)) == 2,
+    )
+    assert channels_named(pair) == set(CHANNELS)
+
+
+def test_events_meet_on_the_same_instant() -> None:
+    """Drawn times are few, so two reports about a message often tie."""
+    pair = reaches(
+        st.lists(events(["m"], "sms"), min_size=2, max_size=2),
+        lambda two: two[0].timestamp_ms == two[1].timestamp_ms and two[0].status != two[1].status,
+    )
+    assert pair[0].timestamp_ms == pair[1].timestamp_ms
+
+
+@given(histories())
+def test_a_history_is_one_message_agreeing_about_its_channel(history: list[StatusEvent]) -> None:
+    """A history is about one message, names at most one channel, and always has QUEUED."""
+    assert len({e.message_id for e in history}) == 1
+    named = channels_named(history)
+    assert len(named) <= 1
+    channel = next(iter(named), None)
+    assert all(e.status.allowed_on(channel) for e in history)
+    assert S.QUEUED in {e.status for e in history}
+    assert len({e.client_message_id for e in history} - {None}) <= 1
+
+
+class Found(Exception):
+    """Carries the first example that met a condition out of a search."""
+
+
+def reaches(strategy: st.SearchStrategy[Any], condition: Any) -> Any:
+    """The first of up to 3,000 examples of ``strategy`` meeting ``condition``; fails without one.
+
+    Unlike ``hypothesis.find`` it does not shrink what it found: only whether
+    the strategy draws such a value matters here, and shrinking costs seconds.
+    """
+
+    @settings(
+        max_examples=3000,
+        phases=[Phase.generate],
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(strategy)
+    def search(value: Any) -> None:
+        if condition(value):
+            raise Found(value)
+
+    with pytest.raises(Found) as found:
+        search()
+    return found.value.args[0]
+
+
+def test_histories_hold_the_mess_of_the_wire() -> None:
+    """Repeats, reordering, failures after a delivery, conflicting failures, READ: all occur."""
+
+    def first(history: list[StatusEvent], status: Status) -> int:
+        return min(e.timestamp_ms for e in history if e.status is status)
+
+    reaches(histories(), lambda h: len(h) != len(set(h)))  # a report sent twice
+    reaches(histories(), lambda h: [e.timestamp_ms for e in h] != sorted(e.timestamp_ms for e in h))
+    reaches(
+        histories(),
+        lambda h: (
+            S.DEVICE_ACK in {e.status for e in h}
+            and any(e.status.is_failure and e.timestamp_ms > first(h, S.DEVICE_ACK) for e in h)
+        ),
+    )
+    reaches(histories(), lambda h: len({e.status for e in h if e.status.is_failure}) >= 2)
+    read = reaches(histories(channel="whatsapp"), lambda h: S.READ in {e.status for e in h})
+    assert channels_named(read) <= {"whatsapp"}
+    reaches(histories(), lambda h: S.SCHEDULED in {e.status for e in h})
+
+
+@given(streams(min_messages=2, max_messages=5))
+def test_streams_are_several_histories_interleaved(stream: list[StatusEvent]) -> None:
+    """A stream is about msg-0 .. msg-(n-1), each message agreeing about its channel."""
+    ids = {e.message_id for e in stream}
+    assert 2 <= len(ids) <= 5
+    assert ids == {f"msg-{i}" for i in range(len(ids))}
+    for message_id in ids:
+        assert len(channels_named(e for e in stream if e.message_id == message_id)) <= 1
+
+
+def test_streams_mix_both_channels_and_interleave() -> None:
+    """A stream can hold an SMS and a WhatsApp message whose reports arrive interleaved."""
+    stream = reaches(
+        streams(min_messages=2),
+        lambda s: (
+            channels_named(s) == set(CHANNELS)
+            and any(a.message_id != b.message_id for a, b in itertools.pairwise(s))
+            and s[0].message_id == s[-1].message_id
+        ),
+    )
+    assert channels_named(stream) == set(CHANNELS)
+
+
+@pytest.mark.parametrize(
+    ("make", "words"),
+    [
+        (lambda: statuses("rcs"), "channel must be one of"),
+        (lambda: events(channel="fax"), "channel must be one of"),
+        (lambda: events(message_ids=[]), "non-empty sequence"),
+        (lambda: events(message_ids="msg-0"), "non-empty sequence"),
+        (lambda: streams(3, 2), "min_messages <= max_messages"),
+        (lambda: callback_bodies("json"), "format must be one of"),
+        (lambda: callbacks("one api"), "format must be one of"),
+    ],
+)
+def test_bad_arguments_are_refused_at_once(make: Any, words: str) -> None:
+    """A strategy given an argument it cannot honour says so when it is made, not when drawn."""
+    with pytest.raises(ValueError, match=words):
+        make()
+
+
+# --- callback bodies ---------------------------------------------------------------------
+
+
+@MANY
+@given(callback_bodies())
+def test_callback_bodies_drawn_500_times_all_parse(body: Any) -> None:
+    """Every body callback_bodies() draws is a callback parse_callback accepts, with events."""
+    assert parse_callback(body)
+
+
+@MANY
+@given(callbacks())
+def test_each_callback_parses_to_the_events_it_was_made_from(callback: Callback) -> None:
+    """The events, the ignored events and the format a body means are what the parser reads."""
+    parsed = read_callback(callback.body)
+    assert parsed.events == callback.events
+    assert parsed.ignored == callback.ignored
+    assert parsed.format == callback.format
+    assert callback.field is None
+
+
+@pytest.mark.parametrize(
+    ("fmt", "encoding"),
+    [(f, e) for f in FORMATS for e in ENCODINGS if (f, e) != ("one_api", "query")],
+)
+def test_every_format_comes_in_every_encoding_it_has(fmt: str, encoding: str) -> None:
+    """One API as bytes, text or a mapping; Platform and legacy as those or query parameters."""
+    callback = reaches(callbacks(fmt), lambda c: c.encoding == encoding)
+    expected = {"bytes": bytes, "str": str, "mapping": dict, "query": dict}[encoding]
+    assert isinstance(callback.body, expected)
+    if encoding == "query":
+        assert all(
+            isinstance(v, list) and all(isinstance(x, str) for x in v)
+            for v in callback.body.values()
+        )
+
+
+@given(callbacks("one_api"))
+def test_one_api_bodies_are_never_query_strings(callback: Callback) -> None:
+    """A One API body is nested JSON: it is never drawn as query parameters."""
+    assert callback.encoding != "query"
+    assert callback.format == "one_api"
+
+
+def test_bodies_take_the_liberties_real_traffic_takes() -> None:
+    """Batches, a channel left out or spelled loosely, a moText alongside, One API names."""
+    reaches(callbacks("one_api"), lambda c: len(c.events) >= 3)
+    reaches(callbacks("one_api"), lambda c: any(e.channel is None for e in c.events))
+    reaches(callbacks("one_api"), lambda c: c.ignored == ("moText",))
+    reaches(callbacks("one_api"), lambda c: c.encoding == "str" and '" Sms "' in c.body)  # type: ignore[operator]
+    reaches(
+        callbacks("platform"),
+        lambda c: c.encoding == "mapping" and c.body.get("status") == "SENT_TO_SUPPLIER",
+    )  # type: ignore[union-attr]
+
+
+@MANY
+@given(invalid_callback_bodies())
+def test_invalid_bodies_drawn_500_times_raise_only_invalid_callback_and_are_kept(body: Any) -> None:
+    """Each is refused with InvalidCallback only, and Tracker.ingest keeps it with its error."""
+    tracker = Tracker()
+    with pytest.raises(InvalidCallback) as refused:
+        tracker.ingest(body)
+    (letter,) = tracker.dead_letters()
+    assert letter.error == str(refused.value)
+    if isinstance(body, str):
+        assert letter.payload == body
+    elif isinstance(body, bytes):
+        assert letter.payload == body.decode("utf-8", errors="backslashreplace")
+
+
+@MANY
+@given(invalid_callbacks())
+def test_each_invalid_body_s_refusal_names_the_field_that_was_broken(callback: Callback) -> None:
+    """The field the strategy broke is the field the refusal names."""
+    with pytest.raises(InvalidCallback) as refused:
+        parse_callback(callback.body)
+    assert refused.value.field == callback.field
+    assert callback.events == ()
+
+
+def test_invalid_bodies_break_each_format_in_many_ways() -> None:
+    """Refusals name many fields of every format, and whole bodies that are no callback at all."""
+    seen: Counter[tuple[str, str]] = Counter()
+
+    @settings(max_examples=1500, database=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(invalid_callbacks())
+    def count(callback: Callback) -> None:
+        field = (callback.field or "").split(".")[-1].split("[")[0]
+        seen[callback.format, field] += 1
+
+    count()
+    for fmt in FORMATS:
+        assert seen[fmt, "body"] > 0
+    assert {f for fmt, f in seen if fmt == "one_api"} >= {
+        "statusCode",
+        "status",
+        "messageId",
+        "clientMessageId",
+        "timestamp",
+        "channel",
+        "messageStatusUpdate",
+        "event",
+    }
+    assert {f for fmt, f in seen if fmt == "platform"} >= {
+        "statusCode",
+        "status",
+        "messageId",
+        "timestamp",
+    }
+    assert {f for fmt, f in seen if fmt == "legacy"} >= {
+        "status",
+        "apiMsgId",
+        "cliMsgId",
+        "timestamp",
+    }
