@@ -1,8 +1,9 @@
-"""Tests for deliverystate.testing: its strategies of reports and of callback bodies."""
+"""Tests for deliverystate.testing: strategies, callback bodies and assert_converges."""
 
 from __future__ import annotations
 
 import itertools
+import math
 import subprocess
 import sys
 from collections import Counter
@@ -15,9 +16,14 @@ from hypothesis import strategies as st
 
 from deliverystate import (
     CHANNELS,
+    Decision,
     InvalidCallback,
+    MemoryStore,
+    Outcome,
+    Policy,
     Status,
     StatusEvent,
+    Summary,
     Tracker,
     parse_callback,
     read_callback,
@@ -28,6 +34,7 @@ from deliverystate.testing import (
     ENCODINGS,
     FORMATS,
     Callback,
+    assert_converges,
     callback_bodies,
     callbacks,
     events,
@@ -37,6 +44,7 @@ from deliverystate.testing import (
     statuses,
     streams,
 )
+from deliverystate.testing._converge import deliveries
 
 S = Status
 MANY = settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow])
@@ -330,3 +338,112 @@ def test_invalid_bodies_break_each_format_in_many_ways() -> None:
         "cliMsgId",
         "timestamp",
     }
+
+
+# --- assert_converges --------------------------------------------------------------------
+
+
+def orderings(events: list[StatusEvent]) -> int:
+    """How many distinct orderings a list has (repeated reports are alike)."""
+    counts = Counter(events).values()
+    return math.factorial(len(events)) // math.prod(math.factorial(c) for c in counts)
+
+
+@settings(max_examples=60, deadline=None)
+@given(histories(max_strays=1).map(lambda h: h[:5]))
+def test_assert_converges_tries_three_deliveries_of_every_ordering_of_a_short_history(
+    history: list[StatusEvent],
+) -> None:
+    """Up to five reports: each distinct ordering delivered three ways, and the tracker agrees."""
+    assert assert_converges(history, exhaustive_up_to=5) == 3 * orderings(history)
+
+
+def test_every_ordering_of_three_reports_is_delivered_alone_retried_and_batched() -> None:
+    """Three reports: six orderings, each alternating, retried on the other worker, and batched."""
+    reports = [
+        StatusEvent.from_ms("m", s, BASE_MS + i, "sms")
+        for i, s in enumerate([S.QUEUED, S.DEVICE_ACK, S.EXPIRED])
+    ]
+    tried = list(deliveries(reports, exhaustive_up_to=3))
+    assert len(tried) == 18
+    alternating = [d for d in tried if all(len(batch) == 1 for _, batch in d) and len(d) == 3]
+    assert {tuple(batch[0] for _, batch in d) for d in alternating} == set(
+        itertools.permutations(reports)
+    )
+    assert all({worker for worker, _ in d} == {0, 1} for d in tried)
+    for delivery in tried:
+        sent = Counter(e for _, batch in delivery for e in batch)
+        assert set(sent) == set(reports)
+
+
+def test_longer_inputs_are_sampled_with_a_seed() -> None:
+    """Beyond the limit, ``samples`` deliveries drawn from the seed: the same seed, the same."""
+    reports = [StatusEvent.from_ms(f"m{i % 3}", S.QUEUED, BASE_MS + i, "sms") for i in range(9)]
+    first = list(deliveries(reports, exhaustive_up_to=5, samples=30, seed=4))
+    assert len(first) == 30
+    assert first == list(deliveries(reports, exhaustive_up_to=5, samples=30, seed=4))
+    assert first != list(deliveries(reports, exhaustive_up_to=5, samples=30, seed=5))
+    assert all(Counter(e for _, b in d for e in b).keys() == set(reports) for d in first)
+    assert any(max(Counter(e for _, b in d for e in b).values()) > 1 for d in first)
+    assert assert_converges(reports, exhaustive_up_to=5, samples=30) == 30
+
+
+class FirstReportWins(Tracker):
+    """A shortcut users take: ignore reports about a message already known."""
+
+    def apply(self, event: StatusEvent) -> Decision:
+        """Apply a report about a new message only."""
+        state = self.get(event.message_id)
+        if state is not None:
+            return Decision(Outcome.STALE, state, event)
+        return super().apply(event)
+
+    def apply_many(self, events: Iterable[StatusEvent]) -> Summary:
+        """Apply each report as :meth:`apply` does."""
+        decisions = [self.apply(event) for event in events]
+        return Summary(applied=sum(d.outcome is Outcome.APPLIED for d in decisions))
+
+
+def test_assert_converges_names_the_delivery_that_disagrees() -> None:
+    """A tracker whose result depends on the order fails, naming the message and the delivery."""
+    reports = [
+        StatusEvent.from_ms("m", S.QUEUED, BASE_MS, "sms"),
+        StatusEvent.from_ms("m", S.DEVICE_ACK, BASE_MS + 5, "sms"),
+    ]
+    with pytest.raises(AssertionError) as failed:
+        assert_converges(reports, FirstReportWins)
+    message = str(failed.value)
+    assert "m: got MessageState" in message
+    assert "tracker A: apply([m QUEUED" in message or "tracker A: apply([m DEVICE_ACK" in message
+
+
+class ForgetsBatches(MemoryStore):
+    """A store that writes a batch's states but loses its history."""
+
+    def apply_many(self, events: Iterable[StatusEvent], policy: Policy) -> Summary:
+        """Apply, then forget the history of the messages the batch was about."""
+        events = list(events)
+        summary = super().apply_many(events, policy)
+        for event in events:
+            self._history.pop(event.message_id, None)
+        return summary
+
+
+def test_assert_converges_checks_history_when_the_store_keeps_it() -> None:
+    """A store that loses the history of batches fails on the history, not on the states."""
+    reports = [
+        StatusEvent.from_ms("m", S.QUEUED, BASE_MS, "sms"),
+        StatusEvent.from_ms("m", S.READ, BASE_MS + 5, "sms"),
+    ]
+    with pytest.raises(AssertionError, match="m: history holds 0 reports"):
+        assert_converges(reports, make_store=ForgetsBatches)
+
+
+def test_assert_converges_refuses_reports_that_disagree_about_the_channel() -> None:
+    """Reports naming two channels for a message cannot converge: refused, saying why."""
+    reports = [
+        StatusEvent.from_ms("m", S.QUEUED, BASE_MS, "sms"),
+        StatusEvent.from_ms("m", S.READ, BASE_MS, "whatsapp"),
+    ]
+    with pytest.raises(ValueError, match="two channels"):
+        assert_converges(reports)

@@ -12,11 +12,15 @@ channels), :func:`instants_ms`; :func:`callback_bodies` and :func:`callbacks`
 parameters, with the events they mean), :func:`invalid_callback_bodies` and
 :func:`invalid_callbacks` (bodies ``parse_callback`` must refuse, with the
 field it names).
+
+:func:`assert_converges`: reports in any order, repeated, split across two
+trackers sharing a store, reach the states of one tracker.
 """
 
 from __future__ import annotations
 
 from ._bodies import ENCODINGS, FORMATS, Callback, callback_bodies, callbacks
+from ._converge import assert_converges
 from ._invalid import invalid_callback_bodies, invalid_callbacks
 from ._strategies import ANY, BASE_MS, events, histories, instants_ms, statuses, streams
 
@@ -26,6 +30,7 @@ __all__ = [
     "ENCODINGS",
     "FORMATS",
     "Callback",
+    "assert_converges",
     "callback_bodies",
     "callbacks",
     "events",
