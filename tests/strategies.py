@@ -13,8 +13,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from deliverystate import CHANNELS, Send, Status, StatusEvent
-from deliverystate._events import datetime_from_ms
+from deliverystate import CHANNELS, Status, StatusEvent
 from deliverystate.simulate import callback_body
 
 BASE_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
@@ -195,41 +194,3 @@ def callback_variants(draw: st.DrawFn) -> Any:
         for key in [k for k, v in target.items() if v is None and draw(st.booleans())]:
             del target[key]  # absent, rather than null
     return json.dumps(body) if draw(st.booleans()) else body
-
-
-#: The "now" of a deadline scenario: after every report and deadline it draws.
-SCENARIO_NOW_MS = BASE_MS + 20_000
-
-
-@st.composite
-def deadline_scenarios(draw: st.DrawFn) -> tuple[list[Any], int]:
-    """Registrations, callbacks and sweeps about a few messages, in one drawn order.
-
-    Each item is ``("register", Send)``, ``("callback", StatusEvent)`` or
-    ``("sweep", now_ms)`` (a sweep at or before the scenario's now, which is
-    returned beside the items).  Messages get zero to two registrations (their
-    deadlines may differ) and channel-consistent callbacks; deadlines fall
-    among the callbacks' times so that sweeps race with real evidence.
-    """
-    ids = draw(st.lists(message_ids, min_size=1, max_size=4, unique=True))
-    channel_of = {m: draw(st.sampled_from(CHANNELS)) for m in ids}
-    items: list[Any] = []
-    for message_id in ids:
-        channel = channel_of[message_id]
-        client = draw(st.sampled_from([None, f"client-{message_id}"]))
-        for _ in range(draw(st.integers(0, 2))):
-            sent_ms = draw(timestamps_ms)
-            deadline_ms = sent_ms + draw(st.integers(0, 8)) * 1000
-            send = Send(
-                message_id,
-                channel,
-                datetime_from_ms(sent_ms),
-                client,
-                datetime_from_ms(deadline_ms),
-            )
-            items.append(("register", send))
-        for _ in range(draw(st.integers(0, 4))):
-            items.append(("callback", draw(events_for(message_id, channel))))
-    for _ in range(draw(st.integers(0, 3))):
-        items.append(("sweep", draw(st.integers(BASE_MS, SCENARIO_NOW_MS))))
-    return draw(st.permutations(items)), SCENARIO_NOW_MS

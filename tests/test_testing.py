@@ -1,4 +1,8 @@
-"""Tests for deliverystate.testing: strategies, callback bodies and assert_converges."""
+"""Tests for deliverystate.testing: strategies, callback bodies, assert_converges, the contract.
+
+The store contract's own tests run on the project's stores in tests/test_store.py;
+here it is run the way a user runs it, on a store of theirs, in a pytest of its own.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +28,7 @@ from deliverystate import (
     Policy,
     Status,
     StatusEvent,
+    Store,
     Summary,
     Tracker,
     parse_callback,
@@ -34,6 +40,7 @@ from deliverystate.testing import (
     ENCODINGS,
     FORMATS,
     Callback,
+    StoreContract,
     assert_converges,
     callback_bodies,
     callbacks,
@@ -45,6 +52,8 @@ from deliverystate.testing import (
     streams,
 )
 from deliverystate.testing._converge import deliveries
+
+from .runs import run_pytest
 
 S = Status
 MANY = settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow])
@@ -447,3 +456,115 @@ def test_assert_converges_refuses_reports_that_disagree_about_the_channel() -> N
     ]
     with pytest.raises(ValueError, match="two channels"):
         assert_converges(reports)
+
+
+# --- the store contract, run as a user runs it -------------------------------------------
+
+CONTRACT_FILE = '''
+from hypothesis import Phase, settings
+
+from deliverystate import MemoryStore, Policy, Status, Tie
+from deliverystate.testing import StoreContract
+
+# no shrinking: the failures are what this file is about, not their smallest examples
+settings.register_profile("quick", phases=[Phase.explicit, Phase.generate])
+settings.load_profile("quick")
+
+
+class Wrapped:
+    """A store of one's own: the memory store behind a class of its own."""
+
+    def __init__(self):
+        self._inner = MemoryStore()
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+
+class ForgetsHistory(Wrapped):
+    def history(self, message_id):
+        return []
+
+
+LAST_REPORT_WINS = Policy.from_table("last report wins", [(0, list(Status), Tie.LATEST)])
+
+
+class AppliesStaleReports(Wrapped):
+    """Compares reports by their time alone: a late, outranked report still wins."""
+
+    def __getattr__(self, name):
+        found = getattr(self._inner, name)
+        if name in {"apply", "apply_many", "advance", "register_many", "settle"}:
+            return lambda first, policy: found(first, LAST_REPORT_WINS)
+        return found
+
+
+class TestMyStore(StoreContract):
+    max_examples = 8
+
+    def make_store(self):
+        return STORE()
+'''
+
+
+def run_contract(tmp_path: Path, store: str) -> subprocess.CompletedProcess[str]:
+    """Write the contract file for ``store`` and run pytest on it in a process of its own."""
+    path = tmp_path / store / "test_my_store.py"
+    path.parent.mkdir()
+    path.write_text(CONTRACT_FILE + f"\nSTORE = {store}\n", encoding="utf-8")
+    return run_pytest(path)
+
+
+def contract_size() -> int:
+    """How many tests the contract has (its one parametrized test counted per policy)."""
+    names = [name for name in dir(StoreContract) if name.startswith("test_")]
+    return len(names) + 1
+
+
+def test_a_store_of_one_s_own_passes_the_contract_in_a_pytest_of_its_own(tmp_path: Path) -> None:
+    """A subclass of StoreContract for a store wrapping MemoryStore: every contract test passes."""
+    done = run_contract(tmp_path, "Wrapped")
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert f"{contract_size()} passed" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("store", "broken", "words"),
+    [
+        (
+            "ForgetsHistory",
+            "test_history_is_the_timeline_without_repeats",
+            "history must keep every report",
+        ),
+        (
+            "AppliesStaleReports",
+            "test_late_duplicate_and_impossible_reports_change_nothing",
+            "must be stale",
+        ),
+    ],
+)
+def test_a_broken_store_fails_the_contract_naming_what_broke(
+    tmp_path: Path, store: str, broken: str, words: str
+) -> None:
+    """The same file with a store that forgets history, or applies a stale report, fails by name."""
+    done = run_contract(tmp_path, store)
+    assert done.returncode == 1, done.stdout[-3000:]
+    assert f"FAILED test_my_store.py::TestMyStore::{broken}" in done.stdout
+    assert words in done.stdout
+    assert " passed" in done.stdout  # what the store does right still passes
+
+
+def test_a_contract_without_make_store_says_what_is_missing() -> None:
+    """A subclass that forgets make_store is told, by name, what to define."""
+
+    class TestNothing(StoreContract):
+        pass
+
+    with pytest.raises(NotImplementedError, match=r"TestNothing must define make_store\(self\)"):
+        TestNothing().make_store()
+
+
+def test_the_default_reopen_is_the_store_itself() -> None:
+    """Without reopen, a second handle is the same store (one in-process store, shared)."""
+    store: Store = MemoryStore()
+    assert StoreContract().reopen(store) is store

@@ -1,4 +1,4 @@
-"""``deliverystate.testing``: property-test code built on deliverystate.
+"""``deliverystate.testing``: property-test code built on deliverystate, and stores of your own.
 
 Install with the ``testing`` extra (``pip install 'deliverystate[testing]'``),
 which brings Hypothesis and pytest; importing ``deliverystate`` itself never
@@ -15,11 +15,15 @@ field it names).
 
 :func:`assert_converges`: reports in any order, repeated, split across two
 trackers sharing a store, reach the states of one tracker.
+
+:class:`StoreContract`: the suite every store passes, as a pytest base class:
+subclass it and define ``make_store``.
 """
 
 from __future__ import annotations
 
 from ._bodies import ENCODINGS, FORMATS, Callback, callback_bodies, callbacks
+from ._contract import StoreContract
 from ._converge import assert_converges
 from ._invalid import invalid_callback_bodies, invalid_callbacks
 from ._strategies import ANY, BASE_MS, events, histories, instants_ms, statuses, streams
@@ -30,6 +34,7 @@ __all__ = [
     "ENCODINGS",
     "FORMATS",
     "Callback",
+    "StoreContract",
     "assert_converges",
     "callback_bodies",
     "callbacks",
