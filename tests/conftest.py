@@ -1,7 +1,8 @@
 """Shared fixtures: the PostgreSQL test server, fresh schemas, and SQL stores on one place.
 
 The store contract itself is ``deliverystate.testing.StoreContract``, run on
-each store by ``tests/test_store.py``.
+each store by ``tests/test_store.py``; the plugin's fixtures (``tracker``,
+``sqlite_tracker``, ``postgres_tracker``) come from ``deliverystate.pytest_plugin``.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ import pytest
 
 from deliverystate import SQLiteStore, Store
 from deliverystate.postgres import PostgresStore
+from deliverystate.pytest_plugin import POSTGRES_DSN_VARIABLE
 
-POSTGRES_ENV = "DELIVERYSTATE_TEST_POSTGRES_DSN"
+POSTGRES_ENV = POSTGRES_DSN_VARIABLE
 
 
 @pytest.fixture(scope="session")

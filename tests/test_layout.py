@@ -28,7 +28,7 @@ LAYERS: list[set[str]] = [
     {"stores"},
     {"_prune", "_tracker", "_follow", "_receipts", "_deadlines", "_listing"},
     {"_stats", "_render", "diagrams", "simulate"},
-    {"cli", "web", "postgres", "forward", "testing", "__init__"},
+    {"cli", "web", "postgres", "forward", "testing", "pytest_plugin", "__init__"},
 ]
 #: Inside ``stores``: protocol and hooks, unit of work and row encodings, the memory store
 #: and the SQL stores' parts (feeds included), the drivers, then the package.

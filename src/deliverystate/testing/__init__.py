@@ -4,20 +4,22 @@ Install with the ``testing`` extra (``pip install 'deliverystate[testing]'``),
 which brings Hypothesis and pytest; importing ``deliverystate`` itself never
 imports them.
 
-Strategies (Hypothesis): :func:`statuses`, :func:`events`, :func:`histories`
-(one message's reports as a realistic lifecycle, then duplicated, reordered,
-with late and conflicting failures), :func:`streams` (many messages, both
-channels), :func:`instants_ms`; :func:`callback_bodies` and :func:`callbacks`
-(bodies Clickatell could send, as bytes, text, a mapping or query
-parameters, with the events they mean), :func:`invalid_callback_bodies` and
-:func:`invalid_callbacks` (bodies ``parse_callback`` must refuse, with the
-field it names).
+* Strategies (Hypothesis): :func:`statuses`, :func:`events`,
+  :func:`histories` (one message's reports as a realistic lifecycle, then
+  duplicated, reordered, with late and conflicting failures),
+  :func:`streams` (many messages, both channels), :func:`instants_ms`;
+  :func:`callback_bodies` and :func:`callbacks` (bodies Clickatell could
+  send, as bytes, text, a mapping or query parameters, with the events they
+  mean), :func:`invalid_callback_bodies` and :func:`invalid_callbacks`
+  (bodies ``parse_callback`` must refuse, with the field it names).
+* :func:`assert_converges`: reports in any order, repeated, split across
+  two trackers sharing a store, reach the states of one tracker.
+* :class:`StoreContract`: the suite every store passes, as a pytest base
+  class: subclass it and define ``make_store``.
 
-:func:`assert_converges`: reports in any order, repeated, split across two
-trackers sharing a store, reach the states of one tracker.
-
-:class:`StoreContract`: the suite every store passes, as a pytest base class:
-subclass it and define ``make_store``.
+The pytest plugin (``deliverystate.pytest_plugin``, registered when the
+package is installed) adds the fixtures ``tracker``, ``sqlite_tracker`` and
+``postgres_tracker``.
 """
 
 from __future__ import annotations
