@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from deliverystate import (
     CHANNELS,
+    PLATFORM_NAMES,
     Decision,
     InvalidCallback,
     MemoryStore,
@@ -156,6 +157,7 @@ def reaches(strategy: st.SearchStrategy[Any], condition: Any) -> Any:
     @settings(
         max_examples=3000,
         phases=[Phase.generate],
+        derandomize=True,  # the same examples every run: a search that passes keeps passing
         database=None,
         suppress_health_check=list(HealthCheck),
     )
@@ -280,11 +282,12 @@ def test_bodies_take_the_liberties_real_traffic_takes() -> None:
     reaches(callbacks("one_api"), lambda c: len(c.events) >= 3)
     reaches(callbacks("one_api"), lambda c: any(e.channel is None for e in c.events))
     reaches(callbacks("one_api"), lambda c: c.ignored == ("moText",))
-    reaches(callbacks("one_api"), lambda c: c.encoding == "str" and '" Sms "' in c.body)  # type: ignore[operator]
+    reaches(callbacks("one_api"), lambda c: c.encoding == "str" and '" Sms "' in c.body)
+    one_api_names = set(Status.__members__) - set(PLATFORM_NAMES)  # One API numbering, then
     reaches(
         callbacks("platform"),
-        lambda c: c.encoding == "mapping" and c.body.get("status") == "SENT_TO_SUPPLIER",
-    )  # type: ignore[union-attr]
+        lambda c: c.encoding == "mapping" and c.body.get("status") in one_api_names,
+    )
 
 
 @MANY
@@ -316,7 +319,12 @@ def test_invalid_bodies_break_each_format_in_many_ways() -> None:
     """Refusals name many fields of every format, and whole bodies that are no callback at all."""
     seen: Counter[tuple[str, str]] = Counter()
 
-    @settings(max_examples=1500, database=None, suppress_health_check=[HealthCheck.too_slow])
+    @settings(
+        max_examples=1500,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
     @given(invalid_callbacks())
     def count(callback: Callback) -> None:
         field = (callback.field or "").split(".")[-1].split("[")[0]
