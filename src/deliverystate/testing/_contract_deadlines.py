@@ -99,6 +99,8 @@ class DeadlineContract(ContractBase):
         assert pages == [["d0", "d3", "d1", "d4"], ["d2", "d5"]]
         due = self.store.messages(MessageQuery(due_by_ms=now), 10)
         assert sorted(item.state.message_id for item in due) == [f"d{i}" for i in range(6)]
+        assert self.store.messages(MessageQuery(due_by_ms=_ms(at(0)) - 1), 10) == []
+        assert self.store.count_overdue(_ms(at(1))) == 4  # deadlines at 0 s and 1 s
 
     def test_a_sweep_expires_at_the_deadline_and_counts_as_local(self) -> None:
         """A local EXPIRED dated at the deadline, not at the sweep's clock; a second adds none."""

@@ -80,6 +80,7 @@ class InboxContract(ContractBase):
         receipt = Faulty(self.store, settle=_down, ping=_down).tracker().receive(body)
         assert receipt.summary is None
         assert "connection refused" in (receipt.error or "")
+        assert receipt.format == "one_api"
         assert [payload for _, payload in self.store.pending()] == [body]
         tracker = self.tracker()
         assert tracker.get("rcv") is None

@@ -81,6 +81,7 @@ def _feed_problems(changes: Sequence[Change], store: Store) -> list[str]:
 class ConcurrencyContract(ContractBase):
     """Workers at once, each with its own handle: no lost update, no report counted twice."""
 
+    #: How many threads the thread tests run at once.
     workers = 4
 
     def test_workers_in_threads_reach_the_states_of_one_tracker(self) -> None:
