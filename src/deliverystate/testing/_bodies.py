@@ -74,6 +74,10 @@ _PLATFORM_CODES = tuple(sorted(LEGACY_STATUS))
 class Callback:
     """A drawn body and what it means: its events, or the field its refusal names.
 
+    ``body`` is what is handed to ``parse_callback``: bytes, text or a
+    mapping for a valid body, as ``encoding`` says (an invalid body "as a
+    mapping" may be any decoded JSON value: a list, a number).  ``format`` is
+    the format it was written in (an invalid body's, before it was broken).
     ``events`` are the status events ``parse_callback`` must return for a
     valid body, in order; ``ignored`` the events that are not status updates
     (``"moText"``).  For a body from :func:`invalid_callbacks`, ``field`` is
@@ -81,7 +85,7 @@ class Callback:
     callback at all).
     """
 
-    body: Body
+    body: Any
     format: str
     encoding: str
     events: tuple[StatusEvent, ...] = ()
