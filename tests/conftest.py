@@ -1,4 +1,9 @@
-"""Shared fixtures: one factory that opens every kind of store, for the store contract suite."""
+"""Shared fixtures: the PostgreSQL test server, fresh schemas, and SQL stores on one place.
+
+The store contract itself is ``deliverystate.testing.StoreContract``, run on
+each store by ``tests/test_store.py``; the plugin's fixtures (``tracker``,
+``sqlite_tracker``, ``postgres_tracker``) come from ``deliverystate.pytest_plugin``.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +15,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from deliverystate import MemoryStore, SQLiteStore, Store
+from deliverystate import SQLiteStore, Store
 from deliverystate.postgres import PostgresStore
+from deliverystate.pytest_plugin import POSTGRES_DSN_VARIABLE
 
-POSTGRES_ENV = "DELIVERYSTATE_TEST_POSTGRES_DSN"
-STORE_KINDS = ["memory", "sqlite", "postgres"]
+POSTGRES_ENV = POSTGRES_DSN_VARIABLE
 
 
 @pytest.fixture(scope="session")
@@ -44,13 +49,7 @@ def pg_schema(postgres_dsn: str) -> Iterator[str]:
 
 def _factory(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
     opened: list[SQLiteStore | PostgresStore] = []
-    if kind == "memory":
-        shared = MemoryStore()
-
-        def factory() -> Store:
-            return shared
-
-    elif kind == "sqlite":
+    if kind == "sqlite":
         path = tmp_path / "state.sqlite3"
 
         def factory() -> Store:
@@ -72,15 +71,9 @@ def _factory(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Itera
         store.close()
 
 
-@pytest.fixture(params=STORE_KINDS)
-def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
-    """A factory opening stores that all share one place (one memory store, file or schema)."""
-    yield from _factory(request.param, request, tmp_path)
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
 def open_sql_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
-    """Like ``open_store``, for the SQL stores only."""
+    """A factory opening SQL stores that all share one place (one file or schema)."""
     yield from _factory(request.param, request, tmp_path)
 
 

@@ -15,8 +15,7 @@ from typing import Any
 
 from deliverystate import Status
 from deliverystate._policy import PREVIOUS_TABLES
-
-from .strategies import BASE_MS
+from deliverystate.testing import BASE_MS
 
 #: The default policy as the releases before schema version 5 defined it.
 OLD_DEFAULT = PREVIOUS_TABLES["delivery wins"]

@@ -1,9 +1,11 @@
-"""Hypothesis strategies for deliverystate's tests, gathered in one place.
+"""Hypothesis strategies that fuzz the parser, beyond those deliverystate.testing ships.
 
-Statuses and channels are drawn from the catalog itself (rules as data); event
-sets are *channel-consistent* per message, because reports that contradict
-each other about the channel cannot all be true and are rejected first-come.
-Timestamps are drawn from a narrow range so that ties are common.
+The strategies of reports and of callback bodies (``statuses``, ``events``,
+``histories``, ``streams``, ``callback_bodies``, ``invalid_callback_bodies``)
+are ``deliverystate.testing``'s, and the tests use them from there, as users
+do.  What stays here is the parser's own fuzzing: JSON values of any shape,
+and bodies near the parser's edges, whose fields are replaced or removed so
+that they may be valid or not (no one can say which without parsing them).
 """
 
 from __future__ import annotations
@@ -13,50 +15,9 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from deliverystate import CHANNELS, Send, Status, StatusEvent
-from deliverystate._events import datetime_from_ms
+from deliverystate import Status
 from deliverystate.simulate import callback_body
-
-BASE_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
-
-statuses = st.sampled_from(list(Status))
-channels = st.sampled_from([None, *CHANNELS])
-message_ids = st.sampled_from([f"msg-{i}" for i in range(4)])
-# few distinct instants, so that equal timestamps (tie-breaks) are frequent
-timestamps_ms = st.integers(0, 12).map(lambda step: BASE_MS + step * 1000)
-
-
-@st.composite
-def events_for(draw: st.DrawFn, message_id: str, channel: str | None) -> StatusEvent:
-    """One report about a message on ``channel`` (the report may omit the channel)."""
-    allowed = [s for s in Status if s.allowed_on(channel)]
-    status = draw(st.sampled_from(allowed))
-    event_channel = channel if channel is None else draw(st.sampled_from([channel, None]))
-    client = draw(st.sampled_from([None, f"client-{message_id}"]))
-    return StatusEvent.from_ms(message_id, status, draw(timestamps_ms), event_channel, client)
-
-
-@st.composite
-def consistent_events(draw: st.DrawFn, min_size: int = 1, max_size: int = 30) -> list[StatusEvent]:
-    """Reports about a few messages, each message on one channel (or none known)."""
-    ids = draw(st.lists(message_ids, min_size=1, max_size=4, unique=True))
-    channel_of = {message_id: draw(channels) for message_id in ids}
-    return draw(
-        st.lists(
-            st.sampled_from(ids).flatmap(lambda m: events_for(m, channel_of[m])),
-            min_size=min_size,
-            max_size=max_size,
-        )
-    )
-
-
-@st.composite
-def any_event(draw: st.DrawFn) -> StatusEvent:
-    """Any valid report, channels not necessarily consistent with other reports."""
-    channel = draw(channels)
-    status = draw(st.sampled_from([s for s in Status if s.allowed_on(channel)]))
-    return StatusEvent.from_ms(draw(message_ids), status, draw(timestamps_ms), channel)
-
+from deliverystate.testing import BASE_MS, events
 
 json_values = st.recursive(
     st.none()
@@ -98,7 +59,7 @@ _TRICKY = st.one_of(
 @st.composite
 def mutated_callbacks(draw: st.DrawFn) -> Any:
     """A valid callback body of any of the three formats with fields replaced or removed."""
-    event = draw(any_event())
+    event = draw(events())
     body: dict[str, Any]
     fmt = draw(st.sampled_from(["one", "flat", "legacy"]))
     if fmt == "one":
@@ -195,41 +156,3 @@ def callback_variants(draw: st.DrawFn) -> Any:
         for key in [k for k, v in target.items() if v is None and draw(st.booleans())]:
             del target[key]  # absent, rather than null
     return json.dumps(body) if draw(st.booleans()) else body
-
-
-#: The "now" of a deadline scenario: after every report and deadline it draws.
-SCENARIO_NOW_MS = BASE_MS + 20_000
-
-
-@st.composite
-def deadline_scenarios(draw: st.DrawFn) -> tuple[list[Any], int]:
-    """Registrations, callbacks and sweeps about a few messages, in one drawn order.
-
-    Each item is ``("register", Send)``, ``("callback", StatusEvent)`` or
-    ``("sweep", now_ms)`` (a sweep at or before the scenario's now, which is
-    returned beside the items).  Messages get zero to two registrations (their
-    deadlines may differ) and channel-consistent callbacks; deadlines fall
-    among the callbacks' times so that sweeps race with real evidence.
-    """
-    ids = draw(st.lists(message_ids, min_size=1, max_size=4, unique=True))
-    channel_of = {m: draw(st.sampled_from(CHANNELS)) for m in ids}
-    items: list[Any] = []
-    for message_id in ids:
-        channel = channel_of[message_id]
-        client = draw(st.sampled_from([None, f"client-{message_id}"]))
-        for _ in range(draw(st.integers(0, 2))):
-            sent_ms = draw(timestamps_ms)
-            deadline_ms = sent_ms + draw(st.integers(0, 8)) * 1000
-            send = Send(
-                message_id,
-                channel,
-                datetime_from_ms(sent_ms),
-                client,
-                datetime_from_ms(deadline_ms),
-            )
-            items.append(("register", send))
-        for _ in range(draw(st.integers(0, 4))):
-            items.append(("callback", draw(events_for(message_id, channel))))
-    for _ in range(draw(st.integers(0, 3))):
-        items.append(("sweep", draw(st.integers(BASE_MS, SCENARIO_NOW_MS))))
-    return draw(st.permutations(items)), SCENARIO_NOW_MS

@@ -13,8 +13,7 @@ from hypothesis import strategies as st
 
 from deliverystate import DELIVERY_WINS, FAILURE_WINS, Outcome, Policy, StatusEvent
 from deliverystate.stores._work import Batch, state_of
-
-from .strategies import any_event, consistent_events
+from deliverystate.testing import events, streams
 
 
 def run(events: list[StatusEvent], policy: Policy, *, history: bool, fast: bool) -> Batch:
@@ -43,7 +42,7 @@ def observed(batch: Batch) -> tuple[object, ...]:
 
 @settings(max_examples=500)
 @given(
-    st.one_of(consistent_events(max_size=40), st.lists(any_event(), max_size=40)),
+    st.one_of(streams(), st.lists(events(), max_size=40)),
     st.sampled_from([DELIVERY_WINS, FAILURE_WINS]),
     st.booleans(),
 )
@@ -57,7 +56,7 @@ def test_absorb_equals_apply_one_by_one(
 
 
 @settings(max_examples=200)
-@given(consistent_events(max_size=30))
+@given(streams())
 def test_a_repeat_is_kept_once_and_counted_as_duplicate(events: list[StatusEvent]) -> None:
     """Given every report twice, history holds each report once and the repeats are duplicates."""
     once = run(events, DELIVERY_WINS, history=True, fast=False)

@@ -29,9 +29,10 @@ from deliverystate import _callbacks as callbacks_module
 from deliverystate import _json as json_module
 from deliverystate._archive import archive_line
 from deliverystate.simulate import callback_body, simulate_lines
+from deliverystate.testing import callback_bodies, events, invalid_callback_bodies
 
 from .real_bodies import BODIES, RealBody
-from .strategies import any_event, callback_variants, json_values, mutated_callbacks
+from .strategies import callback_variants, json_values, mutated_callbacks
 
 TS = 1_767_225_600_123  # 2026-01-01T00:00:00.123Z
 
@@ -301,7 +302,7 @@ def test_mutated_callbacks_raise_only_invalid_callback(payload: Any) -> None:
 
 
 @settings(max_examples=500)
-@given(any_event())
+@given(events())
 def test_one_api_round_trip(event: StatusEvent) -> None:
     """Any valid event written as a One API body parses back to itself."""
     channel = event.channel or "sms"
@@ -625,9 +626,13 @@ def full_parser_outcome(payload: Any) -> tuple[Any, ...]:
 
 
 @settings(max_examples=1500, suppress_health_check=[HealthCheck.too_slow])
-@given(st.one_of(callback_variants(), mutated_callbacks()))
+@given(
+    st.one_of(
+        callback_variants(), mutated_callbacks(), callback_bodies(), invalid_callback_bodies()
+    )
+)
 def test_the_fast_path_reads_every_body_as_the_full_parser_does(payload: Any) -> None:
-    """Clean or nearly clean bodies of every shape: the same events, or the same refusal."""
+    """Clean, nearly clean and broken bodies of every shape: the same events or refusal."""
     assert outcome_of(read_callback, payload) == full_parser_outcome(payload)
 
 

@@ -35,8 +35,7 @@ from deliverystate import (
 from deliverystate.cli import replay_stream
 from deliverystate.cli._commands import cli
 from deliverystate.simulate import callback_body, generate_callbacks
-
-from .strategies import BASE_MS
+from deliverystate.testing import BASE_MS
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "callbacks.jsonl"
 EXAMPLE_LINES = [line for line in EXAMPLE.read_text(encoding="utf-8").splitlines() if line]

@@ -18,9 +18,9 @@ from deliverystate.cli._commands import cli
 from deliverystate.cli._feed import parse_duration
 from deliverystate.forward import new_secret
 from deliverystate.simulate import callback_body
+from deliverystate.testing import BASE_MS
 
 from . import sink
-from .strategies import BASE_MS
 from .test_forward import SCRIPT, kill, sink_at
 from .test_web import wait_for
 from .test_web_intake import free_port

@@ -14,8 +14,8 @@ from click.testing import CliRunner
 
 from deliverystate import SQLiteStore, Status, StatusEvent, Tracker
 from deliverystate.cli._commands import cli
+from deliverystate.testing import BASE_MS
 
-from .strategies import BASE_MS
 from .test_forward import SCRIPT
 
 S = Status

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 
 from deliverystate import (
     DEFAULT_WINDOWS,
@@ -32,9 +32,8 @@ from deliverystate._deadlines import SWEEP_BATCH
 from deliverystate._events import datetime_from_ms, ms_from_datetime
 from deliverystate._stats import delivery_stats
 from deliverystate.cli._commands import cli
+from deliverystate.testing._scenarios import deadline_scenarios, replay, scenario_ids, settled
 from deliverystate.web._serve import sweep_loop
-
-from .strategies import deadline_scenarios
 
 T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
 S = Status
@@ -43,31 +42,6 @@ S = Status
 def at(seconds: float) -> datetime:
     """T0 plus ``seconds``."""
     return T0 + timedelta(seconds=seconds)
-
-
-def replay(items: list[Any], tracker: Tracker) -> None:
-    """Run a scenario's registrations, callbacks and sweeps in the order given."""
-    for kind, item in items:
-        if kind == "register":
-            tracker.register_many([item])
-        elif kind == "callback":
-            tracker.apply(item)
-        else:
-            tracker.sweep(datetime_from_ms(item))
-
-
-def reference(items: list[Any], now_ms: int, policy: Policy) -> Tracker:
-    """Every registration and callback (sweeps dropped), then one sweep at ``now``."""
-    tracker = Tracker(MemoryStore(), policy)
-    tracker.register_many([item for kind, item in items if kind == "register"])
-    tracker.apply_many([item for kind, item in items if kind == "callback"])
-    tracker.sweep(datetime_from_ms(now_ms))
-    return tracker
-
-
-def message_ids(items: list[Any]) -> set[str]:
-    """The messages a scenario is about."""
-    return {item.message_id for kind, item in items if kind != "sweep"}
 
 
 # --- the property the issue asks for ---------------------------------------------------
@@ -84,23 +58,9 @@ def test_any_order_and_any_sweeps_reach_the_reference(
     tracker = Tracker(MemoryStore(), policy)
     replay(items, tracker)
     tracker.sweep(datetime_from_ms(now_ms))
-    expected = reference(items, now_ms, policy)
-    for message_id in message_ids(items):
+    expected = settled(items, now_ms, policy)
+    for message_id in scenario_ids(items):
         assert tracker.get(message_id) == expected.get(message_id)
-
-
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(scenario=deadline_scenarios())
-def test_sqlite_reaches_the_same_states_as_memory(scenario: tuple[list[Any], int]) -> None:
-    """The SQLite store, given a scenario in its drawn order, agrees with the reference."""
-    items, now_ms = scenario
-    with SQLiteStore(":memory:") as store:
-        tracker = Tracker(store)
-        replay(items, tracker)
-        tracker.sweep(datetime_from_ms(now_ms))
-        expected = reference(items, now_ms, DELIVERY_WINS)
-        for message_id in message_ids(items):
-            assert tracker.get(message_id) == expected.get(message_id)
 
 
 @settings(max_examples=200, deadline=None)
@@ -108,11 +68,11 @@ def test_sqlite_reaches_the_same_states_as_memory(scenario: tuple[list[Any], int
 def test_a_second_sweep_changes_nothing(scenario: tuple[list[Any], int]) -> None:
     """Sweeping again at the same now finds nothing due: every expiry was dated at a deadline."""
     items, now_ms = scenario
-    tracker = reference(items, now_ms, DELIVERY_WINS)
-    before = {m: tracker.get(m) for m in message_ids(items)}
+    tracker = settled(items, now_ms, DELIVERY_WINS)
+    before = {m: tracker.get(m) for m in scenario_ids(items)}
     assert tracker.overdue(datetime_from_ms(now_ms)) == []
     assert tracker.sweep(datetime_from_ms(now_ms)).total == 0
-    assert {m: tracker.get(m) for m in message_ids(items)} == before
+    assert {m: tracker.get(m) for m in scenario_ids(items)} == before
 
 
 # --- registration ----------------------------------------------------------------------
@@ -254,25 +214,6 @@ def test_overdue_lists_registered_messages_in_progress_past_their_deadline() -> 
         tracker.overdue(at(50), limit=0)
 
 
-def test_a_sweep_expires_at_the_deadline_not_at_its_own_clock() -> None:
-    """The local EXPIRED is dated at the deadline; a second sweep later writes nothing."""
-    tracker = Tracker()
-    tracker.register("m1", channel="sms", sent_at=at(0), deadline=at(10))
-    tracker.apply(StatusEvent("m1", S.SENT_TO_SUPPLIER, at(1), "sms"))
-    assert tracker.sweep(at(5)).total == 0  # not due yet
-    assert tracker.sweep(at(1000)).applied == 1
-    state = tracker.get("m1")
-    assert state is not None
-    assert (state.status, state.timestamp, state.origin) == (S.EXPIRED, at(10), Origin.LOCAL)
-    assert tracker.sweep(at(5000)).total == 0
-    sources = [(e.event.status, e.event.origin) for e in tracker.history("m1")]
-    assert sources == [
-        (S.QUEUED, Origin.LOCAL),
-        (S.SENT_TO_SUPPLIER, Origin.CLICKATELL),
-        (S.EXPIRED, Origin.LOCAL),
-    ]
-
-
 @pytest.mark.parametrize("policy", [DELIVERY_WINS, FAILURE_WINS], ids=lambda p: p.name)
 def test_delivery_after_a_local_expiry_wins_under_both_policies(policy: Policy) -> None:
     """The handset got it: DEVICE_ACK after a local EXPIRED is applied, with either policy."""
@@ -330,26 +271,6 @@ def test_an_earlier_deadline_registered_after_a_sweep_re_dates_the_expiry() -> N
     assert [s.message_id for s in tracker.overdue(at(100))] == ["m1"]
     tracker.sweep(at(100))
     assert tracker.get("m1").timestamp == at(10)  # type: ignore[union-attr]
-
-
-def test_two_sweepers_write_one_expiry(tmp_path: Path) -> None:
-    """Two trackers sweeping one SQLite file at once: one applied, the other a duplicate."""
-    path = tmp_path / "state.sqlite3"
-    setup = Tracker(SQLiteStore(path))
-    setup.register_many(Send(f"m{i}", "sms", at(0), deadline=at(i)) for i in range(50))
-    results = []
-
-    def run() -> None:
-        results.append(Tracker(SQLiteStore(path)).sweep(at(100)))
-
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert sum(r.applied for r in results) == 50
-    assert all(setup.get(f"m{i}").timestamp == at(i) for i in range(50))  # type: ignore[union-attr]
-    assert all(len(setup.history(f"m{i}")) == 2 for i in range(50))
 
 
 def test_a_sweep_pages_through_more_than_one_batch() -> None:

@@ -36,9 +36,9 @@ from deliverystate.forward import (
     webhook_id,
 )
 from deliverystate.simulate import simulate_lines
+from deliverystate.testing import BASE_MS
 
 from . import sink
-from .strategies import BASE_MS
 from .test_web import wait_for
 from .test_web_intake import free_port
 

@@ -29,7 +29,7 @@ LAYERS: list[set[str]] = [
     {"_prune", "_tracker", "_follow", "_receipts", "_deadlines", "_listing"},
     {"_stats", "_render", "diagrams", "simulate"},
     {"_trend"},
-    {"cli", "web", "postgres", "forward", "__init__"},
+    {"cli", "web", "postgres", "forward", "testing", "pytest_plugin", "__init__"},
 ]
 #: Inside ``stores``: protocol and hooks, unit of work and row encodings, the memory store
 #: and the SQL stores' parts (feeds included), the drivers, then the package.

@@ -13,8 +13,7 @@ from deliverystate import (
     StatusEvent,
     Tracker,
 )
-
-from .strategies import BASE_MS
+from deliverystate.testing import BASE_MS
 
 
 def test_records_decode_to_the_states_applied() -> None:

@@ -8,9 +8,9 @@ from hypothesis import strategies as st
 
 from deliverystate import DELIVERY_WINS, FAILURE_WINS, Origin, Policy, Status, Tie
 from deliverystate._policy import MAX_TIMESTAMP_MS
+from deliverystate.testing import instants_ms, statuses
 
 from .oracle import DELIVERY_WINS_RANK, FAILURE_WINS_RANK, oracle_key
-from .strategies import statuses, timestamps_ms
 
 S = Status
 
@@ -32,7 +32,7 @@ def test_ranks_match_design_table(policy: Policy, ranks: dict[int, int]) -> None
 
 
 @settings(max_examples=500)
-@given(statuses, timestamps_ms, statuses, timestamps_ms)
+@given(statuses(), instants_ms(), statuses(), instants_ms())
 def test_delivery_wins_orders_like_the_design(a: Status, ta: int, b: Status, tb: int) -> None:
     """Comparing packed keys gives the same order as the design's (rank, tie-break)."""
     packed = (DELIVERY_WINS.key(a, ta) > DELIVERY_WINS.key(b, tb)) - (
@@ -43,7 +43,7 @@ def test_delivery_wins_orders_like_the_design(a: Status, ta: int, b: Status, tb:
 
 
 @settings(max_examples=500)
-@given(statuses, timestamps_ms, statuses, timestamps_ms)
+@given(statuses(), instants_ms(), statuses(), instants_ms())
 def test_failure_wins_orders_like_the_design(a: Status, ta: int, b: Status, tb: int) -> None:
     """The failure-wins table orders reports as its design row says."""
     ka, kb = FAILURE_WINS.key(a, ta), FAILURE_WINS.key(b, tb)
@@ -63,7 +63,7 @@ def test_tie_breaks_inside_a_rank() -> None:
     assert key(S.UNKNOWN, MAX_TIMESTAMP_MS) < key(S.QUEUED, 0)
 
 
-@given(statuses, st.integers(0, MAX_TIMESTAMP_MS), statuses, st.integers(0, MAX_TIMESTAMP_MS))
+@given(statuses(), st.integers(0, MAX_TIMESTAMP_MS), statuses(), st.integers(0, MAX_TIMESTAMP_MS))
 def test_keys_are_distinct_for_distinct_reports(a: Status, ta: int, b: Status, tb: int) -> None:
     """Two reports share a key only when they have the same status and timestamp."""
     assert (DELIVERY_WINS.key(a, ta) == DELIVERY_WINS.key(b, tb)) == ((a, ta) == (b, tb))
@@ -121,7 +121,7 @@ def test_custom_policy_rejects_out_of_range_and_repeated_ranks() -> None:
 
 
 @settings(max_examples=500)
-@given(statuses, st.integers(0, MAX_TIMESTAMP_MS), st.sampled_from([DELIVERY_WINS, FAILURE_WINS]))
+@given(statuses(), st.integers(0, MAX_TIMESTAMP_MS), st.sampled_from([DELIVERY_WINS, FAILURE_WINS]))
 def test_decode_inverts_key(status: Status, timestamp_ms: int, policy: Policy) -> None:
     """A key decodes back to the status and timestamp it was made from."""
     assert policy.decode(policy.key(status, timestamp_ms)) == (status, timestamp_ms)

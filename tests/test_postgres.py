@@ -20,9 +20,9 @@ from deliverystate import (
     open_store,
 )
 from deliverystate.postgres import PostgresStore, redact
+from deliverystate.testing import BASE_MS
 
 from . import old_schemas
-from .strategies import BASE_MS
 from .test_sqlite import check_migrated
 from .workers import run_workers, simulated_events
 

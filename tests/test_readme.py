@@ -7,6 +7,7 @@ import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,8 +15,9 @@ from deliverystate import DELIVERY_WINS, MemoryStore, Outcome, Status, StatusEve
 from deliverystate.diagrams import lifecycle_dot, policy_markdown, render_svg
 from deliverystate.forward import DeliveryFailed, Forwarder, ForwardTarget, new_secret
 from deliverystate.simulate import callback_body
+from deliverystate.testing import BASE_MS
 
-from .strategies import BASE_MS
+from .runs import run_pytest
 
 ROOT = Path(__file__).parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -159,3 +161,45 @@ def test_the_receiving_side_verifies_and_handles_each_change_once(
         server.shutdown()
         server.server_close()
     assert updates == [("r", "QUEUED", 1), ("r", "READ", 2)]
+
+
+def section_blocks(heading: str) -> list[str]:
+    """The ```python blocks of the README section that starts with ``heading``."""
+    start = README.index(heading)
+    end = README.index("\n## ", start + len(heading))
+    return re.findall(r"```python\n(.*?)```", README[start:end], flags=re.S)
+
+
+def test_the_property_test_of_a_feed_rule_runs_and_catches_a_broken_rule() -> None:
+    """The README's property test passes for its rule and fails for a rule that bills twice."""
+    rule, _ = section_blocks("## Test your own code")
+    namespace: dict[str, Any] = {}
+    exec(compile(rule, "README.md", "exec"), namespace)
+    namespace["test_each_delivered_message_is_billed_once"]()
+
+    def bills_every_delivery(tracker: Tracker, bill: Any) -> None:
+        for change in tracker.changes(after=tracker.cursor("billing")):
+            if change.status.is_delivered:  # DEVICE_ACK then READ: billed twice
+                bill(change.message_id)
+            tracker.commit_cursor("billing", change.seq)
+
+    namespace["bill_deliveries"] = bills_every_delivery
+    with pytest.raises(AssertionError):
+        namespace["test_each_delivered_message_is_billed_once"]()
+
+
+def test_the_five_line_store_contract_runs_as_written(tmp_path: Path) -> None:
+    """The README's StoreContract subclass, for a store of one's own, passes under pytest."""
+    _, contract = section_blocks("## Test your own code")
+    assert len(contract.strip().splitlines()) == 5
+    preamble = (
+        "from hypothesis import settings\n"
+        "from deliverystate import SQLiteStore as MyStore  # a store of one's own\n"
+        'settings.register_profile("readme", max_examples=10)\n'
+        'settings.load_profile("readme")\n'
+    )
+    test_file = tmp_path / "test_my_store.py"
+    test_file.write_text(preamble + contract, encoding="utf-8")
+    done = run_pytest(test_file)
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert re.search(r"\b\d{2,} passed\b", done.stdout)

@@ -15,9 +15,10 @@ from deliverystate import (
     reconcile,
 )
 from deliverystate._reconcile import decide
+from deliverystate.testing import BASE_MS, streams
+from deliverystate.testing import events as reports
 
 from .oracle import expected_winner
-from .strategies import BASE_MS, consistent_events, events_for
 
 S = Status
 T0 = BASE_MS
@@ -151,7 +152,7 @@ def test_channel_and_client_id_are_learned_from_stale_reports() -> None:
 
 
 @settings(max_examples=500)
-@given(consistent_events())
+@given(streams())
 def test_fold_reaches_the_designs_winner(events: list[StatusEvent]) -> None:
     """Folding any consistent reports ends in the report the design says should win."""
     by_message: dict[str, list[StatusEvent]] = {}
@@ -167,8 +168,8 @@ def test_fold_reaches_the_designs_winner(events: list[StatusEvent]) -> None:
 def test_reconcile_is_idempotent(data: st.DataObject) -> None:
     """Applying a report to the state it produced changes nothing."""
     channel = data.draw(st.sampled_from([None, "sms", "whatsapp"]))
-    prefix = data.draw(st.lists(events_for("m-1", channel), max_size=6))
-    event = data.draw(events_for("m-1", channel))
+    prefix = data.draw(st.lists(reports(["m-1"], channel), max_size=6))
+    event = data.draw(reports(["m-1"], channel))
     once, _ = reconcile(fold(prefix), event, DELIVERY_WINS)
     twice, outcome = reconcile(once, event, DELIVERY_WINS)
     assert twice == once

@@ -25,9 +25,9 @@ from deliverystate import (
     Tracker,
 )
 from deliverystate.simulate import callback_body
+from deliverystate.testing import BASE_MS
 
 from . import old_schemas
-from .strategies import BASE_MS
 from .workers import run_workers, simulated_events
 
 

@@ -7,8 +7,7 @@ from datetime import datetime, timezone
 import pytest
 
 from deliverystate import Category, Kind, Latency, Status, StatusEvent, Tracker, delivery_stats
-
-from .strategies import BASE_MS
+from deliverystate.testing import BASE_MS
 
 S = Status
 

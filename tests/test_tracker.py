@@ -24,9 +24,10 @@ from deliverystate import (
     parse_callback,
 )
 from deliverystate.simulate import callback_body
+from deliverystate.testing import BASE_MS, instants_ms, streams
+from deliverystate.testing import events as reports
 
 from .oracle import expected_winner, oracle_key
-from .strategies import BASE_MS, consistent_events, events_for, timestamps_ms
 
 S = Status
 
@@ -47,7 +48,7 @@ def test_any_permutation_duplication_and_split_gives_same_states(
     data: st.DataObject, history: bool
 ) -> None:
     """Reordering, repeating and splitting reports across workers never changes the result."""
-    events = data.draw(consistent_events())
+    events = data.draw(streams())
     reference = make_tracker(history)
     for event in events:
         reference.apply(event)
@@ -67,7 +68,7 @@ def test_any_permutation_duplication_and_split_gives_same_states(
 
 
 @settings(max_examples=500)
-@given(consistent_events(), st.booleans())
+@given(streams(), st.booleans())
 def test_apply_many_equals_apply_one_by_one(events: list[StatusEvent], history: bool) -> None:
     """The batch path and the per-event path reach the same states and outcome counts."""
     single, batch = make_tracker(history), make_tracker(history)
@@ -81,7 +82,7 @@ def test_apply_many_equals_apply_one_by_one(events: list[StatusEvent], history: 
 
 
 @settings(max_examples=500)
-@given(consistent_events(), st.booleans())
+@given(streams(), st.booleans())
 def test_applying_an_event_twice_equals_once(events: list[StatusEvent], history: bool) -> None:
     """Idempotence: a report applied twice in a row leaves what one application left."""
     once, twice = make_tracker(history), make_tracker(history)
@@ -96,7 +97,7 @@ def test_applying_an_event_twice_equals_once(events: list[StatusEvent], history:
 
 
 @settings(max_examples=500)
-@given(consistent_events())
+@given(streams())
 def test_precedence_key_never_decreases(events: list[StatusEvent]) -> None:
     """Whatever arrives, the winning report's key only goes up."""
     tracker = Tracker()
@@ -109,7 +110,7 @@ def test_precedence_key_never_decreases(events: list[StatusEvent]) -> None:
 
 
 @settings(max_examples=100, deadline=None)
-@given(consistent_events(min_size=20, max_size=60))
+@given(streams(min_messages=4, max_messages=8))
 def test_threads_sharing_a_store_agree_with_one_tracker(events: list[StatusEvent]) -> None:
     """Four threads applying interleaved shares end where one tracker ends."""
     reference = Tracker()
@@ -304,7 +305,7 @@ class TrackerAgainstModel(RuleBasedStateMachine):
     @rule(data=st.data(), message=st.sampled_from(["m-0", "m-1", "m-2"]))
     def apply_consistent(self, data: st.DataObject, message: str) -> None:
         """Apply a report consistent with the message's channel."""
-        event = data.draw(events_for(message, self.channel_of[message]))
+        event = data.draw(reports([message], self.channel_of[message]))
         expected = self.expected_outcome(event)
         decision = self.tracker.apply(event)
         assert decision.outcome is expected
@@ -312,7 +313,7 @@ class TrackerAgainstModel(RuleBasedStateMachine):
 
     @rule(
         message=st.sampled_from(["m-0", "m-1"]),
-        ts=timestamps_ms,
+        ts=instants_ms(),
         status=st.sampled_from([S.DEVICE_ACK, S.READ, S.EXPIRED]),
     )
     def apply_from_wrong_channel(self, message: str, ts: int, status: Status) -> None:

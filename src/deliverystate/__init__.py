@@ -8,7 +8,10 @@ every process that sees the same callbacks reaches the same answer.
 The public surface is this module's ``__all__``, ``deliverystate.errors``,
 ``deliverystate.stores``, ``deliverystate.diagrams`` and
 ``deliverystate.simulate``, and the optional extras ``deliverystate.postgres``,
-``deliverystate.web``, ``deliverystate.forward`` and ``deliverystate.cli``.
+``deliverystate.web``, ``deliverystate.forward``, ``deliverystate.cli`` and
+``deliverystate.testing`` (strategies, ``assert_converges`` and the store
+contract, for testing code built on this one; ``deliverystate.pytest_plugin``
+gives pytest its fixtures).
 Modules whose names start with an underscore are the implementation and may
 change.
 """

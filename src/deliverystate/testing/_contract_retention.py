@@ -1,0 +1,118 @@
+"""The store contract, part five: retention (prune with an archive, and replay of it)."""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime, timezone
+
+import pytest
+
+from .._catalog import Status
+from .._events import MessageState
+from ..simulate import generate_callbacks
+from ..stores import Archived, MessageQuery, Store
+from ._harness import ContractBase, ev
+from ._strategies import BASE_MS
+
+__all__ = ["RetentionContract"]
+
+S = Status
+DAY_MS = 86_400_000
+
+
+def _everything(store: Store) -> dict[str, MessageState]:
+    """Every message of a store, through its message list."""
+    return {item.state.message_id: item.state for item in store.messages(MessageQuery(), 10**6)}
+
+
+def _states_and_histories(store: Store, ids: set[str]) -> dict[str, object]:
+    """Per message: its state and its history as (event, outcome) in order."""
+    return {
+        m: (store.get(m), [(e.event, e.outcome) for e in store.history(m)]) for m in sorted(ids)
+    }
+
+
+def _at(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+
+
+class RetentionContract(ContractBase):
+    """How a store forgets: only old, final messages, whole, and only once they are kept."""
+
+    def test_prune_removes_only_old_final_messages_and_replaying_the_archive_restores_them(
+        self,
+    ) -> None:
+        """Pruned with an archive, then the archive replayed: identical states and histories."""
+        store = self.store
+        tracker = self.tracker()
+        tracker.ingest_many([c.body for c in generate_callbacks(300, seed=61) if c.valid])
+        everything = set(_everything(store))
+        before_prune = _states_and_histories(store, everything)
+        cut_ms = BASE_MS + DAY_MS // 3
+        final_and_old = {
+            m
+            for m, state in _everything(store).items()
+            if state.status.is_terminal
+            and max(e.event.timestamp_ms for e in store.history(m)) < cut_ms
+        }
+        assert 0 < len(final_and_old) < len(everything)
+        assert tracker.prune(_at(cut_ms), dry_run=True) == len(final_and_old)
+        archive = io.StringIO()
+        assert tracker.prune(_at(cut_ms), archive=archive) == len(final_and_old)
+        assert set(_everything(store)) == everything - final_and_old, (
+            "prune removed the wrong messages"
+        )
+        assert all(store.get(m) is None and list(store.history(m)) == [] for m in final_and_old)
+        lines = archive.getvalue().splitlines()
+        assert len(lines) == len(final_and_old)
+        assert tracker.prune(_at(cut_ms)) == 0  # nothing left to prune
+        tracker.ingest_many(lines, archives=True)
+        assert _states_and_histories(store, everything) == before_prune, "replay did not restore"
+
+    def test_messages_in_progress_are_never_pruned(self) -> None:
+        """However old, a message that is not final stays, and so does a recent final one."""
+        tracker = self.tracker()
+        tracker.apply_many([ev("slow", S.SENT_TO_SUPPLIER, 0), ev("done", S.DELIVERY_FAILURE, 0)])
+        tracker.apply(ev("fresh", S.DEVICE_ACK, 10 * DAY_MS))
+        tracker.apply(ev("fresh", S.READ, 10 * DAY_MS + 5))
+        assert tracker.prune(_at(BASE_MS + 5 * DAY_MS)) == 1
+        assert tracker.get("done") is None
+        assert tracker.get("slow") is not None, "a message in progress was pruned"
+        assert tracker.get("fresh") is not None, "a recent final message was pruned"
+
+    def test_a_report_that_arrives_before_removal_keeps_the_message(self) -> None:
+        """remove() checks again under the lock: a message newly active is not removed."""
+        tracker = self.tracker()
+        tracker.apply(ev("late", S.EXPIRED, 0))
+        found, _ = self.store.prunable(BASE_MS + DAY_MS, None, 100)
+        assert found == ["late"]
+        tracker.apply(ev("late", S.DEVICE_ACK, 2 * DAY_MS))  # the handset had it after all
+        assert self.store.remove(found, BASE_MS + DAY_MS) == 0
+        state = tracker.get("late")
+        assert state is not None
+        assert state.status is S.DEVICE_ACK
+
+    def test_removal_hands_each_message_to_keep_first(self) -> None:
+        """remove() gives keep every removed message's final state and whole history."""
+        tracker = self.tracker()
+        tracker.apply_many([ev("gone", S.QUEUED, 0), ev("gone", S.EXPIRED, 9)])
+        kept: list[Archived] = []
+        assert self.store.remove(["gone"], BASE_MS + DAY_MS, kept.extend) == 1
+        (archived,) = kept
+        assert archived.state.status is S.EXPIRED
+        assert [e.event.status for e in archived.history] == [S.QUEUED, S.EXPIRED]
+
+    def test_an_archive_that_cannot_be_written_leaves_the_messages(self) -> None:
+        """If keeping a group fails, nothing of it is deleted."""
+        tracker = self.tracker()
+        tracker.apply(ev("kept", S.EXPIRED, 0))
+
+        def full(messages: object) -> None:
+            raise OSError("No space left on device")
+
+        with pytest.raises(OSError, match="No space"):
+            self.store.remove(["kept"], BASE_MS + DAY_MS, full)
+        state = tracker.get("kept")
+        assert state is not None
+        assert state.status is S.EXPIRED
+        assert len(tracker.history("kept")) == 1
