@@ -200,3 +200,30 @@ def test_the_overdue_queries_search_the_partial_index(tmp_path: Path) -> None:
             assert "INDEX ds_messages_due" in plan, plan
     finally:
         store.close()
+
+
+def test_a_wide_window_is_scanned_a_narrow_one_read_by_index_with_the_same_answers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Window reads pick a scan or the index by how many messages they hold; both agree."""
+    monkeypatch.setattr(sqlite_module, "_SCAN_FROM", 10)
+    events = []
+    for index in range(200):
+        at = BASE_MS + index * 1000
+        channel = "sms" if index % 3 else "whatsapp"
+        events.append(StatusEvent.from_ms(f"w{index:03d}", Status.QUEUED, at, channel))
+        if index % 4:
+            events.append(
+                StatusEvent.from_ms(f"w{index:03d}", Status.DEVICE_ACK, at + 700, channel)
+            )
+    memory = MemoryStore()
+    Tracker(memory).apply_many(events)
+    with SQLiteStore(tmp_path / "window.sqlite3") as store:
+        Tracker(store).apply_many(events)
+        wide, narrow = BASE_MS + 10_000, BASE_MS + 195_000
+        assert store._first_since(wide).startswith("+")  # 190 of 200 inside: a scan
+        assert not store._first_since(narrow).startswith("+")  # 5 inside: the index
+        assert not store._first_since(BASE_MS + 185_000).startswith("+")  # 15: under a tenth
+        for since in (wide, narrow, None):
+            assert set(store.milestones(since)) == set(memory.milestones(since))
+            assert store.count_by_channel(since) == memory.count_by_channel(since)

@@ -346,7 +346,7 @@ class MemoryStore(MemoryFeed):
             read = [e.timestamp_ms for e in accepted if e.status is Status.READ]
             yield Milestones(
                 accepted[0].message_id,
-                min(e.timestamp_ms for e in accepted),
+                min(e.event.timestamp_ms for e in entries),
                 min(delivered, default=None),
                 min(read, default=None),
                 max((e.channel for e in accepted if e.channel), default=None),

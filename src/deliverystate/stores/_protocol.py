@@ -60,9 +60,11 @@ class HistoryEntry:
 class Milestones:
     """When a message was first reported, first delivered and first read (ms since the epoch).
 
-    Taken from the accepted reports in history (rejected ones are not evidence
-    about this message); ``delivered_ms`` counts a READ as a delivery too, since
-    a read message was delivered at the latest when it was read.
+    ``first_ms`` is the time of its earliest report, as the message list
+    orders by; the delivery and read times come from the accepted reports in
+    history only (a rejected report is no evidence about this message), and
+    ``delivered_ms`` counts a READ as a delivery too, since a read message was
+    delivered at the latest when it was read.
     """
 
     message_id: str

@@ -189,6 +189,8 @@ _UPSERT = (
     "precedence = excluded.precedence, channel = excluded.channel, local = excluded.local, "
     "deadline_ms = excluded.deadline_ms, due_ms = excluded.due_ms, reports = excluded.reports"
 )
+#: Fewer messages in a window than this are always read through the first-report index.
+_SCAN_FROM = 10_000
 _LEARNED = "UPDATE ds_messages SET client_message_id = ?, first_ms = ? WHERE message_id = ?"
 _HISTORY = (
     "INSERT INTO ds_history (arrival, message_id, status, timestamp_ms, channel, "
@@ -285,6 +287,22 @@ class SQLiteStore(SQLStore):
                 if isinstance(error, sqlite3.Error):
                     raise StoreUnavailable(self.target, str(error)) from error
                 raise
+
+    def _first_since(self, since_ms: int) -> str:
+        """Scan the messages instead of the first-report index when the window holds many.
+
+        SQLite keeps no statistics here, so its planner walks the index for
+        any range, and each message found costs a lookup of its row at a
+        random place: at a million messages in the window, 6 s against 0.7 s
+        for a scan of the table (measured).  Two counts through the index
+        (cheap: the index holds what they count) decide; ``+first_ms`` is
+        SQLite's way of saying "not by index".
+        """
+        inside = self._read("SELECT COUNT(*) FROM ds_messages WHERE first_ms >= ?", (since_ms,))
+        if inside[0][0] < _SCAN_FROM:
+            return "first_ms >= ?"
+        total = self._read("SELECT COUNT(*) FROM ds_messages")[0][0]
+        return "+first_ms >= ?" if inside[0][0] * 10 > total else "first_ms >= ?"
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:

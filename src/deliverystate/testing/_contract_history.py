@@ -84,7 +84,7 @@ class HistoryContract(ContractBase):
         check()
 
     def test_milestones_come_from_accepted_history(self) -> None:
-        """First report, first delivery (READ counts) and first read, rejected reports ignored."""
+        """First report (any), first delivery (READ counts) and read (accepted reports only)."""
         tracker = self.tracker()
         tracker.apply_many(
             [
@@ -93,6 +93,7 @@ class HistoryContract(ContractBase):
                 ev("m1", S.READ, 2000, None),
                 ev("m2", S.SENT_TO_SUPPLIER, 50),
                 ev("m2", S.READ, 400, "whatsapp"),  # rejected: m2 is on SMS
+                ev("m2", S.QUEUED, 20, "whatsapp"),  # rejected too, yet its earliest report
                 ev("m3", S.READ, 70),
             ]
         )
@@ -101,7 +102,7 @@ class HistoryContract(ContractBase):
         }
         assert got == {
             "m1": (BASE_MS + 100, BASE_MS + 900, BASE_MS + 2000),
-            "m2": (BASE_MS + 50, None, None),
+            "m2": (BASE_MS + 20, None, None),
             "m3": (BASE_MS + 70, BASE_MS + 70, BASE_MS + 70),
         }
 
