@@ -25,6 +25,7 @@ __all__ = [
     "REFRESH_CHOICES",
     "Links",
     "badge",
+    "choices_nav",
     "document",
     "esc",
     "read_refresh",
@@ -101,20 +102,30 @@ def document(title: str, body: str, *, refresh: int | None = None, nav: str = ""
     )
 
 
+def choices_nav(kind: str, label: str, caption: str, options: Iterable[tuple[str, str]]) -> str:
+    """A row of choices, each ``(text, escaped href)``; an empty href marks the current one."""
+    items = [
+        f'<a href="{href}">{esc(text)}</a>'
+        if href
+        else f'<strong aria-current="true">{esc(text)}</strong>'
+        for text, href in options
+    ]
+    return f'<nav class="{kind}" aria-label="{label}">{caption} {" · ".join(items)}</nav>'
+
+
 def refresh_nav(links: Links, path: str, params: list[tuple[str, str]], current: int | None) -> str:
     """The auto-refresh toggle: a link per choice, the current one marked."""
-    choices = []
-    for seconds in REFRESH_CHOICES:
-        label = "off" if seconds is None else f"{seconds} s"
-        kept = [(k, v) for k, v in params if k != "refresh"]
-        if seconds is not None:
-            kept.append(("refresh", str(seconds)))
-        if seconds == current:
-            choices.append(f'<strong aria-current="true">{label}</strong>')
-        else:
-            choices.append(f'<a href="{links.to(path, kept)}">{label}</a>')
-    joined = " · ".join(choices)
-    return f'<nav class="refresh" aria-label="auto-refresh">Auto-refresh: {joined}</nav>'
+    kept = [(k, v) for k, v in params if k != "refresh"]
+    options = [
+        (
+            "off" if seconds is None else f"{seconds} s",
+            ""
+            if seconds == current
+            else links.to(path, kept if seconds is None else [*kept, ("refresh", str(seconds))]),
+        )
+        for seconds in REFRESH_CHOICES
+    ]
+    return choices_nav("refresh", "auto-refresh", "Auto-refresh:", options)
 
 
 def read_refresh(text: str | None) -> int | None:

@@ -27,7 +27,7 @@ from ..diagrams import lifecycle_dot, lifecycle_mermaid, render_svg
 from ..errors import GraphvizNotFound
 from ..stores import DeadLetter, HistoryEntry, Listed
 from ._chart import trend_figure
-from ._html import Links, badge, document, esc, refresh_nav
+from ._html import Links, badge, choices_nav, document, esc, refresh_nav
 
 __all__ = [
     "DEAD_LETTERS_SHOWN",
@@ -180,13 +180,11 @@ def _channel_row(name: str, stats: ChannelStats) -> str:
 
 
 def _window_nav(data: PageData) -> str:
-    choices = [
-        f'<strong aria-current="true">{esc(name)}</strong>'
-        if name == data.window
-        else f'<a href="{data.links.to("/", data.params(window=name))}">{esc(name)}</a>'
+    options = [
+        (name, "" if name == data.window else data.links.to("/", data.params(window=name)))
         for name in WINDOWS
     ]
-    return f'<nav class="windows" aria-label="window">Last {" · ".join(choices)}</nav>'
+    return choices_nav("windows", "window", "Last", options)
 
 
 def _delivery_section(data: PageData) -> str:
