@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import re
 import shutil
@@ -102,6 +103,26 @@ def test_a_given_result_counts_each_batch_once_it_is_applied() -> None:
     )
     assert returned is result
     assert seen == [min(n, len(lines)) for n in range(25, len(lines) + 25, 25)]
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_collector_is_held_off_per_batch_and_left_as_found(enabled: bool) -> None:
+    """Each batch is applied with the cyclic collector off; between batches and after, as found."""
+    lines = [line.encode() + b"\n" for line in simulate_lines(40, seed=3)]
+    tracker = Tracker()
+    during: list[bool] = []
+    between: list[bool] = []
+    tracker.store.on_change(lambda _: during.append(gc.isenabled()))
+    (gc.enable if enabled else gc.disable)()
+    try:
+        replay_stream(iter(lines), tracker, 25, lambda _: between.append(gc.isenabled()))
+        after = gc.isenabled()
+    finally:
+        gc.enable()
+    assert during
+    assert not any(during)
+    assert between == [enabled] * len(between)
+    assert after is enabled
 
 
 @pytest.mark.parametrize(

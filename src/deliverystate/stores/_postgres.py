@@ -35,10 +35,9 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from .._events import MessageState
 from ..errors import StoreUnavailable
 from ._pgschema import FEED_TABLES, MIGRATIONS, TABLES
-from ._rows import STATE_COLUMNS, state_from_row
+from ._rows import LOCKED_COLUMNS
 from ._sql import SQLStore
 from ._sqlbase import Row, Writes
 
@@ -69,7 +68,7 @@ _CREATE_ROWS = (
 )
 _DROP_EMPTY = f"DELETE FROM ds_messages WHERE message_id = ANY({_BATCH_IDS}) AND status = 0"
 _LOCK_ROWS = (
-    f"SELECT {STATE_COLUMNS}, reports FROM ds_messages "
+    f"SELECT {LOCKED_COLUMNS} FROM ds_messages "
     f"WHERE message_id = ANY({_BATCH_IDS}) ORDER BY message_id FOR UPDATE"
 )
 _COPY_ROWS = (
@@ -310,20 +309,18 @@ class PostgresStore(SQLStore):
 
         return self._retry(read)
 
-    def _lock_and_load(
-        self, cursor: psycopg.Cursor[Any], ids: list[str]
-    ) -> dict[str, tuple[MessageState, Any]]:
+    def _lock_and_load(self, cursor: psycopg.Cursor[Any], ids: list[str]) -> dict[str, Row]:
         with cursor.copy(_COPY_IDS) as copy:
             for message_id in ids:
                 copy.write_row((message_id,))
         cursor.execute(_CREATE_ROWS)
         self._new_rows += max(cursor.rowcount, 0)
         cursor.execute(_LOCK_ROWS, binary=True)
-        return {row[0]: (state_from_row(row), row[7]) for row in cursor.fetchall() if row[1] != 0}
+        return {row[0]: row for row in cursor.fetchall() if row[1] != 0}
 
     def _select_for_update(self, cursor: psycopg.Cursor[Any], ids: Sequence[str]) -> list[Row]:
         cursor.execute(
-            f"SELECT {STATE_COLUMNS}, reports "
+            f"SELECT {LOCKED_COLUMNS} "
             "FROM ds_messages WHERE message_id = ANY(%s) ORDER BY message_id FOR UPDATE",
             (list(ids),),
             binary=True,

@@ -34,6 +34,7 @@ from .._events import MessageState, StatusEvent
 
 __all__ = [
     "HISTORY_COLUMNS",
+    "LOCKED_COLUMNS",
     "STATE_COLUMNS",
     "digest",
     "event_from_row",
@@ -52,6 +53,9 @@ _PAIR = struct.Struct(">qq")
 
 #: The columns :func:`state_from_row` reads, in its order (the reports blob may follow).
 STATE_COLUMNS = "message_id, status, timestamp_ms, channel, client_message_id, local, deadline_ms"
+#: The columns a batch reads of the rows it locks: the state's, the reports blob and the
+#: first report's time.
+LOCKED_COLUMNS = f"{STATE_COLUMNS}, reports, first_ms"
 
 
 def state_from_row(row: tuple[Any, ...]) -> MessageState:

@@ -16,7 +16,6 @@ from typing import Any, TypeVar
 
 import attrs
 
-from .._events import MessageState
 from ..errors import StoreUnavailable
 from ._work import FeedEntry
 
@@ -101,8 +100,8 @@ class SQLBase(abc.ABC):
         """Run a read-only query and return all rows."""
 
     @abc.abstractmethod
-    def _lock_and_load(self, cursor: Any, ids: list[str]) -> dict[str, tuple[MessageState, Any]]:
-        """Lock the batch's messages; the state and reports blob of those that have one."""
+    def _lock_and_load(self, cursor: Any, ids: list[str]) -> dict[str, Row]:
+        """Lock the batch's messages; the ``LOCKED_COLUMNS`` of those that have a state."""
 
     @abc.abstractmethod
     def _reserve(self, cursor: Any, count: int) -> list[int]:
@@ -161,4 +160,4 @@ class SQLBase(abc.ABC):
 
     @abc.abstractmethod
     def _select_for_update(self, cursor: Any, ids: Sequence[str]) -> list[Row]:
-        """Lock messages and return their ``STATE_COLUMNS`` and reports blob, as rows."""
+        """Lock messages and return their ``LOCKED_COLUMNS`` (``_rows``), as rows."""

@@ -18,11 +18,10 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
-from .._events import MessageState
 from .._reconcile import fingerprint
 from ..errors import StoreUnavailable
 from ._protocol import Keep
-from ._rows import STATE_COLUMNS, pack_reports, report_times, state_from_row
+from ._rows import LOCKED_COLUMNS, pack_reports, report_times
 from ._sql import SQLStore, rekey_previous_tables
 from ._sqlbase import LIST_INDEXES, Migration, Row, Writes
 
@@ -311,18 +310,14 @@ class SQLiteStore(SQLStore):
             except sqlite3.Error as error:
                 raise StoreUnavailable(self.target, str(error)) from error
 
-    def _lock_and_load(
-        self, cursor: sqlite3.Cursor, ids: list[str]
-    ) -> dict[str, tuple[MessageState, Any]]:
+    def _lock_and_load(self, cursor: sqlite3.Cursor, ids: list[str]) -> dict[str, Row]:
         # BEGIN IMMEDIATE already holds the database's write lock
-        return {
-            row[0]: (state_from_row(row), row[7]) for row in self._select_for_update(cursor, ids)
-        }
+        return {row[0]: row for row in self._select_for_update(cursor, ids)}
 
     def _select_for_update(self, cursor: sqlite3.Cursor, ids: Sequence[str]) -> list[Row]:
         # BEGIN IMMEDIATE already holds the database's write lock
         cursor.execute(
-            f"SELECT {STATE_COLUMNS}, reports "
+            f"SELECT {LOCKED_COLUMNS} "
             "FROM ds_messages WHERE message_id IN (SELECT value FROM json_each(?))",
             (json.dumps(list(ids)),),
         )
