@@ -109,11 +109,11 @@ def test_deadlocks_are_retried(
     original = PostgresStore._lock_and_load
     calls = []
 
-    def deadlock_once(self, cursor, ids):  # type: ignore[no-untyped-def]
+    def deadlock_once(self, cursor, ids, events):  # type: ignore[no-untyped-def]
         calls.append(ids)
         if len(calls) == 1:
             raise psycopg.errors.DeadlockDetected("deadlock detected")
-        return original(self, cursor, ids)
+        return original(self, cursor, ids, events)
 
     monkeypatch.setattr(PostgresStore, "_lock_and_load", deadlock_once)
     summary = Tracker(store).apply_many([StatusEvent.from_ms("m", 5, BASE_MS, "sms")])
@@ -132,8 +132,8 @@ def test_a_second_worker_waits_for_the_batch_holding_the_message(
     locked, finished = threading.Event(), []
     original = first._lock_and_load
 
-    def hold(cursor, ids):  # type: ignore[no-untyped-def]
-        loaded = original(cursor, ids)
+    def hold(cursor, ids, events):  # type: ignore[no-untyped-def]
+        loaded = original(cursor, ids, events)
         locked.set()
         time.sleep(0.5)  # the second worker tries now, and must wait
         return loaded
@@ -204,3 +204,33 @@ def test_a_url_names_its_schema_and_keeps_its_other_parameters(
         assert store._read("SELECT current_schema()") == [(pg_schema,)]  # type: ignore[attr-defined]
     finally:
         store.close()  # type: ignore[attr-defined]
+
+
+def test_a_new_messages_row_is_created_with_its_indexed_values(
+    postgres_dsn: str, pg_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """New messages' placeholder rows already hold their first time and client id (a HOT write)."""
+    store = PostgresStore(postgres_dsn, schema=pg_schema)
+    placeholders: list[tuple[object, ...]] = []
+    original = PostgresStore._write
+
+    def look_first(self, cursor, writes):  # type: ignore[no-untyped-def]
+        cursor.execute(
+            "SELECT message_id, first_ms, client_message_id FROM ds_messages ORDER BY message_id"
+        )
+        placeholders.extend(cursor.fetchall())
+        return original(self, cursor, writes)
+
+    monkeypatch.setattr(PostgresStore, "_write", look_first)
+    Tracker(store).apply_many(
+        [
+            StatusEvent.from_ms("a", Status.DEVICE_ACK, BASE_MS + 50, "sms", "ref-a"),
+            StatusEvent.from_ms("a", Status.QUEUED, BASE_MS + 10, "sms"),
+            StatusEvent.from_ms("b", Status.SENT_TO_SUPPLIER, BASE_MS + 20, "whatsapp"),
+            StatusEvent.from_ms("b", Status.QUEUED, BASE_MS + 30, "whatsapp", "ref-b"),
+        ]
+    )
+    final = store._read(
+        "SELECT message_id, first_ms, client_message_id FROM ds_messages ORDER BY message_id"
+    )
+    assert placeholders == final == [("a", BASE_MS + 10, "ref-a"), ("b", BASE_MS + 20, "ref-b")]

@@ -221,7 +221,7 @@ class SQLStore(SQLReads, SQLRetention, SQLFeed):
             changes: list[Change] = []
             with self._transaction() as cursor:
                 self._check_policy(cursor, policy)
-                loaded = self._lock_and_load(cursor, ids) if ids else {}
+                loaded = self._lock_and_load(cursor, ids, events) if ids else {}
                 states = {m: state_from_row(row) for m, row in loaded.items()}
                 records = {m: record_of(s, policy) for m, s in states.items()}
                 clients = {m: s.client_message_id for m, s in states.items() if s.client_message_id}

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import attrs
 
+from .._events import StatusEvent
 from ..errors import StoreUnavailable
 from ._work import FeedEntry
 
@@ -100,8 +101,11 @@ class SQLBase(abc.ABC):
         """Run a read-only query and return all rows."""
 
     @abc.abstractmethod
-    def _lock_and_load(self, cursor: Any, ids: list[str]) -> dict[str, Row]:
-        """Lock the batch's messages; the ``LOCKED_COLUMNS`` of those that have a state."""
+    def _lock_and_load(
+        self, cursor: Any, ids: list[str], events: Sequence[StatusEvent]
+    ) -> dict[str, Row]:
+        """Lock the batch's messages (``ids``, those ``events`` are about); the
+        ``LOCKED_COLUMNS`` of those that have a state."""
 
     @abc.abstractmethod
     def _reserve(self, cursor: Any, count: int) -> list[int]:

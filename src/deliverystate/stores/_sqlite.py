@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
+from .._events import StatusEvent
 from .._reconcile import fingerprint
 from ..errors import StoreUnavailable
 from ._protocol import Keep
@@ -310,7 +311,9 @@ class SQLiteStore(SQLStore):
             except sqlite3.Error as error:
                 raise StoreUnavailable(self.target, str(error)) from error
 
-    def _lock_and_load(self, cursor: sqlite3.Cursor, ids: list[str]) -> dict[str, Row]:
+    def _lock_and_load(
+        self, cursor: sqlite3.Cursor, ids: list[str], events: Sequence[StatusEvent]
+    ) -> dict[str, Row]:
         # BEGIN IMMEDIATE already holds the database's write lock
         return {row[0]: row for row in self._select_for_update(cursor, ids)}
 
