@@ -24,7 +24,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from starlette.datastructures import QueryParams
 
-from deliverystate import SQLiteStore, Tracker
+from deliverystate import MemoryStore, SQLiteStore, Tracker
 from deliverystate.cli._commands import cli
 from deliverystate.web import create_app
 from deliverystate.web._logs import (
@@ -36,7 +36,7 @@ from deliverystate.web._logs import (
     request_target,
 )
 
-from .test_web import T0, URL, one_api, post_json, serving, wait_for
+from .test_web import T0, URL, one_api, post_json, receiver, serving, wait_for
 from .test_web_intake import free_port, healthy
 
 #: The shared secret of these tests; "s3cret" must appear in no log line, encoded or not.
@@ -154,6 +154,31 @@ def test_a_request_the_app_fails_is_logged_as_500(caplog: pytest.LogCaptureFixtu
         asyncio.run(AccessLog(failing)(scope, ignore, ignore))
     (record,) = access_records(caplog)
     assert (record.status, record.client) == (500, "-")  # type: ignore[attr-defined]
+
+
+class Poisoned(MemoryStore):
+    """A store that cannot apply any report about a message whose id starts with poison-."""
+
+    def settle(self, items: Any, policy: Any) -> Any:
+        if any(e.message_id.startswith("poison-") for _, events in items for e in events):
+            raise RuntimeError("index row size exceeds btree version 4 maximum")
+        return super().settle(items, policy)
+
+
+def test_a_poison_body_is_logged_once_with_its_dead_letter(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A body that fails on its own is answered 400 and logged in one error line, not two."""
+    caplog.set_level(logging.INFO, logger="deliverystate")
+    tracker = Tracker(Poisoned())
+    with receiver(tracker) as client:
+        answer = post_json(client, one_api("poison-1", 5, "DEVICE_ACK", T0))
+    assert answer.status_code == 400
+    (letter,) = tracker.dead_letters()
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1, errors
+    assert f"dead letter {letter.id}" in errors[0]
+    assert "btree" in errors[0]
 
 
 # --- formats and levels ------------------------------------------------------------------

@@ -105,9 +105,7 @@ def _summary_json(summary: Summary, ignored: int) -> dict[str, Any]:
 def _receipt_response(receipt: Receipt) -> Response:
     """200 applied, 202 kept for later, or 400 when the body went to the dead letter."""
     if receipt.dead_letter is not None:
-        logger.error(
-            "answered 400, the body is in dead letter %d: %s", receipt.dead_letter.id, receipt.error
-        )
+        # the tracker has logged why and where it is kept, once: not said again here
         reason = "it could not be applied even on its own; it is kept in the dead letter"
         return json_error(400, f"invalid callback: body: {reason}", field="body", reason=reason)
     if receipt.summary is None:
