@@ -246,6 +246,10 @@ class MemoryStore(MemoryFeed):
         with self._lock:
             return sorted(self._inbox.items())
 
+    def count_pending(self) -> int:
+        """How many bodies are accepted but not settled."""
+        return len(self._inbox)
+
     def quarantine(self, inbox_id: int, error: str) -> DeadLetter | None:
         """Move a kept body that cannot be applied to the dead letter; None if it is gone."""
         with self._lock:
@@ -373,10 +377,15 @@ class MemoryStore(MemoryFeed):
             self._dead_by_payload[payload] = letter.id
             return letter
 
-    def dead_letters(self) -> Sequence[DeadLetter]:
-        """The dead letters, oldest first."""
+    def dead_letters(self, newest: int | None = None) -> Sequence[DeadLetter]:
+        """The dead letters, oldest first (only the ``newest`` few, if given)."""
         with self._lock:
-            return list(self._dead.values())
+            letters = list(self._dead.values())
+        return letters if newest is None else letters[len(letters) - min(newest, len(letters)) :]
+
+    def count_dead_letters(self) -> int:
+        """How many dead letters are kept."""
+        return len(self._dead)
 
     def remove_dead_letter(self, letter_id: int) -> None:
         """Forget a dead letter (after it was re-applied)."""

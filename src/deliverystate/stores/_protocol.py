@@ -231,8 +231,15 @@ class Store(Protocol):
     def add_dead_letter(self, payload: str, error: str) -> DeadLetter:
         """Keep a payload that could not be parsed."""
 
-    def dead_letters(self) -> Sequence[DeadLetter]:
-        """The payloads waiting in the dead letter, oldest first."""
+    def dead_letters(self, newest: int | None = None) -> Sequence[DeadLetter]:
+        """The payloads waiting in the dead letter, oldest first; only the ``newest`` few if given.
+
+        ``newest`` lets a status page show the latest bodies without reading a
+        dead letter of thousands.
+        """
+
+    def count_dead_letters(self) -> int:
+        """How many payloads wait in the dead letter, without reading them (a scrape asks)."""
 
     def remove_dead_letter(self, letter_id: int) -> None:
         """Forget a dead letter, once it has been re-applied."""
@@ -247,6 +254,9 @@ class Store(Protocol):
 
     def pending(self) -> Sequence[tuple[int, str]]:
         """Bodies accepted but not settled (the process stopped in between), oldest first."""
+
+    def count_pending(self) -> int:
+        """How many bodies :meth:`pending` would give, without reading them."""
 
     def quarantine(self, inbox_id: int, error: str) -> DeadLetter | None:
         """Move a kept body that cannot be applied to the dead letter, atomically.

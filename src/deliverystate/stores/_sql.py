@@ -371,6 +371,10 @@ class SQLStore(SQLReads, SQLRetention, SQLFeed):
             for r in self._read("SELECT id, payload FROM ds_inbox ORDER BY id")
         ]
 
+    def count_pending(self) -> int:
+        """How many bodies are accepted but not settled."""
+        return int(self._read("SELECT COUNT(*) FROM ds_inbox")[0][0])
+
     def quarantine(self, inbox_id: int, error: str) -> DeadLetter | None:
         """Move a kept body that cannot be applied to the dead letter, in one transaction.
 
@@ -430,10 +434,19 @@ class SQLStore(SQLReads, SQLRetention, SQLFeed):
     def _letter(self, row: Row) -> DeadLetter:
         return DeadLetter(int(row[0]), payload_str(row[1]), row[2], self._received_at(row[3]))
 
-    def dead_letters(self) -> Sequence[DeadLetter]:
-        """The dead letters, oldest first."""
-        rows = self._read("SELECT id, payload, error, received_at FROM ds_dead_letters ORDER BY id")
+    def dead_letters(self, newest: int | None = None) -> Sequence[DeadLetter]:
+        """The dead letters, oldest first (only the ``newest`` few, if given)."""
+        columns = "SELECT id, payload, error, received_at FROM ds_dead_letters"
+        if newest is None:
+            rows = self._read(f"{columns} ORDER BY id")
+        else:
+            rows = self._read(self._sql(f"{columns} ORDER BY id DESC LIMIT ?"), (max(newest, 0),))
+            rows.reverse()
         return [self._letter(row) for row in rows]
+
+    def count_dead_letters(self) -> int:
+        """How many dead letters are kept."""
+        return int(self._read("SELECT COUNT(*) FROM ds_dead_letters")[0][0])
 
     def remove_dead_letter(self, letter_id: int) -> None:
         """Forget a dead letter (after it was re-applied)."""

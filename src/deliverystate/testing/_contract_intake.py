@@ -47,6 +47,26 @@ class IntakeContract(ContractBase):
         assert state.status is S.DEVICE_ACK
         assert [x.payload for x in tracker.dead_letters()] == ["{not json"]
 
+    def test_counts_and_the_newest_dead_letters_agree_with_the_full_reads(self) -> None:
+        """count_dead_letters, count_pending and dead_letters(newest=n) say what the lists say."""
+        store = self.store
+        assert (store.count_dead_letters(), store.count_pending()) == (0, 0)
+        assert list(store.dead_letters(newest=3)) == []
+        for n in range(5):
+            store.add_dead_letter(f"bad body {n}", f"error {n}")
+        store.add_dead_letter("bad body 0", "error 0")  # kept once
+        kept = store.accept(["a kept body", "another"])
+        everything = list(store.dead_letters())
+        assert store.count_dead_letters() == len(everything) == 5
+        assert store.count_pending() == len(store.pending()) == 2
+        assert list(store.dead_letters(newest=3)) == everything[-3:], "the 3 newest, oldest first"
+        assert list(store.dead_letters(newest=10)) == everything
+        assert list(store.dead_letters(newest=0)) == []
+        store.remove_dead_letter(everything[-1].id)
+        store.quarantine(kept[0], "cannot be applied")
+        assert (store.count_dead_letters(), store.count_pending()) == (5, 1)
+        assert [d.payload for d in store.dead_letters(newest=1)] == ["a kept body"]
+
     def test_every_invalid_body_is_kept_as_it_came_with_its_error(self) -> None:
         """Any body the parser refuses is in the dead letter, verbatim, with the refusal."""
 

@@ -57,11 +57,9 @@ Decisions
   ``deliverystate_store_up`` is 0.  A failed scrape would hide the counters
   (503s, invalid bodies) that show what is going on.
 * **The store's gauges are plain reads.**  The inbox depth and the dead letter
-  count are ``len(store.pending())`` and ``len(store.dead_letters())``, which
-  read every body they hold: cheap while the inbox is empty and the dead
-  letter small, as they are when things work, but a dead letter of thousands
-  of large bodies is read whole at every scrape (a count query in the store
-  protocol would fix that).  The counts by status are the read ``/healthz``
+  count are ``store.count_pending()`` and ``store.count_dead_letters()``:
+  counts, so a dead letter of thousands of large bodies is not read at each
+  scrape.  The counts by status are the read ``/healthz``
   and the status page run (one ``GROUP BY`` over every message).  The scrape
   runs in a worker thread, never on the event loop.
 * **With several workers each one counts what it answered**, and a scrape
@@ -239,8 +237,8 @@ class _StoreGauges:
         store = self._store
         try:
             counts = store.count_by_status()
-            inbox = len(store.pending())
-            dead = len(store.dead_letters())
+            inbox = store.count_pending()
+            dead = store.count_dead_letters()
             feed = feed_status(store)
         except Exception as error:
             logger.warning(

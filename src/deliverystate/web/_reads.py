@@ -179,7 +179,6 @@ class ReadEndpoints:
         """Everything the page shows, read from the store (in a worker thread)."""
         store = self.tracker.store
         now = datetime.now(timezone.utc)
-        dead = store.dead_letters()
         figures = self._figures.get(window, now)
         return PageData(
             links=links,
@@ -191,8 +190,8 @@ class ReadEndpoints:
             feed=feed_status(store),
             overdue=store.count_overdue(ms_from_datetime(now)),
             local_expiries=store.count_local_expiries(),
-            dead_letters=len(dead),
-            dead_letter_sample=list(reversed(dead[-DEAD_LETTERS_SHOWN:])),
+            dead_letters=store.count_dead_letters(),
+            dead_letter_sample=list(reversed(store.dead_letters(newest=DEAD_LETTERS_SHOWN))),
             window=window,
             stats=figures.stats,
             trend=figures.trend,
