@@ -234,3 +234,28 @@ def test_a_new_messages_row_is_created_with_its_indexed_values(
         "SELECT message_id, first_ms, client_message_id FROM ds_messages ORDER BY message_id"
     )
     assert placeholders == final == [("a", BASE_MS + 10, "ref-a"), ("b", BASE_MS + 20, "ref-b")]
+
+
+def test_many_status_changes_are_analyzed_so_plans_see_them(
+    postgres_dsn: str, pg_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows changed by a tenth of the table get analyzed: the planner learns messages failed."""
+    monkeypatch.setattr(postgres_module, "_ANALYZE_AFTER", 50)
+    store = PostgresStore(postgres_dsn, schema=pg_schema)
+    tracker = Tracker(store)
+    ids = [f"m{n:04}" for n in range(200)]
+    tracker.apply_many([StatusEvent.from_ms(m, Status.QUEUED, BASE_MS, "sms") for m in ids])
+
+    def common_statuses() -> str:
+        rows = store._read(
+            "SELECT most_common_vals::text FROM pg_stats WHERE schemaname = %s "
+            "AND tablename = 'ds_messages' AND attname = 'status'",
+            (pg_schema,),
+        )
+        return str(rows[0][0]) if rows else ""
+
+    # analyzed after the load: every message QUEUED
+    assert common_statuses() == "{" + str(int(Status.QUEUED)) + "}"
+    failed = Status.DELIVERY_FAILURE
+    tracker.apply_many([StatusEvent.from_ms(m, failed, BASE_MS + 9, "sms") for m in ids[:150]])
+    assert str(int(failed)) in common_statuses().strip("{}").split(",")

@@ -193,6 +193,7 @@ class PostgresStore(SQLStore):
         )
         self._new_rows = 0
         self._known_rows = 0
+        self._written_rows = 0
         self._analyze_lock = threading.Lock()
         try:
             self._pool.open(wait=True, timeout=timeout)
@@ -255,28 +256,41 @@ class PostgresStore(SQLStore):
                 connection.close()
 
     def _after_commit(self) -> None:
-        """Analyze the tables once many rows are new: a bulk load must not leave bad plans.
+        """Analyze the tables once many rows are new or changed: no plan on stale statistics.
 
-        Autovacuum analyzes a table after it grew by a tenth or so, but only
-        some time later; right after a backfill of a million messages the
-        planner still thought the table empty and chose plans that scanned it
-        whole for every batch (about 2,000 events/s instead of tens of
-        thousands).  So the store counts the message rows it creates and
-        analyzes once they pass ``_ANALYZE_AFTER`` and a fifth of the table.
+        Autovacuum analyzes a table after a tenth of it changed, but only some
+        time later, and not at all where it is off (as on this project's
+        machine); right after a backfill of a million messages the planner
+        still thought the table empty and chose plans that scanned it whole
+        for every batch (about 2,000 events/s instead of tens of thousands),
+        and after a few hundred thousand callbacks it still thought no message
+        had failed and read "failed, newest first" by sorting the whole table
+        (170 ms a page at a million messages, against 0.5 ms through the
+        index once analyzed).  So the store counts the message rows it
+        creates and analyzes both tables once they pass ``_ANALYZE_AFTER`` and
+        a fifth of the table; and it counts the rows it writes, and analyzes
+        the message table once they pass a tenth of it, as autovacuum would.
         """
         with self._analyze_lock:
-            if self._new_rows < max(_ANALYZE_AFTER, self._known_rows // 5):
+            threshold = max(_ANALYZE_AFTER, self._known_rows // 5)
+            if self._new_rows >= threshold:
+                tables: tuple[str, ...] = ("ds_messages", "ds_history")
+                self._known_rows += self._new_rows
+                self._new_rows = 0
+            elif self._written_rows >= max(_ANALYZE_AFTER, self._known_rows // 10):
+                tables = ("ds_messages",)
+            else:
                 return
-            self._known_rows += self._new_rows
-            self._new_rows = 0
+            self._written_rows = 0
         try:
             with self._pool.connection() as connection:
-                connection.execute("ANALYZE ds_messages")
-                connection.execute("ANALYZE ds_history")
+                for table in tables:
+                    connection.execute(f"ANALYZE {table}")
         except self._pool_errors as error:  # the next batch will try again
-            logger.warning("analyzing %s after a bulk load failed: %s", self.target, error)
+            logger.warning("analyzing %s after many writes failed: %s", self.target, error)
             with self._analyze_lock:
-                self._new_rows += _ANALYZE_AFTER
+                self._new_rows += _ANALYZE_AFTER if len(tables) > 1 else 0
+                self._written_rows += _ANALYZE_AFTER
 
     def drop_schema(self) -> None:
         """Drop the whole schema and its tables (for tests and for starting over)."""
@@ -353,6 +367,7 @@ class PostgresStore(SQLStore):
         return sorted(int(row[0]) for row in cursor.fetchall())
 
     def _write(self, cursor: psycopg.Cursor[Any], writes: Writes) -> int:
+        self._written_rows += len(writes.rows)  # counted for analyze (see _after_commit)
         if writes.rows:
             with cursor.copy(_COPY_ROWS) as copy:
                 for row in writes.rows:
