@@ -162,6 +162,12 @@ def check_migrated(store: Any) -> None:
             for e in store.history(m)
         ]
         assert sorted(timeline) == sorted(old_schemas.HISTORY)
+        # first delivery and read, written onto the rows from the old history (version 6)
+        marks = {m.message_id: (m.first_ms, m.delivered_ms, m.read_ms) for m in store.milestones()}
+        assert marks == {
+            "old-1": (BASE_MS, BASE_MS + 900, None),
+            "old-2": (BASE_MS + 10, None, None),
+        }
         assert [payload for _, payload in store.pending()] == [old_schemas.INBOX]
         assert [d.payload for d in store.dead_letters()] == [old_schemas.DEAD]
         # a report the old history holds is a duplicate; a new one is applied after it
@@ -171,6 +177,8 @@ def check_migrated(store: Any) -> None:
         assert read.outcome.value == "applied"
         assert [e.outcome.value for e in store.history("old-1")][-1] == "applied"
         assert len(store.history("old-1")) == 4
+        (old_1,) = [m for m in store.milestones() if m.message_id == "old-1"]
+        assert (old_1.delivered_ms, old_1.read_ms) == (BASE_MS + 900, BASE_MS + 5000)
         # the change feed starts at the upgrade: the READ is its first change
         (change,) = store.changes()
         old_status = old_schemas.STATES["old-1"][0]

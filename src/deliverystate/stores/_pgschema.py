@@ -6,6 +6,8 @@ SQLite store's schema is in ``_sqlite``, beside its smaller driver.
 
 from __future__ import annotations
 
+from .._catalog import Status
+from ._rows import MILESTONE_REPORTS
 from ._sql import rekey_previous_tables
 from ._sqlbase import LIST_INDEXES, Migration
 
@@ -26,7 +28,9 @@ TABLES: tuple[str, ...] = (
         local SMALLINT NOT NULL DEFAULT 0,
         deadline_ms BIGINT,
         due_ms BIGINT,
-        first_ms BIGINT
+        first_ms BIGINT,
+        delivered_ms BIGINT,
+        read_ms BIGINT
     ) WITH (fillfactor = 70)""",
     *LIST_INDEXES,
     # appended in arrival order; its key is the only index it needs
@@ -130,5 +134,16 @@ MIGRATIONS: dict[int, tuple[Migration, ...]] = {
         "ALTER TABLE ds_changes ADD COLUMN local SMALLINT NOT NULL DEFAULT 0",
         "ALTER TABLE ds_undeliverable ADD COLUMN local SMALLINT NOT NULL DEFAULT 0",
         rekey_previous_tables,
+    ),
+    # 5 -> 6: each message's first delivery and read on its row
+    5: (
+        "ALTER TABLE ds_messages ADD COLUMN delivered_ms BIGINT",
+        "ALTER TABLE ds_messages ADD COLUMN read_ms BIGINT",
+        "UPDATE ds_messages AS m SET delivered_ms = h.delivered, read_ms = h.read FROM ("
+        "SELECT message_id, MIN(timestamp_ms) AS delivered, "
+        f"MIN(timestamp_ms) FILTER (WHERE status = {int(Status.READ)}) AS read "
+        f"FROM ({MILESTONE_REPORTS}) AS r GROUP BY message_id) AS h "
+        "WHERE m.message_id = h.message_id",
+        "ANALYZE ds_messages",
     ),
 }

@@ -56,10 +56,10 @@ logger = logging.getLogger(__name__)
 _SCRATCH = (
     "CREATE TEMP TABLE IF NOT EXISTS ds_batch_ids_v6 (id TEXT NOT NULL, first BIGINT, "
     "client TEXT) ON COMMIT DELETE ROWS",
-    "CREATE TEMP TABLE IF NOT EXISTS ds_batch_rows_v5 (message_id TEXT NOT NULL, "
+    "CREATE TEMP TABLE IF NOT EXISTS ds_batch_rows_v6 (message_id TEXT NOT NULL, "
     "status SMALLINT NOT NULL, ts BIGINT NOT NULL, precedence BIGINT, channel TEXT, "
     "client TEXT, local SMALLINT NOT NULL, deadline BIGINT, due BIGINT, first BIGINT, "
-    "reports BYTEA) "
+    "delivered BIGINT, read BIGINT, reports BYTEA) "
     "ON COMMIT DELETE ROWS",
 )
 _COPY_IDS = "COPY ds_batch_ids_v6 (id, first, client) FROM STDIN"
@@ -78,8 +78,8 @@ _LOCK_ROWS = (
     f"WHERE message_id = ANY({_BATCH_IDS}) ORDER BY message_id FOR UPDATE"
 )
 _COPY_ROWS = (
-    "COPY ds_batch_rows_v5 (message_id, status, ts, precedence, channel, client, local, "
-    "deadline, due, first, reports) FROM STDIN"
+    "COPY ds_batch_rows_v6 (message_id, status, ts, precedence, channel, client, local, "
+    "deadline, due, first, delivered, read, reports) FROM STDIN"
 )
 # The rows to update are found through the primary key whatever the statistics say:
 # the scratch table is never analyzed, and right after a backfill ds_messages' own
@@ -88,7 +88,8 @@ _UPDATE = (
     "UPDATE ds_messages AS m SET status = v.status, timestamp_ms = v.ts, "
     "precedence = v.precedence, channel = v.channel, client_message_id = v.client, "
     "local = v.local, deadline_ms = v.deadline, due_ms = v.due, first_ms = v.first, "
-    "reports = v.reports FROM ds_batch_rows_v5 AS v WHERE m.message_id = v.message_id"
+    "delivered_ms = v.delivered, read_ms = v.read, reports = v.reports "
+    "FROM ds_batch_rows_v6 AS v WHERE m.message_id = v.message_id"
 )
 _COPY_HISTORY = (
     "COPY ds_history (arrival, message_id, status, timestamp_ms, channel, client_message_id, "

@@ -35,6 +35,7 @@ from .._events import MessageState, StatusEvent
 __all__ = [
     "HISTORY_COLUMNS",
     "LOCKED_COLUMNS",
+    "MILESTONE_REPORTS",
     "STATE_COLUMNS",
     "digest",
     "event_from_row",
@@ -53,9 +54,9 @@ _PAIR = struct.Struct(">qq")
 
 #: The columns :func:`state_from_row` reads, in its order (the reports blob may follow).
 STATE_COLUMNS = "message_id, status, timestamp_ms, channel, client_message_id, local, deadline_ms"
-#: The columns a batch reads of the rows it locks: the state's, the reports blob and the
-#: first report's time.
-LOCKED_COLUMNS = f"{STATE_COLUMNS}, reports, first_ms"
+#: The columns a batch reads of the rows it locks: the state's, the reports blob, and the
+#: times of the first report, the first delivery and the first read (see ``Milestones``).
+LOCKED_COLUMNS = f"{STATE_COLUMNS}, reports, first_ms, delivered_ms, read_ms"
 
 
 def state_from_row(row: tuple[Any, ...]) -> MessageState:
@@ -69,6 +70,14 @@ def state_from_row(row: tuple[Any, ...]) -> MessageState:
         Origin.LOCAL if row[5] else Origin.CLICKATELL,
         row[6],
     )
+
+
+#: The history rows that are milestones (``Milestones``): accepted DEVICE_ACK and READ
+#: reports, as the version 6 migrations read them.
+MILESTONE_REPORTS = (
+    "SELECT message_id, status, timestamp_ms FROM ds_history "
+    f"WHERE status IN ({int(Status.DEVICE_ACK)}, {int(Status.READ)}) AND outcome <> 'rejected'"
+)
 
 
 #: The history columns :func:`event_from_row` reads; outcome and arrival follow the event's.

@@ -64,16 +64,29 @@ __all__ = ["SCHEMA_VERSION", "SQLStore", "precedence_sql", "rekey_previous_table
 #: appended in arrival order with no index but its key.  Version 4 adds the
 #: change feed (``_sqlfeed``).  Version 5 adds registrations and local reports:
 #: each message's deadline (and ``due_ms``, indexed, for the sweep) and whether
-#: its winning report is local; history and the feed say which reports are.
-SCHEMA_VERSION = 5
+#: its winning report is local; history and the feed say which reports are.  Version 6
+#: keeps each message's first delivery and first read on its row (``delivered_ms``,
+#: ``read_ms``), so that the status page's figures read the message table alone.
+SCHEMA_VERSION = 6
 
 T = TypeVar("T")
 _CLICKATELL = Origin.CLICKATELL
 BUILT_IN = {policy.name: policy for policy in (DELIVERY_WINS, FAILURE_WINS)}
 # an enum's ``.value`` is a descriptor call: a dictionary lookup is a fifth of its cost
 _OUTCOME_VALUE = {outcome: outcome.value for outcome in Outcome}
-# where a locked row (``_rows.LOCKED_COLUMNS``) keeps its reports blob and first report's time
-_REPORTS, _FIRST = 7, 8
+# where a locked row (``_rows.LOCKED_COLUMNS``) keeps its reports blob and milestones
+_REPORTS, _FIRST, _DELIVERED, _READ = 7, 8, 9, 10
+#: The reports that are milestones (``Milestones``): a READ is a delivery too.
+_DELIVERY_CODES = (int(Status.DEVICE_ACK), int(Status.READ))
+_READ_CODE = int(Status.READ)
+_REJECTED = Outcome.REJECTED
+
+
+def _earlier(kept: int | None, new: int | None) -> int | None:
+    """The earlier of two optional times."""
+    if kept is None:
+        return new
+    return kept if new is None or kept <= new else new
 
 
 def _first_ms(row: Row) -> int:
@@ -258,6 +271,8 @@ class SQLStore(SQLReads, SQLRetention, SQLFeed):
         history: list[HistoryRow] = []
         added: dict[str, list[tuple[int, int]]] = {}
         earliest: dict[str, int] = {}  # the earliest new report of each message
+        delivered: dict[str, int] = {}  # the earliest new accepted delivery (or read)
+        read: dict[str, int] = {}  # the earliest new accepted read
         outcome_value = _OUTCOME_VALUE
         for (event, outcome), arrival in zip(recorded, arrivals, strict=True):
             message_id, code, timestamp_ms = event.message_id, int(event.status), event.timestamp_ms
@@ -282,6 +297,10 @@ class SQLStore(SQLReads, SQLRetention, SQLFeed):
             else:
                 pairs.append((~mark if local else mark, arrival))
                 earliest[message_id] = min(earliest[message_id], timestamp_ms)
+            if code in _DELIVERY_CODES and outcome is not _REJECTED:
+                delivered[message_id] = min(delivered.get(message_id, timestamp_ms), timestamp_ms)
+                if code == _READ_CODE:
+                    read[message_id] = min(read.get(message_id, timestamp_ms), timestamp_ms)
         # in key order: each row's B-tree path is mostly the previous row's, already in cache
         touched = sorted(batch.changed.keys() | added.keys())
         rows: list[MessageRow] = []
@@ -292,12 +311,22 @@ class SQLStore(SQLReads, SQLRetention, SQLFeed):
             first = row[2] if old is None else _first_ms(old)
             new_first = min(first, earliest.get(message_id, first))
             blob = pack_reports(added.get(message_id, ()))
+            was_delivered = was_read = None
             if old is not None:
                 if new_first != first or (client is not None and message_id not in had_client):
                     learned.append((client, new_first, message_id))
                 if old[_REPORTS]:
                     blob = bytes(old[_REPORTS]) + blob
-            rows.append((*row, new_first, blob))
+                was_delivered, was_read = old[_DELIVERED], old[_READ]
+            rows.append(
+                (
+                    *row,
+                    new_first,
+                    _earlier(was_delivered, delivered.get(message_id)),
+                    _earlier(was_read, read.get(message_id)),
+                    blob,
+                )
+            )
         unstated = [m for m in ids if m not in batch.records]
         return self._write(cursor, Writes(rows, history, batch.feed or [], unstated, learned))
 

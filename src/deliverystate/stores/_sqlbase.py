@@ -35,9 +35,22 @@ T = TypeVar("T")
 #: One step of a schema migration: SQL text, or a function given the cursor.
 Migration = str | Callable[[Any], None]
 #: A message row as written: id, status, timestamp, precedence, channel, client id,
-#: local, deadline, due (see ``_work.StateRow``), first report's time, reports.
+#: local, deadline, due (see ``_work.StateRow``), the times of its first report, first
+#: delivery and first read (``Milestones``), reports.
 MessageRow = tuple[
-    str, int, int, int, str | None, str | None, int, int | None, int | None, int, bytes
+    str,
+    int,
+    int,
+    int,
+    str | None,
+    str | None,
+    int,
+    int | None,
+    int | None,
+    int,
+    int | None,
+    int | None,
+    bytes,
 ]
 #: A history row as written: arrival, id, status, timestamp, channel, client id,
 #: outcome, local.

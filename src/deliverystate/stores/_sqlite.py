@@ -18,11 +18,12 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
+from .._catalog import Status
 from .._events import StatusEvent
 from .._reconcile import fingerprint
 from ..errors import StoreUnavailable
 from ._protocol import Keep
-from ._rows import LOCKED_COLUMNS, pack_reports, report_times
+from ._rows import LOCKED_COLUMNS, MILESTONE_REPORTS, pack_reports, report_times
 from ._sql import SQLStore, rekey_previous_tables
 from ._sqlbase import LIST_INDEXES, Migration, Row, Writes
 
@@ -44,7 +45,9 @@ TABLES: tuple[str, ...] = (
         local INTEGER NOT NULL DEFAULT 0,
         deadline_ms INTEGER,
         due_ms INTEGER,
-        first_ms INTEGER
+        first_ms INTEGER,
+        delivered_ms INTEGER,
+        read_ms INTEGER
     ) WITHOUT ROWID""",
     *LIST_INDEXES,
     # appended in arrival order; AUTOINCREMENT: an arrival number is never handed out twice
@@ -134,6 +137,21 @@ def _date_first_reports(cursor: sqlite3.Cursor) -> None:
     )
 
 
+def _date_milestones(cursor: sqlite3.Cursor) -> None:
+    """Version 6: each message's first delivery and read, from its accepted reports."""
+    cursor.execute(MILESTONE_REPORTS)
+    delivered: dict[str, int] = {}
+    read: dict[str, int] = {}
+    for message_id, status, timestamp_ms in cursor.fetchall():
+        delivered[message_id] = min(delivered.get(message_id, timestamp_ms), timestamp_ms)
+        if status == Status.READ:
+            read[message_id] = min(read.get(message_id, timestamp_ms), timestamp_ms)
+    cursor.executemany(
+        "UPDATE ds_messages SET delivered_ms = ?, read_ms = ? WHERE message_id = ?",
+        [(ms, read.get(m), m) for m, ms in delivered.items()],
+    )
+
+
 #: Steps that upgrade schema version N to N + 1.
 MIGRATIONS: dict[int, tuple[Migration, ...]] = {
     # 1 -> 2: bodies are bytes.  A TEXT column keeps BLOB values as they are, so the
@@ -176,6 +194,12 @@ MIGRATIONS: dict[int, tuple[Migration, ...]] = {
         "ALTER TABLE ds_undeliverable ADD COLUMN local INTEGER NOT NULL DEFAULT 0",
         rekey_previous_tables,
     ),
+    # 5 -> 6: each message's first delivery and read on its row
+    5: (
+        "ALTER TABLE ds_messages ADD COLUMN delivered_ms INTEGER",
+        "ALTER TABLE ds_messages ADD COLUMN read_ms INTEGER",
+        _date_milestones,
+    ),
 }
 
 # An existing row keeps its client id and first report's time here: SQLite rewrites the
@@ -183,11 +207,12 @@ MIGRATIONS: dict[int, tuple[Migration, ...]] = {
 # raw upsert), so the few rows where they do change are written apart (``_LEARNED``).
 _UPSERT = (
     "INSERT INTO ds_messages (message_id, status, timestamp_ms, precedence, channel, "
-    "client_message_id, local, deadline_ms, due_ms, first_ms, reports) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) "
+    "client_message_id, local, deadline_ms, due_ms, first_ms, delivered_ms, read_ms, reports) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) "
     "DO UPDATE SET status = excluded.status, timestamp_ms = excluded.timestamp_ms, "
     "precedence = excluded.precedence, channel = excluded.channel, local = excluded.local, "
-    "deadline_ms = excluded.deadline_ms, due_ms = excluded.due_ms, reports = excluded.reports"
+    "deadline_ms = excluded.deadline_ms, due_ms = excluded.due_ms, "
+    "delivered_ms = excluded.delivered_ms, read_ms = excluded.read_ms, reports = excluded.reports"
 )
 #: Fewer messages in a window than this are always read through the first-report index.
 _SCAN_FROM = 10_000

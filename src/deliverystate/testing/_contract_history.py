@@ -106,6 +106,22 @@ class HistoryContract(ContractBase):
             "m3": (BASE_MS + 70, BASE_MS + 70, BASE_MS + 70),
         }
 
+    def test_milestones_move_earlier_across_batches_and_never_later(self) -> None:
+        """A later batch's earlier delivery or read moves the milestone back; a later one never."""
+        tracker = self.tracker()
+        tracker.apply_many([ev("a", S.READ, 3000), ev("b", S.QUEUED, 10)])
+        tracker.apply_many([ev("a", S.DEVICE_ACK, 1500), ev("a", S.READ, 3500)])
+        tracker.apply_many([ev("a", S.READ, 2500), ev("b", S.DEVICE_ACK, 900)])
+        tracker.apply_many([ev("a", S.DEVICE_ACK, 1200, "whatsapp"), ev("b", S.READ, 950)])
+        got = {
+            m.message_id: (m.first_ms, m.delivered_ms, m.read_ms) for m in self.store.milestones()
+        }
+        assert got == {
+            # the rejected WhatsApp report at 1200 is no delivery, yet the earliest report
+            "a": (BASE_MS + 1200, BASE_MS + 1500, BASE_MS + 2500),
+            "b": (BASE_MS + 10, BASE_MS + 900, BASE_MS + 950),
+        }
+
     def test_milestones_since_a_time_are_those_of_messages_first_reported_then(self) -> None:
         """``milestones(since)`` keeps the messages whose first report is at or after ``since``."""
         tracker = self.tracker()
