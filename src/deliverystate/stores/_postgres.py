@@ -113,6 +113,13 @@ _ANALYZE_AFTER = 10_000
 _SETUP_LOCK = "SELECT pg_advisory_xact_lock(hashtext('deliverystate schema setup'))"
 
 
+def _arrivals_statement(cursor: psycopg.Cursor[Any]) -> str:
+    """The statement drawing arrival numbers, its sequence named as this schema names it."""
+    cursor.execute(_ARRIVAL_SEQUENCE)
+    (sequence,) = cursor.fetchone() or ("",)
+    return _ARRIVALS.format(sequence="'" + str(sequence).replace("'", "''") + "'")
+
+
 def redact(dsn: str) -> str:
     """A DSN fit for error messages: the password replaced by ``***``."""
     dsn = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", dsn)
@@ -204,10 +211,7 @@ class PostgresStore(SQLStore):
                 cursor.execute("SELECT reltuples FROM pg_class WHERE oid = 'ds_messages'::regclass")
                 (estimate,) = cursor.fetchone() or (0,)
                 self._known_rows = max(0, int(estimate))
-                cursor.execute(_ARRIVAL_SEQUENCE)
-                (sequence,) = cursor.fetchone() or ("",)
-                literal = "'" + str(sequence).replace("'", "''") + "'"
-                self._arrivals = _ARRIVALS.format(sequence=literal)
+                self._arrivals = _arrivals_statement(cursor)
         except BaseException:
             self._pool.close()
             raise
