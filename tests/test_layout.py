@@ -24,7 +24,7 @@ LAYERS: list[set[str]] = [
     {"_policy"},
     {"_events"},
     {"_reconcile"},
-    {"_formats", "_archive", "_json", "_fields", "_callbacks"},
+    {"_formats", "_archive", "_json", "_fields", "_parsed", "_fastpath", "_callbacks"},
     {"stores"},
     {"_prune", "_tracker", "_follow", "_receipts", "_deadlines", "_listing"},
     {"_stats", "_render", "diagrams", "simulate"},

@@ -41,13 +41,12 @@ it from the dead letter later is all-or-nothing.  Nothing but
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Literal
-
-import attrs
+from typing import Any
 
 from ._archive import archived_events, is_archive
-from ._catalog import CHANNELS, Origin, Status
-from ._events import MAX_ID_LENGTH, StatusEvent
+from ._catalog import CHANNELS, Status
+from ._events import StatusEvent
+from ._fastpath import CHANNEL_NAMES, STATUS_UPDATE, fast_flat, fast_legacy, fast_one_api
 from ._fields import (
     flat_status,
     legacy_status,
@@ -58,9 +57,8 @@ from ._fields import (
     show,
     single_value,
 )
-from ._formats import MIN_TIMESTAMP_MS
 from ._json import decode_body
-from ._policy import MAX_TIMESTAMP_MS
+from ._parsed import CallbackFormat, ParsedBatch, ParsedCallback
 from .errors import InvalidCallback
 
 __all__ = [
@@ -73,87 +71,11 @@ __all__ = [
 ]
 
 
-#: Which shape a body had: One API, Platform (flat, a reply included), legacy HTTP (an
-#: inbound legacy message included), or an archive line written by retention.
-CallbackFormat = Literal["one_api", "platform", "legacy", "archive"]
-
-
-@attrs.frozen
-class ParsedCallback:
-    """What one callback body holds: its status updates, and the events it holds besides.
-
-    ``ignored`` names each event that is not a status update (``"moText"``,
-    an event type Clickatell added later, an inbound reply), once per event.
-    ``format`` is the shape the body was read as, so that a receiver can
-    count its traffic by format without parsing anything twice.
-    """
-
-    events: tuple[StatusEvent, ...]
-    ignored: tuple[str, ...] = ()
-    #: Registrations (a local QUEUED and its deadline in ms): only archive lines have them.
-    registrations: tuple[tuple[StatusEvent, int], ...] = ()
-    format: CallbackFormat = attrs.field(kw_only=True)
-
-
-@attrs.frozen
-class ParsedBatch:
-    """What a batch of callback bodies holds, as :func:`read_many` reads it.
-
-    ``events`` are the status events of every body that parsed, in order;
-    ``errors`` pairs the index of each body that did not with its error;
-    ``ignored`` counts the events that are not status updates.
-
-    A batch pickles compactly (its events as five columns), so that a worker
-    process can parse bodies and hand the batch back cheaply.
-    """
-
-    events: tuple[StatusEvent, ...]
-    errors: tuple[tuple[int, InvalidCallback], ...] = ()
-    ignored: int = 0
-    #: The registrations archive lines restore (see ``_archive``), applied after ``events``.
-    registrations: tuple[tuple[StatusEvent, int], ...] = ()
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        events = self.events
-        columns = (
-            [e.message_id for e in events],
-            [int(e.status) for e in events],
-            [e.timestamp_ms for e in events],
-            [e.channel for e in events],
-            [e.client_message_id for e in events],
-        )
-        local = [i for i, e in enumerate(events) if e.origin is not Origin.CLICKATELL]
-        errors = [(i, e.field, e.reason, e.value) for i, e in self.errors]
-        return (_unpickle_batch, (columns, local, errors, self.ignored, self.registrations))
-
-
-def _unpickle_batch(
-    columns: tuple[list[str], list[int], list[int], list[str | None], list[str | None]],
-    local: list[int],
-    errors: list[tuple[int, str, str, Any]],
-    ignored: int,
-    registrations: tuple[tuple[StatusEvent, int], ...],
-) -> ParsedBatch:
-    ids, codes, times, channels, clients = columns
-    statuses = map(_STATUS_OF_CODE.__getitem__, codes)
-    events = list(map(StatusEvent._checked, ids, statuses, times, channels, clients))
-    for i in local:  # only archive lines hold local reports: rare, rebuilt in full
-        e = events[i]
-        events[i] = StatusEvent.from_ms(
-            e.message_id, e.status, e.timestamp_ms, e.channel, e.client_message_id, Origin.LOCAL
-        )
-    refused = tuple((i, InvalidCallback(*error)) for i, *error in errors)
-    return ParsedBatch(tuple(events), refused, ignored, registrations)
-
-
-_CHANNEL = {channel: channel for channel in CHANNELS}
-_STATUS_OF_CODE = {int(status): status for status in Status}
 _ONE_API = "One API"
 _FLAT = "Platform"
 _LEGACY = "legacy HTTP"
 _REPLY = "Platform reply"
 _LEGACY_MO = "legacy MO"
-_STATUS_UPDATE = "messageStatusUpdate"
 
 
 def _event(
@@ -176,11 +98,11 @@ def _event(
 
 def _other_events(event: Mapping[str, Any]) -> tuple[str, ...]:
     """The names of the events that are not status updates, once per event."""
-    if len(event) == 1 and _STATUS_UPDATE in event:
+    if len(event) == 1 and STATUS_UPDATE in event:
         return ()  # the usual body: nothing else to count
     ignored: list[str] = []
     for name, value in event.items():
-        if name != _STATUS_UPDATE:
+        if name != STATUS_UPDATE:
             ignored.extend([name] * (len(value) if isinstance(value, list) else 1))
     return tuple(ignored)
 
@@ -190,7 +112,7 @@ def _one_api(body: Mapping[str, Any]) -> ParsedCallback:
     if event.__class__ is not dict and not isinstance(event, Mapping):
         raise InvalidCallback("event", "expected an object holding messageStatusUpdate", event)
     ignored = _other_events(event)
-    updates = event.get(_STATUS_UPDATE)
+    updates = event.get(STATUS_UPDATE)
     if updates is None and ignored:
         return ParsedCallback((), ignored, format="one_api")
     if not isinstance(updates, list) or not (updates or ignored):
@@ -205,7 +127,7 @@ def _one_api(body: Mapping[str, Any]) -> ParsedCallback:
         channel = read_text(update, "channel", prefix, required=False)
         if channel is not None:
             # the catalog's own string, so millions of states share one object
-            channel = _CHANNEL.get(channel.lower(), channel.lower())
+            channel = CHANNEL_NAMES.get(channel.lower(), channel.lower())
             if channel not in CHANNELS:
                 raise InvalidCallback(
                     prefix + "channel",
@@ -291,139 +213,10 @@ _PARSERS = {
 }
 
 
-# --- the fast path -----------------------------------------------------------------------
-#
-# Most bodies are clean: ids of printable ASCII, a known channel, a code and name the
-# parser has met before, an integer (or digit string) timestamp in range.  For those, the
-# functions below build the events directly; for anything else they answer None and the
-# full parser above reads the body, so every refusal and its words come from one place.
-# ``tests/test_callbacks.py`` holds the two paths to the same results on random bodies.
-
-_SCALAR = (int, str, type(None))
-_StatusReader = Callable[[Any, Any], Status]
-_remembered: dict[tuple[_StatusReader, Any, Any], Status] = {}
-
-
-def _status(read: _StatusReader, code: Any, name: Any) -> Status | None:
-    """``read(code, name)`` remembered, for scalar values; None where it refuses."""
-    if code.__class__ not in _SCALAR or name.__class__ not in _SCALAR:
-        return None  # a list, a float, a bool: the full parser reads it
-    key = (read, code, name)  # exact classes only, so True and 1.0 never meet 1
-    status = _remembered.get(key)
-    if status is None:
-        try:
-            status = read(code, name)
-        except Exception:  # the full parser raises it again, with the field's path
-            return None
-        if len(_remembered) < 4096:  # the readers are pure: remembering them is exact
-            _remembered[key] = status
-    return status
-
-
-def _one_api_reading(code: Any, name: Any) -> Status:
-    return one_api_status({"statusCode": code, "status": name}, "")
-
-
-def _flat_reading(code: Any, name: Any) -> Status:
-    return flat_status({"statusCode": code, "status": name})
-
-
-def _legacy_reading(raw: Any, _: Any) -> Status:
-    return legacy_status(raw)
-
-
-def _clean_id(value: Any) -> bool:
-    """Whether ``value`` is an id that every check would pass unchanged (printable ASCII)."""
-    return (
-        value.__class__ is str
-        and 0 < len(value) <= MAX_ID_LENGTH
-        and value.isascii()
-        and value.isprintable()
-        and value[0] != " "
-        and value[-1] != " "
-    )
-
-
-def _clean_ms(value: Any, scale: int) -> int | None:
-    """A plausible timestamp in milliseconds from an int or a string of digits, or None."""
-    if value.__class__ is str and value.isascii() and value.isdigit() and len(value) <= 20:
-        value = int(value)
-    elif value.__class__ is not int:
-        return None
-    value *= scale
-    return value if MIN_TIMESTAMP_MS <= value <= MAX_TIMESTAMP_MS else None
-
-
-def _clean_event(
-    message_id: Any, status: Status | None, timestamp: Any, scale: int, channel: Any, client: Any
-) -> StatusEvent | None:
-    if (
-        status is None
-        or not status.allowed_on(channel)
-        or not _clean_id(message_id)
-        or (client is not None and not _clean_id(client))
-    ):
-        return None
-    timestamp_ms = _clean_ms(timestamp, scale)
-    if timestamp_ms is None:
-        return None
-    return StatusEvent._checked(message_id, status, timestamp_ms, channel, client)
-
-
-def _fast_one_api(body: dict[str, Any]) -> ParsedCallback | None:
-    event = body["event"]
-    if event.__class__ is not dict or len(event) != 1:
-        return None
-    updates = event.get(_STATUS_UPDATE)
-    if updates.__class__ is not list or not updates:
-        return None
-    events = []
-    for update in updates:
-        if update.__class__ is not dict:
-            return None
-        channel = update.get("channel")
-        if channel is not None:
-            if channel.__class__ is not str:
-                return None
-            # trimmed and lower-cased as the full parser does (" WhatsApp " is "whatsapp")
-            channel = _CHANNEL.get(channel) or _CHANNEL.get(channel.strip().lower())
-            if channel is None:
-                return None
-        get = update.get
-        made = _clean_event(
-            get("messageId"),
-            _status(_one_api_reading, get("statusCode"), get("status")),
-            get("timestamp"),
-            1,
-            channel,
-            get("clientMessageId"),
-        )
-        if made is None:
-            return None
-        events.append(made)
-    return ParsedCallback(tuple(events), format="one_api")
-
-
-def _fast_flat(body: dict[str, Any]) -> ParsedCallback | None:
-    get = body.get
-    status = _status(_flat_reading, get("statusCode"), get("status"))
-    made = _clean_event(
-        get("messageId"), status, get("timestamp"), 1, "sms", get("clientMessageId")
-    )
-    return None if made is None else ParsedCallback((made,), format="platform")
-
-
-def _fast_legacy(body: dict[str, Any]) -> ParsedCallback | None:
-    get = body.get
-    status = _status(_legacy_reading, get("status"), None)
-    made = _clean_event(get("apiMsgId"), status, get("timestamp"), 1000, "sms", get("cliMsgId"))
-    return None if made is None else ParsedCallback((made,), format="legacy")
-
-
 _FAST: dict[str, Callable[[dict[str, Any]], ParsedCallback | None]] = {
-    _ONE_API: _fast_one_api,
-    _FLAT: _fast_flat,
-    _LEGACY: _fast_legacy,
+    _ONE_API: fast_one_api,
+    _FLAT: fast_flat,
+    _LEGACY: fast_legacy,
 }
 
 
