@@ -18,7 +18,7 @@ SRC = Path(__file__).parent.parent / "src" / "deliverystate"
 
 #: Lowest first.  A name is a module (``_catalog``) or a package (``stores``, with its modules).
 LAYERS: list[set[str]] = [
-    {"errors"},
+    {"errors", "_collector"},
     {"_catalog"},
     {"_lifecycle"},
     {"_policy"},

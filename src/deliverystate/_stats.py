@@ -212,7 +212,7 @@ def delivery_stats(
         Latency.of(to_read),
         store.count_overdue(ms_from_datetime(now or datetime.now(timezone.utc))),
         store.count_local_expiries(),
-        len(store.dead_letters()),
+        store.count_dead_letters(),
         by_channel,
         since_ms,
     )

@@ -30,7 +30,6 @@ there and its remainder never applied), and ``stopped_at`` says where.
 from __future__ import annotations
 
 import contextlib
-import gc
 import itertools
 import json
 import multiprocessing
@@ -46,6 +45,7 @@ from multiprocessing.connection import wait
 from typing import Any
 
 from .._callbacks import ParsedBatch, read_many
+from .._collector import collector_paused
 from .._receipts import IngestReport
 from .._reconcile import Outcome
 from .._tracker import Tracker
@@ -218,11 +218,11 @@ def replay_stream(
         for batch, batch_parsed in parsed:
             if allowed is not None and len(batch_parsed.errors) > allowed:
                 cut, cut_parsed = _cut(batch, batch_parsed, allowed)
-                with _collector_paused():
+                with collector_paused():
                     result._count(cut, tracker.ingest_parsed(cut.bodies, cut_parsed))
                 result.stopped_at = cut.numbers[-1]
                 break
-            with _collector_paused():
+            with collector_paused():
                 result._count(batch, tracker.ingest_parsed(batch.bodies, batch_parsed))
             if allowed is not None:
                 allowed -= len(batch_parsed.errors)
@@ -239,30 +239,9 @@ def _cut(batch: _Batch, parsed: ParsedBatch, allowed: int) -> tuple[_Batch, Pars
     return cut, _parse_batch(bodies)
 
 
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector held off while one batch is parsed or applied.
-
-    A batch makes tens of thousands of objects (events, rows, sets of
-    fingerprints) that all live until it is done; collecting meanwhile walks
-    them again and again to free nothing (measured: with the collector on,
-    applying a batch took 1.3x as long, parsing it 1.15x).  It resumes between
-    batches, where what a batch left behind is collected at once, so memory
-    stays that of one batch.  A collector turned off by the caller stays off.
-    """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-
-
 def _parse_batch(bodies: list[bytes]) -> ParsedBatch:
     """``read_many`` of one batch, archive lines included, the collector held off meanwhile."""
-    with _collector_paused():
+    with collector_paused():
         return read_many(bodies, archives=True)
 
 
