@@ -75,7 +75,7 @@ BUILT_IN = {policy.name: policy for policy in (DELIVERY_WINS, FAILURE_WINS)}
 # an enum's ``.value`` is a descriptor call: a dictionary lookup is a fifth of its cost
 _OUTCOME_VALUE = {outcome: outcome.value for outcome in Outcome}
 # where a locked row (``_rows.LOCKED_COLUMNS``) keeps its reports blob and milestones
-_REPORTS, _FIRST, _DELIVERED, _READ = 7, 8, 9, 10
+_REPORTS_AT, _FIRST_AT, _DELIVERED_AT, _READ_AT = 7, 8, 9, 10
 #: The reports that are milestones (``Milestones``): a READ is a delivery too.
 _DELIVERY_CODES = (int(Status.DEVICE_ACK), int(Status.READ))
 _READ_CODE = int(Status.READ)
@@ -91,8 +91,8 @@ def _earlier(kept: int | None, new: int | None) -> int | None:
 
 def _first_ms(row: Row) -> int:
     """A locked row's first report time: its column, or (never expected) from its reports."""
-    first = row[_FIRST]
-    return int(first) if first is not None else min(report_times(row[_REPORTS]), default=row[2])
+    first = row[_FIRST_AT]
+    return int(first) if first is not None else min(report_times(row[_REPORTS_AT]), default=row[2])
 
 
 def precedence_sql(policy: Policy) -> str:
@@ -238,7 +238,7 @@ class SQLStore(SQLReads, SQLRetention, SQLFeed):
                 states = {m: state_from_row(row) for m, row in loaded.items()}
                 records = {m: record_of(s, policy) for m, s in states.items()}
                 clients = {m: s.client_message_id for m, s in states.items() if s.client_message_id}
-                seen = {m: fingerprints(row[_REPORTS]) for m, row in loaded.items()}
+                seen = {m: fingerprints(row[_REPORTS_AT]) for m, row in loaded.items()}
                 deadlines = {
                     m: s.deadline_ms for m, s in states.items() if s.deadline_ms is not None
                 }
@@ -315,9 +315,9 @@ class SQLStore(SQLReads, SQLRetention, SQLFeed):
             if old is not None:
                 if new_first != first or (client is not None and message_id not in had_client):
                     learned.append((client, new_first, message_id))
-                if old[_REPORTS]:
-                    blob = bytes(old[_REPORTS]) + blob
-                was_delivered, was_read = old[_DELIVERED], old[_READ]
+                if old[_REPORTS_AT]:
+                    blob = bytes(old[_REPORTS_AT]) + blob
+                was_delivered, was_read = old[_DELIVERED_AT], old[_READ_AT]
             rows.append(
                 (
                     *row,
