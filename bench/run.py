@@ -49,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import contextlib
 
-from bench import stores
+from bench import replay_floor, stores
 from bench.common import (
     alternating_seconds,
     machine,
@@ -294,6 +294,12 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one section p
         "",
         "",
     )
+    row(
+        "  floor: the replay's SQL alone, rerun into a fresh file",
+        spread(count, replayed["floor"]),
+        f"{statistics.median(replayed['floor']) / statistics.median(replayed['ours']):.2f}",
+        "(no replay can beat it)",
+    )
 
     # 7: stores
     sq = stores.sqlite_figures(events[: 30_000 if quick else 100_000], 1000, repeats)
@@ -334,7 +340,9 @@ def replay_figures(messages: int, repeats: int) -> tuple[int, dict[str, list[flo
     ``ours`` runs ``deliverystate replay STREAM --db DB`` as a user would (its
     default batch size and parsing worker); ``plain`` runs the baseline,
     ``bench/plain_replay.py``, as a process of its own too.  Every replay goes
-    into a fresh SQLite file.
+    into a fresh SQLite file.  ``floor`` runs only the SQL such a replay sends
+    its store, recorded once beforehand (``bench/replay_floor.py``), in this
+    process: the fastest any replay into this schema could be here.
     """
     workdir = Path(tempfile.mkdtemp(prefix="ds-bench-replay-"))
     stream = workdir / "stream.jsonl"
@@ -358,17 +366,17 @@ def replay_figures(messages: int, repeats: int) -> tuple[int, dict[str, list[flo
             raise subprocess.CalledProcessError(done.returncode, command)
 
     try:
+        count, calls = replay_floor.record(stream)
         times = alternating_seconds(
             {
                 # exit status 3: the stream holds a few broken bodies on purpose
                 "ours": lambda: run([*cli, "replay", str(stream), "--db", str(db)], ok=(0, 3)),
                 "plain": lambda: run(plain),
+                "floor": lambda: replay_floor.run_recorded(calls, db),
             },
             repeats,
             forget,
         )
-        with stream.open("rb") as file:
-            count = sum(1 for line in file if line.strip())
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return count, times
