@@ -23,15 +23,18 @@ reported.  ``--quick`` (CI) measures 10k and 1M with fewer batches.
 
 At each size it also times reading one page of 50 from the message list
 (``Store.messages``): the newest, the failed, those sent in the last minute,
-one client id, the overdue ones; and reading the status page's delivery
-figures (``web._figures.read_figures``) over its last-hour and last-day
-windows, ending when the last message was sent: the messages are sent 100 a
-second, so the hour holds the newest 360,000 and the day every message.
+one client id, the overdue ones; counting the messages by status and the
+local expiries (the status page and every /metrics scrape do); and reading
+the status page's delivery figures (``web._figures.read_figures``) over its
+last-hour and last-day windows, ending when the last message was sent: the
+messages are sent 100 a second, so the hour holds the newest 360,000 and the
+day every message.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import random
 import statistics
@@ -53,8 +56,17 @@ from deliverystate.web._figures import read_figures
 from deliverystate.web._page import WINDOWS
 
 BUDGET = 0.5
-#: The message-list queries timed at each size (see ``list_timings``).
-LIST_QUERIES = ("newest", "failed", "sent in the last minute", "client id", "overdue")
+#: The message-list queries timed at each size, and the two counts the status page
+#: and every /metrics scrape read (see ``list_timings``).
+LIST_QUERIES = (
+    "newest",
+    "failed",
+    "sent in the last minute",
+    "client id",
+    "overdue",
+    "counts by status",
+    "local expiries",
+)
 LOAD_BATCH = 10_000
 BATCH = 1_000
 T0 = 1_767_225_600_000  # 2026-01-01
@@ -134,7 +146,8 @@ def run_size(
 
 
 def list_timings(store: Any, now_ms: int) -> dict[str, float]:
-    """Milliseconds (median of 15) to read one page of 50 from the message list, per query."""
+    """Milliseconds (median of 15) to read one page of 50 from the message list, per query,
+    and to count the messages by status and the local expiries."""
     failures = frozenset(s for s in Status if s.is_failure)
     queries = {
         "newest": MessageQuery(),
@@ -143,12 +156,17 @@ def list_timings(store: Any, now_ms: int) -> dict[str, float]:
         "client id": MessageQuery(client_message_id="no-such-client"),
         "overdue": MessageQuery(due_by_ms=now_ms),
     }
+    reads: dict[str, Callable[[], object]] = {
+        **{name: functools.partial(store.messages, query, 50) for name, query in queries.items()},
+        "counts by status": store.count_by_status,
+        "local expiries": store.count_local_expiries,
+    }
     timings = {}
-    for name, query in queries.items():
+    for name, read in reads.items():
         samples = []
         for _ in range(15):
             started = time.perf_counter()
-            store.messages(query, 50)
+            read()
             samples.append((time.perf_counter() - started) * 1000)
         timings[name] = statistics.median(samples)
     return timings
@@ -267,7 +285,11 @@ def main(argv: list[str] | None = None) -> int:
         for name, results in all_results.items()
         for size, figures in sorted(results.items())
     ]
-    print_table("Message list: ms to read a page of 50 (median of 15)", list_header, list_rows)
+    print_table(
+        "Message list: ms to read a page of 50, and to count (median of 15)",
+        list_header,
+        list_rows,
+    )
     page_rows = [
         [name, f"{size:,}", *(f"{figures['page'][w]:.2f}" for w in PAGE_WINDOWS)]
         for name, results in all_results.items()

@@ -75,11 +75,14 @@ def test_schema_name_must_be_an_identifier(postgres_dsn: str) -> None:
 def test_newer_schema_is_refused(postgres_dsn: str, pg_schema: str) -> None:
     """A schema written by a newer version is refused, naming both versions."""
     PostgresStore(postgres_dsn, schema=pg_schema).close()
+    newer = sqlstore_module.SCHEMA_VERSION + 1
     with psycopg.connect(postgres_dsn, autocommit=True) as raw:
-        raw.execute(f"UPDATE \"{pg_schema}\".ds_meta SET value = '7' WHERE key = 'schema_version'")
+        raw.execute(
+            f"UPDATE \"{pg_schema}\".ds_meta SET value = '{newer}' WHERE key = 'schema_version'"
+        )
     with pytest.raises(SchemaMismatch) as caught:
         PostgresStore(postgres_dsn, schema=pg_schema)
-    assert (caught.value.found, caught.value.expected) == (7, sqlstore_module.SCHEMA_VERSION)
+    assert (caught.value.found, caught.value.expected) == (newer, sqlstore_module.SCHEMA_VERSION)
 
 
 def test_older_schema_is_migrated(

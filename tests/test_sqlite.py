@@ -168,6 +168,8 @@ def check_migrated(store: Any) -> None:
             "old-1": (BASE_MS, BASE_MS + 900, None),
             "old-2": (BASE_MS + 10, None, None),
         }
+        # the counts by status, counted from the old rows (version 7)
+        assert dict(store.count_by_status()) == {Status.DEVICE_ACK: 1, Status.EXPIRED: 1}
         assert [payload for _, payload in store.pending()] == [old_schemas.INBOX]
         assert [d.payload for d in store.dead_letters()] == [old_schemas.DEAD]
         # a report the old history holds is a duplicate; a new one is applied after it
@@ -179,6 +181,7 @@ def check_migrated(store: Any) -> None:
         assert len(store.history("old-1")) == 4
         (old_1,) = [m for m in store.milestones() if m.message_id == "old-1"]
         assert (old_1.delivered_ms, old_1.read_ms) == (BASE_MS + 900, BASE_MS + 5000)
+        assert dict(store.count_by_status()) == {Status.READ: 1, Status.EXPIRED: 1}
         # the change feed starts at the upgrade: the READ is its first change
         (change,) = store.changes()
         old_status = old_schemas.STATES["old-1"][0]

@@ -9,9 +9,19 @@ from __future__ import annotations
 from .._catalog import Status
 from ._rows import MILESTONE_REPORTS
 from ._sql import rekey_previous_tables
-from ._sqlbase import LIST_INDEXES, Migration
+from ._sqlbase import COUNTS_FROM_MESSAGES, LIST_INDEXES, Migration
 
 __all__ = ["FEED_TABLES", "MIGRATIONS", "TABLES"]
+
+#: How many messages are in each (status, local): see ``_sqlbase.ADD_COUNTS`` (version 7).
+#: A few rows, each updated by many batches: the room on each page keeps the updates HOT
+#: and lets PostgreSQL prune the old versions as it goes, without waiting for a vacuum.
+_COUNTS_TABLE = """CREATE TABLE ds_counts (
+    status SMALLINT NOT NULL,
+    local SMALLINT NOT NULL,
+    n BIGINT NOT NULL,
+    PRIMARY KEY (status, local)
+) WITH (fillfactor = 50)"""
 
 TABLES: tuple[str, ...] = (
     # room on each page lets PostgreSQL update a state in place (a HOT update, which
@@ -56,6 +66,7 @@ TABLES: tuple[str, ...] = (
         error TEXT NOT NULL,
         received_at TIMESTAMPTZ NOT NULL
     )""",
+    _COUNTS_TABLE,
 )
 #: The change feed (version 4): every status change in commit order (see
 #: ``_write``), the named consumers' positions, what a forwarder gave up on.
@@ -146,4 +157,6 @@ MIGRATIONS: dict[int, tuple[Migration, ...]] = {
         "WHERE m.message_id = h.message_id",
         "ANALYZE ds_messages",
     ),
+    # 6 -> 7: how many messages are in each status, kept as the messages change
+    6: (_COUNTS_TABLE, COUNTS_FROM_MESSAGES),
 }

@@ -40,7 +40,8 @@ from ..errors import StoreUnavailable
 from ._pgschema import FEED_TABLES, MIGRATIONS, TABLES
 from ._rows import LOCKED_COLUMNS
 from ._sql import SQLStore
-from ._sqlbase import Row, Writes
+from ._sqlbase import ADD_COUNTS, Row, Writes
+from ._work import FeedEntry
 
 if TYPE_CHECKING:
     import psycopg
@@ -104,6 +105,7 @@ _RESERVE_FEED = (
     "nextval(pg_get_serial_sequence('ds_changes', 'seq')) + %s - 1)"
 )
 _FEED_LOCK = "SELECT pg_advisory_xact_lock(hashtext('deliverystate feed ' || current_schema()))"
+_ADD_COUNTS = ADD_COUNTS.replace("?", "%s")
 _COPY_CHANGES = (
     "COPY ds_changes (seq, message_id, previous, status, timestamp_ms, channel, "
     "client_message_id, local) FROM STDIN"
@@ -386,19 +388,27 @@ class PostgresStore(SQLStore):
             with cursor.copy(_COPY_HISTORY) as copy:
                 for entry in writes.history:
                     copy.write_row(entry)
-        if not writes.changes:
-            return 0
+        first = self._write_changes(cursor, writes.changes) if writes.changes else 0
+        if writes.counts:  # last: see ``_sqlbase.ADD_COUNTS``
+            cursor.executemany(_ADD_COUNTS, writes.counts)
+        return first
+
+    def _write_changes(self, cursor: psycopg.Cursor[Any], changes: list[FeedEntry]) -> int:
+        """Append a batch's changes to the feed; the seq of the first.
+
+        The feed's lock is held from here until the batch commits.
+        """
         # seqs are handed out in the order the batches commit, under a lock held until
         # commit: a follower that has read change N never later finds one below N.  Only
         # lock holders draw from the sequence, so one call moves it by the batch's count
-        count = len(writes.changes)
+        count = len(changes)
         cursor.execute(_FEED_LOCK)
         cursor.execute(_RESERVE_FEED, (count,))
         (last,) = cursor.fetchone() or (count,)
         first = int(last) - count + 1
         with cursor.copy(_COPY_CHANGES) as copy:
             for seq, (message_id, previous, status, at, channel, client, local) in enumerate(
-                writes.changes, first
+                changes, first
             ):
                 copy.write_row(
                     (seq, message_id, previous, int(status), at, channel, client, int(local))

@@ -212,7 +212,11 @@ class Store(Protocol):
         """The reports about a message, ordered by event timestamp then arrival."""
 
     def count_by_status(self) -> Mapping[Status, int]:
-        """How many messages are in each status."""
+        """How many messages are in each status.
+
+        Every status page and every metrics scrape asks, so it should not read
+        every message: the SQL stores keep the counts in a table of their own.
+        """
 
     def count_by_channel(
         self, since_ms: int | None = None

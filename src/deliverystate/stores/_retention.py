@@ -35,7 +35,7 @@ from ._rows import (
     report_times,
     state_from_row,
 )
-from ._sqlbase import SQLBase
+from ._sqlbase import ADD_COUNTS, SQLBase, count_moves
 
 __all__ = ["SQLRetention"]
 
@@ -88,6 +88,8 @@ class SQLRetention(SQLBase):
                     self._sql("DELETE FROM ds_messages WHERE message_id = ?"),
                     [(row[0],) for row in doomed],
                 )
+                moves = count_moves([(row[1], row[5]) for row in doomed], ())
+                cursor.executemany(self._sql(ADD_COUNTS), moves)  # last: see ADD_COUNTS
             return len(doomed)
 
         return self._retry(attempt)

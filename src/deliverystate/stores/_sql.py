@@ -49,7 +49,7 @@ from ._rows import (
     state_from_row,
     storable_text,
 )
-from ._sqlbase import HistoryRow, MessageRow, Migration, Row, Writes
+from ._sqlbase import HistoryRow, MessageRow, Migration, Row, Writes, count_moves
 from ._sqlfeed import SQLFeed
 from ._sqlread import SQLReads
 from ._work import Batch, change_of, record_of
@@ -67,7 +67,9 @@ __all__ = ["SCHEMA_VERSION", "SQLStore", "precedence_sql", "rekey_previous_table
 #: its winning report is local; history and the feed say which reports are.  Version 6
 #: keeps each message's first delivery and first read on its row (``delivered_ms``,
 #: ``read_ms``), so that the status page's figures read the message table alone.
-SCHEMA_VERSION = 6
+#: Version 7 keeps how many messages are in each status (``ds_counts``), so that
+#: counting them reads a few rows, not every message (``_sqlbase.ADD_COUNTS``).
+SCHEMA_VERSION = 7
 
 T = TypeVar("T")
 _CLICKATELL = Origin.CLICKATELL
@@ -305,9 +307,15 @@ class SQLStore(SQLReads, SQLRetention, SQLFeed):
         touched = sorted(batch.changed.keys() | added.keys())
         rows: list[MessageRow] = []
         learned: list[tuple[str | None, int, str]] = []
+        left: list[tuple[int, int]] = []  # the (status, local) keys of ``ds_counts`` rows leave
+        joined: list[tuple[int, int]] = []  # ... and join
         for row in batch.rows_of(touched):
             message_id, client = row[0], row[5]
             old = loaded.get(message_id)
+            if old is None or old[1] != row[1] or old[5] != row[6]:
+                joined.append((row[1], row[6]))
+                if old is not None:
+                    left.append((old[1], old[5]))
             first = row[2] if old is None else _first_ms(old)
             new_first = min(first, earliest.get(message_id, first))
             blob = pack_reports(added.get(message_id, ()))
@@ -328,7 +336,9 @@ class SQLStore(SQLReads, SQLRetention, SQLFeed):
                 )
             )
         unstated = [m for m in ids if m not in batch.records]
-        return self._write(cursor, Writes(rows, history, batch.feed or [], unstated, learned))
+        feed = batch.feed or []
+        moves = count_moves(left, joined)
+        return self._write(cursor, Writes(rows, history, feed, unstated, learned, moves))
 
     def apply(self, event: StatusEvent, policy: Policy) -> Decision:
         """Reconcile one report in one transaction."""

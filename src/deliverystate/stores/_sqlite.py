@@ -25,12 +25,20 @@ from ..errors import StoreUnavailable
 from ._protocol import Keep
 from ._rows import LOCKED_COLUMNS, MILESTONE_REPORTS, pack_reports, report_times
 from ._sql import SQLStore, rekey_previous_tables
-from ._sqlbase import LIST_INDEXES, Migration, Row, Writes
+from ._sqlbase import ADD_COUNTS, COUNTS_FROM_MESSAGES, LIST_INDEXES, Migration, Row, Writes
 
 __all__ = ["DEFAULT_DB", "FEED_TABLES", "MIGRATIONS", "TABLES", "SQLiteStore"]
 
 #: Where the command line, the receiver and ``SQLiteStore()`` keep state unless told otherwise.
 DEFAULT_DB = "deliverystate.sqlite3"
+
+#: How many messages are in each (status, local): see ``_sqlbase.ADD_COUNTS`` (version 7).
+_COUNTS_TABLE = """CREATE TABLE ds_counts (
+    status INTEGER NOT NULL,
+    local INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (status, local)
+) WITHOUT ROWID"""
 
 TABLES: tuple[str, ...] = (
     # clustered by message id; ``reports`` names the message's history rows (see ``_rows``)
@@ -73,6 +81,7 @@ TABLES: tuple[str, ...] = (
         error TEXT NOT NULL,
         received_at TEXT NOT NULL
     )""",
+    _COUNTS_TABLE,
 )
 #: The change feed (version 4): every status change in commit order, the named
 #: consumers' positions in it, and what a forwarder gave up delivering.
@@ -200,6 +209,8 @@ MIGRATIONS: dict[int, tuple[Migration, ...]] = {
         "ALTER TABLE ds_messages ADD COLUMN read_ms INTEGER",
         _date_milestones,
     ),
+    # 6 -> 7: how many messages are in each status, kept as the messages change
+    6: (_COUNTS_TABLE, COUNTS_FROM_MESSAGES),
 }
 
 # An existing row keeps its client id and first report's time here: SQLite rewrites the
@@ -364,11 +375,14 @@ class SQLiteStore(SQLStore):
             cursor.executemany(_LEARNED, writes.learned)
         if writes.history:
             cursor.executemany(_HISTORY, writes.history)
-        if not writes.changes:
-            return 0
-        cursor.executemany(_CHANGES, writes.changes)
-        cursor.execute(_LAST_CHANGE)
-        return int(cursor.fetchone()[0]) - len(writes.changes) + 1
+        first = 0
+        if writes.changes:
+            cursor.executemany(_CHANGES, writes.changes)
+            cursor.execute(_LAST_CHANGE)
+            first = int(cursor.fetchone()[0]) - len(writes.changes) + 1
+        if writes.counts:
+            cursor.executemany(ADD_COUNTS, writes.counts)
+        return first
 
     def remove(self, message_ids: Sequence[str], before_ms: int, keep: Keep | None = None) -> int:
         """Remove old final messages (see ``_retention``), then give their pages back."""

@@ -50,9 +50,9 @@ class SQLReads(SQLBase):
         return [HistoryEntry(event_from_row(row), Outcome(row[5]), row[6]) for row in rows]
 
     def count_by_status(self) -> Mapping[Status, int]:
-        """How many messages are in each status."""
-        rows = self._read("SELECT status, COUNT(*) FROM ds_messages GROUP BY status")
-        return {Status.from_code(row[0]): int(row[1]) for row in rows}
+        """How many messages are in each status: a few rows of ``ds_counts``, never a scan."""
+        rows = self._read("SELECT status, SUM(n) FROM ds_counts GROUP BY status")
+        return {Status.from_code(row[0]): int(row[1]) for row in rows if row[1]}
 
     def _first_since(self, since_ms: int) -> str:
         """The condition "first reported at or after ``since_ms``" (one ``?``).
@@ -172,8 +172,9 @@ class SQLReads(SQLBase):
 
     def count_local_expiries(self) -> int:
         """How many messages are EXPIRED by a local report (a sweep), not by Clickatell."""
-        sql = f"SELECT COUNT(*) FROM ds_messages WHERE local = 1 AND status = {int(Status.EXPIRED)}"
-        return int(self._read(sql)[0][0])
+        sql = f"SELECT n FROM ds_counts WHERE local = 1 AND status = {int(Status.EXPIRED)}"
+        rows = self._read(sql)
+        return int(rows[0][0]) if rows else 0
 
     def history_size(self) -> int:
         """How many history rows the store holds."""

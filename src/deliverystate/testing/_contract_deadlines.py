@@ -11,7 +11,7 @@ from .._deadlines import Send
 from .._events import StatusEvent, datetime_from_ms
 from .._reconcile import Outcome
 from ..stores import MessageQuery
-from ._harness import ContractBase
+from ._harness import ContractBase, added
 from ._scenarios import Item, deadline_scenarios, renamed, replay, scenario_ids, settled
 
 __all__ = ["DeadlineContract"]
@@ -41,6 +41,7 @@ class DeadlineContract(ContractBase):
             drawn, now_ms = scenario
             items = renamed(drawn)
             tracker = self.tracker()
+            counts, expiries = tracker.count_by_status(), self.store.count_local_expiries()
             replay(items, tracker)
             tracker.sweep(datetime_from_ms(now_ms))
             expected = settled(items, now_ms, tracker.policy)
@@ -48,6 +49,10 @@ class DeadlineContract(ContractBase):
                 assert tracker.get(message_id) == expected.get(message_id), (
                     f"the state of {message_id}"
                 )
+            # the store outlives each example (its ids are new): what this one added
+            assert added(counts, tracker.count_by_status()) == dict(expected.count_by_status())
+            local_expiries = self.store.count_local_expiries() - expiries
+            assert local_expiries == expected.store.count_local_expiries(), "local expiries"
 
         check()
 

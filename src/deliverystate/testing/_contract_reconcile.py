@@ -16,7 +16,7 @@ from .._policy import DELIVERY_WINS, FAILURE_WINS, Policy
 from .._reconcile import Outcome
 from ..errors import IllegalTransition, PolicyMismatch
 from ..stores import MessageQuery, Store
-from ._harness import ContractBase, ev, fresh, reference
+from ._harness import ContractBase, added, ev, fresh, reference
 from ._strategies import BASE_MS, streams
 
 __all__ = ["ReconcileContract"]
@@ -140,6 +140,7 @@ class ReconcileContract(ContractBase):
             expected = reference()
             expected.apply_many(events)
             tracker = self.tracker()
+            counts = tracker.count_by_status()  # the store outlives each example
             total = 0
             for start, stop in zip([0, *cuts], [*cuts, len(stream)], strict=True):
                 total += tracker.apply_many(stream[start:stop]).total
@@ -156,6 +157,9 @@ class ReconcileContract(ContractBase):
                     f"the history of {message_id} must hold each distinct report once: "
                     f"expected {len(distinct)}, it holds {len(kept)}"
                 )
+            assert added(counts, tracker.count_by_status()) == dict(expected.count_by_status()), (
+                "the counts by status"
+            )
 
         check()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections import Counter
 from datetime import datetime, timezone
 
 import pytest
@@ -23,6 +24,11 @@ DAY_MS = 86_400_000
 def _everything(store: Store) -> dict[str, MessageState]:
     """Every message of a store, through its message list."""
     return {item.state.message_id: item.state for item in store.messages(MessageQuery(), 10**6)}
+
+
+def _counted(store: Store) -> dict[Status, int]:
+    """How many messages are in each status, counted one by one from the message list."""
+    return dict(Counter(state.status for state in _everything(store).values()))
 
 
 def _states_and_histories(store: Store, ids: set[str]) -> dict[str, object]:
@@ -63,11 +69,13 @@ class RetentionContract(ContractBase):
             "prune removed the wrong messages"
         )
         assert all(store.get(m) is None and list(store.history(m)) == [] for m in final_and_old)
+        assert dict(store.count_by_status()) == _counted(store), "the counts after prune"
         lines = archive.getvalue().splitlines()
         assert len(lines) == len(final_and_old)
         assert tracker.prune(_at(cut_ms)) == 0  # nothing left to prune
         tracker.ingest_many(lines, archives=True)
         assert _states_and_histories(store, everything) == before_prune, "replay did not restore"
+        assert dict(store.count_by_status()) == _counted(store), "the counts after the replay"
 
     def test_messages_in_progress_are_never_pruned(self) -> None:
         """However old, a message that is not final stays, and so does a recent final one."""

@@ -115,6 +115,9 @@ class ConcurrencyContract(ContractBase):
             kept = [(h.event.status, h.event.timestamp_ms) for h in self.store.history(message_id)]
             assert sorted(kept) == sorted(distinct), f"the history of {message_id}"
         assert _feed_problems(self.store.changes(limit=100_000), self.store) == []
+        assert dict(self.store.count_by_status()) == dict(expected.count_by_status()), (
+            "workers at once lost or doubled a move of the counts by status"
+        )
 
     def test_receivers_in_threads_keep_every_body_once(self) -> None:
         """Threads receiving bodies at once: every state applied, every bad body kept once."""
@@ -161,3 +164,5 @@ class ConcurrencyContract(ContractBase):
             assert state is not None
             assert (state.status, state.timestamp) == (S.EXPIRED, T0 + timedelta(seconds=i))
             assert len(setup.history(f"m{i}")) == 2
+        assert dict(self.store.count_by_status()) == {S.EXPIRED: 50}
+        assert self.store.count_local_expiries() == 50

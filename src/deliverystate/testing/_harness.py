@@ -11,7 +11,7 @@ and every other handle the test opened, after.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, cast
 
@@ -25,7 +25,7 @@ from .._tracker import Tracker
 from ..stores import MemoryStore, Store
 from ._strategies import BASE_MS
 
-__all__ = ["ContractBase", "Faulty", "ev", "fresh", "reference"]
+__all__ = ["ContractBase", "Faulty", "added", "ev", "fresh", "reference"]
 
 
 def ev(
@@ -48,6 +48,13 @@ def fresh(events: list[StatusEvent]) -> list[StatusEvent]:
         )
         for e in events
     ]
+
+
+def added(before: Mapping[Status, int], after: Mapping[Status, int]) -> dict[Status, int]:
+    """What ``after`` counts more than ``before``, status by status (an example's own messages,
+    in a store that earlier examples wrote to as well)."""
+    moved = {status: after.get(status, 0) - before.get(status, 0) for status in {*before, *after}}
+    return {status: n for status, n in moved.items() if n}
 
 
 def reference(policy: Policy = DELIVERY_WINS) -> Tracker:

@@ -71,9 +71,9 @@ Endpoints
   elsewhere (a strict Content-Security-Policy says so to the browser).
 * ``GET /list``: the message list as a page, with a filter form and "next
   page" links; the same parameters as ``GET /messages``.
-* ``GET /healthz``: 200 while the store answers the status page's read
-  (counts over every message), else 503; never behind the secret, and it
-  reveals nothing.
+* ``GET /healthz``: 200 while the store answers the status page's reads
+  (the counts by status and the newest messages: a few rows), else 503;
+  never behind the secret, and it reveals nothing.
 * ``GET /metrics``: Prometheus metrics (the text format, or OpenMetrics when
   the scraper asks for it): callback events by format and outcome, invalid
   bodies, answer times, and gauges read from the store at scrape time (see

@@ -59,9 +59,10 @@ Decisions
 * **The store's gauges are plain reads.**  The inbox depth and the dead letter
   count are ``store.count_pending()`` and ``store.count_dead_letters()``:
   counts, so a dead letter of thousands of large bodies is not read at each
-  scrape.  The counts by status are the read ``/healthz``
-  and the status page run (one ``GROUP BY`` over every message).  The scrape
-  runs in a worker thread, never on the event loop.
+  scrape.  The counts by status are the store's kept counts (a few rows
+  since schema version 7; before, one ``GROUP BY`` over every message), as
+  ``/healthz`` and the status page read them.  The scrape runs in a worker
+  thread, never on the event loop.
 * **With several workers each one counts what it answered**, and a scrape
   reaches whichever worker takes the connection: the counters are that
   worker's own, and may step back when the next scrape reaches another
