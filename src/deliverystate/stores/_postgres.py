@@ -105,7 +105,6 @@ _RESERVE_FEED = (
     "nextval(pg_get_serial_sequence('ds_changes', 'seq')) + %s - 1)"
 )
 _FEED_LOCK = "SELECT pg_advisory_xact_lock(hashtext('deliverystate feed ' || current_schema()))"
-_ADD_COUNTS = ADD_COUNTS.replace("?", "%s")
 _COPY_CHANGES = (
     "COPY ds_changes (seq, message_id, previous, status, timestamp_ms, channel, "
     "client_message_id, local) FROM STDIN"
@@ -390,7 +389,7 @@ class PostgresStore(SQLStore):
                     copy.write_row(entry)
         first = self._write_changes(cursor, writes.changes) if writes.changes else 0
         if writes.counts:  # last: see ``_sqlbase.ADD_COUNTS``
-            cursor.executemany(_ADD_COUNTS, writes.counts)
+            cursor.executemany(self._sql(ADD_COUNTS), writes.counts)
         return first
 
     def _write_changes(self, cursor: psycopg.Cursor[Any], changes: list[FeedEntry]) -> int:
