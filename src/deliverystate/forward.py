@@ -250,7 +250,7 @@ class Forwarder:
                 self.url, response.status_code, response.text.strip(), _retry_after(response)
             )
 
-    def _backoff(self, error: Exception) -> bool | float:
+    def _backoff(self, error: BaseException) -> bool | float:
         """stamina's hook: retry any failure (after ``Retry-After`` if given) unless stopping."""
         if self._stop.is_set():
             return False
