@@ -413,9 +413,11 @@ class Tracker:
         dry_run: bool = False,
         progress: Callable[[int, int], object] | None = None,
     ) -> int:
-        """Remove final messages whose last report is before ``before``, with their history.
+        """Remove settled messages whose last report is before ``before``, with their history.
 
-        Messages still in progress are never removed.  With ``archive``, each
+        Settled: failed, read, or delivered (DEVICE_ACK, where an SMS ends); a
+        message still on its way is never removed.  A report that arrives
+        after its message was removed starts it afresh.  With ``archive``, each
         removed message is first written to it as one JSON line (its state and
         full history); ``deliverystate replay`` of that file restores them.
         Works in small groups, so it is safe while a receiver runs.  Returns

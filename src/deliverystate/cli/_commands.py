@@ -262,7 +262,7 @@ def diagram(fmt: str | None, channel: str | None, output: str | None) -> None:
 
 @cli.command()
 @db_option
-@click.option("--before", required=True, help="Remove final messages last heard of before this.")
+@click.option("--before", required=True, help="Remove settled messages last heard of before this.")
 @click.option(
     "--archive",
     "archive_path",
@@ -273,9 +273,11 @@ def diagram(fmt: str | None, channel: str | None, output: str | None) -> None:
 @click.option("--dry-run", is_flag=True, help="Count what would be removed; remove nothing.")
 @json_option
 def prune(db: str, before: str, archive_path: str | None, dry_run: bool, as_json: bool) -> None:
-    """Remove final messages (READ or failed) whose last report is older than --before.
+    """Remove settled messages whose last report is older than --before.
 
-    Messages still in progress are never removed.  With --archive each one is
+    Settled: failed, READ, or delivered (DEVICE_ACK, where an SMS ends).
+    Messages still on their way are never removed; a report about a removed
+    message starts it afresh.  With --archive each one is
     first appended to the file as a JSON line (state and full history);
     `deliverystate replay FILE` restores them.  Safe while `serve` runs.
 
@@ -319,7 +321,7 @@ def prune(db: str, before: str, archive_path: str | None, dry_run: bool, as_json
         return
     where = f"; archived to {archive_path}" if archive_path and not dry_run and removed else ""
     out.print(
-        f"{verb} {removed:,} of {total:,} messages (final, last report before "
+        f"{verb} {removed:,} of {total:,} messages (settled, last report before "
         f"{moment.isoformat()}){where}"
     )
 

@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from ..errors import NoDatabase
 from ._memory import MemoryStore
 from ._protocol import (
+    SETTLED,
     Archived,
     DeadLetter,
     HistoryEntry,
@@ -36,6 +37,7 @@ from ._sqlite import DEFAULT_DB, SQLiteStore
 
 __all__ = [
     "DEFAULT_DB",
+    "SETTLED",
     "Archived",
     "DeadLetter",
     "HistoryEntry",

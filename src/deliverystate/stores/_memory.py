@@ -31,6 +31,7 @@ from .._reconcile import Decision, Outcome
 from ..errors import PolicyMismatch
 from ._memfeed import MemoryFeed
 from ._protocol import (
+    SETTLED,
     Archived,
     DeadLetter,
     HistoryEntry,
@@ -269,21 +270,21 @@ class MemoryStore(MemoryFeed):
         state = self.get(message_id)
         return (
             state is not None
-            and state.status.is_terminal
+            and state.status in SETTLED
             and self._last_report_ms(message_id, state) < before_ms
         )
 
     def prunable(
         self, before_ms: int, after: str | None, limit: int
     ) -> tuple[list[str], str | None]:
-        """Final messages whose last report is before ``before_ms``, scanning in id order."""
+        """Settled messages whose last report is before ``before_ms``, scanning in id order."""
         with self._lock:
             ids = sorted(m for m in self._records if after is None or m > after)[:limit]
             found = [m for m in ids if self._is_prunable(m, before_ms)]
         return found, (ids[-1] if len(ids) == limit else None)
 
     def remove(self, message_ids: Sequence[str], before_ms: int, keep: Keep | None = None) -> int:
-        """Remove those messages that are still final and old, ``keep``-ing them first."""
+        """Remove those messages that are still settled and old, ``keep``-ing them first."""
         with self._lock:
             doomed = [m for m in sorted(set(message_ids)) if self._is_prunable(m, before_ms)]
             if keep is not None and doomed:

@@ -28,12 +28,13 @@ from typing import Protocol, runtime_checkable
 
 import attrs
 
-from .._catalog import Status
+from .._catalog import Kind, Status
 from .._events import Change, MessageState, StatusEvent
 from .._policy import Policy
 from .._reconcile import Decision, Outcome
 
 __all__ = [
+    "SETTLED",
     "Archived",
     "DeadLetter",
     "HistoryEntry",
@@ -149,9 +150,19 @@ class Listed:
     state: MessageState
 
 
+#: The statuses retention may remove a message in: every status that is not still
+#: on its way (a failure, READ, and DEVICE_ACK).  DEVICE_ACK is where an SMS ends
+#: (SMS has no read receipts), so a rule of terminal statuses only would keep every
+#: delivered SMS for ever.  A READ that comes after its DEVICE_ACK message was pruned
+#: starts the message afresh; replaying the archive merges the two.  Every store
+#: selects by this set (the SQL stores build their condition from it), so the rule
+#: is written once.
+SETTLED: frozenset[Status] = frozenset(s for s in Status if s.kind is not Kind.PROGRESS)
+
+
 @attrs.frozen
 class Archived:
-    """A message as retention removed it: its final state and every report about it."""
+    """A message as retention removed it: its last state and every report about it."""
 
     state: MessageState
     history: tuple[HistoryEntry, ...]
@@ -276,14 +287,15 @@ class Store(Protocol):
     def prunable(
         self, before_ms: int, after: str | None, limit: int
     ) -> tuple[list[str], str | None]:
-        """Final messages whose last report is before ``before_ms``, among ``limit`` scanned.
+        """Settled messages whose last report is before ``before_ms``, among ``limit`` scanned.
 
-        Scans in message id order after ``after``, without holding writes up;
-        returns the candidates and where to scan next (None: done).
+        Settled: in one of :data:`SETTLED` (failed, read, or delivered).  Scans in
+        message id order after ``after``, without holding writes up; returns the
+        candidates and where to scan next (None: done).
         """
 
     def remove(self, message_ids: Sequence[str], before_ms: int, keep: Keep | None = None) -> int:
-        """Remove those messages that are still final and older than ``before_ms``, atomically.
+        """Remove those messages that are still settled and older than ``before_ms``, atomically.
 
         Each is handed, with its history, to ``keep`` before anything is
         deleted; if ``keep`` raises, nothing is.  Returns how many were removed.

@@ -385,7 +385,7 @@ class SQLiteStore(SQLStore):
         return first
 
     def remove(self, message_ids: Sequence[str], before_ms: int, keep: Keep | None = None) -> int:
-        """Remove old final messages (see ``_retention``), then give their pages back."""
+        """Remove old settled messages (see ``_retention``), then give their pages back."""
         removed = super().remove(message_ids, before_ms, keep)
         if removed:
             self._give_pages_back()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from collections import Counter
 from datetime import datetime, timezone
 
@@ -43,7 +44,7 @@ def _at(ms: int) -> datetime:
 
 
 class RetentionContract(ContractBase):
-    """How a store forgets: only old, final messages, whole, and only once they are kept."""
+    """How a store forgets: only old, settled messages, whole, and only once they are kept."""
 
     def test_prune_removes_only_old_final_messages_and_replaying_the_archive_restores_them(
         self,
@@ -58,7 +59,7 @@ class RetentionContract(ContractBase):
         final_and_old = {
             m
             for m, state in _everything(store).items()
-            if state.status.is_terminal
+            if (state.status.is_terminal or state.status is S.DEVICE_ACK)
             and max(e.event.timestamp_ms for e in store.history(m)) < cut_ms
         }
         assert 0 < len(final_and_old) < len(everything)
@@ -87,6 +88,76 @@ class RetentionContract(ContractBase):
         assert tracker.get("done") is None
         assert tracker.get("slow") is not None, "a message in progress was pruned"
         assert tracker.get("fresh") is not None, "a recent final message was pruned"
+
+    def test_a_delivered_message_is_pruned_once_no_report_came_since(self) -> None:
+        """DEVICE_ACK settles a message (an SMS ends there): pruned if nothing came since."""
+        tracker = self.tracker()
+        tracker.apply_many(
+            [
+                *(ev("acked", s, i) for i, s in enumerate((S.QUEUED, S.SENT_TO_SUPPLIER))),
+                ev("acked", S.DEVICE_ACK, 2),
+                ev("acked_late", S.QUEUED, 0),
+                ev("acked_late", S.DEVICE_ACK, 2 * DAY_MS),  # the last report is after the cut
+                ev("heard_since", S.DEVICE_ACK, 0),
+                ev("heard_since", S.SENT_TO_SUPPLIER, 2 * DAY_MS),  # late and stale, but a report
+                ev("queued", S.QUEUED, 0),
+                ev("sent", S.SENT_TO_SUPPLIER, 0),
+            ]
+        )
+        assert tracker.prune(_at(BASE_MS + DAY_MS), dry_run=True) == 1
+        assert tracker.prune(_at(BASE_MS + DAY_MS)) == 1
+        assert set(_everything(self.store)) == {"acked_late", "heard_since", "queued", "sent"}
+        assert self.store.history("acked") == []
+        assert dict(self.store.count_by_status()) == {
+            S.DEVICE_ACK: 2,
+            S.QUEUED: 1,
+            S.SENT_TO_SUPPLIER: 1,
+        }, "the counts after prune"
+
+    def test_every_settled_status_is_pruned_and_none_in_progress(self) -> None:
+        """Old messages in every status: all go but UNKNOWN, SCHEDULED, QUEUED, SENT_TO_SUPPLIER."""
+        tracker = self.tracker()
+        tracker.apply_many(
+            [ev(f"m{int(s)}", s, 0, "sms" if "sms" in s.channels else "whatsapp") for s in Status]
+        )
+        on_its_way = {S.UNKNOWN, S.SCHEDULED, S.QUEUED, S.SENT_TO_SUPPLIER}
+        would = tracker.prune(_at(BASE_MS + 100 * DAY_MS), dry_run=True)
+        assert len(_everything(self.store)) == len(Status), "a dry run removed something"
+        removed = tracker.prune(_at(BASE_MS + 100 * DAY_MS))
+        assert would == removed == len(Status) - len(on_its_way)
+        assert {state.status for state in _everything(self.store).values()} == on_its_way
+        assert dict(self.store.count_by_status()) == dict.fromkeys(on_its_way, 1)
+
+    def test_a_pruned_delivered_message_is_archived_and_replaying_restores_it(self) -> None:
+        """The archive holds the DEVICE_ACK message whole; replaying it brings it back, counted."""
+        tracker = self.tracker()
+        steps = (S.QUEUED, S.SENT_TO_SUPPLIER, S.DEVICE_ACK)
+        tracker.apply_many([ev("sms", s, 1000 * i, "sms", "order-7") for i, s in enumerate(steps)])
+        before = _states_and_histories(self.store, {"sms"})
+        archive = io.StringIO()
+        assert tracker.prune(_at(BASE_MS + DAY_MS), archive=archive) == 1
+        assert tracker.get("sms") is None
+        assert dict(self.store.count_by_status()) == {}, "the counts after prune"
+        (line,) = archive.getvalue().splitlines()
+        kept = json.loads(line)
+        assert (kept["message_id"], kept["state"]["status_code"]) == ("sms", 5)
+        assert [h["status_code"] for h in kept["history"]] == [2, 4, 5]
+        tracker.ingest_many([line], archives=True)
+        assert _states_and_histories(self.store, {"sms"}) == before, "replay did not restore"
+        assert dict(self.store.count_by_status()) == {S.DEVICE_ACK: 1}, "the counts after replay"
+
+    def test_a_read_after_its_delivered_message_was_pruned_starts_it_afresh(self) -> None:
+        """The read receipt of a pruned DEVICE_ACK message makes a new message of that READ."""
+        tracker = self.tracker()
+        steps = (S.QUEUED, S.SENT_TO_SUPPLIER, S.DEVICE_ACK)
+        tracker.apply_many([ev("wa", s, i, "whatsapp") for i, s in enumerate(steps)])
+        assert tracker.prune(_at(BASE_MS + DAY_MS)) == 1
+        tracker.apply(ev("wa", S.READ, 2 * DAY_MS, "whatsapp"))
+        state = tracker.get("wa")
+        assert state is not None
+        assert (state.status, state.timestamp_ms) == (S.READ, BASE_MS + 2 * DAY_MS)
+        assert [e.event.status for e in tracker.history("wa")] == [S.READ]
+        assert dict(self.store.count_by_status()) == {S.READ: 1}
 
     def test_a_report_that_arrives_before_removal_keeps_the_message(self) -> None:
         """remove() checks again under the lock: a message newly active is not removed."""
