@@ -128,7 +128,7 @@ def test_threads_sharing_a_store_agree_with_one_tracker(events: list[StatusEvent
 
 
 def test_ten_line_embedding() -> None:
-    """The README's quickstart works: ingest callbacks, read the state and history."""
+    """ingest parses and applies callbacks; the state and history read back as documented."""
     tracker = Tracker()
     tracker.ingest(json.dumps(callback_body(StatusEvent.from_ms("m1", 5, BASE_MS + 9, "sms"))))
     decisions = tracker.ingest(callback_body(StatusEvent.from_ms("m1", 20, BASE_MS + 99, "sms")))

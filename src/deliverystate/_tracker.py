@@ -183,10 +183,13 @@ class Tracker:
         return self.store.advance(event, self.policy)
 
     def ingest(self, payload: Payload) -> list[Decision]:
-        """Parse a callback body and apply its events.
+        """Parse a callback body and apply its events, one at a time.
 
         A payload that cannot be parsed is put in the dead letter first, then
-        :class:`InvalidCallback` is raised: nothing is lost.
+        :class:`InvalidCallback` is raised.  A valid body is kept nowhere: if
+        applying fails, the store's error propagates and the body is lost
+        unless the caller still has it.  For scripts and tests; a webhook calls
+        :meth:`receive`, which keeps the body before it applies it.
         """
         try:
             events = parse_callback(payload)
@@ -227,8 +230,11 @@ class Tracker:
         A valid body is written to the store's inbox first (if that fails, the
         store's error propagates and the caller must not acknowledge); then its
         events are applied and the inbox entry removed in one transaction.  If
-        that second step fails, the receipt says so and the body stays in the
-        inbox for :meth:`drain_inbox`.
+        that second step fails, the receipt says so (``summary`` None, answer
+        202) and the body stays in the inbox for :meth:`drain_inbox`, which the
+        caller runs at start-up and a few seconds later (``create_app``'s
+        lifespan does both).  A body that fails even on its own while the
+        store works is moved to the dead letter instead (``dead_letter``, 400).
         """
         (result,) = self.receive_many([payload])
         if isinstance(result, Exception):
@@ -385,7 +391,12 @@ class Tracker:
     def drain_inbox(self) -> Summary:
         """Apply every body that was accepted but not settled (after a crash or a failure).
 
-        Bodies are applied in groups; a body that cannot be applied on its own
+        Whoever calls :meth:`receive` calls this: at start-up, for what a crash
+        left between keeping a body and applying it, and a few seconds after a
+        receipt without a ``summary`` (a 202).  ``deliverystate.web.create_app``'s
+        lifespan does both; an app of one's own must, or those bodies wait.
+        Safe at any time and from any worker: a report applied twice is a
+        DUPLICATE.  Bodies are applied in groups; a body that cannot be applied on its own
         goes to the dead letter, so one bad body never blocks the rest.  If the
         store stops answering, the first such error is raised and the bodies
         not yet applied stay in the inbox for the next drain.
@@ -456,7 +467,7 @@ class Tracker:
         return self.store.on_change(callback)
 
     def dead_letters(self) -> Sequence[DeadLetter]:
-        """Payloads that could not be parsed, oldest first."""
+        """Payloads that could not be parsed, kept or applied, oldest first."""
         return self.store.dead_letters()
 
     def retry_dead_letters(self) -> RetryReport:

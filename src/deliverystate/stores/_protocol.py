@@ -62,8 +62,8 @@ class Milestones:
     """When a message was first reported, first delivered and first read (ms since the epoch).
 
     ``first_ms`` is the time of its earliest report, as the message list
-    orders by; the delivery and read times come from the accepted reports in
-    history only (a rejected report is no evidence about this message), and
+    orders by; the delivery and read times come from the accepted reports
+    only (a rejected report is no evidence about this message), and
     ``delivered_ms`` counts a READ as a delivery too, since a read message was
     delivered at the latest when it was read.
     """
@@ -78,7 +78,12 @@ class Milestones:
 
 @attrs.frozen
 class DeadLetter:
-    """A payload that could not be parsed, kept verbatim with the error and arrival time."""
+    """A payload that could not be parsed, kept or applied, verbatim, with its error and arrival.
+
+    Bodies that parse but that the inbox refuses, or that fail to apply even on
+    their own while the store works, are kept here too (``Store.quarantine``),
+    so that one poison body never holds up the others.
+    """
 
     id: int
     payload: str
@@ -237,14 +242,17 @@ class Store(Protocol):
     def milestones(self, since_ms: int | None = None) -> Iterable[Milestones]:
         """For every message with history: first report, first delivery, first read.
 
-        With ``since_ms``, only the messages first reported at or after it (the
-        messages ``count_by_channel(since_ms)`` counts), read through the index
-        on the first report's time: the status page asks for the last day of a
-        store that may hold a month.
+        The SQL stores keep all three on the message row as batches are
+        applied (schema version 6), so this reads no history: it is one read of
+        the messages, the status page's costliest.  With ``since_ms``, only the
+        messages first reported at or after it (the messages
+        ``count_by_channel(since_ms)`` counts), read through the index on the
+        first report's time: the status page asks for the last day of a store
+        that may hold a month.
         """
 
     def add_dead_letter(self, payload: str, error: str) -> DeadLetter:
-        """Keep a payload that could not be parsed."""
+        """Keep a payload that could not be parsed (or kept in the inbox), with why."""
 
     def dead_letters(self, newest: int | None = None) -> Sequence[DeadLetter]:
         """The payloads waiting in the dead letter, oldest first; only the ``newest`` few if given.
