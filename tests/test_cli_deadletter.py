@@ -28,6 +28,12 @@ def run(args: list[str]) -> Any:
     return CliRunner().invoke(cli, args)
 
 
+def named(db: str) -> str:
+    """What the commands call ``db``: a PostgreSQL URL's schema is said after it, not in it."""
+    base, _, schema = db.partition("?schema=")
+    return f"{base} (schema {schema})" if schema else db
+
+
 def letters(db: str) -> list[tuple[int, str]]:
     """The (id, payload) of every dead letter in ``db``."""
     store = open_store(db, must_exist=True)
@@ -95,7 +101,7 @@ def test_show_of_an_unknown_id_is_one_line_exit_1(kept: str) -> None:
     """An id that is not in the dead letter: one line naming it, exit status 1."""
     result = run(["dead-letter", "show", "999", "--db", kept])
     assert result.exit_code == 1
-    assert result.stderr == f"Error: no dead letter 999 in {kept}\n"
+    assert result.stderr == f"Error: no dead letter 999 in {named(kept)}\n"
     assert run(["dead-letter", "show", "first", "--db", kept]).exit_code == 2
 
 
@@ -127,7 +133,7 @@ def test_purge_with_an_unknown_id_removes_nothing(kept: str) -> None:
     before = letters(kept)
     result = run(["dead-letter", "purge", "--id", str(before[0][0]), "--id", "999", "--db", kept])
     assert result.exit_code == 1
-    assert result.stderr == f"Error: no dead letter 999 in {kept}\n"
+    assert result.stderr == f"Error: no dead letter 999 in {named(kept)}\n"
     assert letters(kept) == before
 
 
@@ -135,7 +141,7 @@ def test_purge_before_a_time_in_the_past_or_future(kept: str) -> None:
     """--before a date before any arrival removes none; one after every arrival removes all."""
     none = run(["dead-letter", "purge", "--before", "2000-01-01", "--db", kept, "--json"])
     assert json.loads(none.stdout) == {
-        "db": kept,
+        "db": named(kept),
         "dry_run": False,
         "removed": 0,
         "ids": [],

@@ -34,7 +34,7 @@ LAYERS: list[set[str]] = [
 #: Inside ``stores``: protocol and hooks, unit of work and row encodings, the memory store
 #: and the SQL stores' parts (feeds included), the drivers, then the package.
 STORE_LAYERS: list[set[str]] = [
-    {"_protocol", "_hooks"},
+    {"_protocol", "_hooks", "_names"},
     {"_work", "_rows"},
     {"_memfeed", "_sqlbase"},
     {"_memory", "_sqlread", "_retention", "_sqlfeed"},

@@ -18,7 +18,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from ..stores import DeadLetter
+from ..stores import DeadLetter, store_name
 from . import _tables
 from ._options import db_option, emit_json, err, json_option, open_tracker, out, parse_moment
 
@@ -50,22 +50,26 @@ def _target(ctx: click.Context, db: str, as_json: bool) -> tuple[str, bool]:
     return db, as_json or bool(parent.params.get("as_json"))
 
 
-def _find(letters: Sequence[DeadLetter], ids: Iterable[int], db: str) -> list[DeadLetter]:
-    """The letters with these ids, in the order asked; an unknown id is the command's error."""
+def _find(letters: Sequence[DeadLetter], ids: Iterable[int], name: str) -> list[DeadLetter]:
+    """The letters with these ids, in the order asked; an unknown id is the command's error.
+
+    ``name`` is the store's (``store_name``): the ``--db`` text may hold a password.
+    """
     by_id = {letter.id: letter for letter in letters}
     missing = [letter_id for letter_id in ids if letter_id not in by_id]
     if missing:
         names = ", ".join(str(letter_id) for letter_id in missing)
-        raise click.ClickException(f"no dead letter {names} in {db}")
+        raise click.ClickException(f"no dead letter {names} in {name}")
     return [by_id[letter_id] for letter_id in ids]
 
 
 def _list(db: str, as_json: bool) -> None:
-    letters = open_tracker(db, must_exist=True).dead_letters()
+    tracker = open_tracker(db, read_only=True)
+    letters = tracker.dead_letters()
     if as_json:
         emit_json([_letter_json(letter) for letter in letters])
         return
-    out.print(_tables.dead_letter_table(letters, db, _LISTED_PAYLOAD))
+    out.print(_tables.dead_letter_table(letters, store_name(tracker.store), _LISTED_PAYLOAD))
     if any(len(letter.payload) > _LISTED_PAYLOAD for letter in letters):
         err.print("payloads are cut to fit; deliverystate dead-letter show ID prints one whole")
 
@@ -146,7 +150,8 @@ def show(ctx: click.Context, letter_id: int, db: str, as_json: bool) -> None:
       deliverystate dead-letter show 12 --db state.sqlite3
     """
     db, as_json = _target(ctx, db, as_json)
-    (letter,) = _find(open_tracker(db, must_exist=True).dead_letters(), [letter_id], db)
+    tracker = open_tracker(db, read_only=True)
+    (letter,) = _find(tracker.dead_letters(), [letter_id], store_name(tracker.store))
     if as_json:
         emit_json(_letter_json(letter))
         return
@@ -158,10 +163,10 @@ def show(ctx: click.Context, letter_id: int, db: str, as_json: bool) -> None:
 
 
 def _chosen(
-    letters: Sequence[DeadLetter], ids: Sequence[int], before: datetime | None, db: str
+    letters: Sequence[DeadLetter], ids: Sequence[int], before: datetime | None, name: str
 ) -> list[DeadLetter]:
     """The letters named by --id and those received before --before, each once, oldest first."""
-    named = {letter.id for letter in _find(letters, ids, db)}
+    named = {letter.id for letter in _find(letters, ids, name)}
     return [
         letter
         for letter in letters
@@ -200,13 +205,13 @@ def purge(
     db, as_json = _target(ctx, db, as_json)
     store = open_tracker(db, must_exist=True).store
     letters = store.dead_letters()
-    chosen = _chosen(letters, ids, moment, db)
+    chosen = _chosen(letters, ids, moment, store_name(store))
     if not dry_run:
         for letter in chosen:
             store.remove_dead_letter(letter.id)
     if as_json:
         emit_json(
-            {"db": db, "dry_run": dry_run, "removed": len(chosen)}
+            {"db": store_name(store), "dry_run": dry_run, "removed": len(chosen)}
             | {"ids": [letter.id for letter in chosen], "left": len(letters) - len(chosen)}
         )
         return

@@ -11,7 +11,7 @@ import click
 
 from .._catalog import CHANNELS
 from .._deadlines import Send
-from ..stores import Summary
+from ..stores import Summary, store_name
 from ._feed import parse_duration
 from ._options import db_option, emit_json, err, json_option, open_tracker, out, parse_moment
 
@@ -93,7 +93,7 @@ def register(file: IO[str], db: str, windows: tuple[str, ...], as_json: bool) ->
     if as_json:
         emit_json(
             {
-                "db": db,
+                "db": store_name(tracker.store),
                 "registered": total.total,
                 "applied": total.applied,
                 "stale": total.stale,
@@ -137,7 +137,7 @@ def sweep(db: str, now: str | None, as_json: bool) -> None:
     when = (moment or datetime.now(timezone.utc)).isoformat()
     if as_json:
         emit_json(
-            {"db": db, "now": when, "expired": summary.applied}
+            {"db": store_name(tracker.store), "now": when, "expired": summary.applied}
             | {"stale": summary.stale, "duplicate": summary.duplicate}
         )
         return

@@ -14,7 +14,7 @@ import click
 from .._events import Change
 from .._follow import follow
 from .._render import change_json, table_time
-from ..stores import Store
+from ..stores import Store, redact, store_name
 
 if TYPE_CHECKING:
     from ..forward import ForwardTarget
@@ -119,7 +119,7 @@ def changes(db: str, after: int, keep_following: bool, as_json: bool, only: str 
       deliverystate changes --db state.sqlite3 --after 1200 --json
       deliverystate changes --db postgresql://app@db/notify --follow --json | my-consumer
     """
-    store = open_tracker(db, must_exist=True).store
+    store = open_tracker(db, read_only=True).store
     with contextlib.suppress(KeyboardInterrupt, BrokenPipeError):
         for page in _pages(store, after, keep_following=keep_following):
             _print(page, as_json=as_json, only_final=only == "final")
@@ -204,7 +204,7 @@ def forward(
             sys.exit(1 if report.undeliverable else 0)
         start = store.cursor(name)
         err.print(
-            f"forwarding changes of {getattr(store, 'target', db)} to {url} as {name!r} from "
+            f"forwarding changes of {store_name(store)} to {redact(url or '')} as {name!r} from "
             f"seq {start} ({max(0, store.last_seq() - start):,} waiting)"
             + ("" if once else "; Ctrl-C stops"),
             markup=False,

@@ -16,7 +16,7 @@ from .._catalog import CHANNELS, Category
 from .._listing import every_listed, message_query
 from .._render import iso, listed_json, table_time
 from .._tracker import Tracker
-from ..stores import Listed, MessageQuery
+from ..stores import Listed, MessageQuery, store_name
 from ._options import db_option, open_tracker, out
 
 __all__ = ["messages"]
@@ -42,8 +42,8 @@ def _listed(tracker: Tracker, query: MessageQuery, limit: int | None) -> Iterato
     return every_listed(tracker.store, query, limit)
 
 
-def _table(items: list[Listed], db: str) -> Table:
-    table = Table(title=f"Messages in {db}, newest first")
+def _table(items: list[Listed], name: str) -> Table:
+    table = Table(title=f"Messages in {name}, newest first")
     for column in ("first report (UTC)", "message id", "status", "channel", "client id"):
         table.add_column(column, overflow="fold")
     for item in items:
@@ -153,7 +153,7 @@ def messages(
         )
     except ValueError as error:
         raise click.BadParameter(str(error)) from None
-    tracker = open_tracker(db, must_exist=True)
+    tracker = open_tracker(db, read_only=True)
     fmt = fmt.lower()
     if fmt in ("csv", "jsonl"):
         items = _listed(tracker, query, limit)
@@ -173,8 +173,8 @@ def messages(
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
         return
     if not shown:
-        out.print(f"no message in {db} matches")
+        out.print(f"no message in {store_name(tracker.store)} matches")
         return
-    out.print(_table(shown, db))
+    out.print(_table(shown, store_name(tracker.store)))
     if limit is None and len(shown) == SHOWN:
         out.print(f"(the newest {SHOWN}; --limit N for more, --format csv for all)")

@@ -47,8 +47,8 @@ class Group(click.Group):
             return super().invoke(ctx)
         except NoDatabase as error:
             raise click.ClickException(
-                f"{error}; replay some callbacks into it first "
-                f"(deliverystate replay FILE --db {error.path}) or pass --db"
+                f"{error}; a writing command (replay, register, serve) creates it, "
+                "or pass --db to name another"
             ) from None
         except (DeliveryStateError, ImportError) as error:
             raise click.ClickException(str(error)) from None
@@ -70,9 +70,14 @@ channel_option = click.option(
 )
 
 
-def open_tracker(db: str, *, must_exist: bool = False) -> Tracker:
-    """A tracker on ``db``; a read-only command passes ``must_exist`` and creates nothing."""
-    return Tracker(open_store(db, must_exist=must_exist))
+def open_tracker(db: str, *, must_exist: bool = False, read_only: bool = False) -> Tracker:
+    """A tracker on ``db``, which a command names by ``store_name(tracker.store)``, never by ``db``.
+
+    A command that works only on what is there passes ``must_exist`` and
+    creates nothing; a read-only one passes ``read_only`` and writes nothing,
+    not even a migration.  ``db`` may hold a password: the store's name does not.
+    """
+    return Tracker(open_store(db, must_exist=must_exist, read_only=read_only))
 
 
 def parse_moment(text: str, option: str) -> datetime:

@@ -30,6 +30,7 @@ from rich.progress import (
 from rich.text import Text
 
 from .._tracker import Tracker
+from ..stores import redact, store_name
 from . import _tables
 from ._options import db_option, emit_json, err, json_option, open_tracker, out
 from ._replay import CHUNK, PARSE_WORKERS, ReplayResult, replay_stream
@@ -191,7 +192,10 @@ def _replay_all(
 
 
 def _verdict(total: ReplayResult, stopped_in: str | None, max_invalid: int | None, db: str) -> None:
-    """The last lines on stderr, and exit status 3, when some lines were invalid."""
+    """The last lines on stderr, and exit status 3, when some lines were invalid.
+
+    ``db`` is the ``--db`` text redacted: the hint repeats it without its password.
+    """
     if stopped_in is not None:
         err.print(
             f"stopped at line {total.stopped_at:,} of {stopped_in}: more than {max_invalid:,} "
@@ -274,8 +278,9 @@ def replay(
     if as_json:
         final = {s.name: counts[s] for s in sorted(counts)}
         stopped = {"file": stopped_in, "line": total.stopped_at} if stopped_in else None
-        emit_json(total.as_json() | {"final_status": final, "db": db, "stopped_at": stopped})
+        name = store_name(tracker.store)
+        emit_json(total.as_json() | {"final_status": final, "db": name, "stopped_at": stopped})
     else:
-        out.print(_tables.status_table(counts, db))
+        out.print(_tables.status_table(counts, store_name(tracker.store)))
         out.print(_tables.outcomes_table(total))
-    _verdict(total, stopped_in, max_invalid, db)
+    _verdict(total, stopped_in, max_invalid, redact(db))

@@ -69,6 +69,9 @@ def _matches(query: MessageQuery, listed: Listed) -> bool:
 class MemoryStore(MemoryFeed):
     """States (and optionally history and the change feed) in process memory; thread-safe."""
 
+    #: What output calls this store, as the SQL stores' ``target`` names theirs.
+    target = ":memory:"
+
     def __init__(self, *, history: bool = True, feed: bool | None = None) -> None:
         super().__init__(feed=history if feed is None else feed)
         self._records: dict[str, Record] = {}

@@ -35,7 +35,7 @@ from .._catalog import Origin, Status
 from .._events import Change, MessageState, StatusEvent
 from .._policy import DELIVERY_WINS, FAILURE_WINS, PREVIOUS_TABLES, Policy
 from .._reconcile import Decision, Outcome
-from ..errors import PolicyMismatch, SchemaMismatch
+from ..errors import NoDatabase, PolicyMismatch, SchemaMismatch
 from ._hooks import ChangeHook, Hooks
 from ._protocol import DeadLetter, Summary
 from ._retention import SQLRetention
@@ -153,33 +153,35 @@ class SQLStore(SQLReads, SQLRetention, SQLFeed):
 
     # --- schema ----------------------------------------------------------------------------
 
-    def _meta(self, cursor: Any, key: str) -> str | None:
-        cursor.execute(self._sql("SELECT value FROM ds_meta WHERE key = ?"), (key,))
-        row = cursor.fetchone()
-        return None if row is None else str(row[0])
-
-    def _set_meta(self, cursor: Any, key: str, value: str) -> None:
-        cursor.execute(
-            self._sql(
-                "INSERT INTO ds_meta (key, value) VALUES (?, ?) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
-            ),
-            (key, value),
-        )
-
     def _setup_schema(
-        self, cursor: Any, tables: Sequence[str], migrations: Mapping[int, Sequence[Migration]]
+        self,
+        cursor: Any,
+        tables: Sequence[str],
+        migrations: Mapping[int, Sequence[Migration]],
+        *,
+        create: bool = True,
+        migrate: bool = True,
     ) -> None:
-        """Create a fresh schema, migrate an older one, or refuse a newer one."""
-        cursor.execute("CREATE TABLE IF NOT EXISTS ds_meta (key TEXT PRIMARY KEY, value TEXT)")
-        found = self._meta(cursor, "schema_version")
+        """Create a fresh schema, migrate an older one, or refuse a newer one.
+
+        Without ``create`` a place without deliverystate's tables raises
+        :class:`NoDatabase` and is left as it was; without ``migrate`` (a
+        read-only open, which writes nothing) so does an older schema, as
+        :class:`SchemaMismatch`.
+        """
+        missing = None if create else self._missing(cursor)
+        if create:
+            cursor.execute("CREATE TABLE IF NOT EXISTS ds_meta (key TEXT PRIMARY KEY, value TEXT)")
+        found = None if missing else self._meta(cursor, "schema_version")
+        if found is None and not create:
+            raise NoDatabase(self.target, missing or "it records no schema version")
         if found is None:
             for statement in tables:
                 cursor.execute(statement)
             self._set_meta(cursor, "schema_version", str(SCHEMA_VERSION))
             return
         version = int(found)
-        if version > SCHEMA_VERSION:
+        if version > SCHEMA_VERSION or (version < SCHEMA_VERSION and not migrate):
             raise SchemaMismatch(self.target, version, SCHEMA_VERSION)
         while version < SCHEMA_VERSION:
             for step in migrations[version]:

@@ -172,6 +172,27 @@ class SQLBase(abc.ABC):
         one by one), or 0 when it has none.
         """
 
+    @abc.abstractmethod
+    def _missing(self, cursor: Any) -> str | None:
+        """What is missing for this store to hold a deliverystate database, or None.
+
+        Only reads: a read-only open asks it before anything that could write.
+        """
+
+    def _meta(self, cursor: Any, key: str) -> str | None:
+        cursor.execute(self._sql("SELECT value FROM ds_meta WHERE key = ?"), (key,))
+        row = cursor.fetchone()
+        return None if row is None else str(row[0])
+
+    def _set_meta(self, cursor: Any, key: str, value: str) -> None:
+        cursor.execute(
+            self._sql(
+                "INSERT INTO ds_meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+            ),
+            (key, value),
+        )
+
     def _after_commit(self) -> None:  # noqa: B027 - a hook most stores leave empty
         """Called after each batch commits (PostgreSQL analyzes after bulk loads)."""
 
