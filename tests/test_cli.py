@@ -365,7 +365,7 @@ def test_diagram_svg_without_graphviz_says_how_to_get_it(monkeypatch: pytest.Mon
     assert "apt-get install graphviz" in result.stderr
 
 
-@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed")
+@pytest.mark.graphviz
 def test_diagram_svg_with_graphviz() -> None:
     """--format svg renders an SVG document with Graphviz."""
     result = run(["diagram", "--format", "svg", "--channel", "sms"])

@@ -127,6 +127,7 @@ def test_quickstart_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     reopened.store.close()  # type: ignore[attr-defined]
 
 
+@pytest.mark.graphviz
 def test_readme_embeds_the_current_lifecycle_svg() -> None:
     """The README shows diagrams/lifecycle.svg, and that file is a fresh render of the rules."""
     block = re.search(r"<!-- diagram:lifecycle.*?-->\n!\[[^]]+\]\(([^)]+)\)", README, re.S)

@@ -297,7 +297,7 @@ def test_a_well_formed_form_refused_is_kept_as_fields_retry_can_read(
     with pytest.raises(InvalidCallback) as again:
         parse_callback(letter.payload)
     assert f"invalid callback: {response.json()['field']}:" in str(again.value)
-    assert durable.retry_dead_letters().still_invalid == (letter,)
+    assert durable.retry_dead_letters().invalid_letters == (letter,)
 
 
 def test_stray_text_beside_a_valid_form_callback_is_applied_as_before(

@@ -96,8 +96,8 @@ class Tracker:
         send = Send(message_id, channel, sent_at, client_message_id, deadline)
         ((event, deadline_ms),) = registrations([send], self.windows)
         summary = self.store.register_many([(event, deadline_ms)], self.policy)
-        if summary.rejected:
-            return summary.rejected[0]
+        if summary.rejections:
+            return summary.rejections[0]
         state = self.store.get(message_id)
         assert state is not None  # an accepted registration always leaves a state
         outcome = next(o for o in Outcome if summary.count(o))

@@ -124,9 +124,9 @@ def retry(ctx: click.Context, db: str, as_json: bool) -> None:
     db, as_json = _target(ctx, db, as_json)
     report = open_tracker(db, must_exist=True).retry_dead_letters()
     counts = {
-        "applied": len(report.applied),
+        "applied": report.applied,
         "events": len(report.decisions),
-        "still_invalid": len(report.still_invalid),
+        "still_invalid": report.still_invalid,
     }
     if as_json:
         emit_json(counts)

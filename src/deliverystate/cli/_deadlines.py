@@ -54,7 +54,7 @@ def _sends(file: IO[str], errors: list[tuple[int, str]]) -> Iterator[Send]:
 def _outcomes(summary: Summary) -> str:
     return (
         f"{summary.applied:,} applied, {summary.stale:,} stale, "
-        f"{summary.duplicate:,} duplicate, {len(summary.rejected):,} rejected"
+        f"{summary.duplicate:,} duplicate, {summary.rejected:,} rejected"
     )
 
 
@@ -98,15 +98,17 @@ def register(file: IO[str], db: str, windows: tuple[str, ...], as_json: bool) ->
                 "applied": total.applied,
                 "stale": total.stale,
                 "duplicate": total.duplicate,
-                "rejected": [
-                    {"message_id": d.event.message_id, "reason": d.reason} for d in total.rejected
+                "rejected": total.rejected,
+                "rejections": [
+                    {"message_id": d.event.message_id, "reason": d.reason} for d in total.rejections
                 ],
-                "invalid": [{"line": n, "error": e} for n, e in errors],
+                "invalid": len(errors),
+                "errors": [{"line": n, "error": e} for n, e in errors],
             }
         )
     else:
         out.print(f"registered {total.total:,} sends ({_outcomes(total)})")
-        for decision in total.rejected[:_SHOWN_ERRORS]:
+        for decision in total.rejections[:_SHOWN_ERRORS]:
             err.print(f"rejected {decision.event.message_id}: {decision.reason}", markup=False)
         for number, error in errors[:_SHOWN_ERRORS]:
             err.print(f"line {number}: {error}", markup=False)

@@ -45,6 +45,7 @@ __all__ = [
     "Store",
     "Summary",
     "Undeliverable",
+    "length_of",
 ]
 
 
@@ -101,24 +102,37 @@ class Undeliverable:
     failed_at: datetime
 
 
+def length_of(field: str) -> int:
+    """An attrs default: the length of the record's own ``field``, a count kept beside its list.
+
+    For an ``init=False`` field, so that the count can never disagree with
+    the list it counts.
+    """
+    return attrs.Factory(lambda record: len(getattr(record, field)), takes_self=True)
+
+
 @attrs.frozen
 class Summary:
-    """Counts of outcomes for a batch; the rejected decisions are kept in full."""
+    """Counts of outcomes for a batch, and the rejected decisions in full.
+
+    Every field named like an outcome is an int (a webhook may serialise the
+    counts as they are); the decisions are ``rejections``, and ``rejected``
+    is how many there are, made from them.
+    """
 
     applied: int = 0
     stale: int = 0
     duplicate: int = 0
-    rejected: tuple[Decision, ...] = ()
+    rejections: tuple[Decision, ...] = ()
+    rejected: int = attrs.field(init=False, default=length_of("rejections"))
 
     @property
     def total(self) -> int:
         """How many events the batch held."""
-        return self.applied + self.stale + self.duplicate + len(self.rejected)
+        return self.applied + self.stale + self.duplicate + self.rejected
 
     def count(self, outcome: Outcome) -> int:
         """How many events of the batch had ``outcome``."""
-        if outcome is Outcome.REJECTED:
-            return len(self.rejected)
         return int(getattr(self, outcome.value))
 
     def __add__(self, other: Summary) -> Summary:
@@ -126,7 +140,7 @@ class Summary:
             self.applied + other.applied,
             self.stale + other.stale,
             self.duplicate + other.duplicate,
-            self.rejected + other.rejected,
+            self.rejections + other.rejections,
         )
 
 

@@ -97,7 +97,7 @@ def _summary_json(summary: Summary, ignored: int) -> dict[str, Any]:
         "applied": summary.applied,
         "stale": summary.stale,
         "duplicate": summary.duplicate,
-        "rejected": len(summary.rejected),
+        "rejected": summary.rejected,
         "ignored": ignored,
     }
 
@@ -118,15 +118,15 @@ def _receipt_response(receipt: Receipt) -> Response:
             {
                 "status": "stored",
                 "events": len(receipt.events),
-                "ignored": len(receipt.ignored),
+                "ignored": receipt.ignored,
                 "inbox_id": receipt.inbox_id,
                 "detail": "stored, not applied yet; it will be re-applied",
             },
             status_code=202,
         )
     if receipt.ignored:
-        logger.info("callback held events that are not status updates: %s", receipt.ignored)
-    return JSONResponse(_summary_json(receipt.summary, len(receipt.ignored)))
+        logger.info("callback held events that are not status updates: %s", receipt.ignored_kinds)
+    return JSONResponse(_summary_json(receipt.summary, receipt.ignored))
 
 
 def _json_refusal(body: bytes) -> InvalidCallback | None:
@@ -198,7 +198,7 @@ class _Receiver(ReadEndpoints):
                 summary.applied,
                 summary.stale,
                 summary.duplicate,
-                len(summary.rejected),
+                summary.rejected,
             )
         return True
 
