@@ -211,13 +211,17 @@ class Tracker:
         For a caller that parses elsewhere (``deliverystate replay`` parses in a
         worker process while this one applies): the bodies ``parsed.errors``
         names go to the dead letter, then every event is applied in one store
-        batch.
+        batch.  Archive lines' messages are restored first, without a change in
+        the feed (``Store.restore_many``); the callbacks' reports follow them.
         """
         for index, error in parsed.errors:
             self.store.add_dead_letter(payload_text(payloads[index]), str(error))
-        summary = self.apply_many(parsed.events)
-        if parsed.registrations:  # archive lines: their deadlines (the reports are in)
-            self.store.register_many(parsed.registrations, self.policy)
+        if parsed.restored or parsed.registrations:
+            summary = self.store.restore_many(
+                parsed.restored, parsed.registrations, parsed.events, self.policy
+            )
+        else:
+            summary = self.apply_many(parsed.events)
         return IngestReport(summary, parsed.errors, parsed.ignored)
 
     def receive(self, payload: Payload) -> Receipt:

@@ -13,7 +13,8 @@ message), and commits its cursor only after the backend answered 2xx:
 * at least once: a forwarder killed at any moment resumes from its cursor,
   and may send again the changes it sent since its last commit (at most
   ``COMMIT_EVERY``, or half a second's worth); the ``webhook-id`` of a change
-  never changes, so the backend drops the repeats;
+  is made from the change itself (see :func:`webhook_id`), so the backend
+  drops the repeats, even of a change the feed holds twice;
 * a backend that is down or answers anything but 2xx is retried with
   exponential backoff and jitter (``stamina``), honouring ``Retry-After``,
   until ``horizon`` seconds have passed since the first attempt; then the
@@ -111,13 +112,18 @@ def check_secret(secret: str) -> Webhook:
 
 
 def webhook_id(change: Change) -> str:
-    """The change's ``webhook-id``: the same for every attempt and every forwarder restart.
+    """The change's ``webhook-id``: one per change, however often it is sent or written.
 
-    It names the change by ``seq`` and by what it is, so that a feed started
-    again from 1 (a new database) does not reuse the ids of the old one.
+    Derived from what the change is, the message, its new status and the
+    time of the report that made it (not from ``seq``, nor ``previous``): a
+    change written to the feed twice (a message pruned, then started afresh
+    by a late retry of the same report) keeps its id, so a receiver that
+    drops repeats by ``webhook-id`` drops it too.  Two different changes of a
+    message differ in status or time, so in id.  ``ds_`` and 128 bits of
+    SHA-256 in hex.
     """
-    what = f"{change.message_id}\x1f{int(change.status)}\x1f{change.timestamp_ms}"
-    return f"ds_{change.seq}_{hashlib.sha256(what.encode()).hexdigest()[:16]}"
+    what = json.dumps([change.message_id, int(change.status), change.timestamp_ms])
+    return "ds_" + hashlib.sha256(what.encode()).hexdigest()[:32]
 
 
 def webhook_body(change: Change) -> bytes:
@@ -250,7 +256,7 @@ class Forwarder:
                 self.url, response.status_code, response.text.strip(), _retry_after(response)
             )
 
-    def _backoff(self, error: Exception) -> bool | float:
+    def _backoff(self, error: BaseException) -> bool | float:
         """stamina's hook: retry any failure (after ``Retry-After`` if given) unless stopping."""
         if self._stop.is_set():
             return False

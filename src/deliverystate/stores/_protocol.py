@@ -174,6 +174,23 @@ class Store(Protocol):
     def apply_many(self, events: Iterable[StatusEvent], policy: Policy) -> Summary:
         """Reconcile a batch; cheaper than :meth:`apply` per event, same final states."""
 
+    def restore_many(
+        self,
+        archived: Sequence[StatusEvent],
+        registrations: Sequence[tuple[StatusEvent, int]],
+        events: Sequence[StatusEvent],
+        policy: Policy,
+    ) -> Summary:
+        """Put pruned messages back, then apply ``events``, atomically; the counts of both.
+
+        ``archived`` are the reports of archive lines and ``registrations``
+        the deadlines they held.  Restoring is not news: a message the store
+        did not hold comes back with its state and history but no change in
+        the feed.  ``events`` (callbacks replayed beside the archive) follow
+        as :meth:`apply_many` applies them, so a report that moves a restored
+        message on is a change like any other.
+        """
+
     def advance(self, event: StatusEvent, policy: Policy) -> MessageState:
         """Strictly step a message along the lifecycle, or raise ``IllegalTransition``."""
 

@@ -346,13 +346,7 @@ class SQLStore(SQLReads, SQLRetention, SQLFeed):
 
     def apply_many(self, events: Iterable[StatusEvent], policy: Policy) -> Summary:
         """Reconcile a batch in one transaction with a constant number of round trips."""
-        events = list(events)
-
-        def work(batch: Batch, _: Any) -> Summary:
-            batch.absorb(events)
-            return batch.summary()
-
-        return self._run(events, policy, work)
+        return self.restore_many((), (), list(events), policy)  # nothing to restore
 
     def register_many(self, sends: Sequence[tuple[StatusEvent, int]], policy: Policy) -> Summary:
         """Apply registered sends' QUEUED reports and deadlines in one transaction."""
@@ -364,6 +358,18 @@ class SQLStore(SQLReads, SQLRetention, SQLFeed):
             return batch.summary()
 
         return self._run([event for event, _ in sends], policy, work)
+
+    def restore_many(
+        self,
+        archived: Sequence[StatusEvent],
+        registrations: Sequence[tuple[StatusEvent, int]],
+        events: Sequence[StatusEvent],
+        policy: Policy,
+    ) -> Summary:
+        """Restore archived messages (no change in the feed), then apply ``events``: one commit."""
+        return self._run(
+            [*archived, *events], policy, lambda b, _: b.restore(archived, registrations, events)
+        )
 
     def advance(self, event: StatusEvent, policy: Policy) -> MessageState:
         """Strictly step a message along the lifecycle; ``IllegalTransition`` rolls back."""
