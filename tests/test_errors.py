@@ -6,6 +6,7 @@ import pytest
 
 from deliverystate import Status, errors
 from deliverystate.errors import (
+    CursorMovedBack,
     DeliveryStateError,
     GraphvizNotFound,
     IllegalTransition,
@@ -41,6 +42,12 @@ EXAMPLES = [
     (SchemaMismatch("db", 9, 2), RuntimeError, 500, {"found": 9, "expected": 2}),
     (NoDatabase("x.sqlite3"), FileNotFoundError, 404, {"path": "x.sqlite3"}),
     (GraphvizNotFound(), FileNotFoundError, 500, {"program": "dot"}),
+    (
+        CursorMovedBack("billing", 41, 42),
+        ValueError,
+        409,
+        {"consumer": "billing", "seq": 41, "current": 42},
+    ),
 ]
 
 

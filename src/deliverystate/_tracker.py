@@ -445,7 +445,9 @@ class Tracker:
         """Record that consumer ``name`` has handled every change up to ``seq``.
 
         Commit only after the changes are handled: a consumer that stops then
-        resumes from its cursor and sees each change at least once.
+        resumes from its cursor and sees each change at least once.  A cursor
+        only moves forwards: a ``seq`` below it raises ``CursorMovedBack`` and
+        leaves it where it is (``store.drop_cursor`` forgets it, to start over).
         """
         self.store.commit_cursor(check_consumer(name), check_seq(seq))
 

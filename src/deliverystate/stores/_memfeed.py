@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 
 from .._events import Change
+from ..errors import CursorMovedBack
 from ._hooks import ChangeHook, Hooks
 from ._protocol import Undeliverable
 from ._work import Batch, change_of
@@ -71,8 +72,14 @@ class MemoryFeed:
             return dict(self._cursors)
 
     def commit_cursor(self, name: str, seq: int) -> None:
-        """Record that consumer ``name`` has handled every change up to ``seq``."""
+        """Record that consumer ``name`` has handled every change up to ``seq``.
+
+        Raises :class:`CursorMovedBack`, and keeps the cursor, if it is past ``seq``.
+        """
         with self._lock:
+            current = self._cursors.get(name, seq)
+            if seq < current:
+                raise CursorMovedBack(name, seq, current)
             self._cursors[name] = seq
 
     def drop_cursor(self, name: str) -> None:

@@ -319,7 +319,11 @@ class Store(Protocol):
         """Every named consumer's position."""
 
     def commit_cursor(self, name: str, seq: int) -> None:
-        """Durably record that consumer ``name`` has handled the feed up to ``seq``."""
+        """Durably record that consumer ``name`` has handled the feed up to ``seq``.
+
+        A cursor only moves forwards: raise ``CursorMovedBack`` (a
+        ``ValueError``), changing nothing, when it is past ``seq`` already.
+        """
 
     def drop_cursor(self, name: str) -> None:
         """Forget a consumer, so that it no longer holds changes back from pruning."""

@@ -16,6 +16,7 @@ from typing import Any
 
 from .._catalog import Origin
 from .._events import Change
+from ..errors import CursorMovedBack
 from ._protocol import Undeliverable
 from ._rows import storable_text
 from ._sqlbase import Row, SQLBase
@@ -23,6 +24,12 @@ from ._work import change_of
 
 __all__ = ["SQLFeed", "change_row"]
 
+#: A cursor moved to a seq, never back (no row changes when it is past it).
+_COMMIT = (
+    "INSERT INTO ds_cursors (name, seq, updated_at) VALUES (?, ?, CURRENT_TIMESTAMP) "
+    "ON CONFLICT (name) DO UPDATE SET seq = excluded.seq, updated_at = excluded.updated_at "
+    "WHERE excluded.seq >= ds_cursors.seq"
+)
 _COLUMNS = "seq, message_id, previous, status, timestamp_ms, channel, client_message_id, local"
 
 
@@ -73,12 +80,24 @@ class SQLFeed(SQLBase):
         return {row[0]: int(row[1]) for row in self._read("SELECT name, seq FROM ds_cursors")}
 
     def commit_cursor(self, name: str, seq: int) -> None:
-        """Record that consumer ``name`` has handled every change up to ``seq``."""
-        self._execute(
-            "INSERT INTO ds_cursors (name, seq, updated_at) VALUES (?, ?, CURRENT_TIMESTAMP) "
-            "ON CONFLICT (name) DO UPDATE SET seq = excluded.seq, updated_at = excluded.updated_at",
-            (name, seq),
-        )
+        """Record that consumer ``name`` has handled every change up to ``seq``.
+
+        Raises :class:`CursorMovedBack`, and keeps the cursor, if it is past
+        ``seq``: the upsert moves it only forwards, so two writers cannot
+        race it back either.
+        """
+
+        def attempt() -> int | None:
+            with self._transaction() as cursor:
+                cursor.execute(self._sql(_COMMIT), (name, seq))
+                if cursor.rowcount:
+                    return None
+                cursor.execute(self._sql("SELECT seq FROM ds_cursors WHERE name = ?"), (name,))
+                return int(cursor.fetchone()[0])
+
+        current = self._retry(attempt)
+        if current is not None:
+            raise CursorMovedBack(name, seq, current)
 
     def drop_cursor(self, name: str) -> None:
         """Forget consumer ``name`` (it no longer holds changes back from pruning)."""

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from .._catalog import Status
 from .._events import Change, StatusEvent
 from .._tracker import Tracker
+from ..errors import CursorMovedBack
 from ._harness import ContractBase, ev, fresh, reference
 from ._strategies import BASE_MS, streams
 
@@ -157,6 +158,24 @@ class FeedContract(ContractBase):
         assert dict(again.store.cursors()) == {"billing": 42, "crm": 7}
         again.store.drop_cursor("crm")
         assert dict(again.store.cursors()) == {"billing": 42}
+
+    def test_a_cursor_never_moves_back(self) -> None:
+        """commit_cursor refuses a seq below the cursor (CursorMovedBack) and keeps it."""
+        tracker = self.tracker()
+        tracker.commit_cursor("billing", 42)
+        tracker.commit_cursor("billing", 42)  # committing the same position again is fine
+        with pytest.raises(CursorMovedBack) as refused:
+            tracker.commit_cursor("billing", 41)
+        assert isinstance(refused.value, ValueError)
+        assert (refused.value.consumer, refused.value.seq, refused.value.current) == (
+            "billing",
+            41,
+            42,
+        )
+        assert Tracker(self.open_again()).cursor("billing") == 42
+        self.store.drop_cursor("billing")  # the way to read the feed again
+        tracker.commit_cursor("billing", 3)
+        assert tracker.cursor("billing") == 3
 
     def test_hooks_get_each_commit_s_changes_after_it(self) -> None:
         """``on_change`` sees every commit's changes in order, as the feed has them."""
