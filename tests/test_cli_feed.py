@@ -214,6 +214,44 @@ def test_forwarding_after_replaying_a_prune_archive_sends_nothing_again(
     assert server.bad_signatures == 0
 
 
+def test_forward_says_how_many_changes_wait_as_the_feed_holds_them(db: str, tmp_path: Path) -> None:
+    """The 'waiting' count is what the feed holds after the cursor, not last seq minus cursor."""
+    secret = new_secret()
+    with sink_at(tmp_path / "got.jsonl", secret) as (_, url):
+        forward = ["forward", "--db", db, "--to", url, "--secret", secret, "--once"]
+        final = run([*forward, "--name", "final", "--only", "final"])
+        # a is READ and old: pruned, and the changes no consumer holds trimmed (the last stays)
+        assert run(["prune", "--db", db, "--before", "2027-01-01"]).exit_code == 0
+        trimmed = run(forward)
+    assert "from seq 0 (1 waiting, final only)" in final.output  # of the 3, one is final
+    assert "from seq 0 (1 waiting)" in trimmed.output  # seqs 1 and 2 are gone
+    assert "forwarded 1," in trimmed.output
+
+
+def test_forward_logs_its_retries_through_logging(db: str, tmp_path: Path) -> None:
+    """Each retry is one log line naming the change and the error; stamina prints nothing."""
+    secret = new_secret()
+    assert SCRIPT is not None
+    with sink_at(tmp_path / "got.jsonl", secret, fail_prefix="b") as (_, url):
+        done = subprocess.run(
+            [SCRIPT, "forward", "--db", db, "--to", url, "--once", "--horizon", "0.3s"],
+            env={**os.environ, "DELIVERYSTATE_FORWARD_SECRET": secret},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 1, done.stderr
+    assert "stamina" not in done.stderr, done.stderr
+    retries = [line for line in done.stderr.splitlines() if "not delivered" in line]
+    assert retries, done.stderr
+    assert all(
+        " WARNING deliverystate.forward: change 2 (b QUEUED) not delivered: HTTP 503 from " in line
+        for line in retries
+    ), retries
+    assert " WARNING deliverystate.forward: gave up on change 2 (b QUEUED)" in done.stderr
+
+
 def test_serve_forwards_what_it_receives(tmp_path: Path) -> None:
     """serve --forward-to: callbacks posted over HTTP reach the backend; the page says so."""
     secret, record, port = new_secret(), tmp_path / "got.jsonl", free_port()

@@ -62,6 +62,12 @@ class MemoryFeed:
         """The highest ``seq`` handed out (0 when nothing was ever written to the feed)."""
         return self._last_seq
 
+    def count_changes(self, after: int = 0, *, final: bool = False) -> int:
+        """How many changes the feed holds after ``after`` (with ``final``, to a final status)."""
+        with self._lock:
+            kept = self._changes[bisect.bisect_right(self._seqs, after) :]
+        return sum(1 for change in kept if change.is_final) if final else len(kept)
+
     def cursor(self, name: str) -> int:
         """Where consumer ``name`` is: the last ``seq`` it committed (0 if never)."""
         return self._cursors.get(name, 0)

@@ -312,6 +312,13 @@ class Store(Protocol):
     def last_seq(self) -> int:
         """The highest ``seq`` the feed has handed out (0: none yet)."""
 
+    def count_changes(self, after: int = 0, *, final: bool = False) -> int:
+        """How many changes the feed holds after ``after`` (with ``final``, to a final status).
+
+        Not ``last_seq() - after``: trimming removes changes, and PostgreSQL
+        skips the seqs of a batch that rolled back.
+        """
+
     def cursor(self, name: str) -> int:
         """The last ``seq`` consumer ``name`` committed (0 if it never did)."""
 

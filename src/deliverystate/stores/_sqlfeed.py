@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .._catalog import Origin
+from .._catalog import Origin, Status
 from .._events import Change
 from ..errors import CursorMovedBack
 from ._protocol import Undeliverable
@@ -30,6 +30,8 @@ _COMMIT = (
     "ON CONFLICT (name) DO UPDATE SET seq = excluded.seq, updated_at = excluded.updated_at "
     "WHERE excluded.seq >= ds_cursors.seq"
 )
+#: The codes of the final statuses, as SQL (from the catalog's own integers).
+_FINAL_CODES = ", ".join(str(int(status)) for status in Status if status.is_terminal)
 _COLUMNS = "seq, message_id, previous, status, timestamp_ms, channel, client_message_id, local"
 
 
@@ -69,6 +71,12 @@ class SQLFeed(SQLBase):
     def last_seq(self) -> int:
         """The highest ``seq`` in the feed (0 when nothing was ever written to it)."""
         return int(self._read("SELECT COALESCE(MAX(seq), 0) FROM ds_changes")[0][0])
+
+    def count_changes(self, after: int = 0, *, final: bool = False) -> int:
+        """How many changes the feed holds after ``after`` (with ``final``, to a final status)."""
+        only = f" AND status IN ({_FINAL_CODES})" if final else ""
+        sql = self._sql(f"SELECT COUNT(*) FROM ds_changes WHERE seq > ?{only}")
+        return int(self._read(sql, (after,))[0][0])
 
     def cursor(self, name: str) -> int:
         """Where consumer ``name`` is: the last ``seq`` it committed (0 if never)."""

@@ -227,6 +227,22 @@ class FeedContract(ContractBase):
         store.trim_changes(BASE_MS + 10**6)
         assert [c.message_id for c in tracker.changes()] == ["t-late"]
 
+    def test_changes_are_counted_as_the_feed_holds_them(self) -> None:
+        """count_changes counts the changes kept after a seq (final ones alone if asked)."""
+        tracker = self.tracker()
+        tracker.apply_many([ev("c-1", S.QUEUED, 0), ev("c-2", S.QUEUED, 0), ev("c-1", S.READ, 5)])
+        tracker.apply(ev("c-late", S.QUEUED, 10**9))  # newer than the date below
+        first, second, _, late = (c.seq for c in tracker.changes())
+        store = self.store
+        assert store.count_changes() == 4
+        assert store.count_changes(second) == 2
+        assert store.count_changes(first, final=True) == 1
+        assert store.count_changes(late) == 0
+        store.trim_changes(BASE_MS + 10**6)  # no consumer: the three old changes go
+        assert store.count_changes() == 1, "counted changes the feed no longer holds"
+        assert store.count_changes(final=True) == 0
+        assert store.last_seq() == late
+
     def test_prune_trims_the_feed_behind_its_consumers(self) -> None:
         """Tracker.prune removes old changes too, except those a consumer has not yet read."""
         tracker = self.tracker()
