@@ -200,7 +200,8 @@ class Tracker:
 
         Unparseable payloads go to the dead letter and are reported, not raised,
         so one bad body never holds up the others.  With ``archives``, archive
-        lines written by :meth:`prune` are read too (``replay`` restores them).
+        lines written by :meth:`prune` are read too (``replay`` restores them,
+        with no change in the feed: see :meth:`ingest_parsed`).
         """
         bodies = payloads if isinstance(payloads, Sequence) else list(payloads)
         return self.ingest_parsed(bodies, read_many(bodies, archives=archives))

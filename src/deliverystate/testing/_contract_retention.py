@@ -9,14 +9,16 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from .._catalog import Status
 from .._events import Change, MessageState, StatusEvent
 from .._tracker import Tracker
 from ..simulate import generate_callbacks
 from ..stores import Archived, MessageQuery, Store
-from ._harness import ContractBase, ev
-from ._strategies import BASE_MS
+from ._harness import ContractBase, ev, fresh
+from ._strategies import BASE_MS, streams
 
 __all__ = ["RetentionContract"]
 
@@ -168,6 +170,27 @@ class RetentionContract(ContractBase):
         assert tracker.changes(after=before) == [], "restoring wrote changes to the feed"
         assert heard == [], "restoring called the change hooks"
         assert [tracker.get(m).status for m in ("r-1", "r-2")] == [S.EXPIRED, S.READ]  # type: ignore[union-attr]
+
+    def test_any_stream_pruned_and_restored_from_its_archive_adds_no_change(self) -> None:
+        """Property: whatever the reports, replaying a prune's archive restores and is silent."""
+
+        @self.examples()
+        @given(st.data())
+        def check(data: st.DataObject) -> None:
+            events = fresh(data.draw(streams(), label="reports"))
+            tracker = self.tracker()
+            tracker.apply_many(events)
+            ids = {event.message_id for event in events}
+            before = _states_and_histories(self.store, ids)
+            archive = io.StringIO()
+            tracker.prune(_at(BASE_MS + 400 * DAY_MS), archive=archive)
+            last = self.store.last_seq()
+            tracker.ingest_many(archive.getvalue().splitlines(), archives=True)
+            assert tracker.changes(after=last) == [], "restoring wrote changes to the feed"
+            restored = _states_and_histories(self.store, ids)
+            assert restored == before, "the states and histories restored"
+
+        check()
 
     def test_a_report_replayed_beside_an_archive_is_a_change_from_the_restored_status(
         self,
