@@ -17,6 +17,7 @@ from deliverystate import (
     LEGACY_STATUS,
     InvalidCallback,
     MessageState,
+    Origin,
     ParsedBatch,
     ParsedCallback,
     Status,
@@ -699,3 +700,17 @@ def test_a_batch_pickles_to_the_same_events_and_errors() -> None:
     ]
     assert again.ignored == batch.ignored
     assert pickle.loads(pickle.dumps(ParsedBatch(()))) == ParsedBatch(())
+
+
+def test_archive_lines_are_kept_apart_from_callbacks_and_pickle_so() -> None:
+    """read_many puts an archive line's reports in ``restored``, not ``events``; pickle keeps it."""
+    queued = StatusEvent.from_ms("arch", Status.QUEUED, TS, "sms", origin=Origin.LOCAL)
+    failed = StatusEvent.from_ms("arch", Status.EXPIRED, TS + 9, "sms")
+    history = [(queued, "applied", 1), (failed, "applied", 2)]
+    state = MessageState("arch", Status.EXPIRED, TS + 9, "sms", deadline_ms=TS + 5)
+    lines = [one_api(), archive_line(state, history), one_api()]
+    batch = read_many(lines, archives=True)
+    assert batch.restored == (queued, failed)
+    assert batch.registrations == ((queued, TS + 5),)
+    assert batch.events == read_many([one_api(), one_api()]).events
+    assert pickle.loads(pickle.dumps(batch)) == batch

@@ -6,6 +6,7 @@ import pytest
 
 from deliverystate import Status, errors
 from deliverystate.errors import (
+    CursorMovedBack,
     DeliveryStateError,
     GraphvizNotFound,
     IllegalTransition,
@@ -47,6 +48,12 @@ EXAMPLES = [
         {"target": "postgresql://u:***@h/d (schema s)", "reason": "schema s does not exist"},
     ),
     (GraphvizNotFound(), FileNotFoundError, 500, {"program": "dot"}),
+    (
+        CursorMovedBack("billing", 41, 42),
+        ValueError,
+        409,
+        {"consumer": "billing", "seq": 41, "current": 42},
+    ),
 ]
 
 

@@ -260,9 +260,11 @@ def read_many(
 
     A body that cannot be parsed does not stop the others: its index and
     :class:`InvalidCallback` are in ``errors``.  Nothing else is raised.
-    ``archives`` is passed to :func:`read_callback`.
+    ``archives`` is passed to :func:`read_callback`; the reports of archive
+    lines are kept apart, in ``restored``, since restoring is not news.
     """
     events: list[StatusEvent] = []
+    restored: list[StatusEvent] = []
     errors: list[tuple[int, InvalidCallback]] = []
     registrations: list[tuple[StatusEvent, int]] = []
     ignored = 0
@@ -272,12 +274,14 @@ def read_many(
         except InvalidCallback as error:
             errors.append((index, error))
             continue
+        if parsed.format == "archive":
+            restored.extend(parsed.events)
+            registrations.extend(parsed.registrations)
+            continue
         events.extend(parsed.events)
         if parsed.ignored:
             ignored += len(parsed.ignored)
-        if parsed.registrations:
-            registrations.extend(parsed.registrations)
-    return ParsedBatch(tuple(events), tuple(errors), ignored, tuple(registrations))
+    return ParsedBatch(tuple(events), tuple(errors), ignored, tuple(registrations), tuple(restored))
 
 
 def parse_callback(payload: bytes | str | Mapping[str, Any]) -> list[StatusEvent]:

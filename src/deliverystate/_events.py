@@ -328,6 +328,15 @@ class Change:
         """Whether the message's new status is terminal (READ or a failure)."""
         return self.status.is_terminal
 
+    @property
+    def is_local(self) -> bool:
+        """Whether this side made the change (a sweep's expiry, a registration), not the provider.
+
+        A consumer that bills or alerts on failures usually treats a local
+        EXPIRED (no callback came by the deadline) apart from Clickatell's.
+        """
+        return self.origin is Origin.LOCAL
+
 
 #: The longest name a change consumer may have.
 MAX_CONSUMER_LENGTH = 200

@@ -203,7 +203,8 @@ class Tracker:
 
         Unparseable payloads go to the dead letter and are reported, not raised,
         so one bad body never holds up the others.  With ``archives``, archive
-        lines written by :meth:`prune` are read too (``replay`` restores them).
+        lines written by :meth:`prune` are read too (``replay`` restores them,
+        with no change in the feed: see :meth:`ingest_parsed`).
         """
         bodies = payloads if isinstance(payloads, Sequence) else list(payloads)
         return self.ingest_parsed(bodies, read_many(bodies, archives=archives))
@@ -214,13 +215,17 @@ class Tracker:
         For a caller that parses elsewhere (``deliverystate replay`` parses in a
         worker process while this one applies): the bodies ``parsed.errors``
         names go to the dead letter, then every event is applied in one store
-        batch.
+        batch.  Archive lines' messages are restored first, without a change in
+        the feed (``Store.restore_many``); the callbacks' reports follow them.
         """
         for index, error in parsed.errors:
             self.store.add_dead_letter(payload_text(payloads[index]), str(error))
-        summary = self.apply_many(parsed.events)
-        if parsed.registrations:  # archive lines: their deadlines (the reports are in)
-            self.store.register_many(parsed.registrations, self.policy)
+        if parsed.restored or parsed.registrations:
+            summary = self.store.restore_many(
+                parsed.restored, parsed.registrations, parsed.events, self.policy
+            )
+        else:
+            summary = self.apply_many(parsed.events)
         return IngestReport(summary, parsed.errors, parsed.ignored)
 
     def receive(self, payload: Payload) -> Receipt:
@@ -454,7 +459,9 @@ class Tracker:
         """Record that consumer ``name`` has handled every change up to ``seq``.
 
         Commit only after the changes are handled: a consumer that stops then
-        resumes from its cursor and sees each change at least once.
+        resumes from its cursor and sees each change at least once.  A cursor
+        only moves forwards: a ``seq`` below it raises ``CursorMovedBack`` and
+        leaves it where it is (``store.drop_cursor`` forgets it, to start over).
         """
         self.store.commit_cursor(check_consumer(name), check_seq(seq))
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from ._catalog import Status
 
 __all__ = [
+    "CursorMovedBack",
     "DeliveryStateError",
     "GraphvizNotFound",
     "IllegalTransition",
@@ -101,6 +102,28 @@ class PolicyMismatch(DeliveryStateError, ValueError):
         self.target = target
         self.stored = stored
         self.requested = requested
+
+
+class CursorMovedBack(DeliveryStateError, ValueError):
+    """A consumer's cursor asked to move back: ``commit_cursor`` only moves forwards.
+
+    A cursor says which changes a consumer has handled, and prune keeps the
+    changes no cursor has passed; moving one back would claim that handled
+    changes were not, and ask for changes that may be gone.  ``consumer`` is
+    the cursor's name, ``seq`` what was asked and ``current`` where it stays.
+    To read a feed again from the start, drop the cursor (``drop_cursor``).
+    """
+
+    http_status = 409
+
+    def __init__(self, consumer: str, seq: int, current: int) -> None:
+        super().__init__(
+            f"cursor {consumer!r} is at seq {current}; it only moves forwards, not to {seq} "
+            "(drop_cursor forgets it, to read the feed again)"
+        )
+        self.consumer = consumer
+        self.seq = seq
+        self.current = current
 
 
 class StoreUnavailable(DeliveryStateError, ConnectionError):

@@ -160,6 +160,21 @@ class MemoryStore(MemoryFeed):
         self._hooks.call(changes)
         return batch.summary()
 
+    def restore_many(
+        self,
+        archived: Sequence[StatusEvent],
+        registrations: Sequence[tuple[StatusEvent, int]],
+        events: Sequence[StatusEvent],
+        policy: Policy,
+    ) -> Summary:
+        """Restore archived messages (no change in the feed), then apply ``events``, one lock."""
+        with self._lock:
+            batch = self._batch(policy)
+            summary = batch.restore(archived, registrations, events)
+            changes = self._keep(batch)
+        self._hooks.call(changes)
+        return summary
+
     def overdue(
         self, now_ms: int, limit: int, after: tuple[int, str] | None = None
     ) -> list[MessageState]:

@@ -204,6 +204,23 @@ class Store(Protocol):
     def apply_many(self, events: Iterable[StatusEvent], policy: Policy) -> Summary:
         """Reconcile a batch; cheaper than :meth:`apply` per event, same final states."""
 
+    def restore_many(
+        self,
+        archived: Sequence[StatusEvent],
+        registrations: Sequence[tuple[StatusEvent, int]],
+        events: Sequence[StatusEvent],
+        policy: Policy,
+    ) -> Summary:
+        """Put pruned messages back, then apply ``events``, atomically; the counts of both.
+
+        ``archived`` are the reports of archive lines and ``registrations``
+        the deadlines they held.  Restoring is not news: a message the store
+        did not hold comes back with its state and history but no change in
+        the feed.  ``events`` (callbacks replayed beside the archive) follow
+        as :meth:`apply_many` applies them, so a report that moves a restored
+        message on is a change like any other.
+        """
+
     def advance(self, event: StatusEvent, policy: Policy) -> MessageState:
         """Strictly step a message along the lifecycle, or raise ``IllegalTransition``."""
 
@@ -329,6 +346,13 @@ class Store(Protocol):
     def last_seq(self) -> int:
         """The highest ``seq`` the feed has handed out (0: none yet)."""
 
+    def count_changes(self, after: int = 0, *, final: bool = False) -> int:
+        """How many changes the feed holds after ``after`` (with ``final``, to a final status).
+
+        Not ``last_seq() - after``: trimming removes changes, and PostgreSQL
+        skips the seqs of a batch that rolled back.
+        """
+
     def cursor(self, name: str) -> int:
         """The last ``seq`` consumer ``name`` committed (0 if it never did)."""
 
@@ -336,7 +360,11 @@ class Store(Protocol):
         """Every named consumer's position."""
 
     def commit_cursor(self, name: str, seq: int) -> None:
-        """Durably record that consumer ``name`` has handled the feed up to ``seq``."""
+        """Durably record that consumer ``name`` has handled the feed up to ``seq``.
+
+        A cursor only moves forwards: raise ``CursorMovedBack`` (a
+        ``ValueError``), changing nothing, when it is past ``seq`` already.
+        """
 
     def drop_cursor(self, name: str) -> None:
         """Forget a consumer, so that it no longer holds changes back from pruning."""

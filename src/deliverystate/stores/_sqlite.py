@@ -24,8 +24,16 @@ from .._reconcile import fingerprint
 from ..errors import NoDatabase, StoreUnavailable
 from ._protocol import Keep
 from ._rows import LOCKED_COLUMNS, MILESTONE_REPORTS, pack_reports, report_times
-from ._sql import SQLStore, rekey_previous_tables
-from ._sqlbase import ADD_COUNTS, COUNTS_FROM_MESSAGES, LIST_INDEXES, Migration, Row, Writes
+from ._sql import SQLStore
+from ._sqlbase import (
+    ADD_COUNTS,
+    COUNTS_FROM_MESSAGES,
+    LIST_INDEXES,
+    Migration,
+    Row,
+    Writes,
+    rekey_previous_tables,
+)
 
 __all__ = ["DEFAULT_DB", "FEED_TABLES", "MIGRATIONS", "TABLES", "SQLiteStore"]
 

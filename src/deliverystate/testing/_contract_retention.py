@@ -5,16 +5,20 @@ from __future__ import annotations
 import io
 import json
 from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from .._catalog import Status
-from .._events import MessageState
+from .._events import Change, MessageState, StatusEvent
+from .._tracker import Tracker
 from ..simulate import generate_callbacks
 from ..stores import Archived, MessageQuery, Store
-from ._harness import ContractBase, ev
-from ._strategies import BASE_MS
+from ._harness import ContractBase, ev, fresh
+from ._strategies import BASE_MS, streams
 
 __all__ = ["RetentionContract"]
 
@@ -41,6 +45,30 @@ def _states_and_histories(store: Store, ids: set[str]) -> dict[str, object]:
 
 def _at(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+
+
+def _body(event: StatusEvent) -> str:
+    """A One API callback body holding ``event`` alone."""
+    update = {
+        "messageId": event.message_id,
+        "timestamp": event.timestamp_ms,
+        "statusCode": int(event.status),
+        "status": event.status.name,
+        "channel": event.channel,
+    }
+    return json.dumps({"integrationId": "i", "event": {"messageStatusUpdate": [update]}})
+
+
+def _pruned(tracker: Tracker, *events: StatusEvent) -> list[str]:
+    """Apply ``events``, prune everything final before a day later; the archive's lines."""
+    tracker.apply_many(events)
+    archive = io.StringIO()
+    assert tracker.prune(_at(BASE_MS + DAY_MS), archive=archive) > 0
+    return archive.getvalue().splitlines()
+
+
+def _moves(changes: Sequence[Change]) -> list[tuple[str, Status | None, Status]]:
+    return [(c.message_id, c.previous, c.status) for c in changes]
 
 
 class RetentionContract(ContractBase):
@@ -195,3 +223,77 @@ class RetentionContract(ContractBase):
         assert state is not None
         assert state.status is S.EXPIRED
         assert len(tracker.history("kept")) == 1
+
+    def test_replaying_an_archive_writes_nothing_to_the_change_feed(self) -> None:
+        """Restoring pruned messages is not news: states and histories back, the feed unchanged."""
+        tracker = self.tracker()
+        heard: list[Change] = []
+        lines = _pruned(
+            tracker,
+            *(ev("r-1", S.QUEUED, 0), ev("r-1", S.EXPIRED, 9)),
+            *(ev("r-2", S.QUEUED, 0, "whatsapp"), ev("r-2", S.READ, 7, "whatsapp")),
+        )
+        before = self.store.last_seq()
+        tracker.on_change(heard.extend)
+        tracker.ingest_many(lines, archives=True)
+        tracker.ingest_many(lines, archives=True)  # twice: still nothing
+        assert tracker.changes(after=before) == [], "restoring wrote changes to the feed"
+        assert heard == [], "restoring called the change hooks"
+        assert [tracker.get(m).status for m in ("r-1", "r-2")] == [S.EXPIRED, S.READ]  # type: ignore[union-attr]
+
+    def test_any_stream_pruned_and_restored_from_its_archive_adds_no_change(self) -> None:
+        """Property: whatever the reports, replaying a prune's archive restores and is silent."""
+
+        @self.examples()
+        @given(st.data())
+        def check(data: st.DataObject) -> None:
+            events = fresh(data.draw(streams(), label="reports"))
+            tracker = self.tracker()
+            tracker.apply_many(events)
+            ids = {event.message_id for event in events}
+            before = _states_and_histories(self.store, ids)
+            archive = io.StringIO()
+            tracker.prune(_at(BASE_MS + 400 * DAY_MS), archive=archive)
+            last = self.store.last_seq()
+            tracker.ingest_many(archive.getvalue().splitlines(), archives=True)
+            assert tracker.changes(after=last) == [], "restoring wrote changes to the feed"
+            restored = _states_and_histories(self.store, ids)
+            assert restored == before, "the states and histories restored"
+
+        check()
+
+    def test_a_report_replayed_beside_an_archive_is_a_change_from_the_restored_status(
+        self,
+    ) -> None:
+        """A callback that moves a restored message on is news, before or after its archive line."""
+        for order in (1, -1):
+            tracker = self.tracker()
+            m = f"beside-{order}"
+            (line,) = _pruned(tracker, ev(m, S.QUEUED, 0), ev(m, S.EXPIRED, 9))
+            before = self.store.last_seq()
+            late = ev(m, S.DEVICE_ACK, 2 * DAY_MS)  # the handset had it after all
+            tracker.ingest_many([line, _body(late)][::order], archives=True)
+            assert _moves(tracker.changes(after=before)) == [(m, S.EXPIRED, S.DEVICE_ACK)]
+            assert [e.event for e in tracker.history(m)][-1] == late
+
+    def test_a_report_about_a_pruned_message_starts_it_afresh_as_news(self) -> None:
+        """A report after the prune is a change; restoring over it later writes what it moves."""
+        tracker = self.tracker()
+        events = [ev(m, S.QUEUED, 0, "whatsapp") for m in ("gone-a", "gone-b")]
+        lines = _pruned(
+            tracker,
+            *events,
+            ev("gone-a", S.READ, 9, "whatsapp"),
+            ev("gone-b", S.DELIVERY_FAILURE, 9, "whatsapp"),
+        )
+        before = self.store.last_seq()
+        tracker.apply(ev("gone-a", S.READ, 9, "whatsapp"))  # Clickatell retried it
+        tracker.apply(ev("gone-b", S.QUEUED, 0, "whatsapp"))  # a late copy of the first
+        assert _moves(tracker.changes(after=before)) == [
+            ("gone-a", None, S.READ),
+            ("gone-b", None, S.QUEUED),
+        ]
+        middle = self.store.last_seq()
+        tracker.ingest_many(lines, archives=True)
+        # gone-a was READ already; gone-b was held, so its feed follows it to its failure
+        assert _moves(tracker.changes(after=middle)) == [("gone-b", S.QUEUED, S.DELIVERY_FAILURE)]

@@ -187,8 +187,9 @@ def _close(store: Store) -> None:
 
 
 def _start_forwarder(store: Store, target: ForwardTarget) -> tuple[Forwarder, threading.Thread]:
-    from ..forward import Forwarder  # noqa: PLC0415 - the 'forward' extra is optional
+    from ..forward import Forwarder, own_retry_logs  # noqa: PLC0415 - the 'forward' extra
 
+    own_retry_logs()  # the forwarder logs each retry, naming the change: not stamina too
     forwarder = Forwarder(store, target)
     thread = forwarder.start()
     logger.info("forwarding changes to %s as %r", redact(target.url), target.name)
