@@ -8,6 +8,7 @@ arguments), so no command catches errors of its own.
 
 from __future__ import annotations
 
+import difflib
 import json
 import sys
 from datetime import datetime
@@ -16,14 +17,16 @@ from typing import Any
 import click
 from rich.console import Console
 
-from .._catalog import CHANNELS
-from .._listing import parse_time
+from .._catalog import CHANNELS, Status
+from .._listing import parse_status, parse_time
 from .._tracker import Tracker
 from ..errors import DeliveryStateError, NoDatabase
 from ..stores import DEFAULT_DB, open_store
 
 __all__ = [
+    "STATUS",
     "Group",
+    "StatusType",
     "channel_option",
     "db_option",
     "emit_json",
@@ -68,6 +71,38 @@ channel_option = click.option(
     default=None,
     help="Only this channel.",
 )
+
+
+class StatusType(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.2 on
+    """A status given by name (any case) or code; a typo gets the nearest names and the list.
+
+    Shared by every option that takes a status, so each says the same thing
+    about ``--status EXPRIED``: did you mean EXPIRED?, then every valid name.
+    Exit status 2, as click gives every unusable argument.
+    """
+
+    name = "status"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        """The :class:`Status` ``value`` names, or a usage error that suggests one."""
+        if isinstance(value, Status):
+            return value
+        try:
+            return parse_status(str(value))
+        except ValueError as error:
+            self.fail(f"{error}.{_suggestion(str(value))}", param, ctx)
+
+
+def _suggestion(text: str) -> str:
+    """Did you mean ...? (the close names, if any), then every valid name."""
+    names = [status.name for status in Status]
+    close = difflib.get_close_matches(text.strip().upper(), names, n=3)
+    hint = f" Did you mean {' or '.join(close)}?" if close else ""
+    return f"{hint} Valid names: {', '.join(names)} (or their codes)."
+
+
+#: The one :class:`StatusType` every status option uses.
+STATUS = StatusType()
 
 
 def open_tracker(db: str, *, must_exist: bool = False) -> Tracker:
