@@ -3,7 +3,9 @@
 Errors are mapped in one place: :class:`Group` turns any
 :class:`~deliverystate.errors.DeliveryStateError` a command raises into one
 line on stderr and exit status 1 (click itself exits 2 on unusable
-arguments), so no command catches errors of its own.
+arguments), so no command catches errors of its own.  Ctrl-C is mapped there
+too: one line and exit status 130, as a shell reports a SIGINT, whichever
+command was running (click's own answer is "Aborted!" and 1).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from ..errors import DeliveryStateError, NoDatabase
 from ..stores import DEFAULT_DB, open_store
 
 __all__ = [
+    "INTERRUPTED",
     "STATUS",
     "Group",
     "StatusType",
@@ -31,6 +34,7 @@ __all__ = [
     "db_option",
     "emit_json",
     "err",
+    "interrupted",
     "json_option",
     "open_tracker",
     "out",
@@ -42,12 +46,24 @@ out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+#: The exit status of a command stopped by Ctrl-C, as a shell reports a SIGINT.
+INTERRUPTED = 130
+
+
+def interrupted(what: str = "") -> click.exceptions.Exit:
+    """Say on stderr that Ctrl-C stopped the command (and ``what`` it left); the exit to raise."""
+    err.print(f"interrupted{': ' + what if what else ''}", markup=False)
+    return click.exceptions.Exit(INTERRUPTED)
+
+
 class Group(click.Group):
     """A click group that reports deliverystate's errors as one line, exit status 1."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise interrupted() from None
         except NoDatabase as error:
             raise click.ClickException(
                 f"{error}; replay some callbacks into it first "

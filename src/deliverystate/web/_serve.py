@@ -144,6 +144,8 @@ def serve(
     base = f"http://{host}:{port}"
     where = f"Clickatell callback URL {base}/callbacks/clickatell, status page {base}/"
     logger.info("store %s; %d worker(s); %s", getattr(store, "target", db), workers, where)
+    if getattr(store, "created", False):  # a mistyped --db would start afresh unnoticed
+        logger.warning("created a new, empty database: %s", getattr(store, "target", db))
     options: dict[str, Any] = {
         "host": host,
         "port": port,
