@@ -112,12 +112,18 @@ def assert_interrupted(status: int, stderr: str, said: str = "interrupted") -> N
     assert "Aborted!" not in stderr, stderr
 
 
-def test_ctrl_c_stops_serve_with_130(tmp_path: Path) -> None:
-    """serve, with the sweeper beside it: Ctrl-C shuts the receiver down, says so, exits 130."""
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_ctrl_c_stops_serve_with_130(tmp_path: Path, workers: str) -> None:
+    """serve, with the sweeper beside it, one worker or several: Ctrl-C shuts the receiver
+    down, says so, exits 130."""
     db = tmp_path / "served.sqlite3"
     args = ["serve", "--db", str(db), "--port", str(free_port()), "--sweep-every", "1s"]
+    args += ["--workers", workers]
     running = Running(args, tmp_path)
-    running.wait_until(lambda: "Uvicorn running on" in running.stderr())
+    # every worker started: a SIGINT to a worker still importing is Python's, not serve's
+    running.wait_until(
+        lambda: running.stderr().count("Application startup complete") == int(workers)
+    )
     assert_interrupted(*running.interrupt(), "interrupted: the receiver stopped")
 
 

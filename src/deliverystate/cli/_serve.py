@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -30,9 +31,11 @@ def _sigint_noted() -> Iterator[list[int]]:
     """Note each SIGINT (then raise ``KeyboardInterrupt`` as Python does) while the body runs.
 
     uvicorn takes SIGINT for a graceful shutdown and returns as if nothing
-    happened; it then hands the signal back to the handler it found, this
-    one, so ``serve`` can still tell a Ctrl-C from any other return and exit
-    130 like every long-running command.
+    happened.  With one worker it hands the signal back afterwards to the
+    handler it found, this one; with several its supervisor keeps it, but
+    Python still writes the signal's number to the wake-up pipe set here.
+    Either way ``serve`` tells a Ctrl-C from any other return and exits 130
+    like every long-running command.
     """
     seen: list[int] = []
     if threading.current_thread() is not threading.main_thread():  # pragma: no cover
@@ -44,10 +47,25 @@ def _sigint_noted() -> Iterator[list[int]]:
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGINT, note)
+    if os.name != "posix":  # pragma: no cover - a wake-up fd must be a socket there
+        try:
+            yield seen
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        return
+    read, write = os.pipe()
+    os.set_blocking(read, False)
+    os.set_blocking(write, False)
+    previous_fd = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
     try:
         yield seen
     finally:
+        signal.set_wakeup_fd(previous_fd)
         signal.signal(signal.SIGINT, previous)
+        with contextlib.suppress(BlockingIOError):
+            seen.extend(number for number in os.read(read, 4096) if number == signal.SIGINT)
+        os.close(read)
+        os.close(write)
 
 
 @click.command()
