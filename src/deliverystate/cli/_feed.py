@@ -19,7 +19,7 @@ from ..stores import Store, redact, store_name
 
 if TYPE_CHECKING:
     from ..forward import Forwarder, ForwardTarget
-from ._options import db_option, err, open_tracker
+from ._options import db_option, err, interrupted, open_tracker
 
 __all__ = ["changes", "duration_option", "forward", "forward_target", "parse_duration"]
 
@@ -123,7 +123,7 @@ def changes(db: str, after: int, keep_following: bool, as_json: bool, only: str 
       deliverystate changes --db postgresql://app@db/notify --follow --json | my-consumer
     """
     store = open_tracker(db, read_only=True).store
-    with contextlib.suppress(KeyboardInterrupt, BrokenPipeError):
+    with contextlib.suppress(BrokenPipeError):  # Ctrl-C: the group's exit status 130
         for page in _pages(store, after, keep_following=keep_following):
             _print(page, as_json=as_json, only_final=only == "final")
 
@@ -223,14 +223,19 @@ def _forward(forwarder: Forwarder, *, once: bool, redeliver: bool) -> None:
         + ("" if once else "; Ctrl-C stops"),
         markup=False,
     )
-    with contextlib.suppress(KeyboardInterrupt):
+    stopped = False
+    try:
         forwarder.run(follow_feed=not once)
+    except KeyboardInterrupt:  # say where the cursor is, then exit 130
+        stopped = True
     report = forwarder.report
     err.print(
         f"forwarded {report.delivered:,}, passed over {report.skipped:,}, "
         f"undeliverable {report.undeliverable:,}; cursor {name!r} at {report.position}",
         markup=False,
     )
+    if stopped:
+        raise interrupted(f"cursor {name!r} is committed at {report.position}")
     if once and report.undeliverable:
         sys.exit(1)
 

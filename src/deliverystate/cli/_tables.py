@@ -26,6 +26,7 @@ __all__ = [
     "delivery_table",
     "final_status_line",
     "outcomes_table",
+    "reasons_table",
     "stats_table",
     "status_table",
     "timeline_table",
@@ -213,6 +214,16 @@ def dead_letter_table(letters: Iterable[DeadLetter], name: str, cut: int = 120) 
         received = letter.received_at.isoformat(timespec="seconds")
         # a payload is whatever was posted, never markup
         table.add_row(str(letter.id), received, Text(letter.error), Text(payload))
+    return table
+
+
+def reasons_table(rows: Iterable[tuple[str, int]], db: str) -> Table:
+    """Dead letters counted by reason, in the order given (most frequent first)."""
+    table = _columns(
+        Table(title=f"Dead letters in {db} by reason"), ("reason", "count"), ("count",)
+    )
+    for reason, count in rows:
+        table.add_row(Text(reason), f"{count:,}")  # a reason quotes a body: never markup
     return table
 
 

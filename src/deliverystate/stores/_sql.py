@@ -111,6 +111,9 @@ class SQLStore(SQLReads, SQLRetention, SQLFeed):
         self._policy_checked: str | None = None
         #: Whether status changes are written to the change feed.
         self.feed = feed
+        #: Whether opening this store created its tables (a new file or schema): ``serve``
+        #: says so, since a mistyped --db otherwise starts an empty database unnoticed.
+        self.created = False
         self._hooks = Hooks()
 
     def on_change(self, hook: ChangeHook) -> Callable[[], None]:
@@ -145,6 +148,7 @@ class SQLStore(SQLReads, SQLRetention, SQLFeed):
             for statement in tables:
                 cursor.execute(statement)
             self._set_meta(cursor, "schema_version", str(SCHEMA_VERSION))
+            self.created = True
             return
         version = int(found)
         if version > SCHEMA_VERSION or (version < SCHEMA_VERSION and not migrate):

@@ -144,6 +144,8 @@ def serve(
     base = f"http://{host}:{port}"
     where = f"Clickatell callback URL {base}/callbacks/clickatell, status page {base}/"
     logger.info("store %s; %d worker(s); %s", store_name(store), workers, where)
+    if getattr(store, "created", False):  # a mistyped --db would start afresh unnoticed
+        logger.warning("created a new, empty database: %s", store_name(store))
     options: dict[str, Any] = {
         "host": host,
         "port": port,
