@@ -229,7 +229,7 @@ def section_blocks(heading: str) -> list[str]:
 
 def test_the_property_test_of_a_feed_rule_runs_and_catches_a_broken_rule() -> None:
     """The README's property test passes for its rule and fails for a rule that bills twice."""
-    rule, _ = section_blocks("## Test your own code")
+    rule, _, _ = section_blocks("## Test your own code")
     namespace: dict[str, Any] = {}
     exec(compile(rule, "README.md", "exec"), namespace)
     namespace["test_each_delivered_message_is_billed_once"]()
@@ -247,7 +247,7 @@ def test_the_property_test_of_a_feed_rule_runs_and_catches_a_broken_rule() -> No
 
 def test_the_five_line_store_contract_runs_as_written(tmp_path: Path) -> None:
     """The README's StoreContract subclass, for a store of one's own, passes under pytest."""
-    _, contract = section_blocks("## Test your own code")
+    _, contract, _ = section_blocks("## Test your own code")
     assert len(contract.strip().splitlines()) == 5
     preamble = (
         "from hypothesis import settings\n"
@@ -260,6 +260,17 @@ def test_the_five_line_store_contract_runs_as_written(tmp_path: Path) -> None:
     done = run_pytest(test_file)
     assert done.returncode == 0, done.stdout[-3000:]
     assert re.search(r"\b\d{2,} passed\b", done.stdout)
+
+
+def test_the_make_tracker_example_runs_under_hypothesis(tmp_path: Path) -> None:
+    """The README's @given test with make_tracker passes pytest and Hypothesis's health checks."""
+    *_, example = section_blocks("## Test your own code")
+    assert "make_tracker" in example
+    test_file = tmp_path / "test_with_make_tracker.py"
+    test_file.write_text(example, encoding="utf-8")
+    done = run_pytest(test_file)
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "1 passed" in done.stdout
 
 
 def github_anchor(heading: str) -> str:
