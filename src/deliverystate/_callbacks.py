@@ -31,8 +31,13 @@ Nothing is guessed.  A ``statusCode`` and a ``status`` that disagree, a code
 outside the catalog, a missing message id, an id no store could keep (see
 ``events.id_problem``), a timestamp that is not a whole number in range or
 that reads as before 2000 (a seconds value where milliseconds belong), a
-field given twice, a code that cannot occur on the event's channel, or a body
-in none of the shapes raises :class:`InvalidCallback`, which names the field.
+field given twice, a field of the wrong type, a code that cannot occur on the
+event's channel, or a body in none of the shapes raises :class:`InvalidCallback`,
+which names the field.  Each field holds one value of its own type whichever
+way the body came: a list (even of one value), an object or a boolean where
+text or a number belongs is refused, never unwrapped.  Query parameters and
+forms are handed over as one string per field; the receiver refuses a field
+given twice there, and escapes that are not UTF-8, before the parser sees them.
 A payload with one bad update in a batch is refused whole, so that replaying
 it from the dead letter later is all-or-nothing.  Nothing but
 ``InvalidCallback`` ever escapes :func:`parse_callback`.
@@ -55,7 +60,6 @@ from ._fields import (
     read_text,
     read_timestamp_ms,
     show,
-    single_value,
 )
 from ._json import decode_body
 from ._parsed import CallbackFormat, ParsedBatch, ParsedCallback
@@ -175,7 +179,7 @@ def _flat(body: Mapping[str, Any]) -> ParsedCallback:
 
 def _legacy(body: Mapping[str, Any]) -> ParsedCallback:
     read_identifier(body, "apiMsgId", "", required=True)
-    status = legacy_status(single_value(body, "status", ""))
+    status = legacy_status(body.get("status"))
     return _sms_report(body, "apiMsgId", "cliMsgId", status, "legacy")
 
 
