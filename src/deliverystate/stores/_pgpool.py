@@ -79,7 +79,7 @@ def _wait(
         waited = time.monotonic() - started
         if stats.get("connections_errors", 0) != seen.get("connections_errors", 0):
             raise psycopg_pool.PoolTimeout(
-                f"the database refused a connection (waited {waited:.1f} s)"
+                f"no connection: an attempt to connect failed (waited {waited:.1f} s)"
             ) from None
         if waited >= timeout:
             raise psycopg_pool.PoolTimeout(f"no free connection within {timeout:g} s") from None
