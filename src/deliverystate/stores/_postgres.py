@@ -22,6 +22,8 @@ failover, ``pg_terminate_backend``) is replaced by itself instead of failing
 every later call.  A batch that meets a broken connection mid-way is retried
 once on a fresh one: the store is idempotent (a report applied twice is a
 DUPLICATE), so even a batch whose commit was lost in transit can be run again.
+While the database refuses connections, a call waits about a second, not the
+whole ``timeout``, and the pool retries about once a second (``_pgpool``).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 from .._events import StatusEvent
 from ..errors import StoreUnavailable
 from ._names import redact
+from ._pgpool import RECONNECT_SECONDS, lent
 from ._pgschema import FEED_TABLES, MIGRATIONS, TABLES
 from ._rows import LOCKED_COLUMNS
 from ._sql import SQLStore
@@ -127,7 +130,8 @@ class PostgresStore(SQLStore):
 
     ``pool_size`` bounds the connections this store opens (writes from one
     process mostly queue on row locks anyway; reads can run beside them).
-    ``timeout`` bounds connecting and waiting for a free connection.
+    ``timeout`` bounds connecting and waiting for a free connection
+    (once an attempt to connect fails, a call stops waiting: ``_pgpool``).
     ``create=False`` opens only what is there: a schema that does not
     exist, or holds no deliverystate tables, raises
     :class:`~deliverystate.errors.NoDatabase` and is not created;
@@ -164,6 +168,7 @@ class PostgresStore(SQLStore):
         if pool_size < 1:
             raise ValueError(f"pool_size must be at least 1, not {pool_size}")
         self._psycopg = psycopg
+        self._timeout = timeout
         self._pool_errors: tuple[type[Exception], ...] = (
             psycopg.OperationalError,
             psycopg_pool.PoolTimeout,
@@ -192,6 +197,7 @@ class PostgresStore(SQLStore):
                 configure=self._configure,
                 check=psycopg_pool.ConnectionPool.check_connection,
                 timeout=timeout,
+                reconnect_timeout=RECONNECT_SECONDS,
                 name=f"deliverystate-{schema}",
                 open=False,
             )
@@ -314,7 +320,7 @@ class PostgresStore(SQLStore):
                 return
             self._written_rows = 0
         try:
-            with self._pool.connection() as connection:
+            with lent(self._pool, self._timeout) as connection:
                 for table in tables:
                     connection.execute(f"ANALYZE {table}")
         except self._pool_errors as error:  # the next batch will try again
@@ -327,14 +333,14 @@ class PostgresStore(SQLStore):
 
     def drop_schema(self) -> None:
         """Drop the whole schema and its tables (for tests and for starting over)."""
-        with self._pool.connection() as connection:
+        with lent(self._pool, self._timeout) as connection:
             connection.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
 
     @contextmanager
     def _transaction(self) -> Iterator[psycopg.Cursor[Any]]:
         try:
             with (
-                self._pool.connection() as connection,
+                lent(self._pool, self._timeout) as connection,
                 connection.transaction(),
                 connection.cursor() as cursor,
             ):
@@ -358,7 +364,7 @@ class PostgresStore(SQLStore):
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         def read() -> list[tuple[Any, ...]]:
             try:
-                with self._pool.connection() as connection:
+                with lent(self._pool, self._timeout) as connection:
                     return connection.execute(sql, params).fetchall()
             except (*self._pool_errors, self._psycopg.Error) as error:
                 # a read that fails for any database reason (a dropped table, a damaged
