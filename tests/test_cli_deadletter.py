@@ -257,3 +257,11 @@ def test_list_group_by_reason_counts_most_frequent_first(kept: str) -> None:
     newest = run(["dead-letter", "list", "--group-by", "reason", "--limit", "2", "--db", kept])
     assert "body: not JSON" in newest.stdout
     assert "unknown status code N" not in newest.stdout
+
+
+def test_list_limit_past_64_bits_is_a_usage_error(kept: str) -> None:
+    """--limit 2**63 exits 2 (SQLite raised OverflowError); 2**63 - 1 lists them all."""
+    assert run(["dead-letter", "list", "--db", kept, "--limit", str(2**63 - 1)]).exit_code == 0
+    result = run(["dead-letter", "list", "--db", kept, "--limit", str(2**63)])
+    assert result.exit_code == 2, result.output
+    assert "--limit" in result.output

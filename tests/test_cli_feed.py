@@ -317,3 +317,15 @@ def test_a_follower_is_woken_by_postgres_at_commit(postgres_dsn: str, pg_schema:
     finally:
         writer.close()
         reader.close()
+
+
+def test_changes_after_a_seq_no_store_holds_is_a_usage_error(database: str) -> None:
+    """--after past a 64-bit seq exits 2 on both stores (SQLite raised OverflowError)."""
+    store = open_store(database)
+    Tracker(store).apply(ev("m", S.QUEUED, 0))
+    getattr(store, "close", lambda: None)()
+    assert run(["changes", "--db", database, "--after", str(2**63 - 1)]).exit_code == 0
+    result = run(["changes", "--db", database, "--after", str(2**63)])
+    assert result.exit_code == 2, result.output
+    assert "--after" in result.output
+    assert "Traceback" not in result.output

@@ -178,3 +178,22 @@ def test_in_progress_and_client_id_select_on_the_memory_store() -> None:
     query = message_query(in_progress=True, client_message_id="c0")
     found = {int(item.state.message_id[1:]) for item in every_listed(store, query)}
     assert found == {c for c in ORACLE_IN_PROGRESS if c % 2 == 0}
+
+
+@pytest.mark.parametrize("bad", ["a\x00b", "\udced\udca0\udc80", "x" * 300, "tab\there"])
+def test_an_id_no_message_can_have_is_a_usage_error_on_every_store(database: str, bad: str) -> None:
+    """show ID or messages --client-id ID: exit 2 saying why; no traceback, no "unavailable"."""
+    # \udced\udca0\udc80 is how Python hands over show $'\xed\xa0\x80' (surrogateescape)
+    store = open_store(database)
+    Tracker(store).apply(StatusEvent.from_ms("m1", S.QUEUED, BASE_MS, "sms", "order-1"))
+    getattr(store, "close", lambda: None)()
+    for args, named in [
+        (["show", bad], "MESSAGE_ID"),
+        (["messages", "--client-id", bad], "client-id"),
+    ]:
+        result = run([*args, "--db", database])
+        assert result.exit_code == 2, result.output
+        assert named in result.output
+        assert "no message has such an id" in result.output
+        assert "Traceback" not in result.output
+        assert "unavailable" not in result.output

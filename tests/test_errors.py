@@ -11,6 +11,7 @@ from deliverystate.errors import (
     GraphvizNotFound,
     IllegalTransition,
     InvalidCallback,
+    InvalidParameter,
     NoDatabase,
     PolicyMismatch,
     SchemaMismatch,
@@ -21,6 +22,12 @@ from deliverystate.errors import (
 EXAMPLES = [
     (UnknownStatusCode(142), ValueError, 400, {"value": 142}),
     (InvalidCallback("statusCode", "missing", None), ValueError, 400, {"field": "statusCode"}),
+    (
+        InvalidParameter("cursor", "cursor 'x' is not one this server gave out"),
+        ValueError,
+        400,
+        {"parameter": "cursor", "reason": "cursor 'x' is not one this server gave out"},
+    ),
     (
         IllegalTransition(Status.READ, Status.QUEUED, "m"),
         ValueError,

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from deliverystate import MessageState, Status, StatusEvent
-from deliverystate._events import datetime_from_ms, ms_from_datetime
+from deliverystate._events import check_seq, datetime_from_ms, ms_from_datetime
 
 
 def test_timestamp_is_truncated_to_milliseconds_and_kept_as_integer() -> None:
@@ -136,3 +136,13 @@ def test_events_pickle_and_come_back_equal() -> None:
     again = pickle.loads(pickle.dumps(event))
     assert again == event
     assert again.timestamp == event.timestamp
+
+
+def test_a_seq_is_from_0_to_the_largest_64_bit_integer() -> None:
+    """check_seq takes 0 and 2**63 - 1, and refuses -1 and 2**63 (past what a store holds)."""
+    assert check_seq(0) == 0
+    assert check_seq(2**63 - 1) == 2**63 - 1
+    with pytest.raises(ValueError, match="0 or more"):
+        check_seq(-1)
+    with pytest.raises(ValueError, match="at most 9223372036854775807"):
+        check_seq(2**63)

@@ -281,15 +281,17 @@ def test_a_field_given_twice_by_query_or_form_is_400_naming_it(
     assert durable.store.pending() == []
 
 
-def test_unstorable_ids_in_reads_are_404(client: httpx.Client) -> None:
-    """/messages/a%00b, a surrogate, a 10 KB id and the page search for them: 404, never 500."""
+def test_unstorable_ids_in_reads_are_400_naming_the_id(client: httpx.Client) -> None:
+    """/messages/a%00b, a surrogate, a 10 KB id and the page search for them: 400, never 500."""
+    # issue 23 made these 400 naming message_id (they were 404): bad input, not an unknown message
     for path in ("/messages/a%00b", "/messages/%ED%A0%80", "/messages/" + "x" * 10_000):
         response = client.get(path)
-        assert response.status_code == 404, (path[:40], response.text[:200])
+        assert response.status_code == 400, (path[:40], response.text[:200])
+        assert response.json()["parameter"] == "message_id"
     for wanted in ("a\x00b", "x" * 10_000):
         page = client.get("/", params={"message_id": wanted})
-        assert page.status_code == 404
-        assert 'class="not-found"' in page.text
+        assert page.status_code == 400
+        assert 'class="error" role="alert">message_id' in page.text
 
 
 def test_a_form_token_field_never_reaches_the_dead_letter(

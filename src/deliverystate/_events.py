@@ -18,6 +18,7 @@ from ._policy import MAX_TIMESTAMP_MS
 
 __all__ = [
     "MAX_ID_LENGTH",
+    "MAX_SEQ",
     "Change",
     "MessageState",
     "StatusEvent",
@@ -340,6 +341,8 @@ class Change:
 
 #: The longest name a change consumer may have.
 MAX_CONSUMER_LENGTH = 200
+#: The largest feed position (or count) a store can hold: a 64-bit signed integer.
+MAX_SEQ = 2**63 - 1
 
 
 def check_consumer(name: object) -> str:
@@ -358,9 +361,15 @@ def check_consumer(name: object) -> str:
 
 
 def check_seq(seq: object, what: str = "seq") -> int:
-    """A feed position as given, or an error naming what is wrong with it."""
+    """A feed position as given, or an error naming what is wrong with it.
+
+    At most :data:`MAX_SEQ`: past it SQLite refuses the number (OverflowError)
+    where PostgreSQL compares it, and the stores would answer differently.
+    """
     if isinstance(seq, bool) or not isinstance(seq, int):
         raise TypeError(f"{what} is an int, not {type(seq).__name__}")
     if seq < 0:
         raise ValueError(f"{what} is 0 or more, not {seq}")
+    if seq > MAX_SEQ:
+        raise ValueError(f"{what} is at most {MAX_SEQ} (a 64-bit integer), not {seq}")
     return seq

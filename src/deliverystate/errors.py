@@ -27,6 +27,7 @@ __all__ = [
     "GraphvizNotFound",
     "IllegalTransition",
     "InvalidCallback",
+    "InvalidParameter",
     "NoDatabase",
     "PolicyMismatch",
     "SchemaMismatch",
@@ -70,6 +71,23 @@ class InvalidCallback(DeliveryStateError, ValueError):
         self.field = field
         self.reason = reason
         self.value = value
+
+
+class InvalidParameter(DeliveryStateError, ValueError):
+    """A request's parameter (a list filter, a cursor, a message id to look up) that is unusable.
+
+    ``parameter`` names it as the request spelt it (``cursor``,
+    ``client_message_id``, ``message_id``, ...) and ``reason`` is the whole
+    sentence saying what is wrong, which names it too.  Answered 400 on every
+    store, before any store is asked: bad input is never the store failing.
+    """
+
+    http_status = 400
+
+    def __init__(self, parameter: str, reason: str) -> None:
+        super().__init__(reason)
+        self.parameter = parameter
+        self.reason = reason
 
 
 class IllegalTransition(DeliveryStateError, ValueError):

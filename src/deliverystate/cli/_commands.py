@@ -38,6 +38,7 @@ from ._options import (
     open_tracker,
     out,
     parse_moment,
+    storable_id,
 )
 from ._replaycmd import replay
 from ._serve import serve
@@ -101,7 +102,7 @@ def codes(channel: str | None, category: str | None, as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("message_id")
+@click.argument("message_id", callback=storable_id)
 @db_option
 @json_option
 def show(message_id: str, db: str, as_json: bool) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
+from .._events import MAX_SEQ
 from ..stores import DeadLetter, store_name
 from . import _tables
 from ._options import db_option, emit_json, err, json_option, open_tracker, out, parse_moment
@@ -124,7 +125,7 @@ def dead_letter(ctx: click.Context, db: str, as_json: bool) -> None:
 @db_option
 @click.option(
     "--limit",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=MAX_SEQ),
     default=None,
     metavar="N",
     help="Only the newest N dead letters (still listed oldest first).",

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .._events import Change
+from .._events import MAX_SEQ, Change
 from .._follow import follow
 from .._render import change_json, table_time
 from ..stores import Store, redact, store_name
@@ -96,7 +96,7 @@ def _print(changes: Iterable[Change], *, as_json: bool, only_final: bool) -> Non
 @db_option
 @click.option(
     "--after",
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=0, max=MAX_SEQ),
     default=0,
     show_default=True,
     help="Start after this seq.",

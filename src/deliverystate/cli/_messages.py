@@ -17,7 +17,7 @@ from .._listing import every_listed, message_query
 from .._render import iso, listed_json, table_time
 from .._tracker import Tracker
 from ..stores import Listed, MessageQuery, store_name
-from ._options import STATUS, db_option, open_tracker, out
+from ._options import STATUS, db_option, open_tracker, out, storable_id
 
 __all__ = ["messages"]
 
@@ -109,6 +109,7 @@ def _csv(tracker: Tracker, items: Iterator[Listed], history: bool, stream: IO[st
     "--client-id",
     default=None,
     metavar="ID",
+    callback=storable_id,
     help="Only messages with this client message id (the sender's own reference).",
 )
 @click.option("--overdue", is_flag=True, help="Only registered messages past their deadline.")

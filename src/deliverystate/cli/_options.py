@@ -20,7 +20,8 @@ import click
 from rich.console import Console
 
 from .._catalog import CHANNELS, Status
-from .._listing import parse_status, parse_time
+from .._events import id_problem
+from .._listing import parse_status, parse_time, shown
 from .._tracker import Tracker
 from ..errors import DeliveryStateError, NoDatabase
 from ..stores import DEFAULT_DB, open_store
@@ -39,6 +40,7 @@ __all__ = [
     "open_tracker",
     "out",
     "parse_moment",
+    "storable_id",
 ]
 
 # piped output is read by people and by grep: never truncate it to 80 columns
@@ -137,6 +139,19 @@ def parse_moment(text: str, option: str) -> datetime:
         return parse_time(text, "")
     except ValueError as error:
         raise click.BadParameter(str(error).strip(), param_hint=option) from None
+
+
+def storable_id(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A click callback: ``value`` when a message (or client message) id can be it.
+
+    Otherwise a usage error saying why (exit status 2), before any store is
+    asked: PostgreSQL refuses a NUL that SQLite compares, and every driver
+    refuses the lone surrogates that stand for bytes that are not UTF-8.
+    """
+    problem = None if value is None else id_problem(value)
+    if value is not None and problem is not None:
+        raise click.BadParameter(f"{shown(value)}: {problem}; no message has such an id")
+    return value
 
 
 def emit_json(data: object) -> None:

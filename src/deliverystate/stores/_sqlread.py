@@ -139,7 +139,14 @@ class SQLReads(SQLBase):
     def messages(
         self, query: MessageQuery, limit: int, before: tuple[int, str] | None = None
     ) -> list[Listed]:
-        """Messages ``query`` matches, newest first, read through the list indexes."""
+        """Messages ``query`` matches, newest first, read through the list indexes.
+
+        None for a client message id no message could have (as ``get`` for
+        such an id): PostgreSQL would refuse to compare a NUL, a driver to
+        send a lone surrogate, where the other store answers "none".
+        """
+        if query.client_message_id is not None and id_problem(query.client_message_id):
+            return []
         where, params = ["first_ms IS NOT NULL"], []
         if query.statuses:
             where.append(f"status IN ({self._list(int(s) for s in query.statuses)})")

@@ -142,10 +142,12 @@ class HistoryContract(ContractBase):
         assert every == {"old", "edge", "new", "early"}, "milestones(None)"
 
     def test_reads_of_ids_no_store_can_hold_find_nothing(self) -> None:
-        """get and history of an id with NUL, a lone surrogate or 10 KB answer None and []."""
+        """get, history and messages by client id of NUL, a surrogate or 10 KB find nothing."""
+        _six_messages(self.store)
         for bad in ("a\x00b", "\ud800", "x" * 10_000):
             assert self.store.get(bad) is None
             assert list(self.store.history(bad)) == []
+            assert self.store.messages(MessageQuery(client_message_id=bad), 10) == []
 
     def test_messages_are_listed_newest_first_and_filtered(self) -> None:
         """Every filter of MessageQuery selects what it says, newest first report first."""

@@ -59,7 +59,7 @@ Endpoints
   query parameters; the same answers but 408, 413 and 415.
 * ``GET /messages/{message_id}``: the state and its timeline as JSON (status
   names and codes, outcomes, ISO 8601 UTC times with milliseconds); 404 for a
-  message nobody reported.
+  message nobody reported, 400 for an id no message can have.
 * ``GET /``: the status page: delivery and read rates and p50/p90 latencies
   per channel over a window (``?window=1h|24h|7d|30d``) with a chart over
   time (inline SVG); counts by status, each a link to its list; the store's
@@ -81,7 +81,11 @@ Endpoints
 
 Every answer but the status page and the metrics is JSON; errors are
 ``{"error": ...}`` and never carry a traceback (unexpected failures are
-logged here, with theirs).
+logged here, with theirs).  A read's parameter that no store could take (a
+NUL or other control character, bytes that are not UTF-8, over 256
+characters, a cursor this server did not give out) is 400
+``{"error", "parameter"}`` on every store, before any store is asked
+(``_params``); the pages show it above their form instead.
 
 Decisions
 ---------

@@ -14,9 +14,10 @@ from typing import Any
 import attrs
 from starlette.datastructures import QueryParams
 
-from .._listing import decode_cursor, encode_cursor, message_query
+from .._listing import decode_cursor, encode_cursor, message_query, shown
 from .._render import listed_json
 from .._tracker import Tracker
+from ..errors import InvalidParameter
 from ..stores import MessageQuery
 
 __all__ = ["KNOWN_PARAMS", "MAX_LIMIT", "ListRequest", "list_messages", "read_list_request"]
@@ -44,8 +45,10 @@ KNOWN_PARAMS = {
 def _limit(text: str | None) -> int:
     if text is None or not text.strip():
         return _DEFAULT_LIMIT
-    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
-        raise ValueError(f"limit {text!r} is not a number from 1 to {MAX_LIMIT}")
+    if not (text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_LIMIT):
+        raise InvalidParameter(
+            "limit", f"limit {shown(text)} is not a number from 1 to {MAX_LIMIT}"
+        )
     return int(text)
 
 
@@ -65,16 +68,19 @@ class ListRequest:
 
 
 def read_list_request(params: QueryParams, now: datetime | None = None) -> ListRequest:
-    """The list ``params`` ask for; ``ValueError`` naming the first parameter that is wrong.
+    """The list ``params`` ask for; :class:`InvalidParameter` naming the first that is wrong.
 
-    An unknown parameter is refused rather than ignored: a misspelt filter
+    ``params`` come through ``_params.checked_query``, which refused the
+    values no store could take; here each is read for what it means.  An
+    unknown parameter is refused rather than ignored: a misspelt filter
     would otherwise list every message as if it had matched.  Blank values
     (an empty field of the status page's filter form) mean "no filter".
     """
     unknown = sorted(set(params.keys()) - KNOWN_PARAMS)
     if unknown:
-        raise ValueError(
-            f"unknown parameter {unknown[0]!r}; known: {', '.join(sorted(KNOWN_PARAMS))}"
+        raise InvalidParameter(
+            unknown[0],
+            f"unknown parameter {shown(unknown[0])}; known: {', '.join(sorted(KNOWN_PARAMS))}",
         )
     overdue = params.get("overdue", "").lower() in _TRUE
     query = message_query(
@@ -97,8 +103,8 @@ def list_messages(tracker: Tracker, params: QueryParams) -> tuple[int, dict[str,
     """The status code and JSON body answering ``GET /messages`` with ``params``."""
     try:
         wanted = read_list_request(params)
-    except ValueError as error:
-        return 400, {"error": str(error)}
+    except InvalidParameter as error:
+        return error.http_status, {"error": str(error), "parameter": error.parameter}
     page = tracker.messages(wanted.query, limit=wanted.limit, before=wanted.before)
     return 200, {
         "messages": [listed_json(item) for item in page],

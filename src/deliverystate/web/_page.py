@@ -82,6 +82,8 @@ class PageData:
     refresh: int | None = None
     #: When the figures were read (ms since the epoch).
     as_of_ms: int = 0
+    #: Why the request's parameters were refused (a 400), if they were: shown by the search.
+    refused: str | None = None
 
     def params(self, **changes: str | None) -> list[tuple[str, str]]:
         """This page's own query parameters, with ``changes`` (None removes one)."""
@@ -117,7 +119,9 @@ def _search_section(data: PageData) -> str:
         f'placeholder="message id" value="{esc(data.wanted or "")}" aria-label="message id">',
         '<button type="submit">Search</button></form>',
     ]
-    if data.wanted is not None:
+    if data.refused is not None:
+        parts.append(f'<p id="result" class="error" role="alert">{esc(data.refused)}</p>')
+    elif data.wanted is not None:
         parts.append(_result(data))
     parts.append("</section>")
     return "".join(parts)

@@ -12,6 +12,7 @@ import logging
 from datetime import datetime, timezone
 from typing import Any
 
+import attrs
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
@@ -21,6 +22,7 @@ from .._events import MessageState, ms_from_datetime
 from .._render import state_json
 from .._stats import feed_status
 from .._tracker import Tracker
+from ..errors import InvalidParameter
 from ..stores import HistoryEntry, MessageQuery
 from ._auth import TOKEN_PARAM, Guard
 from ._figures import FigureCache
@@ -36,6 +38,7 @@ from ._page import (
     lifecycle_figure,
     render_page,
 )
+from ._params import checked_query, path_message_id, refusal
 
 __all__ = ["ReadEndpoints", "json_error"]
 
@@ -79,7 +82,10 @@ class ReadEndpoints:
         """One message's state and timeline as JSON."""
         if not self.guard.allows(request):
             return self._denied()
-        message_id = request.path_params["message_id"]
+        try:
+            message_id = path_message_id(request)
+        except InvalidParameter as error:
+            return refusal(error)
         found = await run_in_threadpool(self._lookup, message_id)
         if found is None:
             return json_error(404, "unknown message", message_id=message_id)
@@ -89,7 +95,11 @@ class ReadEndpoints:
         """The message list as JSON, filtered and paged (see ``_listing``)."""
         if not self.guard.allows(request):
             return self._denied()
-        status, body = await run_in_threadpool(list_messages, self.tracker, request.query_params)
+        try:
+            params = checked_query(request)
+        except InvalidParameter as error:
+            return refusal(error)
+        status, body = await run_in_threadpool(list_messages, self.tracker, params)
         return JSONResponse(body, status_code=status)
 
     def _lookup(self, message_id: str) -> tuple[MessageState, list[HistoryEntry]] | None:
@@ -142,7 +152,10 @@ class ReadEndpoints:
         """The status page: delivery by channel, counts, newest messages, dead letter, search."""
         if not self.guard.allows(request):
             return self._sign_in(request, "/")
-        params = request.query_params
+        try:
+            params, refused = checked_query(request), None
+        except InvalidParameter as error:  # the page as it is, saying what was wrong
+            params, refused = QueryParams(), error
         wanted = params.get("message_id", "").strip() or None
         window = params.get("window", DEFAULT_WINDOW)
         window = window if window in WINDOWS else DEFAULT_WINDOW
@@ -151,6 +164,8 @@ class ReadEndpoints:
             self._page_data, self._links(request), wanted, window, refresh
         )
         status = 404 if wanted is not None and data.found is None else 200
+        if refused is not None:
+            data, status = attrs.evolve(data, refused=str(refused)), refused.http_status
         return HTMLResponse(
             render_page(data, lifecycle_figure()), status_code=status, headers=_PAGE_HEADERS
         )
@@ -162,10 +177,11 @@ class ReadEndpoints:
         links = self._links(request)
         params = [(k, v) for k, v in request.query_params.multi_items() if k != TOKEN_PARAM]
         refresh = read_refresh(request.query_params.get("refresh"))
-        filters = QueryParams([(k, v) for k, v in params if k != "refresh"])
         try:
+            checked = checked_query(request).multi_items()
+            filters = QueryParams([(k, v) for k, v in checked if k not in (TOKEN_PARAM, "refresh")])
             wanted = read_list_request(filters)
-        except ValueError as error:
+        except InvalidParameter as error:
             page = ListPage(links, params, error=str(error), refresh=refresh)
             return HTMLResponse(render_list(page), status_code=400, headers=_PAGE_HEADERS)
         found = await run_in_threadpool(
