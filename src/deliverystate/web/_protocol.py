@@ -16,10 +16,13 @@ request whose headers have not arrived.  So the protocol itself:
   if that one has waited over a second (a real client sends its head in the
   packet after the handshake), and is otherwise answered 503 with
   ``Retry-After``, or closed if its head does not come within that second.
+  At most a quarter of the cap may wait so at once (a flood closes the
+  longest-waiting first), so descriptors stay below 1.25 times the cap.
 
-The connections waiting for a request head are kept, per server, in a dict
+The connections waiting for a request head are kept, per server, in dicts
 ordered by when they started waiting: expiring and evicting are so a look at
-its first entries, by one timer per server rather than one per connection.
+their first entries, by one timer per server (a few times a second while any
+connection waits) rather than one per connection.
 Reaching the cap and closing stalled connections are logged as warnings, at
 most once a minute each, with counts.
 
@@ -61,6 +64,8 @@ ENV_MAX_CONNECTIONS = "DELIVERYSTATE_SERVE_MAX_CONNECTIONS"
 #: How long a connection must have waited for its head before a newcomer may evict it,
 #: and how long a newcomer refused at the cap has to send its head (then it gets a 503).
 _GRACE_SECONDS = 1.0
+#: Seconds between two looks for connections past their deadline.
+_TICK_SECONDS = 0.25
 #: Seconds between two warnings of the same kind.
 _LOG_EVERY_SECONDS = 60.0
 _RETRY_AFTER = "5"
@@ -69,8 +74,9 @@ _RETRY_AFTER = "5"
 def default_max_connections() -> int:
     """Half this process's open-file limit, at most 1,000 (the rest is for the store and logs).
 
-    A connection past the cap still takes a descriptor for up to a second,
-    so the cap must leave room below the limit, as must the store.
+    Connections past the cap still take descriptors (up to a quarter of the
+    cap, for up to a second each), so the cap must leave room below the
+    limit, as must the store.
     """
     try:
         import resource  # noqa: PLC0415 - POSIX only
@@ -140,12 +146,16 @@ class _Tally:
 
 
 class _Gate:
-    """One server's limits, the connections waiting for a request head, and its warnings."""
+    """One server's limits, its connections waiting for a request head, and its warnings."""
 
     def __init__(self, limits: ConnectionLimits) -> None:
         self.limits = limits
-        #: connection -> loop time it started waiting; insertion order is that order
+        #: connection -> loop time it started waiting (insertion order is that order):
+        #: those served, and those past the cap (each answered 503 if its head comes soon)
         self.waiting: dict[_Connection, float] = {}
+        self.refused: dict[_Connection, float] = {}
+        #: how many refused connections may wait at once: the cap plus these bound descriptors
+        self.room = max(1, limits.max_connections // 4)
         self.timer: asyncio.TimerHandle | None = None
         self.at_cap = _Tally(
             "connection limit reached: %d connections open (--max-connections %d); new "
@@ -157,32 +167,35 @@ class _Gate:
         )
 
     def wait(self, connection: _Connection) -> None:
+        """Start the connection's head deadline (again, after an answer on a kept connection)."""
         self.waiting.pop(connection, None)
         self.waiting[connection] = connection.loop.time()
-        if self.timer is None:
-            self.timer = connection.loop.call_later(self._tick(), self._expire, connection.loop)
+        self._watch(connection.loop)
 
-    def _tick(self) -> float:
-        return min(1.0, self.limits.header_timeout / 4)
+    def forget(self, connection: _Connection) -> None:
+        """The connection's head arrived, or it is closed: no deadline."""
+        self.waiting.pop(connection, None)
+        self.refused.pop(connection, None)
+
+    def _watch(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self.timer is None:
+            self.timer = loop.call_later(_TICK_SECONDS, self._expire, loop)
 
     def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
         self.timer = None
         now = loop.time()
-        started = now - self.limits.header_timeout
-        while self.waiting:
-            connection, since = next(iter(self.waiting.items()))
-            if since > started:
-                break
-            del self.waiting[connection]
+        for stalled in _older(self.waiting, now - self.limits.header_timeout):
             self.stalled.note(now, "closed", self.limits.header_timeout)
-            connection.give_up()
-        if self.waiting:
-            self.timer = loop.call_later(self._tick(), self._expire, loop)
+            stalled.give_up()
+        for late in _older(self.refused, now - _GRACE_SECONDS):
+            late.give_up()
+        if self.waiting or self.refused:
+            self._watch(loop)
 
     def admit(self, connection: _Connection) -> bool:
         """Whether a new connection is served: it is under the cap, or a stalled one made room."""
         open_now = len(connection.connections)
-        if open_now <= self.limits.max_connections:
+        if open_now - len(self.refused) <= self.limits.max_connections:
             return True
         now = connection.loop.time()
         cap = self.limits.max_connections
@@ -192,7 +205,21 @@ class _Gate:
             oldest[0].give_up()
             return True
         self.at_cap.note(now, "refused", open_now, cap)
+        if len(self.refused) >= self.room:  # a flood: the longest-refused one goes now
+            next(iter(self.refused)).give_up()
+        self.refused[connection] = now
+        self._watch(connection.loop)
         return False
+
+
+def _older(connections: dict[_Connection, float], than: float) -> list[_Connection]:
+    """The connections (first in a dict ordered by time) that started waiting before ``than``."""
+    found = []
+    for connection, since in connections.items():
+        if since > than:
+            break
+        found.append(connection)
+    return found
 
 
 #: Each uvicorn server's gate (several in one process when tests run servers side by side).
@@ -250,7 +277,7 @@ else:
 
         _gate: _Gate
         _begun = False
-        _refusal: asyncio.TimerHandle | None = None
+        _refused = False
 
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
@@ -259,12 +286,10 @@ else:
                 self._gate.wait(self)
             else:  # 503 if its head comes soon (uvicorn then reads the body and closes)
                 self.app = _over_capacity
-                self._refusal = self.loop.call_later(_GRACE_SECONDS, self.give_up)
+                self._refused = True
 
         def connection_lost(self, exc: Exception | None) -> None:
-            self._gate.waiting.pop(self, None)
-            if self._refusal is not None:
-                self._refusal.cancel()
+            self._gate.forget(self)
             super().connection_lost(exc)
 
         def on_message_begin(self) -> None:
@@ -273,9 +298,7 @@ else:
 
         def on_headers_complete(self) -> None:
             self._begun = False
-            self._gate.waiting.pop(self, None)
-            if self._refusal is not None:
-                self._refusal.cancel()
+            self._gate.forget(self)
             super().on_headers_complete()
 
         def on_response_complete(self) -> None:
@@ -285,10 +308,10 @@ else:
 
         def give_up(self) -> None:
             """Close a connection stalled before its request head (with a 408 if it began one)."""
-            self._gate.waiting.pop(self, None)
+            self._gate.forget(self)
             if self.transport.is_closing():
                 return
-            if self._refusal is not None:
+            if self._refused:
                 self.transport.write(_raw_response(b"503 Service Unavailable", _REFUSED))
             elif self._begun:
                 timeout = self._gate.limits.header_timeout
