@@ -8,11 +8,15 @@ import signal
 import threading
 from collections.abc import Iterator
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
 
 from ._feed import duration_option, forward_target, parse_duration
 from ._options import db_option, interrupted
+
+if TYPE_CHECKING:
+    from ..web import ConnectionLimits
 
 __all__ = ["serve"]
 
@@ -24,6 +28,14 @@ def _credentials(basic: str | None) -> tuple[str, str] | None:
     if not sep or not user:
         raise click.BadParameter("expected USER:PASSWORD", param_hint="--basic")
     return user, password
+
+
+def _limits(header_timeout: float, max_connections: int | None) -> ConnectionLimits:
+    from ..web import ConnectionLimits  # noqa: PLC0415 - the 'web' extra is optional
+
+    if max_connections is None:
+        return ConnectionLimits(header_timeout=header_timeout)
+    return ConnectionLimits(header_timeout=header_timeout, max_connections=max_connections)
 
 
 @contextlib.contextmanager
@@ -126,6 +138,20 @@ def _sigint_noted() -> Iterator[list[int]]:
     help="Also expire overdue registered messages this often (e.g. 60s; see `sweep`).",
 )
 @click.option(
+    "--header-timeout",
+    default="15s",
+    show_default=True,
+    callback=duration_option,
+    help="Close a connection that has not sent a whole request head within this long.",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(1),
+    default=None,
+    help="Connections each worker keeps open; past it, stalled ones are closed or new ones get "
+    "503 (default: half the open-file limit, at most 1000).",
+)
+@click.option(
     "--access-log/--no-access-log",
     default=True,
     show_default=True,
@@ -158,6 +184,8 @@ def serve(
     forward_only: str | None,
     forward_horizon: float,
     sweep_every: str | None,
+    header_timeout: float,
+    max_connections: int | None,
     access_log: bool,
     log_level: str,
     log_format: str,
@@ -192,6 +220,7 @@ def serve(
             f"serve needs the 'web' extra ({error.name} is missing): "
             "pip install 'deliverystate[web]'"
         ) from None
+    limits = _limits(header_timeout, max_connections)
     if workers > 1 and db == ":memory:":
         raise click.BadParameter("several workers cannot share :memory:", param_hint="--workers")
     source = click.get_current_context().get_parameter_source("forward_secret")
@@ -213,6 +242,7 @@ def serve(
             access_log=access_log,
             log_level=log_level,
             log_format=log_format.lower(),
+            limits=limits,
         )
     if sigints:
         raise interrupted("the receiver stopped")

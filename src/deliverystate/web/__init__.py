@@ -41,6 +41,14 @@ never to lose one.  So a 2xx is sent only for a body that is durably stored:
    Clickatell adds later) are counted as ``ignored`` in the 200 and never
    refused: Clickatell retries anything but a 2xx.
 
+Before any of this, ``serve`` guards the connections themselves (its HTTP
+protocol, ``_protocol``): a client has :data:`HEADER_TIMEOUT_SECONDS` to send
+a request's head or is closed (408 if it began one), and each worker keeps at
+most ``max_connections`` open (:class:`ConnectionLimits`): past it a
+connection stalled in its head is closed to make room, or the newcomer is
+answered 503 with ``Retry-After``.  An app mounted elsewhere relies on its own
+server for this.
+
 Stores are synchronous, so no store call runs on the event loop: callback
 writes go to one intake thread (``_intake``), in arrival order and grouped per
 wake-up, and reads to Starlette's thread pool.  Re-applying is safe at any moment, even
@@ -157,15 +165,18 @@ from __future__ import annotations
 
 from ._app import CALLBACK_PATH, create_app
 from ._auth import TOKEN_HEADER, TOKEN_PARAM
+from ._protocol import HEADER_TIMEOUT_SECONDS, ConnectionLimits
 from ._requests import BODY_TIMEOUT_SECONDS, MAX_BODY_BYTES
 from ._serve import http_protocol, serve
 
 __all__ = [
     "BODY_TIMEOUT_SECONDS",
     "CALLBACK_PATH",
+    "HEADER_TIMEOUT_SECONDS",
     "MAX_BODY_BYTES",
     "TOKEN_HEADER",
     "TOKEN_PARAM",
+    "ConnectionLimits",
     "create_app",
     "http_protocol",
     "serve",

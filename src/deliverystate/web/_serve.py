@@ -16,11 +16,9 @@ like the rest of their configuration.
 
 from __future__ import annotations
 
-import json
 import logging
 import logging.config
 import os
-import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +28,7 @@ from .._tracker import Tracker
 from ..stores import DEFAULT_DB, Store, open_store, redact, store_name
 from ._app import create_app
 from ._logs import AccessLog, logging_config
-from ._requests import MAX_BODY_BYTES
+from ._protocol import ConnectionLimits, GuardedProtocol
 
 if TYPE_CHECKING:
     from ..forward import Forwarder, ForwardTarget
@@ -47,44 +45,18 @@ _ENV_ACCESS_LOG = "DELIVERYSTATE_SERVE_ACCESS_LOG"
 #: How long ``serve`` waits at shutdown for the forwarder to finish the change in hand.
 _FORWARDER_STOP_SECONDS = 5.0
 
-try:  # uvicorn uses httptools when it is installed (the 'web' extra installs it)
-    import httptools
-    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-except ImportError:  # pragma: no cover - depends on the installed extras
-    _Protocol: Any = None
-else:
-
-    class _Protocol(HttpToolsProtocol):  # type: ignore[no-redef]
-        """uvicorn's httptools protocol, but a declared length past 64 bits is the app's 413."""
-
-        def send_400_response(self, msg: str) -> None:
-            # called by uvicorn from inside its ``except HttpParserError`` block
-            error = sys.exc_info()[1]
-            if isinstance(error, httptools.HttpParserError) and "Content-Length" in str(error):
-                body = json.dumps({"error": "body too large", "limit_bytes": MAX_BODY_BYTES})
-                self.transport.write(
-                    b"HTTP/1.1 413 Request Entity Too Large\r\n"
-                    b"content-type: application/json\r\n"
-                    + f"content-length: {len(body)}\r\n".encode()
-                    + b"connection: close\r\n\r\n"
-                    + body.encode()
-                )
-                self.transport.close()
-                return
-            super().send_400_response(msg)
-
 
 def http_protocol() -> Any:
-    """The HTTP protocol ``serve`` gives uvicorn: its own, but a huge ``Content-Length`` is 413.
+    """The HTTP protocol ``serve`` gives uvicorn: its own, guarded (see ``_protocol``).
 
-    uvicorn's httptools parser refuses a declared length that does not fit in
-    64 bits before the app sees the request, with a plain-text 400; a client
-    that declares ``10**20`` bytes is sending a body too large, so this
-    protocol answers it as the app answers any body over the limit (a JSON
-    413).  Without httptools uvicorn uses h11, which hands such a request to
-    the app: ``"auto"`` is then right as it is.
+    A client that does not send its request head within the header timeout
+    is closed, connections are capped per process, and a ``Content-Length``
+    past 64 bits (which uvicorn's httptools parser refuses with a plain-text
+    400 before the app sees it) is the app's JSON 413.  Without httptools
+    uvicorn uses h11, unguarded: ``"auto"`` is then all there is (the 'web'
+    extra installs httptools).
     """
-    return _Protocol if _Protocol is not None else "auto"
+    return GuardedProtocol if GuardedProtocol is not None else "auto"
 
 
 def app_from_environment() -> ASGIApp:
@@ -113,6 +85,7 @@ def serve(
     sweep_every: float | None = None,
     log_level: str = "info",
     log_format: str = "text",
+    limits: ConnectionLimits | None = None,
 ) -> None:
     """Run the receiver with uvicorn on the store named by ``db`` until stopped.
 
@@ -131,6 +104,8 @@ def serve(
     With ``sweep_every`` (seconds), this process also sweeps the store that
     often (``Tracker.sweep``), in another such thread: one sweeper however
     many workers, and a second one elsewhere would only write duplicates.
+    ``limits`` bound how long a client may take over a request's head and
+    how many connections a worker keeps (:class:`ConnectionLimits`).
     """
     import uvicorn  # noqa: PLC0415 - only serving needs it; mounting needs Starlette alone
 
@@ -138,14 +113,11 @@ def serve(
         raise ValueError(f"workers must be at least 1, not {workers}")
     if workers > 1 and db == ":memory:":
         raise ValueError("several workers cannot share a :memory: store; use a file or a URL")
+    limits = limits if limits is not None else ConnectionLimits()
+    os.environ.update(limits.environment())  # read by the protocol, in every worker
     log_config = logging_config(log_level, log_format)
     logging.config.dictConfig(log_config)  # before the first line below, so it is in the format
-    store = open_store(db)  # opened here first: a bad db is one clear error, before listening
-    base = f"http://{host}:{port}"
-    where = f"Clickatell callback URL {base}/callbacks/clickatell, status page {base}/"
-    logger.info("store %s; %d worker(s); %s", store_name(store), workers, where)
-    if getattr(store, "created", False):  # a mistyped --db would start afresh unnoticed
-        logger.warning("created a new, empty database: %s", store_name(store))
+    store = _open_announced(db, host, port, workers, limits)
     options: dict[str, Any] = {
         "host": host,
         "port": port,
@@ -180,6 +152,22 @@ def serve(
             forwarder.close()
         if shared:
             _close(store)
+
+
+def _open_announced(db: str, host: str, port: int, workers: int, limits: ConnectionLimits) -> Store:
+    """The store, opened before listening (a bad db is one clear error), and the start-up lines."""
+    store = open_store(db)
+    base = f"http://{host}:{port}"
+    where = f"Clickatell callback URL {base}/callbacks/clickatell, status page {base}/"
+    logger.info("store %s; %d worker(s); %s", store_name(store), workers, where)
+    logger.info(
+        "request heads must arrive within %gs; at most %d connections per worker",
+        limits.header_timeout,
+        limits.max_connections,
+    )
+    if getattr(store, "created", False):  # a mistyped --db would start afresh unnoticed
+        logger.warning("created a new, empty database: %s", store_name(store))
+    return store
 
 
 def _close(store: Store) -> None:
@@ -247,6 +235,6 @@ def _run_workers(
         "deliverystate.web._serve:app_from_environment",
         factory=True,
         workers=workers,
-        http="deliverystate.web._serve:_Protocol" if _Protocol is not None else "auto",
+        http="deliverystate.web._protocol:GuardedProtocol" if GuardedProtocol else "auto",
         **options,
     )
