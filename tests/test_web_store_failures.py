@@ -21,7 +21,7 @@ import httpx
 import psycopg
 import pytest
 
-from deliverystate import MemoryStore, SQLiteStore, Tracker, parse_callback
+from deliverystate import MemoryStore, SQLiteStore, StoreUnavailable, Tracker, parse_callback
 from deliverystate.simulate import generate_callbacks
 from deliverystate.web import _app as web_app
 from deliverystate.web import _reads as web_reads
@@ -118,6 +118,31 @@ def test_a_read_only_sqlite_file_answers_503_and_dead_letters_nothing(tmp_path: 
         assert client.get("/healthz").status_code == 503
         store.read_only(False)
         recovered(client, tracker, bodies, unavailable(bodies, answers))
+    store.close()
+
+
+def test_healthz_answers_503_for_a_retry_after_once_a_callback_met_a_failing_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A heartbeat may fit where a callback did not: /healthz follows the 503, then recovers."""
+    store = SQLiteStore(tmp_path / "once.sqlite3")
+    tracker = Tracker(store)
+    accept, failures = store.accept, [1]
+
+    def full_once(payloads: list[str]) -> list[int]:
+        if failures:
+            failures.pop()
+            raise StoreUnavailable(store.target, "database or disk is full")
+        return accept(payloads)
+
+    monkeypatch.setattr(store, "accept", full_once)
+    body = valid_bodies(1, seed=37)[0]
+    with receiving(tracker) as client:
+        assert client.get("/healthz").status_code == 200
+        assert post_json(client, body).status_code == 503
+        assert client.get("/healthz").status_code == 503  # though its own write works
+        wait_for(lambda: client.get("/healthz").status_code == 200)
+        assert post_json(client, body).status_code == 200
     store.close()
 
 
