@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import psycopg
 import pytest
@@ -285,3 +286,56 @@ def test_many_status_changes_are_analyzed_so_plans_see_them(
     failed = Status.DELIVERY_FAILURE
     tracker.apply_many([StatusEvent.from_ms(m, failed, BASE_MS + 9, "sms") for m in ids[:150]])
     assert str(int(failed)) in common_statuses().strip("{}").split(",")
+
+
+def test_server_failures_are_store_wide_and_a_refused_row_is_not(
+    postgres_dsn: str, pg_schema: str
+) -> None:
+    """A lost connection, a full disk, read-only, no privilege: the store's; bad data: the row's."""
+    import psycopg_pool  # noqa: PLC0415 - the postgres extra, as psycopg
+
+    errors = psycopg.errors
+    store = PostgresStore(postgres_dsn, schema=pg_schema)
+    store_wide = [
+        psycopg.OperationalError("server closed the connection unexpectedly"),
+        errors.AdminShutdown(),
+        errors.DiskFull(),
+        errors.IoError(),
+        errors.ReadOnlySqlTransaction(),
+        errors.InsufficientPrivilege(),
+        errors.TooManyConnections(),
+        errors.UndefinedTable(),
+        psycopg_pool.PoolTimeout("no connection in time"),
+    ]
+    refused_rows = [
+        psycopg.DataError("PostgreSQL text fields cannot contain NUL (0x00) bytes"),
+        errors.NumericValueOutOfRange(),
+        errors.UniqueViolation(),
+        errors.ProgramLimitExceeded(),  # an index row too big
+        OverflowError("int too big to convert"),
+    ]
+    try:
+        assert [store._store_wide(e) for e in store_wide] == [True] * len(store_wide)
+        assert [store._store_wide(e) for e in refused_rows] == [False] * len(refused_rows)
+    finally:
+        store.close()
+
+
+def test_writes_in_a_read_only_session_are_store_unavailable_not_a_driver_error(
+    postgres_dsn: str, pg_schema: str
+) -> None:
+    """Read-only sessions (default_transaction_read_only): accept, ping raise StoreUnavailable."""
+    PostgresStore(postgres_dsn, schema=pg_schema).close()
+
+    class ReadOnlySessions(PostgresStore):
+        def _configure(self, connection: Any) -> None:
+            super()._configure(connection)
+            connection.execute("SET default_transaction_read_only = on")
+
+    store = ReadOnlySessions(postgres_dsn, schema=pg_schema, create=False)
+    try:
+        for write in (lambda: store.accept(["{}"]), store.ping):
+            with pytest.raises(StoreUnavailable, match="read-only transaction"):
+                write()
+    finally:
+        store.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from deliverystate.simulate import callback_body
 from deliverystate.testing import BASE_MS
 
 from . import old_schemas
+from .confined import ConfinedStore
 from .workers import run_workers, simulated_events
 
 
@@ -238,3 +240,47 @@ def test_a_wide_window_is_scanned_a_narrow_one_read_by_index_with_the_same_answe
         for since in (wide, narrow, None):
             assert set(store.milestones(since)) == set(memory.milestones(since))
             assert store.count_by_channel(since) == memory.count_by_channel(since)
+
+
+def test_a_full_or_read_only_file_is_store_wide_and_a_refused_row_is_not(tmp_path: Path) -> None:
+    """SQLITE_FULL, SQLITE_READONLY, a closed connection: the store's; a constraint: the row's."""
+    raw = sqlite3.connect(tmp_path / "raw.sqlite3", isolation_level=None)
+    raw.execute("CREATE TABLE t (x UNIQUE NOT NULL)")
+    raw.execute("INSERT INTO t VALUES (1)")
+
+    def error_of(sql: str) -> sqlite3.Error:
+        with pytest.raises(sqlite3.Error) as caught:
+            raw.execute(sql)
+        return caught.value
+
+    unique, no_value = error_of("INSERT INTO t VALUES (1)"), error_of("INSERT INTO t VALUES (NULL)")
+    raw.execute("PRAGMA max_page_count = 1")  # no more than the file has now
+    full = error_of("INSERT INTO t VALUES (zeroblob(100000))")
+    raw.execute("PRAGMA max_page_count = 4294967294")
+    raw.execute("PRAGMA query_only = ON")
+    read_only = error_of("INSERT INTO t VALUES (2)")
+    raw.close()
+    closed = error_of("SELECT 1")
+    assert [sqlite_module.is_store_wide(e) for e in (full, read_only, closed)] == [True] * 3
+    assert [sqlite_module.is_store_wide(e) for e in (unique, no_value)] == [False] * 2
+
+
+def test_ping_writes_so_a_file_that_may_not_grow_or_be_written_fails_it(tmp_path: Path) -> None:
+    """ping commits a heartbeat and claims pages: StoreUnavailable on a full or read-only file."""
+    store = ConfinedStore(tmp_path / "ping.sqlite3")
+    before = datetime.now(timezone.utc)
+    store.ping()
+    store.confine()
+    with pytest.raises(StoreUnavailable, match="full"):
+        store.ping()
+    store.free()
+    store.read_only(True)
+    with pytest.raises(StoreUnavailable, match="readonly"):
+        store.ping()
+    store.read_only(False)
+    store.ping()
+    store.close()
+    with contextlib.closing(sqlite3.connect(tmp_path / "ping.sqlite3")) as raw:
+        (beat,) = raw.execute("SELECT value FROM ds_meta WHERE key = 'heartbeat'").fetchone()
+        assert raw.execute("SELECT count(*) FROM ds_meta WHERE key = 'room'").fetchone() == (0,)
+    assert before <= datetime.fromisoformat(beat) <= datetime.now(timezone.utc)

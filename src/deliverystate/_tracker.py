@@ -8,6 +8,7 @@ so that they can be re-applied later, e.g. after the catalog learns a code.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
@@ -21,7 +22,7 @@ from ._policy import DELIVERY_WINS, Policy
 from ._prune import prune
 from ._receipts import IngestReport, Payload, Receipt, Received, RetryReport, payload_text
 from ._reconcile import Decision, Outcome
-from .errors import InvalidCallback, PolicyMismatch
+from .errors import InvalidCallback, PolicyMismatch, StoreUnavailable
 from .stores import (
     DeadLetter,
     HistoryEntry,
@@ -239,7 +240,9 @@ class Tracker:
         202) and the body stays in the inbox for :meth:`drain_inbox`, which the
         caller runs at start-up and a few seconds later (``create_app``'s
         lifespan does both).  A body that fails even on its own while the
-        store works is moved to the dead letter instead (``dead_letter``, 400).
+        store works is moved to the dead letter instead (``dead_letter``, 400);
+        a failing store (``StoreUnavailable``: a full disk, a read-only file, a
+        lost connection) never moves one there.
         """
         (result,) = self.receive_many([payload])
         if isinstance(result, Exception):
@@ -253,8 +256,8 @@ class Tracker:
         that was kept; the :class:`InvalidCallback` of an invalid body (kept in
         the dead letter); the store's error for a body that could not be kept
         at all.  No body can hold up another: when the group's transaction
-        fails, its bodies are kept and applied one by one, and a body that
-        fails on its own while the store works goes to the dead letter.
+        fails, not for the store's failing, its bodies are kept and applied
+        one by one, and a body that fails on its own goes to the dead letter.
         """
         results: list[Received | None] = [None] * len(payloads)
         valid: list[tuple[int, str, ParsedCallback]] = []
@@ -301,21 +304,20 @@ class Tracker:
 
     def _answers(self) -> bool:
         """Whether the store takes a write transaction right now."""
-        try:
+        with contextlib.suppress(Exception):
             self.store.ping()
-        except Exception:
-            return False
-        return True
+            return True
+        return False
 
     def _accept(self, texts: list[str]) -> list[int | DeadLetter | Exception]:
-        """Keep bodies in the inbox: together, or one by one when together fails."""
+        """Keep bodies in the inbox: together, or one by one when together fails for a body."""
         if not texts:
             return []
         try:
             return list(self.store.accept(texts))
         except Exception as failure:
-            if len(texts) == 1 and not self._answers():
-                return [failure]
+            if isinstance(failure, StoreUnavailable) or (len(texts) == 1 and not self._answers()):
+                return [failure] * len(texts)
             group_error: Exception = failure
         if not self._answers():
             return [group_error] * len(texts)
@@ -329,7 +331,7 @@ class Tracker:
 
     def _unkeepable(self, text: str, failure: Exception) -> DeadLetter | Exception:
         """A body the inbox refuses on its own: into the dead letter if the store works."""
-        if not self._answers():
+        if isinstance(failure, StoreUnavailable) or not self._answers():
             return failure
         try:
             letter = self.store.add_dead_letter(text, f"could not be kept: {_describe(failure)}")
@@ -343,9 +345,10 @@ class Tracker:
     ) -> list[Summary | DeadLetter | Exception]:
         """Apply kept bodies: together, or one by one when together fails.
 
-        A body is poison when it fails on its own twice while the store
-        answers :meth:`Store.ping` in between: it is moved to the dead letter.
-        While the store does not answer, nothing is tried one by one and every
+        A body is poison when it fails on its own twice, never with
+        ``StoreUnavailable``, while the store answers :meth:`Store.ping` in
+        between: it is moved to the dead letter.  While the store fails (that
+        error, or a ping that fails), nothing is tried one by one and every
         body stays in the inbox.
         """
         if not items:
@@ -356,12 +359,14 @@ class Tracker:
             raise
         except Exception as failure:
             group_error: Exception = failure
+        store_wide = isinstance(group_error, StoreUnavailable)
         logger.warning(
-            "applying %d stored callbacks together failed (%s); trying them one by one",
+            "applying %d stored callbacks together failed (%s); %s",
             len(items),
             _describe(group_error),
+            "they wait in the inbox" if store_wide else "trying them one by one",
         )
-        if not self._answers():
+        if store_wide or not self._answers():
             return [group_error] * len(items)
         return [self._settle_alone(item) for item in items]
 
@@ -376,7 +381,7 @@ class Tracker:
                 raise
             except Exception as failure:
                 error = failure
-            if not self._answers():
+            if isinstance(error, StoreUnavailable) or not self._answers():
                 return error
         assert error is not None
         try:

@@ -54,6 +54,9 @@ __all__ = ["FEED_TABLES", "MIGRATIONS", "TABLES", "PostgresStore", "redact"]
 
 logger = logging.getLogger(__name__)
 
+#: The SQLSTATE classes that refuse a row, not the store (``PostgresStore._store_wide``).
+_ROW_REFUSALS = frozenset({"22", "23", "54"})
+
 
 # Per-connection scratch tables: a batch's ids and changed rows go in with COPY
 # (far cheaper than binding arrays of thousands of values) and are emptied at
@@ -345,8 +348,29 @@ class PostgresStore(SQLStore):
                 connection.cursor() as cursor,
             ):
                 yield cursor
-        except self._pool_errors as error:
-            raise self._unavailable(error) from error
+        except Exception as error:
+            if self._store_wide(error):
+                raise self._unavailable(error) from error
+            raise
+
+    def _store_wide(self, error: BaseException) -> bool:
+        """Whether ``error`` is the store failing (``SQLBase._store_wide``), by its SQLSTATE.
+
+        A data exception (22), an integrity violation (23) or a program limit
+        (54, an index row too big) refuses a row; any other server error is the
+        store's (a lost connection, an admin shutdown, a full disk, a read-only
+        transaction, a role that may not write, too many connections), and so
+        are the pool's timeouts.  Without a SQLSTATE, psycopg's own
+        ``DataError`` (a NUL in text) and ``IntegrityError`` are a row's;
+        anything that is no driver error is not the store's.
+        """
+        psycopg = self._psycopg
+        if not isinstance(error, (*self._pool_errors, psycopg.Error)):
+            return False
+        state = getattr(error, "sqlstate", None)
+        if state is None:
+            return not isinstance(error, psycopg.DataError | psycopg.IntegrityError)
+        return str(state)[:2] not in _ROW_REFUSALS
 
     def _retryable(self, error: BaseException | None) -> bool:
         """Whether running the work again may succeed: a deadlock, or a connection that broke."""

@@ -29,6 +29,7 @@ recomputes them.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 from .._catalog import Origin, Status
@@ -62,7 +63,7 @@ from ._sqlfeed import SQLFeed
 from ._sqlread import SQLReads
 from ._work import Batch, change_of, record_of
 
-__all__ = ["SCHEMA_VERSION", "SQLStore"]
+__all__ = ["HEARTBEAT", "SCHEMA_VERSION", "SQLStore"]
 
 #: The schema this version of deliverystate writes.  Bump it together with an
 #: entry in each store's ``MIGRATIONS`` that upgrades the previous version.
@@ -78,6 +79,8 @@ __all__ = ["SCHEMA_VERSION", "SQLStore"]
 #: Version 7 keeps how many messages are in each status (``ds_counts``), so that
 #: counting them reads a few rows, not every message (``_sqlbase.ADD_COUNTS``).
 SCHEMA_VERSION = 7
+#: The ``ds_meta`` key whose value is the time of the last ``ping``, written by each ping.
+HEARTBEAT = "heartbeat"
 
 T = TypeVar("T")
 _CLICKATELL = Origin.CLICKATELL
@@ -411,12 +414,21 @@ class SQLStore(SQLReads, SQLRetention, SQLFeed):
         return self._retry(attempt)
 
     def ping(self) -> None:
-        """Take the write lock and read: raises ``StoreUnavailable`` unless the store works."""
+        """Write and commit the heartbeat: raises ``StoreUnavailable`` unless writes work.
+
+        A read (what this did before) answers on a full disk, a read-only file
+        or a role that may not write, while every callback fails; so the ping
+        writes as a callback does: it commits the time of the ping to ``ds_meta``
+        (its ``heartbeat`` row, a few bytes rewritten in place) and asks the
+        driver whether a write would find room (``_room``).  ``/healthz`` and the
+        receiver's choice between an outage and a poison body both rest on it.
+        """
+        beat = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
         def attempt() -> None:
             with self._transaction() as cursor:
-                cursor.execute("SELECT COUNT(*) FROM ds_meta")
-                cursor.fetchone()
+                self._set_meta(cursor, HEARTBEAT, beat)
+                self._room(cursor)
 
         self._retry(attempt)
 

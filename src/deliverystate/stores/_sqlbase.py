@@ -200,6 +200,20 @@ class SQLBase(abc.ABC):
             (key, value),
         )
 
+    @abc.abstractmethod
+    def _store_wide(self, error: BaseException) -> bool:
+        """Whether the driver's ``error`` says the store is failing, not that it refuses a row.
+
+        The driver's ``_transaction`` raises the store-wide ones as
+        ``StoreUnavailable`` (503, the body kept where it was) and lets the others
+        through: only a body the store refuses on its own may reach the dead letter.
+        Full disk, read-only file, I/O error, lost connection: store-wide; a value
+        the row cannot hold (a constraint, a value too big or of the wrong type): not.
+        """
+
+    def _room(self, cursor: Any) -> None:  # noqa: B027 - a hook most stores leave empty
+        """Raise the driver's error unless a write would find room (``ping``; SQLite's pages)."""
+
     def _after_commit(self) -> None:  # noqa: B027 - a hook most stores leave empty
         """Called after each batch commits (PostgreSQL analyzes after bulk loads)."""
 

@@ -35,7 +35,7 @@ from ._sqlbase import (
     rekey_previous_tables,
 )
 
-__all__ = ["DEFAULT_DB", "FEED_TABLES", "MIGRATIONS", "TABLES", "SQLiteStore"]
+__all__ = ["DEFAULT_DB", "FEED_TABLES", "MIGRATIONS", "TABLES", "SQLiteStore", "is_store_wide"]
 
 #: Where the command line, the receiver and ``SQLiteStore()`` keep state unless told otherwise.
 DEFAULT_DB = "deliverystate.sqlite3"
@@ -268,6 +268,28 @@ _CHANGES = (
 )
 _LAST_CHANGE = "SELECT max(seq) FROM ds_changes"
 
+#: SQLite's primary result codes that refuse one row, not the store: a constraint, a
+#: value too big, of the wrong type, or a parameter out of range.  Every other code says
+#: the store is failing: full (the disk, or ``max_page_count``), read-only, I/O error,
+#: cannot open, busy or locked past the timeout, corrupt, out of memory.
+_ROW_REFUSALS = frozenset({19, 18, 20, 25})  # SQLITE_CONSTRAINT, _TOOBIG, _MISMATCH, _RANGE
+#: How many pages a write must still find (free, or by growing the file) for ``ping`` to
+#: pass: about what one callback's batch adds at worst (a leaf of each table and index).
+_ROOM_PAGES = 8
+
+
+def is_store_wide(error: sqlite3.Error) -> bool:
+    """Whether SQLite's ``error`` says the store is failing rather than refusing a row.
+
+    By its result code (``sqlite_errorcode``, Python 3.11+), else by its class:
+    ``IntegrityError`` and ``DataError`` are a row's; any other error the
+    module raises (a closed connection, a disk I/O error) is the store's.
+    """
+    code = getattr(error, "sqlite_errorcode", None)
+    if code is None:
+        return not isinstance(error, sqlite3.IntegrityError | sqlite3.DataError)
+    return code & 0xFF not in _ROW_REFUSALS
+
 
 class SQLiteStore(SQLStore):
     """Message states, history and dead letters in one SQLite file.
@@ -319,8 +341,10 @@ class SQLiteStore(SQLStore):
                 raise StoreUnavailable(self.target, "cannot switch the database to WAL mode")
             self._conn.execute("PRAGMA synchronous = NORMAL")
             self._conn.execute(f"PRAGMA cache_size = -{cache_mb * 1024}")
-            page = int(self._conn.execute("PRAGMA page_size").fetchone()[0])
-            self._conn.execute(f"PRAGMA wal_autocheckpoint = {_CHECKPOINT_BYTES // page}")
+            self._page_size = int(self._conn.execute("PRAGMA page_size").fetchone()[0])
+            self._conn.execute(
+                f"PRAGMA wal_autocheckpoint = {_CHECKPOINT_BYTES // self._page_size}"
+            )
         except sqlite3.Error as error:
             raise StoreUnavailable(self.target, str(error)) from error
         with self._transaction() as cursor:
@@ -349,9 +373,28 @@ class SQLiteStore(SQLStore):
             except BaseException as error:
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
-                if isinstance(error, sqlite3.Error):
+                if isinstance(error, sqlite3.Error) and is_store_wide(error):
                     raise StoreUnavailable(self.target, str(error)) from error
                 raise
+
+    def _store_wide(self, error: BaseException) -> bool:
+        return isinstance(error, sqlite3.Error) and is_store_wide(error)
+
+    def _room(self, cursor: sqlite3.Cursor) -> None:
+        """Claim ``_ROOM_PAGES`` pages and give them back: SQLITE_FULL if the file may not grow.
+
+        A full disk fails the heartbeat's commit (the WAL cannot grow); a file at
+        its ``max_page_count`` takes that commit (the heartbeat rewrites a page
+        in place) yet has no page for a new row, which only claiming pages shows.
+        Rolled back to a savepoint, so nothing of it reaches the disk.
+        """
+        cursor.execute("SAVEPOINT ds_room")  # a failure rolls the whole transaction back
+        cursor.execute(
+            "INSERT INTO ds_meta (key, value) VALUES ('room', zeroblob(?))",
+            (self._page_size * _ROOM_PAGES,),
+        )
+        cursor.execute("ROLLBACK TO ds_room")
+        cursor.execute("RELEASE ds_room")
 
     def _first_since(self, since_ms: int) -> str:
         """Scan the messages instead of the first-report index when the window holds many.

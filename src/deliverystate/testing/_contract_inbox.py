@@ -10,7 +10,7 @@ import pytest
 from .._catalog import Status
 from .._events import StatusEvent
 from .._policy import Policy
-from ..errors import InvalidCallback
+from ..errors import InvalidCallback, StoreUnavailable
 from ..simulate import callback_body
 from ..stores import Store, Summary
 from ._harness import ContractBase, Faulty, ev
@@ -177,6 +177,36 @@ class InboxContract(ContractBase):
             tracker.drain_inbox()
         assert list(self.store.dead_letters()) == []
         assert [payload for _, payload in self.store.pending()] == bodies
+        assert self.tracker().drain_inbox().applied == 3
+
+    def test_a_failing_store_dead_letters_nothing_even_while_ping_answers(self) -> None:
+        """A store-wide failure (``StoreUnavailable``: a full disk) never makes a body poison.
+
+        Kept bodies wait in the inbox, bodies that could not be kept get the
+        error (a 503, the client keeps them), the drain raises: all while
+        ``ping`` answers, as it did on a full disk before it wrote.
+        """
+        store = self.store
+
+        def full(*args: object) -> None:
+            raise StoreUnavailable("the store", "database or disk is full")
+
+        bodies = [_body(f"full-{i}", S.DEVICE_ACK, i) for i in range(3)]
+        waiting = Faulty(store, settle=full).tracker().receive_many(bodies)
+        assert all(
+            not isinstance(r, Exception) and r.summary is None and r.dead_letter is None
+            for r in waiting
+        ), waiting
+        with pytest.raises(StoreUnavailable):
+            Faulty(store, settle=full).tracker().drain_inbox()
+        for group in (
+            [_body("kept-out", S.QUEUED, 1)],
+            [_body(f"out-{i}", S.QUEUED, i) for i in (1, 2)],
+        ):
+            results = Faulty(store, accept=full).tracker().receive_many(group)
+            assert all(isinstance(r, StoreUnavailable) for r in results), results
+        assert list(store.dead_letters()) == []
+        assert [payload for _, payload in store.pending()] == bodies
         assert self.tracker().drain_inbox().applied == 3
 
     def test_a_body_the_inbox_refuses_alone_is_dead_lettered_and_the_rest_kept(self) -> None:

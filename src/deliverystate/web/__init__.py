@@ -36,7 +36,9 @@ never to lose one.  So a 2xx is sent only for a body that is durably stored:
    and at every start-up, which also picks up bodies left by a crash.  A
    group that fails is applied body by body, and a body that fails on its own
    while the store works is moved to the dead letter (400), so that one
-   poison body never holds up the others, now or at the next start-up.
+   poison body never holds up the others, now or at the next start-up.  A
+   store that fails as a whole (a full disk, a read-only file, a lost
+   connection: ``StoreUnavailable``) never sends a body there: 503 or 202.
 5. Events that are not status updates (an inbound ``moText``, event types
    Clickatell adds later) are counted as ``ignored`` in the 200 and never
    refused: Clickatell retries anything but a 2xx.
@@ -79,9 +81,11 @@ Endpoints
   elsewhere (a strict Content-Security-Policy says so to the browser).
 * ``GET /list``: the message list as a page, with a filter form and "next
   page" links; the same parameters as ``GET /messages``.
-* ``GET /healthz``: 200 while the store answers the status page's reads
-  (the counts by status and the newest messages: a few rows), else 503;
-  never behind the secret, and it reveals nothing.
+* ``GET /healthz``: 200 while the store takes a write (``Store.ping``
+  commits a heartbeat) and answers the status page's reads (the counts by
+  status and the newest messages: a few rows), else 503, as for five seconds
+  after a callback met a failing store; never behind the secret, and it
+  reveals nothing.
 * ``GET /metrics``: Prometheus metrics (the text format, or OpenMetrics when
   the scraper asks for it): callback events by format and outcome, invalid
   bodies, answer times, and gauges read from the store at scrape time (see

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -150,6 +151,7 @@ class _Receiver(ReadEndpoints):
         self.guard = guard
         self.deadline = BodyDeadline(body_timeout)
         self.recent_size = recent
+        self.store_failed_at = float("-inf")
         self._figures = FigureCache(tracker.store, WINDOWS)
         self._redrain = asyncio.Event()
         self._intake = IntakeThread(tracker)
@@ -285,6 +287,7 @@ class _Receiver(ReadEndpoints):
                 self.tracker.store.add_dead_letter, payload_text(body), str(invalid)
             )
         except StoreUnavailable as unavailable:
+            self.store_failed_at = time.monotonic()
             return error_response(unavailable, "the callback was not stored")
         return self._refused(invalid)
 
@@ -295,10 +298,13 @@ class _Receiver(ReadEndpoints):
         except InvalidCallback as invalid:
             return self._refused(invalid)
         except DeliveryStateError as error:
+            if isinstance(error, StoreUnavailable):
+                self.store_failed_at = time.monotonic()
             return error_response(error, "the callback was not stored")
         assert isinstance(received, Receipt)
         self.metrics.received(received)
-        if received.summary is None and received.dead_letter is None:
+        if received.summary is None and received.dead_letter is None:  # kept, not applied
+            self.store_failed_at = time.monotonic()
             self._redrain.set()
         return _receipt_response(received)
 
