@@ -90,6 +90,38 @@ def archive_line(state: MessageState, history: Iterable[tuple[StatusEvent, str, 
     )
 
 
+def _learned(message_id: str, state: object, events: list[StatusEvent]) -> list[StatusEvent]:
+    """The state's own report again, when it knows a channel or client id no report carries.
+
+    History keeps a duplicate report once, so a channel (or client message id)
+    that a message learned from a repeat of a report is on its state but in
+    no history entry.  Replaying the state's winning report with them is a
+    duplicate, as the repeat was: it adds no history and teaches the state
+    what it knew (found by the store contract's prune-and-restore property).
+    """
+    if not isinstance(state, Mapping):
+        return []
+    channel, client = state.get("channel"), state.get("client_message_id")
+    known = {(e.channel, e.client_message_id) for e in events}
+    if (channel is None or channel in {c for c, _ in known}) and (
+        client is None or client in {k for _, k in known}
+    ):
+        return []
+    try:
+        return [
+            StatusEvent.from_ms(
+                message_id,
+                state["status_code"],
+                state["timestamp_ms"],
+                channel,
+                client,
+                Origin(state.get("origin", Origin.CLICKATELL.value)),
+            )
+        ]
+    except (KeyError, TypeError, ValueError) as error:
+        raise InvalidCallback("state", f"not a state ({error})", state) from None
+
+
 def is_archive(body: Mapping[str, Any]) -> bool:
     """Whether a decoded body is an archive line."""
     return body.get(ARCHIVE_KEY) == "archive"
@@ -127,6 +159,7 @@ def archived_events(
         except (KeyError, TypeError, ValueError) as error:
             raise InvalidCallback(f"history[{index}]", f"not a report ({error})", entry) from None
     state = body.get("state")
+    events.extend(_learned(message_id, state, events))
     deadline = state.get("deadline_ms") if isinstance(state, Mapping) else None
     if deadline is None:
         return tuple(events), ()

@@ -174,6 +174,25 @@ class RetentionContract(ContractBase):
         assert _states_and_histories(self.store, {"sms"}) == before, "replay did not restore"
         assert dict(self.store.count_by_status()) == {S.DEVICE_ACK: 1}, "the counts after replay"
 
+    def test_a_channel_learned_from_a_repeated_report_survives_prune_and_restore(self) -> None:
+        """History keeps a repeat once; the channel and client id it taught come back anyway."""
+        tracker = self.tracker()
+        tracker.apply_many(
+            [
+                ev("rep", S.QUEUED, 0, None),
+                ev("rep", S.EXPIRED, 1000, None),
+                ev("rep", S.EXPIRED, 1000, "sms", "order-9"),  # a repeat that teaches both
+            ]
+        )
+        before = _states_and_histories(self.store, {"rep"})
+        archive = io.StringIO()
+        assert tracker.prune(_at(BASE_MS + DAY_MS), archive=archive) == 1
+        tracker.ingest_many(archive.getvalue().splitlines(), archives=True)
+        assert _states_and_histories(self.store, {"rep"}) == before, "replay did not restore"
+        state = tracker.get("rep")
+        assert state is not None
+        assert (state.channel, state.client_message_id) == ("sms", "order-9")
+
     def test_a_read_after_its_delivered_message_was_pruned_starts_it_afresh(self) -> None:
         """The read receipt of a pruned DEVICE_ACK message makes a new message of that READ."""
         tracker = self.tracker()
