@@ -38,6 +38,24 @@ def postgres_dsn() -> str:
 StoreFactory = Callable[[], Store]
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_cmdline_main(config: pytest.Config) -> Iterator[object]:
+    """Run the tests in one process per core (pytest-xdist) unless ``-n`` says otherwise.
+
+    Most of the suite's time is spent waiting on servers, subprocesses and
+    PostgreSQL, so ``python -m pytest`` alone (the README's test command) runs
+    as ``-n auto --dist loadgroup``.  ``-n 0`` or ``-p no:xdist`` runs it in
+    this one process, for a debugger; tests that must not overlap share an
+    ``xdist_group``.  A wrapper, so this runs before xdist reads the options.
+    """
+    distributing = config.pluginmanager.hasplugin("xdist") and not hasattr(config, "workerinput")
+    if distributing and config.option.numprocesses is None:
+        config.option.numprocesses = "auto"
+        if config.option.dist == "no":
+            config.option.dist = "loadgroup"
+    return (yield)
+
+
 @pytest.fixture
 def pg_schema(postgres_dsn: str) -> Iterator[str]:
     """A fresh PostgreSQL schema name, dropped after the test."""

@@ -34,10 +34,14 @@ from deliverystate.web import create_app
 from .test_web import T0, one_api, post_json, serving
 
 CHROMIUM = shutil.which("chromium")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None,
-    reason="Debian's chromium is not installed (apt-get install chromium); .ci/run installs it",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        CHROMIUM is None,
+        reason="Debian's chromium is not installed (apt-get install chromium); .ci/run installs it",
+    ),
+    # one browser at a time: each is a dozen processes on two cores, and its waits are timed
+    pytest.mark.xdist_group("chromium"),
+]
 websocket = pytest.importorskip("websocket", reason="websocket-client is in the test extra")
 
 _FLAGS = [
