@@ -1,4 +1,9 @@
-"""Shared fixtures: the PostgreSQL test server, fresh schemas, and SQL stores on one place.
+"""Shared fixtures: the PostgreSQL test server, fresh schemas, SQL stores on one place, and
+the optional system programs (Graphviz's ``dot``, Chromium).
+
+Whatever a test needs from outside Python goes through :func:`skip_or_fail`:
+missing on a developer's machine, the test is skipped with the reason; missing
+in CI (``CI`` set), it fails, since CI provides it and its tests must run there.
 
 The store contract itself is ``deliverystate.testing.StoreContract``, run on
 each store by ``tests/test_store.py``; the plugin's fixtures (``tracker``,
@@ -8,9 +13,11 @@ each store by ``tests/test_store.py``; the plugin's fixtures (``tracker``,
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import psycopg
 import pytest
@@ -22,20 +29,30 @@ from deliverystate.pytest_plugin import POSTGRES_DSN_VARIABLE
 POSTGRES_ENV = POSTGRES_DSN_VARIABLE
 
 
-@pytest.fixture(scope="session")
-def postgres_dsn() -> str:
-    """The DSN of the test PostgreSQL server; skip locally without one, fail in CI."""
-    dsn = os.environ.get(POSTGRES_ENV)
-    if not dsn:
-        if os.environ.get("CI"):
-            pytest.fail(f"{POSTGRES_ENV} must be set in CI: the PostgreSQL tests may not skip")
-        pytest.skip(
-            f"PostgreSQL tests need {POSTGRES_ENV}, e.g. postgresql://postgres@127.0.0.1:5432/test"
-        )
-    return dsn
+def skip_or_fail(reason: str) -> NoReturn:
+    """Skip the test for want of ``reason``'s requirement; in CI (``CI`` set), fail instead.
+
+    CI installs every optional tool and runs a PostgreSQL server, so a test
+    skipped there would be a test that silently stopped running.
+    """
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason}; CI provides it, so this test may not skip there")
+    pytest.skip(reason)
 
 
-StoreFactory = Callable[[], Store]
+def system_program(name: str, what: str, install: str) -> str:
+    """The path of the program ``name`` on PATH, or skip (fail in CI) saying how to get it."""
+    path = shutil.which(name)
+    if path is None:
+        skip_or_fail(f"needs {what} ({name!r} is not on PATH; {install})")
+    return path
+
+
+#: Marker -> the system program its tests need: (program, what it is, how to install it).
+SYSTEM_PROGRAMS = {
+    "graphviz": ("dot", "Graphviz", "apt-get install graphviz / brew install graphviz"),
+    "chromium": ("chromium", "Chromium", "apt-get install chromium"),
+}
 
 
 @pytest.hookimpl(wrapper=True)
@@ -54,6 +71,37 @@ def pytest_cmdline_main(config: pytest.Config) -> Iterator[object]:
         if config.option.dist == "no":
             config.option.dist = "loadgroup"
     return (yield)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register a marker per optional system program (``pytest -m graphviz`` runs its tests)."""
+    for marker, (program, what, _) in SYSTEM_PROGRAMS.items():
+        config.addinivalue_line(
+            "markers",
+            f"{marker}: the test runs {what}'s {program!r}; skipped without it, failed in CI",
+        )
+
+
+@pytest.fixture(autouse=True)
+def _system_programs(request: pytest.FixtureRequest) -> None:
+    """Skip (or, in CI, fail) a test marked as needing a system program that is missing."""
+    for marker, needed in SYSTEM_PROGRAMS.items():
+        if request.node.get_closest_marker(marker) is not None:
+            system_program(*needed)
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> str:
+    """The DSN of the test PostgreSQL server; skip locally without one, fail in CI."""
+    dsn = os.environ.get(POSTGRES_ENV)
+    if not dsn:
+        skip_or_fail(
+            f"PostgreSQL tests need {POSTGRES_ENV}, e.g. postgresql://postgres@127.0.0.1:5432/test"
+        )
+    return dsn
+
+
+StoreFactory = Callable[[], Store]
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ recipient, 005 error with message, ...).
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qsl
 
 import attrs
 
@@ -36,9 +36,9 @@ class RealBody:
     note: str = ""
 
 
-def query(text: str) -> dict[str, list[str]]:
-    """A query string as the receiver hands it to the parser (each field a list)."""
-    return parse_qs(text, keep_blank_values=True)
+def query(text: str) -> dict[str, str]:
+    """A query string as the receiver hands it to the parser (one string per field)."""
+    return dict(parse_qsl(text, keep_blank_values=True, errors="strict"))
 
 
 COURIER = "nyaruka/courier (RapidPro), handlers/clickatell/testdata/incoming.json"

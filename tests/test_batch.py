@@ -36,7 +36,7 @@ def observed(batch: Batch) -> tuple[object, ...]:
         batch.changed,
         batch.recorded,
         (summary.applied, summary.stale, summary.duplicate),
-        [(d.event, d.reason) for d in summary.rejected],
+        [(d.event, d.reason) for d in summary.rejections],
     )
 
 
@@ -61,9 +61,9 @@ def test_a_repeat_is_kept_once_and_counted_as_duplicate(events: list[StatusEvent
     """Given every report twice, history holds each report once and the repeats are duplicates."""
     once = run(events, DELIVERY_WINS, history=True, fast=False)
     twice = run(events + events, DELIVERY_WINS, history=True, fast=True)
-    rejected = len(once.summary().rejected)
+    rejected = len(once.summary().rejections)
     assert twice.recorded == once.recorded
-    assert len(twice.summary().rejected) == 2 * rejected
+    assert len(twice.summary().rejections) == 2 * rejected
     assert twice.summary().duplicate == once.summary().duplicate + len(events) - rejected
 
 

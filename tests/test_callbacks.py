@@ -8,6 +8,7 @@ import pickle
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -17,6 +18,7 @@ from deliverystate import (
     LEGACY_STATUS,
     InvalidCallback,
     MessageState,
+    Origin,
     ParsedBatch,
     ParsedCallback,
     Status,
@@ -145,10 +147,10 @@ def test_status_code_alone_or_status_name_alone_is_enough() -> None:
 
 
 def test_flat_platform_sms_body_and_query_parameters() -> None:
-    """The flat format parses from a JSON body and from (list-valued) query parameters."""
+    """The flat format parses from a JSON body and from query parameters (one string each)."""
     expected = StatusEvent.from_ms("f00d", Status.SENT_TO_SUPPLIER, TS, "sms", "c-9")
     assert parse_callback(json.dumps(FLAT)) == [expected]
-    assert parse_callback({k: [v] for k, v in FLAT.items()}) == [expected]
+    assert parse_callback(dict(parse_qsl(urlencode(FLAT)))) == [expected]
 
 
 def test_legacy_http_callback() -> None:
@@ -169,7 +171,7 @@ def test_each_body_says_which_format_it_was(path: str, monkeypatch: pytest.Monke
         (one_api(), "one_api"),
         ({"event": {"moText": [{"messageId": "in-1"}]}}, "one_api"),
         (json.dumps(FLAT), "platform"),
-        ({k: [v] for k, v in FLAT.items()}, "platform"),
+        (dict(parse_qsl(urlencode(FLAT))), "platform"),  # as query parameters
         ({"messageId": "in-2", "text": "hello"}, "platform"),  # an inbound reply
         (LEGACY, "legacy"),
         ({"moMsgId": "in-3", "text": "hello"}, "legacy"),  # a legacy inbound message
@@ -237,7 +239,7 @@ def test_legacy_table_has_the_designs_thirteen_codes() -> None:
         (FLAT | {"statusCode": "5"}, "statusCode", "SENT_TO_SUPPLIER"),
         (FLAT | {"timestamp": "12:00"}, "timestamp", "12:00"),
         ({k: v for k, v in FLAT.items() if k != "messageId"}, "messageId", "missing"),
-        ({k: [v, v] for k, v in FLAT.items()}, "messageId", "one value"),
+        ({k: [v, v] for k, v in FLAT.items()}, "messageId", "got list"),
         (
             FLAT | {"statusCode": "130", "status": "WHATSAPP_ACCOUNT_PAYMENT_ISSUE"},
             "statusCode",
@@ -260,6 +262,52 @@ def test_invalid_payloads_name_the_field(payload: Any, field: str, words: str) -
     assert error.field == field
     assert words in str(error)
     assert field in str(error)
+
+
+def wrong_types(value: Any) -> list[Any]:
+    """Values of the wrong type for a field that holds ``value``: never unwrapped, never guessed."""
+    return [[value], [[value]], [value, value], [], {"value": value}, True, False]
+
+
+_ONE_API_UPDATE = one_api()["event"]["messageStatusUpdate"][0]
+WRONGLY_TYPED = (
+    [
+        (one_api(**{name: bad}), f"event.messageStatusUpdate[0].{name}")
+        for name in ("messageId", "clientMessageId", "statusCode", "status", "timestamp", "channel")
+        for bad in wrong_types(_ONE_API_UPDATE[name])
+    ]
+    + [
+        (FLAT | {name: bad}, name)
+        for name in ("messageId", "clientMessageId", "statusCode", "status", "timestamp")
+        for bad in wrong_types(FLAT[name])
+    ]
+    + [
+        (LEGACY | {name: bad}, name)
+        for name in ("apiMsgId", "cliMsgId", "status", "timestamp")
+        for bad in wrong_types(LEGACY[name])
+    ]
+)
+
+
+@pytest.mark.parametrize("as_json", [False, True], ids=["mapping", "json"])
+@pytest.mark.parametrize(("payload", "field"), WRONGLY_TYPED)
+def test_a_field_of_the_wrong_type_is_refused_naming_it(
+    payload: dict[str, Any], field: str, as_json: bool
+) -> None:
+    """["x"], [["x"]], ["x", "x"], [], {...} or a bool where text or a number belongs: refused."""
+    error = error_of(json.dumps(payload) if as_json else payload)
+    assert error.field == field
+    assert "got" in error.reason or "expected" in error.reason
+
+
+def test_the_issues_one_element_lists_are_refused() -> None:
+    """One-element lists (the issue's "messageId": ["x"], statusCode, timestamp) are refused."""
+    for name in ("messageId", "statusCode", "timestamp"):
+        text = json.dumps(FLAT | {name: [FLAT[name]]})
+        assert error_of(text).field == name
+        update = one_api(**{name: [_ONE_API_UPDATE[name]]})
+        assert error_of(json.dumps(update)).field == f"event.messageStatusUpdate[0].{name}"
+    assert error_of({k: [v] for k, v in LEGACY.items()}).field == "apiMsgId"
 
 
 def test_deeply_nested_json_is_invalid_not_a_crash() -> None:
@@ -359,8 +407,8 @@ def flat(**fields: Any) -> dict[str, Any]:
 
 @pytest.mark.parametrize(("code", "status"), PLATFORM_CODES)
 def test_platform_status_code_alone_uses_the_platform_numbering(code: int, status: Status) -> None:
-    """A flat statusCode is a Platform code, as a number, a string or a query parameter."""
-    for value in (code, str(code), [str(code)]):
+    """A flat statusCode is a Platform code, as a number or a string (as a query parameter)."""
+    for value in (code, str(code)):
         (event,) = parse_callback(flat(statusCode=value))
         assert (event.status, event.channel) == (status, "sms")
 
@@ -699,3 +747,17 @@ def test_a_batch_pickles_to_the_same_events_and_errors() -> None:
     ]
     assert again.ignored == batch.ignored
     assert pickle.loads(pickle.dumps(ParsedBatch(()))) == ParsedBatch(())
+
+
+def test_archive_lines_are_kept_apart_from_callbacks_and_pickle_so() -> None:
+    """read_many puts an archive line's reports in ``restored``, not ``events``; pickle keeps it."""
+    queued = StatusEvent.from_ms("arch", Status.QUEUED, TS, "sms", origin=Origin.LOCAL)
+    failed = StatusEvent.from_ms("arch", Status.EXPIRED, TS + 9, "sms")
+    history = [(queued, "applied", 1), (failed, "applied", 2)]
+    state = MessageState("arch", Status.EXPIRED, TS + 9, "sms", deadline_ms=TS + 5)
+    lines = [one_api(), archive_line(state, history), one_api()]
+    batch = read_many(lines, archives=True)
+    assert batch.restored == (queued, failed)
+    assert batch.registrations == ((queued, TS + 5),)
+    assert batch.events == read_many([one_api(), one_api()]).events
+    assert pickle.loads(pickle.dumps(batch)) == batch

@@ -365,7 +365,7 @@ def test_diagram_svg_without_graphviz_says_how_to_get_it(monkeypatch: pytest.Mon
     assert "apt-get install graphviz" in result.stderr
 
 
-@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed")
+@pytest.mark.graphviz
 def test_diagram_svg_with_graphviz() -> None:
     """--format svg renders an SVG document with Graphviz."""
     result = run(["diagram", "--format", "svg", "--channel", "sms"])
@@ -496,6 +496,33 @@ def test_prune_dry_run_archive_and_replay_round_trip(replayed: str, tmp_path: Pa
     assert restored.exit_code == 0, restored.output
     assert json.loads(restored.stdout)["invalid_lines"] == 0
     assert all_states_and_histories(replayed) == before
+
+
+def test_prune_removes_delivered_sms_of_january_when_pruning_to_june(tmp_path: Path) -> None:
+    """Issue 22: SMS end at DEVICE_ACK; --dry-run counts them and prune leaves none of January."""
+    day = 86_400_000
+    january = [  # 30 SMS sent in January, each acknowledged by the handset within minutes
+        body(f"jan-{n}", code, n * day // 2 + step * 60_000)
+        for n in range(30)
+        for step, code in enumerate((2, 4, 5))
+    ]
+    stuck = [body("jan-stuck", 2, 0), body("jan-stuck", 4, 60_000)]  # never heard of again
+    june = [body(f"jun-{n}", code, 165 * day + n) for n in range(5) for code in (2, 4, 5)]
+    stream = tmp_path / "stream.jsonl"
+    stream.write_text("\n".join(january + stuck + june) + "\n", encoding="utf-8")
+    db = str(tmp_path / "sms.sqlite3")
+    assert run(["replay", str(stream), "--db", db]).exit_code == 0
+    dry = run(["prune", "--db", db, "--before", "2026-06-01", "--dry-run", "--json"])
+    assert dry.exit_code == 0, dry.output
+    assert (json.loads(dry.stdout)["removed"], json.loads(dry.stdout)["tracked_before"]) == (30, 36)
+    done = run(["prune", "--db", db, "--before", "2026-06-01"])
+    assert done.exit_code == 0, done.output
+    assert "removed 30 of 36 messages (settled, last report before 2026-06-01" in done.stdout
+    with contextlib.closing(SQLiteStore(db)) as store:
+        left = {state.message_id: state.status for state in store.iter_states()}
+    assert left == {"jan-stuck": Status.SENT_TO_SUPPLIER} | {
+        f"jun-{n}": Status.DEVICE_ACK for n in range(5)
+    }
 
 
 def test_prune_gives_the_pages_back_to_the_disk(tmp_path: Path) -> None:

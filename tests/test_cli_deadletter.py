@@ -28,6 +28,12 @@ def run(args: list[str]) -> Any:
     return CliRunner().invoke(cli, args)
 
 
+def named(db: str) -> str:
+    """What the commands call ``db``: a PostgreSQL URL's schema is said after it, not in it."""
+    base, _, schema = db.partition("?schema=")
+    return f"{base} (schema {schema})" if schema else db
+
+
 def letters(db: str) -> list[tuple[int, str]]:
     """The (id, payload) of every dead letter in ``db``."""
     store = open_store(db, must_exist=True)
@@ -95,7 +101,7 @@ def test_show_of_an_unknown_id_is_one_line_exit_1(kept: str) -> None:
     """An id that is not in the dead letter: one line naming it, exit status 1."""
     result = run(["dead-letter", "show", "999", "--db", kept])
     assert result.exit_code == 1
-    assert result.stderr == f"Error: no dead letter 999 in {kept}\n"
+    assert result.stderr == f"Error: no dead letter 999 in {named(kept)}\n"
     assert run(["dead-letter", "show", "first", "--db", kept]).exit_code == 2
 
 
@@ -127,7 +133,7 @@ def test_purge_with_an_unknown_id_removes_nothing(kept: str) -> None:
     before = letters(kept)
     result = run(["dead-letter", "purge", "--id", str(before[0][0]), "--id", "999", "--db", kept])
     assert result.exit_code == 1
-    assert result.stderr == f"Error: no dead letter 999 in {kept}\n"
+    assert result.stderr == f"Error: no dead letter 999 in {named(kept)}\n"
     assert letters(kept) == before
 
 
@@ -135,7 +141,7 @@ def test_purge_before_a_time_in_the_past_or_future(kept: str) -> None:
     """--before a date before any arrival removes none; one after every arrival removes all."""
     none = run(["dead-letter", "purge", "--before", "2000-01-01", "--db", kept, "--json"])
     assert json.loads(none.stdout) == {
-        "db": kept,
+        "db": named(kept),
         "dry_run": False,
         "removed": 0,
         "ids": [],
@@ -202,3 +208,52 @@ def test_every_action_help_shows_an_example(action: str) -> None:
     result = run(["dead-letter", action, "--help"])
     assert result.exit_code == 0
     assert "Example" in result.stdout
+
+
+def add_letters(db: str, *kept: tuple[str, str]) -> None:
+    """Keep these (payload, error) pairs in the dead letter of ``db``, in order."""
+    store = open_store(db)
+    try:
+        for payload, error in kept:
+            store.add_dead_letter(payload, error)
+    finally:
+        getattr(store, "close", lambda: None)()
+
+
+def test_list_limit_shows_the_newest_n_and_says_of_how_many(kept: str) -> None:
+    """--limit 2: the two newest letters, oldest of them first; stderr says 2 of 3."""
+    result = run(["dead-letter", "list", "--limit", "2", "--db", kept, "--json"])
+    assert result.exit_code == 0, result.output
+    assert [row["payload"] for row in json.loads(result.stdout)] == [LONG, body("late", 5, 0)]
+    assert "the newest 2 of 3 dead letters" in result.stderr
+    whole = run(["dead-letter", "list", "--limit", "3", "--db", kept])
+    assert "newest" not in whole.stderr
+    assert run(["dead-letter", "list", "--limit", "0", "--db", kept]).exit_code == 2
+
+
+def test_list_group_by_reason_counts_most_frequent_first(kept: str) -> None:
+    """--group-by reason: one row per reason (details elided), most frequent first, JSON too."""
+    add_letters(
+        kept,
+        ("oops", "invalid callback: body: not JSON (Expecting value: line 1 column 1 (char 0))"),
+        ("[1", "invalid callback: body: not JSON (Expecting ',' delimiter: line 1 column 3)"),
+        ('{"x": 1}', "invalid callback: status: unknown status 'Y'"),
+    )
+    grouped = run(["dead-letter", "list", "--group-by", "reason", "--db", kept, "--json"])
+    assert grouped.exit_code == 0, grouped.output
+    assert json.loads(grouped.stdout) == [
+        {"reason": "body: not JSON", "count": 3},
+        {"reason": "status: unknown status '...'", "count": 2},
+        {"reason": "unknown status code N", "count": 1},
+    ]
+    table = run(["dead-letter", "list", "--group-by", "reason", "--db", kept])
+    rows = [line for line in table.stdout.splitlines() if "│" in line]
+    assert [row.split("│")[1].strip() for row in rows] == [
+        "body: not JSON",
+        "status: unknown status '...'",
+        "unknown status code N",
+    ]
+    assert [row.split("│")[2].strip() for row in rows] == ["3", "2", "1"]
+    newest = run(["dead-letter", "list", "--group-by", "reason", "--limit", "2", "--db", kept])
+    assert "body: not JSON" in newest.stdout
+    assert "unknown status code N" not in newest.stdout

@@ -17,7 +17,7 @@ from deliverystate import SQLiteStore, Status, StatusEvent, Tracker, open_store
 from deliverystate.cli._commands import cli
 from deliverystate.cli._feed import parse_duration
 from deliverystate.forward import new_secret
-from deliverystate.simulate import callback_body
+from deliverystate.simulate import callback_body, simulate_lines
 from deliverystate.testing import BASE_MS
 
 from . import sink
@@ -186,6 +186,70 @@ def test_forward_once_keeps_what_fails_and_stats_shows_it(db: str, tmp_path: Pat
     assert "redelivered 2 changes; 0 still undeliverable" in again.output
     assert [g["message_id"] for g in sink.deliveries(record)] == ["b", "a", "a"]
     assert "could not be forwarded" not in run(["stats", "--db", db]).output
+
+
+def test_forwarding_after_replaying_a_prune_archive_sends_nothing_again(
+    database: str, tmp_path: Path
+) -> None:
+    """forward --once, prune --archive, replay the archive, forward --once: nothing is resent."""
+    secret, record = new_secret(), tmp_path / "got.jsonl"
+    callbacks, archive = tmp_path / "callbacks.jsonl", tmp_path / "a.jsonl"
+    callbacks.write_text("\n".join(simulate_lines(150, seed=22)) + "\n", encoding="utf-8")
+    run(["replay", str(callbacks), "--db", database])
+    with sink_at(record, secret) as (server, url):
+        forward = ["forward", "--db", database, "--to", url, "--secret", secret, "--once"]
+        assert run(forward).exit_code == 0
+        sent = sink.deliveries(record)
+        prune = ["prune", "--db", database, "--before", "2027-01-01", "--archive", str(archive)]
+        assert run(prune).exit_code == 0
+        # parsed by a worker process, in batches: the restored reports cross a pipe too
+        replay = ["replay", str(archive), "--db", database, "--chunk", "20", "--workers", "1"]
+        assert run(replay).exit_code == 0
+        again = run(forward)
+    assert again.exit_code == 0
+    assert len(archive.read_text(encoding="utf-8").splitlines()) > 50
+    assert len(sent) > 150
+    assert sink.deliveries(record) == sent, "changes forwarded again after the archive's replay"
+    assert "forwarded 0," in again.output
+    assert server.bad_signatures == 0
+
+
+def test_forward_says_how_many_changes_wait_as_the_feed_holds_them(db: str, tmp_path: Path) -> None:
+    """The 'waiting' count is what the feed holds after the cursor, not last seq minus cursor."""
+    secret = new_secret()
+    with sink_at(tmp_path / "got.jsonl", secret) as (_, url):
+        forward = ["forward", "--db", db, "--to", url, "--secret", secret, "--once"]
+        final = run([*forward, "--name", "final", "--only", "final"])
+        # a is READ and old: pruned, and the changes no consumer holds trimmed (the last stays)
+        assert run(["prune", "--db", db, "--before", "2027-01-01"]).exit_code == 0
+        trimmed = run(forward)
+    assert "from seq 0 (1 waiting, final only)" in final.output  # of the 3, one is final
+    assert "from seq 0 (1 waiting)" in trimmed.output  # seqs 1 and 2 are gone
+    assert "forwarded 1," in trimmed.output
+
+
+def test_forward_logs_its_retries_through_logging(db: str, tmp_path: Path) -> None:
+    """Each retry is one log line naming the change and the error; stamina prints nothing."""
+    secret = new_secret()
+    assert SCRIPT is not None
+    with sink_at(tmp_path / "got.jsonl", secret, fail_prefix="b") as (_, url):
+        done = subprocess.run(
+            [SCRIPT, "forward", "--db", db, "--to", url, "--once", "--horizon", "0.3s"],
+            env={**os.environ, "DELIVERYSTATE_FORWARD_SECRET": secret},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 1, done.stderr
+    assert "stamina" not in done.stderr, done.stderr
+    retries = [line for line in done.stderr.splitlines() if "not delivered" in line]
+    assert retries, done.stderr
+    assert all(
+        " WARNING deliverystate.forward: change 2 (b QUEUED) not delivered: HTTP 503 from " in line
+        for line in retries
+    ), retries
+    assert " WARNING deliverystate.forward: gave up on change 2 (b QUEUED)" in done.stderr
 
 
 def test_serve_forwards_what_it_receives(tmp_path: Path) -> None:

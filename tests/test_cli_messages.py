@@ -12,10 +12,12 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from deliverystate import SQLiteStore, Status, StatusEvent, Tracker
+from deliverystate import MemoryStore, SQLiteStore, Status, StatusEvent, Store, Tracker, open_store
+from deliverystate._listing import every_listed, message_query
 from deliverystate.cli._commands import cli
 from deliverystate.testing import BASE_MS
 
+from .oracle import FAILURE_CODES
 from .test_forward import SCRIPT
 
 S = Status
@@ -131,3 +133,48 @@ def test_messages_runs_as_a_real_command(db: str) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert [row["message_id"] for row in csv.DictReader(io.StringIO(done.stdout))] == ["m5", "m3"]
+
+
+def test_a_mistyped_status_suggests_the_nearest_name_and_lists_them_all(db: str) -> None:
+    """--status EXPRIED: exit 2, 'Did you mean EXPIRED?', then every valid status name."""
+    result = run(["messages", "--db", db, "--status", "EXPRIED"])
+    assert result.exit_code == 2
+    assert "Did you mean EXPIRED?" in result.output
+    listed_names = result.output.split("Valid names:", 1)[1]
+    assert all(status.name in listed_names for status in Status)
+    assert "Did you mean" not in run(["messages", "--db", db, "--status", "zzzzzz"]).output
+
+
+ORACLE_IN_PROGRESS = {int(s) for s in Status if int(s) not in FAILURE_CODES} - {5, 6}
+
+
+def every_status(store: Store) -> None:
+    """One message per status of the catalog, each with a client id of its code's parity."""
+    Tracker(store).apply_many(
+        [
+            StatusEvent.from_ms(f"s{int(s)}", s, BASE_MS + int(s), None, f"c{int(s) % 2}")
+            for s in Status
+        ]
+    )
+
+
+def test_in_progress_and_client_id_select_on_both_sql_stores(database: str) -> None:
+    """--in-progress: neither delivered, read nor failed; --client-id: that sender reference."""
+    store = open_store(database)
+    every_status(store)
+    store.close()  # type: ignore[attr-defined]
+    args = ["messages", "--db", database, "--format", "jsonl"]
+    in_progress = listed(run([*args, "--in-progress"]))
+    assert {int(m[1:]) for m in in_progress} == ORACLE_IN_PROGRESS
+    odd = listed(run([*args, "--client-id", "c1", "--in-progress"]))
+    assert {int(m[1:]) for m in odd} == {c for c in ORACLE_IN_PROGRESS if c % 2}
+    assert listed(run([*args, "--client-id", "nobody"])) == []
+
+
+def test_in_progress_and_client_id_select_on_the_memory_store() -> None:
+    """The same query, built as messages builds it, on the memory store."""
+    store = MemoryStore()
+    every_status(store)
+    query = message_query(in_progress=True, client_message_id="c0")
+    found = {int(item.state.message_id[1:]) for item in every_listed(store, query)}
+    assert found == {c for c in ORACLE_IN_PROGRESS if c % 2 == 0}

@@ -242,3 +242,25 @@ def test_ctrl_c_before_a_batch_is_committed_says_so(
     result = run(["replay", str(path), "--db", str(tmp_path / "n.sqlite3"), "--workers", "0"])
     assert result.exit_code == 130
     assert f"interrupted: nothing of {path} was committed." in result.stderr
+
+
+def test_the_dead_letter_count_is_what_the_dead_letter_holds(tmp_path: Path) -> None:
+    """The same bad body on three lines (across batches) and one kept by an earlier run
+    are one letter each: replay counts the letters the store holds, and the new ones."""
+    db = tmp_path / "dl.sqlite3"
+    first = write(tmp_path / "a.jsonl", ["{oops", body("a", 5, 0), "{oops", "{oops", "[1"])
+    result = run(["replay", str(first), "--db", str(db), "--chunk", "2", "--json"])
+    assert result.exit_code == 3, result.output
+    held = len(SQLiteStore(db).dead_letters())
+    summary = json.loads(result.stdout)
+    assert (summary["invalid_lines"], summary["dead_letters"], held) == (4, 2, 2)
+    assert summary["new_dead_letters"] == 2
+    assert "4 of 5 lines were invalid, kept in the dead letter as 2 letters (2 new, " in (
+        result.stderr
+    )
+    second = write(tmp_path / "b.jsonl", ["[1", "{new"])
+    again = run(["replay", str(second), "--db", str(db)])
+    assert len(SQLiteStore(db).dead_letters()) == 3
+    assert "2 of 2 lines were invalid, kept in the dead letter as 2 letters (1 new, 1 kept " in (
+        again.stderr
+    )

@@ -430,6 +430,20 @@ def test_register_command_takes_windows_and_prints_json(tmp_path: Path) -> None:
     assert "CHANNEL=DURATION" in bad.output
 
 
+def test_register_json_counts_are_ints_beside_the_lists(tmp_path: Path, sends_file: Path) -> None:
+    """--json gives rejected and invalid as counts; the rejections and errors as lists."""
+    db = str(tmp_path / "state.sqlite3")
+    store = SQLiteStore(db)  # b was heard of on SMS: its registration on WhatsApp is rejected
+    Tracker(store).apply(StatusEvent("b", Status.SENT_TO_SUPPLIER, T0, "sms"))
+    store.close()
+    result = CliRunner().invoke(cli, ["register", str(sends_file), "--db", db, "--json"])
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert (report["applied"], report["rejected"], report["invalid"]) == (1, 1, 1)
+    assert [r["message_id"] for r in report["rejections"]] == ["b"]
+    assert [e["line"] for e in report["errors"]] == [3]
+
+
 def test_sweep_command_expires_as_of_now_and_stats_count_it(
     tmp_path: Path, sends_file: Path
 ) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -33,10 +32,6 @@ REGENERATE = (
 #: The catalog's own numbering: every code from 20 up is a terminal non-delivery.
 FAILURES = {s.name for s in Status if int(s) >= 20}
 DELIVERED = {"DEVICE_ACK", "READ"}
-needs_dot = pytest.mark.skipif(
-    shutil.which("dot") is None,
-    reason="Graphviz's dot is not installed (apt-get install graphviz / brew install graphviz)",
-)
 
 
 def allowed_edges(channel: str | None = None) -> set[tuple[str, str]]:
@@ -284,7 +279,7 @@ def test_committed_lifecycle_mermaid_is_the_lifecycle() -> None:
     assert edges((DIAGRAMS / "lifecycle.mmd").read_text(encoding="utf-8")) == allowed_edges()
 
 
-@needs_dot
+@pytest.mark.graphviz
 def test_render_svg_makes_an_svg_document() -> None:
     """Graphviz turns the lifecycle into SVG with a node per status and the three classes."""
     svg = render_svg(lifecycle_dot())
@@ -294,7 +289,7 @@ def test_render_svg_makes_an_svg_document() -> None:
     assert svg.count('class="node delivered"') == len(DELIVERED)
 
 
-@needs_dot
+@pytest.mark.graphviz
 def test_render_svg_reports_bad_dot_source() -> None:
     """Source that Graphviz rejects raises with Graphviz's own message attached."""
     with pytest.raises(subprocess.CalledProcessError) as raised:
@@ -325,7 +320,7 @@ def test_export_all_without_graphviz_writes_nothing(
     assert not target.exists()
 
 
-@needs_dot
+@pytest.mark.graphviz
 def test_export_all_writes_text_and_svg(tmp_path: Path) -> None:
     """The export writes every text file as text_exports says, plus one SVG per dot file."""
     written = export_all(tmp_path)

@@ -6,6 +6,7 @@ import pytest
 
 from deliverystate import Status, errors
 from deliverystate.errors import (
+    CursorMovedBack,
     DeliveryStateError,
     GraphvizNotFound,
     IllegalTransition,
@@ -39,8 +40,20 @@ EXAMPLES = [
         {"reason": "disk I/O error"},
     ),
     (SchemaMismatch("db", 9, 2), RuntimeError, 500, {"found": 9, "expected": 2}),
-    (NoDatabase("x.sqlite3"), FileNotFoundError, 404, {"path": "x.sqlite3"}),
+    (NoDatabase("x.sqlite3"), FileNotFoundError, 404, {"path": "x.sqlite3", "reason": None}),
+    (
+        NoDatabase("postgresql://u:***@h/d (schema s)", "schema s does not exist"),
+        FileNotFoundError,
+        404,
+        {"target": "postgresql://u:***@h/d (schema s)", "reason": "schema s does not exist"},
+    ),
     (GraphvizNotFound(), FileNotFoundError, 500, {"program": "dot"}),
+    (
+        CursorMovedBack("billing", 41, 42),
+        ValueError,
+        409,
+        {"consumer": "billing", "seq": 41, "current": 42},
+    ),
 ]
 
 
@@ -61,3 +74,12 @@ def test_every_error_of_the_module_is_covered() -> None:
     """A new error class gets its row above (and so its status and built-in are chosen)."""
     public = {getattr(errors, name) for name in errors.__all__} - {DeliveryStateError}
     assert public == {type(error) for error, _, _, _ in EXAMPLES}
+
+
+def test_a_schema_mismatch_says_what_to_do_either_way() -> None:
+    """Newer: upgrade deliverystate; older (a read-only open): a writing command migrates it."""
+    assert "upgrade deliverystate" in str(SchemaMismatch("db", 9, 7))
+    older = str(SchemaMismatch("db", 6, 7))
+    assert older.startswith("database db has schema version 6, older than")
+    assert "a read-only command does not migrate it" in older
+    assert "upgrade" not in older

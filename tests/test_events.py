@@ -33,6 +33,19 @@ def test_naive_timestamp_is_refused() -> None:
         StatusEvent("m", Status.QUEUED, datetime(2026, 1, 1))
 
 
+@pytest.mark.parametrize("timestamp", [1_767_225_600_000, 1_767_225_600.0, "2026-01-01"])
+def test_a_timestamp_that_is_not_a_datetime_is_a_type_error_naming_from_ms(
+    timestamp: object,
+) -> None:
+    """Epoch milliseconds (or seconds, or text) given to the constructor point to from_ms."""
+    with pytest.raises(TypeError, match=r"not (int|float|str)\b.*StatusEvent\.from_ms\(") as error:
+        StatusEvent("m", Status.DEVICE_ACK, timestamp, "sms")  # type: ignore[arg-type]
+    assert "timezone-aware datetime" in str(error.value)
+    assert StatusEvent.from_ms("m", Status.DEVICE_ACK, 1_767_225_600_000, "sms").timestamp == (
+        datetime(2026, 1, 1, tzinfo=timezone.utc)
+    )
+
+
 def test_from_ms_round_trips() -> None:
     """An event built from milliseconds equals one built from the datetime."""
     a = StatusEvent.from_ms("m", 5, 1_767_225_600_042, "sms", "c")

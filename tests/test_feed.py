@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
 
 import psycopg
 import pytest
@@ -180,3 +181,20 @@ def test_postgres_followers_see_every_change_of_busy_writers(
     finally:
         for store in stores:
             store.close()
+
+
+def test_a_change_says_whether_it_is_local() -> None:
+    """is_local: a registration's and a sweep's changes are local, a callback's is not."""
+    tracker = Tracker(MemoryStore(), windows={"sms": timedelta(hours=1)})
+    sent = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    tracker.register("swept", channel="sms", sent_at=sent)
+    tracker.register("heard", channel="sms", sent_at=sent)
+    tracker.apply(StatusEvent("heard", S.DEVICE_ACK, sent + timedelta(seconds=9), "sms"))
+    assert tracker.sweep(sent + timedelta(hours=2)).applied == 1
+    got = [(c.message_id, c.status, c.is_local) for c in tracker.changes()]
+    assert got == [
+        ("swept", S.QUEUED, True),
+        ("heard", S.QUEUED, True),
+        ("heard", S.DEVICE_ACK, False),
+        ("swept", S.EXPIRED, True),
+    ]

@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -218,14 +219,40 @@ def test_retry_after_is_honoured_up_to_the_longest_wait() -> None:
 
 
 def test_webhook_ids_name_the_change_not_the_attempt() -> None:
-    """The id is the same for the same change and differs for another change or database."""
+    """The id is the same for the same change, written again under another seq, and only then."""
     change = Change(7, "m", S.QUEUED, S.READ, BASE_MS, "sms", None)
     assert webhook_id(change) == webhook_id(Change(7, "m", S.QUEUED, S.READ, BASE_MS, "sms"))
-    assert webhook_id(change).startswith("ds_7_")
-    assert webhook_id(change) != webhook_id(Change(7, "other", S.QUEUED, S.READ, BASE_MS))
+    # the same change written twice: another seq, another previous status, the same id
+    assert webhook_id(change) == webhook_id(Change(3_357, "m", None, S.READ, BASE_MS, "sms"))
+    assert webhook_id(change).startswith("ds_")
+    others = [
+        Change(7, "other", S.QUEUED, S.READ, BASE_MS),
+        Change(7, "m", S.QUEUED, S.DEVICE_ACK, BASE_MS),
+        Change(7, "m", S.QUEUED, S.READ, BASE_MS + 1),
+    ]
+    assert len({webhook_id(c) for c in [change, *others]}) == 4
     body = json.loads(webhook_body(change))
     assert body["type"] == EVENT_TYPE
     assert body["data"]["status_code"] == 6
+
+
+def test_a_change_written_twice_to_the_feed_is_sent_under_one_id(tmp_path: Path) -> None:
+    """Pruned, then started afresh by a retry of its last report: both changes share an id."""
+    secret = new_secret()
+    tracker = Tracker(MemoryStore())
+    tracker.apply_many([ev("twice", S.QUEUED, 0), ev("twice", S.DELIVERY_FAILURE, 5)])
+    tracker.commit_cursor("forward", 0)  # the forwarder has sent nothing yet: prune keeps it
+    assert tracker.prune(datetime(2027, 1, 1, tzinfo=timezone.utc)) == 1
+    tracker.apply(ev("twice", S.DELIVERY_FAILURE, 5))  # Clickatell retried the callback
+    *_, first, again = tracker.changes()
+    assert (first.previous, again.previous, first.seq < again.seq) == (S.QUEUED, None, True)
+    with sink_at(tmp_path / "got.jsonl", secret) as (_, url):
+        forwarder = quick(tracker.store, ForwardTarget(url, secret))
+        forwarder.run(follow_feed=False)
+        forwarder.close()
+    got = [g for g in sink.deliveries(tmp_path / "got.jsonl") if g["status"] != "QUEUED"]
+    assert [g["seq"] for g in got] == [first.seq, again.seq]
+    assert got[0]["id"] == got[1]["id"], "a receiver would bill this failure twice"
 
 
 @pytest.mark.parametrize(

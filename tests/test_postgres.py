@@ -12,6 +12,7 @@ import deliverystate.stores._postgres as postgres_module
 import deliverystate.stores._sql as sqlstore_module
 from deliverystate import (
     MemoryStore,
+    NoDatabase,
     SchemaMismatch,
     Status,
     StatusEvent,
@@ -102,6 +103,28 @@ def test_older_schema_is_migrated(
     assert store.get("m").status is Status.DEVICE_ACK
     assert store._read("SELECT note FROM ds_messages") == [(None,)]
     assert PostgresStore(postgres_dsn, schema=pg_schema).schema_version() == current + 1
+
+
+def test_a_store_that_must_exist_creates_nothing_and_a_reader_migrates_nothing(
+    postgres_dsn: str, pg_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """create=False: no schema is made; an older one migrates unless migrate=False refuses it."""
+    with pytest.raises(NoDatabase, match=f"schema {pg_schema} does not exist"):
+        PostgresStore(postgres_dsn, schema=pg_schema, create=False)
+    version = f'SELECT value FROM "{pg_schema}".ds_meta WHERE key = %s'
+    with psycopg.connect(postgres_dsn, autocommit=True) as raw:
+        found = raw.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (pg_schema,))
+        assert found.fetchall() == []
+        PostgresStore(postgres_dsn, schema=pg_schema).close()
+        current = sqlstore_module.SCHEMA_VERSION
+        monkeypatch.setattr(sqlstore_module, "SCHEMA_VERSION", current + 1)
+        migration = {current: ("ALTER TABLE ds_messages ADD COLUMN note TEXT",)}
+        monkeypatch.setattr(postgres_module, "MIGRATIONS", migration)
+        with pytest.raises(SchemaMismatch, match="older than"):
+            PostgresStore(postgres_dsn, schema=pg_schema, create=False, migrate=False)
+        assert raw.execute(version, ("schema_version",)).fetchall() == [(str(current),)]
+        PostgresStore(postgres_dsn, schema=pg_schema, create=False).close()
+        assert raw.execute(version, ("schema_version",)).fetchall() == [(str(current + 1),)]
 
 
 def test_deadlocks_are_retried(

@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from deliverystate import MemoryStore, SQLiteStore, Status, StatusEvent, Tracker, pytest_plugin
 from deliverystate.pytest_plugin import POSTGRES_DSN_VARIABLE
@@ -51,14 +52,57 @@ def test_postgres(postgres_tracker):
 """
 
 
-def run_user_tests(tmp_path: Path, dsn: str | None) -> subprocess.CompletedProcess[str]:
-    """Run USER_TESTS with pytest in a process of its own, the DSN set or not."""
+#: A user's property tests: make_tracker in @given, and the function-scoped fixture it replaces.
+GIVEN_TESTS = """
+import json
+from pathlib import Path
+
+from hypothesis import given, settings
+from deliverystate.testing import streams
+
+SEEN = Path(__file__).with_name("seen.jsonl")
+
+
+@settings(max_examples=8, database=None, deadline=None)  # a schema each: slow
+@given(events=streams())
+def test_make_tracker_in_given(make_tracker, events):
+    for kind in ("memory", "sqlite", "postgres"):
+        with make_tracker(kind) as tracker:
+            assert tracker.count_by_status() == {}, "a tracker left over from another example"
+            tracker.apply_many(events)
+            store = tracker.store
+            where = getattr(store, "path", None) or getattr(store, "schema", None)
+            with SEEN.open("a") as file:
+                file.write(json.dumps({"kind": kind, "where": where}) + "\\n")
+
+
+@settings(max_examples=8, database=None)
+@given(events=streams())
+def test_sqlite_tracker_in_given(sqlite_tracker, events):
+    sqlite_tracker.apply_many(events)
+"""
+
+
+def run_user_tests(
+    tmp_path: Path, dsn: str | None, tests: str = USER_TESTS
+) -> subprocess.CompletedProcess[str]:
+    """Run ``tests`` (USER_TESTS) with pytest in a process of its own, the DSN set or not."""
     path = tmp_path / "test_users.py"
-    path.write_text(USER_TESTS, encoding="utf-8")
+    path.write_text(tests, encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if k not in (POSTGRES_DSN_VARIABLE, "CI")}
     if dsn is not None:
         env[POSTGRES_DSN_VARIABLE] = dsn
     return run_pytest(path, "-rs", env=env)
+
+
+def existing_schemas(dsn: str, names: list[str]) -> list[str]:
+    """Which of the schemas ``names`` exist on the server."""
+    with psycopg.connect(dsn) as connection:
+        rows = connection.execute(
+            "SELECT schema_name FROM information_schema.schemata WHERE schema_name = ANY(%s)",
+            (names,),
+        ).fetchall()
+    return [name for (name,) in rows]
 
 
 def test_the_plugin_is_a_pytest11_entry_point() -> None:
@@ -96,12 +140,42 @@ def test_each_test_gets_its_own_trackers_and_postgres_schema_is_dropped(
     first, second, postgres = (json.loads(line) for line in lines)
     assert first["memory"] == second["memory"] == "MemoryStore"
     assert first["sqlite"] != second["sqlite"]  # each test its own file
-    with psycopg.connect(postgres_dsn) as connection:
-        found = connection.execute(
-            "SELECT 1 FROM information_schema.schemata WHERE schema_name = %s",
-            (postgres["schema"],),
-        ).fetchall()
-    assert found == [], "postgres_tracker left its schema behind"
+    assert existing_schemas(postgres_dsn, [postgres["schema"]]) == [], (
+        "postgres_tracker left its schema behind"
+    )
+
+
+def test_make_tracker_gives_each_hypothesis_example_fresh_trackers(
+    tmp_path: Path, postgres_dsn: str
+) -> None:
+    """In @given, make_tracker passes the health check and makes a new, empty store per example.
+
+    Each store is gone after its example: the SQLite file deleted, the schema
+    dropped.  The function-scoped ``sqlite_tracker`` fails the same check.
+    """
+    done = run_user_tests(tmp_path, postgres_dsn, GIVEN_TESTS)
+    assert "1 failed, 1 passed" in done.stdout, done.stdout[-3000:]
+    assert "FailedHealthCheck" in done.stdout
+    assert "uses a function-scoped fixture 'sqlite_tracker'" in done.stdout
+    assert "test_make_tracker_in_given" not in done.stdout.split("short test summary")[-1]
+    seen = [json.loads(line) for line in (tmp_path / "seen.jsonl").read_text().splitlines()]
+    places = {
+        kind: [s["where"] for s in seen if s["kind"] == kind] for kind in ("sqlite", "postgres")
+    }
+    assert len(places["sqlite"]) == len(places["postgres"]) == len(seen) // 3 >= 2
+    for kind, where in places.items():
+        assert len(set(where)) == len(where), f"two examples shared a {kind} store"
+    assert not [p for p in places["sqlite"] if Path(p).exists()], "an SQLite file was left"
+    assert existing_schemas(postgres_dsn, places["postgres"]) == [], "make_tracker left schemas"
+
+
+def test_make_tracker_refuses_an_unknown_kind(make_tracker: pytest_plugin.TrackerFactory) -> None:
+    """A kind other than memory, sqlite or postgres is a ValueError naming the three."""
+    with (
+        pytest.raises(ValueError, match="memory, sqlite, postgres, not 'mysql'"),
+        make_tracker("mysql"),
+    ):
+        pass
 
 
 def test_postgres_tracker_skips_naming_the_variable_when_it_is_not_set(tmp_path: Path) -> None:
@@ -123,6 +197,10 @@ def test_the_plugin_can_be_switched_off(tmp_path: Path) -> None:
 
 def test_the_project_s_conftest_does_not_shadow_the_plugin_s_fixtures() -> None:
     """conftest.py defines none of the plugin's fixture names: the plugin's are the ones used."""
-    names = set(pytest_plugin.__all__) - {"POSTGRES_DSN_VARIABLE"}
-    assert names == {"tracker", "sqlite_tracker", "postgres_tracker"}
+    names = set(pytest_plugin.__all__) - {
+        "POSTGRES_DSN_VARIABLE",
+        "TRACKER_KINDS",
+        "TrackerFactory",
+    }
+    assert names == {"tracker", "sqlite_tracker", "postgres_tracker", "make_tracker"}
     assert names.isdisjoint(vars(conftest))

@@ -11,7 +11,16 @@ from typing import Any
 
 import pytest
 
-from deliverystate import DELIVERY_WINS, MemoryStore, Outcome, Status, StatusEvent, Tracker
+from deliverystate import (
+    DELIVERY_WINS,
+    MemoryStore,
+    Outcome,
+    SQLiteStore,
+    Status,
+    StatusEvent,
+    StoreUnavailable,
+    Tracker,
+)
 from deliverystate.diagrams import lifecycle_dot, policy_markdown, render_svg
 from deliverystate.forward import DeliveryFailed, Forwarder, ForwardTarget, new_secret
 from deliverystate.simulate import callback_body
@@ -54,23 +63,71 @@ def test_policy_table_is_the_generated_one() -> None:
     )
 
 
-def test_quickstart_runs() -> None:
-    """The quickstart snippet embeds a tracker that answers 200 and 400 as documented."""
+def quickstart() -> str:
+    """The README's first ```python block: the Quickstart."""
     code = re.search(r"```python\n(.*?)```", README, flags=re.S)
     assert code is not None
-    assert len(code[1].strip().splitlines()) <= 16
-    namespace: dict[str, object] = {}
-    exec(compile(code[1], "README.md", "exec"), namespace)
-    handler = namespace["on_clickatell_callback"]
-    good = StatusEvent.from_ms("m", 5, BASE_MS, "sms")
-    assert handler(json.dumps(callback_body(good)).encode()) == 200  # type: ignore[operator]
-    assert handler(b"{oops") == 400  # type: ignore[operator]
-    tracker = namespace["tracker"]
-    assert tracker.get("m").status.name == "DEVICE_ACK"  # type: ignore[attr-defined]
-    assert len(tracker.dead_letters()) == 1  # type: ignore[attr-defined]
-    assert tracker.history("m")[0].outcome is Outcome.APPLIED  # type: ignore[attr-defined]
+    return code[1]
 
 
+def test_quickstart_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Quickstart's webhook answers 200, 400, 503 and 202 as documented, durably."""
+    code = quickstart()
+    assert len(code.strip().splitlines()) <= 18
+    assert "tracker.receive(" in code, "the Quickstart shows the durable call"
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    handler, tracker = namespace["on_clickatell_callback"], namespace["tracker"]
+    store = tracker.store
+
+    def body(message_id: str) -> bytes:
+        return json.dumps(
+            callback_body(StatusEvent.from_ms(message_id, 5, BASE_MS, "sms"))
+        ).encode()
+
+    assert handler(body("m")) == 200
+    assert tracker.history("m")[0].outcome is Outcome.APPLIED
+    assert handler(b"{oops") == 400
+    assert [letter.payload for letter in tracker.dead_letters()] == ["{oops"]
+
+    def down(*args: object) -> None:
+        raise StoreUnavailable("deliverystate.sqlite3", "disk I/O error")
+
+    with monkeypatch.context() as broken:  # the inbox cannot be written: not kept, 503
+        broken.setattr(store, "accept", down)
+        broken.setattr(store, "ping", down)
+        assert handler(body("lost")) == 503
+    assert store.count_pending() == 0
+    assert tracker.get("lost") is None
+
+    with monkeypatch.context() as broken:  # kept, but applying fails while the store is down
+        broken.setattr(store, "settle", down)
+        broken.setattr(store, "ping", down)
+        assert handler(body("later")) == 202
+    assert tracker.get("later") is None
+    assert store.count_pending() == 1
+    assert tracker.drain_inbox().applied == 1  # who applies it: see the Quickstart's text
+    assert store.count_pending() == 0
+
+    def poison(*args: object) -> None:
+        raise RuntimeError("this body breaks the store's statement")
+
+    with monkeypatch.context() as broken:  # fails on its own while the store works
+        broken.setattr(store, "settle", poison)
+        assert handler(body("poison")) == 400
+    assert len(tracker.dead_letters()) == 2
+    assert store.count_pending() == 0
+    store.close()
+    reopened = Tracker(SQLiteStore(tmp_path / "deliverystate.sqlite3"))
+    assert {m: reopened.get(m).status for m in ("m", "later")} == {  # type: ignore[union-attr]
+        "m": Status.DEVICE_ACK,
+        "later": Status.DEVICE_ACK,
+    }
+    reopened.store.close()  # type: ignore[attr-defined]
+
+
+@pytest.mark.graphviz
 def test_readme_embeds_the_current_lifecycle_svg() -> None:
     """The README shows diagrams/lifecycle.svg, and that file is a fresh render of the rules."""
     block = re.search(r"<!-- diagram:lifecycle.*?-->\n!\[[^]]+\]\(([^)]+)\)", README, re.S)
@@ -172,7 +229,7 @@ def section_blocks(heading: str) -> list[str]:
 
 def test_the_property_test_of_a_feed_rule_runs_and_catches_a_broken_rule() -> None:
     """The README's property test passes for its rule and fails for a rule that bills twice."""
-    rule, _ = section_blocks("## Test your own code")
+    rule, _, _ = section_blocks("## Test your own code")
     namespace: dict[str, Any] = {}
     exec(compile(rule, "README.md", "exec"), namespace)
     namespace["test_each_delivered_message_is_billed_once"]()
@@ -190,7 +247,7 @@ def test_the_property_test_of_a_feed_rule_runs_and_catches_a_broken_rule() -> No
 
 def test_the_five_line_store_contract_runs_as_written(tmp_path: Path) -> None:
     """The README's StoreContract subclass, for a store of one's own, passes under pytest."""
-    _, contract = section_blocks("## Test your own code")
+    _, contract, _ = section_blocks("## Test your own code")
     assert len(contract.strip().splitlines()) == 5
     preamble = (
         "from hypothesis import settings\n"
@@ -203,3 +260,56 @@ def test_the_five_line_store_contract_runs_as_written(tmp_path: Path) -> None:
     done = run_pytest(test_file)
     assert done.returncode == 0, done.stdout[-3000:]
     assert re.search(r"\b\d{2,} passed\b", done.stdout)
+
+
+def test_the_make_tracker_example_runs_under_hypothesis(tmp_path: Path) -> None:
+    """The README's @given test with make_tracker passes pytest and Hypothesis's health checks."""
+    *_, example = section_blocks("## Test your own code")
+    assert "make_tracker" in example
+    test_file = tmp_path / "test_with_make_tracker.py"
+    test_file.write_text(example, encoding="utf-8")
+    done = run_pytest(test_file)
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "1 passed" in done.stdout
+
+
+def github_anchor(heading: str) -> str:
+    """The fragment GitHub gives a Markdown heading: lower case, punctuation dropped, dashes."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def test_readme_is_a_front_door_of_at_most_400_lines() -> None:
+    """The README stays short: details live in docs/, not in it."""
+    assert len(README.splitlines()) <= 400
+
+
+def assert_link_resolves(source: Path, target: str, anchor: str) -> None:
+    """``target`` (relative to ``source``; empty: ``source`` itself) exists and has ``anchor``."""
+    doc = (source.parent / target).resolve() if target else source
+    assert doc.is_file(), f"{source.name} links to {target}, which does not exist"
+    if anchor:
+        headings = re.findall(r"^#+ (.+)$", doc.read_text(encoding="utf-8"), flags=re.M)
+        assert anchor in {github_anchor(h) for h in headings}, f"{target} has no #{anchor}"
+
+
+def test_every_docs_link_of_the_readme_exists() -> None:
+    """Each docs/*.md the README links to is there, and so is the heading a link names."""
+    links = re.findall(r"\]\((docs/[^)#\s]+\.md)(?:#([^)\s]+))?\)", README)
+    assert {path for path, _ in links} >= {
+        "docs/design.md",
+        "docs/formats.md",
+        "docs/operations.md",
+        "docs/performance.md",
+    }
+    for path, anchor in links:
+        assert_link_resolves(ROOT / "README.md", path, anchor)
+
+
+def test_the_links_between_the_docs_resolve() -> None:
+    """The docs the README's sections moved to link to each other and back without a dead end."""
+    for doc in sorted((ROOT / "docs").glob("*.md")):
+        text = doc.read_text(encoding="utf-8")
+        for target, anchor in re.findall(r"\]\(((?:\.\./)?[\w./-]*\.md)?(?:#([^)\s]+))?\)", text):
+            if target or anchor:
+                assert_link_resolves(doc, target, anchor)

@@ -128,7 +128,7 @@ def test_threads_sharing_a_store_agree_with_one_tracker(events: list[StatusEvent
 
 
 def test_ten_line_embedding() -> None:
-    """The README's quickstart works: ingest callbacks, read the state and history."""
+    """ingest parses and applies callbacks; the state and history read back as documented."""
     tracker = Tracker()
     tracker.ingest(json.dumps(callback_body(StatusEvent.from_ms("m1", 5, BASE_MS + 9, "sms"))))
     decisions = tracker.ingest(callback_body(StatusEvent.from_ms("m1", 20, BASE_MS + 99, "sms")))
@@ -160,8 +160,8 @@ def test_rejected_reports_are_kept_in_history_and_summary() -> None:
     tracker.apply(StatusEvent.from_ms("m", 2, BASE_MS, "sms"))
     wrong = StatusEvent.from_ms("m", 6, BASE_MS + 5, "whatsapp")
     summary = tracker.apply_many([wrong])
-    assert len(summary.rejected) == 1
-    assert summary.rejected[0].event == wrong
+    assert len(summary.rejections) == 1
+    assert summary.rejections[0].event == wrong
     assert summary.count(Outcome.REJECTED) == 1
     assert tracker.history("m")[-1].outcome is Outcome.REJECTED
     assert tracker.get("m").status is S.QUEUED
@@ -176,8 +176,8 @@ def test_fast_batch_path_keeps_rejections() -> None:
             StatusEvent.from_ms("m", 6, BASE_MS, "whatsapp"),
         ]
     )
-    assert (summary.applied, len(summary.rejected)) == (1, 1)
-    assert "whatsapp" in (summary.rejected[0].reason or "")
+    assert (summary.applied, len(summary.rejections)) == (1, 1)
+    assert "whatsapp" in (summary.rejections[0].reason or "")
     assert tracker.history("m") == []
 
 
@@ -213,8 +213,8 @@ def test_dead_letters_are_replayed_once_the_parser_accepts_them(
     assert tracker.get("m") is None
     monkeypatch.undo()
     report = tracker.retry_dead_letters()
-    assert len(report.applied) == 1
-    assert [letter.payload for letter in report.still_invalid] == ["garbage"]
+    assert len(report.applied_letters) == 1
+    assert [letter.payload for letter in report.invalid_letters] == ["garbage"]
     assert tracker.get("m").status is S.WHATSAPP_HSM_NOT_AVAILABLE
     assert [letter.payload for letter in tracker.dead_letters()] == ["garbage"]
 

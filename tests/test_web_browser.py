@@ -35,10 +35,7 @@ from .test_web import T0, one_api, post_json, serving
 
 CHROMIUM = shutil.which("chromium")
 pytestmark = [
-    pytest.mark.skipif(
-        CHROMIUM is None,
-        reason="Debian's chromium is not installed (apt-get install chromium); .ci/run installs it",
-    ),
+    pytest.mark.chromium,
     # one browser at a time: each is a dozen processes on two cores, and its waits are timed
     pytest.mark.xdist_group("chromium"),
 ]
@@ -179,6 +176,7 @@ def keep_screenshot(devtools: DevTools, path: Path) -> bytes:
     return data
 
 
+@pytest.mark.graphviz
 def test_status_page_in_chromium_shows_counts_and_finds_a_message(tmp_path: Path) -> None:
     """Chromium renders the page with the right counts, and typing an id and clicking finds it."""
     store = SQLiteStore(tmp_path / "browser.sqlite3")

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import psycopg
@@ -131,7 +132,7 @@ def test_real_bodies_over_http(client: httpx.Client, durable: Tracker, real: Any
     if isinstance(real.body, str):
         response = post_json(client, real.body)
     else:  # query-string bodies arrive as GET parameters, as Clickatell sends them
-        response = client.get(URL, params=[(k, v) for k, vs in real.body.items() for v in vs])
+        response = client.get(URL, params=real.body)
     if real.refused_field is not None:
         assert response.status_code == 400
         assert response.json()["field"] == real.refused_field
@@ -189,6 +190,21 @@ HOSTILE = [
         id="repeated-key",
     ),
     pytest.param('{"messageId": "raw\x00nul", "statusCode": 4}', "body", id="raw-nul-byte"),
+    pytest.param(
+        '{"messageId": ["listed"], "statusCode": "4", "timestamp": "1767225600000"}',
+        "messageId",
+        id="one-element-list-id",
+    ),
+    pytest.param(
+        '{"messageId": "l", "statusCode": ["4"], "timestamp": "1767225600000"}',
+        "statusCode",
+        id="one-element-list-code",
+    ),
+    pytest.param(
+        json.dumps(one_api("l", 5, "DEVICE_ACK", T0)).replace(str(T0), f"[{T0}]"),
+        "timestamp",
+        id="one-element-list-time",
+    ),
 ]
 
 
@@ -204,6 +220,62 @@ def test_hostile_bodies_are_400_and_kept_exactly(
     assert durable.store.pending() == []
     # and the receiver goes on
     assert post_json(client, one_api("after", 5, "DEVICE_ACK", T0)).status_code == 200
+
+
+#: The UTF-8 encoding of a lone surrogate (U+D800): bytes that are no text.
+SURROGATE_BYTES = b"\xed\xa0\x80"
+
+
+def nothing_applied(durable: Tracker) -> bool:
+    """Whether nothing waits in the inbox and no id made of replacement characters has a state."""
+    return durable.store.pending() == [] and all(
+        durable.get(m) is None for m in ("\ufffd\ufffd\ufffd", "\ufffd")
+    )
+
+
+@pytest.mark.parametrize("field", ["messageId", "clientMessageId"])
+def test_ids_that_are_no_text_are_400_by_query_form_and_json_alike(
+    client: httpx.Client, durable: Tracker, field: str
+) -> None:
+    """%ED%A0%80 in an id: 400 naming it by query string and form, as JSON's \\ud800; all kept."""
+    escaped = "".join(f"%{byte:02X}" for byte in SURROGATE_BYTES)
+    other = {"messageId": "m-ok", "clientMessageId": "c-ok"}
+    pairs = {**other, field: escaped, "statusCode": "4", "timestamp": str(T0)}
+    raw = "&".join(f"{name}={value}" for name, value in pairs.items())
+    as_json = {**other, field: "\ud800", "statusCode": 4, "timestamp": T0}
+    raw_json = json.dumps(as_json).replace("\\ud800", "__").encode().replace(b"__", SURROGATE_BYTES)
+    answers = [
+        client.get(f"{URL}?{raw}"),
+        post_form(client, raw.encode()),
+        post_json(client, as_json),  # JSON's escape of the lone surrogate
+        client.post(URL, content=raw_json, headers={"content-type": "application/json"}),
+    ]
+    assert [a.status_code for a in answers] == [400] * 4, [a.text for a in answers]
+    assert [a.json()["field"] for a in answers] == [field, field, field, "body"]
+    assert "UTF-8" in answers[0].json()["reason"]
+    assert answers[0].json()["reason"] == answers[1].json()["reason"]
+    # the query string and the form are the same text, kept once, as it came (percent-encoded)
+    kept = sorted(letter.payload for letter in durable.dead_letters())
+    assert kept == sorted([raw, json.dumps(as_json), raw_json.decode(errors="backslashreplace")])
+    assert durable.get("m-ok") is None
+    assert nothing_applied(durable)
+
+
+@pytest.mark.parametrize("how", ["query", "form"])
+def test_a_field_given_twice_by_query_or_form_is_400_naming_it(
+    client: httpx.Client, durable: Tracker, how: str
+) -> None:
+    """messageId twice, even with one value: 400 naming it, kept less the token, not applied."""
+    raw = f"messageId=twice&statusCode=4&token=s3cret&messageId=twice&timestamp={T0}"
+    answer = client.get(f"{URL}?{raw}") if how == "query" else post_form(client, raw.encode())
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["field"] == "messageId"
+    assert "given 2 times" in answer.json()["reason"]
+    assert [letter.payload for letter in durable.dead_letters()] == [
+        f"messageId=twice&statusCode=4&messageId=twice&timestamp={T0}"
+    ]
+    assert durable.get("twice") is None
+    assert durable.store.pending() == []
 
 
 def test_unstorable_ids_in_reads_are_404(client: httpx.Client) -> None:
@@ -298,7 +370,7 @@ def test_a_well_formed_form_refused_is_kept_as_fields_retry_can_read(
     with pytest.raises(InvalidCallback) as again:
         parse_callback(letter.payload)
     assert f"invalid callback: {response.json()['field']}:" in str(again.value)
-    assert durable.retry_dead_letters().still_invalid == (letter,)
+    assert durable.retry_dead_letters().invalid_letters == (letter,)
 
 
 def test_stray_text_beside_a_valid_form_callback_is_applied_as_before(
@@ -700,6 +772,54 @@ def test_fuzzed_bodies_over_http_never_5xx_and_every_2xx_is_applied(
     reference.ingest_many(accepted)
     for message_id in {e.message_id for body in accepted for e in reference_events(body)}:
         assert durable.get(message_id) == reference.get(message_id)
+
+
+def test_fuzzed_query_strings_and_forms_get_the_same_answer_as_the_parser_gives(
+    client: httpx.Client, durable: Tracker
+) -> None:
+    """Platform and legacy callbacks with bytes escaped into their id: GET and form answer alike.
+
+    Bytes that are no UTF-8 text are a 400 naming the id field by either way, never an id
+    of U+FFFD; the rest get the parser's answer for the text they decode to.
+    """
+    from hypothesis import HealthCheck, given, settings  # noqa: PLC0415
+    from hypothesis import strategies as st  # noqa: PLC0415
+
+    from deliverystate.testing import callbacks  # noqa: PLC0415
+
+    queries = st.sampled_from(["platform", "legacy"]).flatmap(callbacks)
+    poison = st.sampled_from(
+        [b"\xed\xa0\x80", b"\xff", b"\xc3", b"\x80abc", b"\x00", b"\xc3\xa9", b"\xf0\x9f\x98\x80"]
+    )
+
+    @settings(
+        max_examples=60,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
+    @given(queries.filter(lambda c: c.encoding == "query"), poison)
+    def check(callback: Any, added: bytes) -> None:
+        body: dict[str, str] = dict(callback.body)
+        id_field = "messageId" if callback.format == "platform" else "apiMsgId"
+        escaped = "".join(f"%{byte:02X}" for byte in added)
+        raw = urlencode(body).replace(f"{id_field}=", f"{id_field}={escaped}", 1)
+        try:
+            text = added.decode("utf-8")
+        except UnicodeDecodeError:
+            expected: tuple[int, str | None] = (400, id_field)
+        else:
+            try:
+                parse_callback(body | {id_field: text + body[id_field]})
+                expected = (200, None)
+            except InvalidCallback as invalid:
+                expected = (400, invalid.field)
+        for answer in (client.get(f"{URL}?{raw}"), post_form(client, raw.encode())):
+            field = answer.json().get("field") if answer.status_code == 400 else None
+            assert (answer.status_code, field) == expected, (raw, answer.text)
+
+    check()
+    assert durable.store.pending() == []
+    assert all("\ufffd" not in letter.error for letter in durable.dead_letters())
 
 
 def reference_events(body: str) -> list[Any]:

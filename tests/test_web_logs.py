@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 import pytest
@@ -26,6 +26,7 @@ from starlette.datastructures import QueryParams
 
 from deliverystate import MemoryStore, SQLiteStore, Tracker
 from deliverystate.cli._commands import cli
+from deliverystate.postgres import PostgresStore
 from deliverystate.web import create_app
 from deliverystate.web._logs import (
     ACCESS_LOGGER,
@@ -294,3 +295,35 @@ def test_serve_without_the_access_log_at_warning_writes_only_warnings(tmp_path: 
     assert not [line for line in lines if " INFO " in line or ACCESS_LOGGER in line]
     (invalid,) = [line for line in lines if "not JSON" in line]
     assert " WARNING deliverystate.web: answered 400" in invalid
+
+
+def test_pages_metrics_and_logs_never_show_the_store_s_password(
+    postgres_dsn: str, pg_schema: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A store opened with a quoted libpq password: no page, metric or log line shows it.
+
+    The store is closed half-way, so that the 503s and their log lines name it.
+    """
+    caplog.set_level(logging.DEBUG)
+    url = urlsplit(postgres_dsn)
+    dsn = (
+        f"host={url.hostname} port={url.port or 5432} dbname={url.path.lstrip('/')} "
+        f"user={url.username or 'postgres'} password='Pw with spaces'"
+    )
+    store = PostgresStore(dsn, schema=pg_schema)
+    answers: list[httpx.Response] = []
+    with (
+        serving(AccessLog(create_app(Tracker(store)))) as base,
+        httpx.Client(base_url=base, timeout=30) as client,
+    ):
+        answers += [post_json(client, one_api("m", 5, "DEVICE_ACK", T0)), post_json(client, "{")]
+        pages = ("/", "/list", "/messages", "/messages/m", "/metrics", "/healthz")
+        answers += [client.get(path) for path in pages]
+        store.close()  # from here on the store does not answer
+        answers += [client.get(path) for path in pages]
+        answers.append(post_json(client, one_api("n", 5, "DEVICE_ACK", T0)))
+    said = "\n".join(answer.text for answer in answers) + caplog.text
+    assert 503 in {answer.status_code for answer in answers}
+    assert f"(schema {pg_schema})" in caplog.text  # the errors logged do name the store
+    assert "with spaces" not in said
+    assert "Pw with" not in said

@@ -30,6 +30,7 @@ from ._reconcile import Decision, Outcome, reconcile
 from ._stats import DeliveryStats, Latency, delivery_stats
 from ._tracker import Tracker
 from .errors import (
+    CursorMovedBack,
     DeliveryStateError,
     IllegalTransition,
     InvalidCallback,
@@ -60,6 +61,7 @@ __all__ = [
     "PLATFORM_NAMES",
     "Category",
     "Change",
+    "CursorMovedBack",
     "DeadLetter",
     "Decision",
     "DeliveryStateError",

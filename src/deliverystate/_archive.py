@@ -24,6 +24,13 @@ message: the same state and the same history (outcomes included; arrival
 numbers are the store's own and are new).  The one thing replay cannot
 rebuild is a strict ``advance`` that the precedence rules would not have
 made; its report is reconciled like any other.
+
+Restoring is not news: a message the store no longer held comes back with
+no change in the change feed (``Store.restore_many``), so a consumer that
+read its changes before the prune is not sent them again.  In a replay
+batch the archive lines are applied before the callbacks beside them, so a
+callback that moves a restored message on is one change, from its restored
+status.
 """
 
 from __future__ import annotations

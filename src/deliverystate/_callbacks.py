@@ -31,8 +31,13 @@ Nothing is guessed.  A ``statusCode`` and a ``status`` that disagree, a code
 outside the catalog, a missing message id, an id no store could keep (see
 ``events.id_problem``), a timestamp that is not a whole number in range or
 that reads as before 2000 (a seconds value where milliseconds belong), a
-field given twice, a code that cannot occur on the event's channel, or a body
-in none of the shapes raises :class:`InvalidCallback`, which names the field.
+field given twice, a field of the wrong type, a code that cannot occur on the
+event's channel, or a body in none of the shapes raises :class:`InvalidCallback`,
+which names the field.  Each field holds one value of its own type whichever
+way the body came: a list (even of one value), an object or a boolean where
+text or a number belongs is refused, never unwrapped.  Query parameters and
+forms are handed over as one string per field; the receiver refuses a field
+given twice there, and escapes that are not UTF-8, before the parser sees them.
 A payload with one bad update in a batch is refused whole, so that replaying
 it from the dead letter later is all-or-nothing.  Nothing but
 ``InvalidCallback`` ever escapes :func:`parse_callback`.
@@ -55,7 +60,6 @@ from ._fields import (
     read_text,
     read_timestamp_ms,
     show,
-    single_value,
 )
 from ._json import decode_body
 from ._parsed import CallbackFormat, ParsedBatch, ParsedCallback
@@ -175,7 +179,7 @@ def _flat(body: Mapping[str, Any]) -> ParsedCallback:
 
 def _legacy(body: Mapping[str, Any]) -> ParsedCallback:
     read_identifier(body, "apiMsgId", "", required=True)
-    status = legacy_status(single_value(body, "status", ""))
+    status = legacy_status(body.get("status"))
     return _sms_report(body, "apiMsgId", "cliMsgId", status, "legacy")
 
 
@@ -260,9 +264,11 @@ def read_many(
 
     A body that cannot be parsed does not stop the others: its index and
     :class:`InvalidCallback` are in ``errors``.  Nothing else is raised.
-    ``archives`` is passed to :func:`read_callback`.
+    ``archives`` is passed to :func:`read_callback`; the reports of archive
+    lines are kept apart, in ``restored``, since restoring is not news.
     """
     events: list[StatusEvent] = []
+    restored: list[StatusEvent] = []
     errors: list[tuple[int, InvalidCallback]] = []
     registrations: list[tuple[StatusEvent, int]] = []
     ignored = 0
@@ -272,12 +278,14 @@ def read_many(
         except InvalidCallback as error:
             errors.append((index, error))
             continue
+        if parsed.format == "archive":
+            restored.extend(parsed.events)
+            registrations.extend(parsed.registrations)
+            continue
         events.extend(parsed.events)
         if parsed.ignored:
             ignored += len(parsed.ignored)
-        if parsed.registrations:
-            registrations.extend(parsed.registrations)
-    return ParsedBatch(tuple(events), tuple(errors), ignored, tuple(registrations))
+    return ParsedBatch(tuple(events), tuple(errors), ignored, tuple(registrations), tuple(restored))
 
 
 def parse_callback(payload: bytes | str | Mapping[str, Any]) -> list[StatusEvent]:

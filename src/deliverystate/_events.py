@@ -77,6 +77,21 @@ def _check_ms(timestamp_ms: int) -> int:
     return timestamp_ms
 
 
+def _not_a_datetime(timestamp: object) -> str:
+    """Why a ``StatusEvent`` refuses ``timestamp``, and the constructor that takes integers.
+
+    An integer is not taken as milliseconds here: seconds (``time.time()``)
+    would pass unnoticed as a date in January 1970, so the unit is named by
+    calling ``from_ms``.
+    """
+    shown = f" ({timestamp!r})" if isinstance(timestamp, int | float) else ""
+    return (
+        f"StatusEvent's timestamp is a timezone-aware datetime, not "
+        f"{type(timestamp).__name__}{shown}; for milliseconds since the epoch (as callbacks "
+        "carry them) use StatusEvent.from_ms(message_id, status, timestamp_ms, channel)"
+    )
+
+
 @attrs.frozen(init=False, repr=False)
 class StatusEvent:
     """One status report about one message, as a provider sent it.
@@ -84,7 +99,10 @@ class StatusEvent:
     ``timestamp`` is the provider's event time (timezone-aware, UTC, truncated
     to milliseconds); ``timestamp_ms`` is the same instant as an integer.  An
     event whose status cannot occur on its own channel is invalid input and
-    raises ``ValueError`` here rather than being silently reconciled.
+    raises ``ValueError`` here rather than being silently reconciled.  The
+    constructor takes a ``datetime``; :meth:`from_ms` takes epoch
+    milliseconds, and an integer handed to the constructor is a ``TypeError``
+    that says so (it could as well be seconds).
 
     Only the integer is stored: ``timestamp`` is made from it when it is read,
     because most events (a replay's, a receiver's) are compared and stored by
@@ -112,6 +130,8 @@ class StatusEvent:
         client_message_id: str | None = None,
         origin: Origin = Origin.CLICKATELL,
     ) -> None:
+        if not isinstance(timestamp, datetime):
+            raise TypeError(_not_a_datetime(timestamp))
         self._init(
             message_id,
             status,
@@ -307,6 +327,15 @@ class Change:
     def is_final(self) -> bool:
         """Whether the message's new status is terminal (READ or a failure)."""
         return self.status.is_terminal
+
+    @property
+    def is_local(self) -> bool:
+        """Whether this side made the change (a sweep's expiry, a registration), not the provider.
+
+        A consumer that bills or alerts on failures usually treats a local
+        EXPIRED (no callback came by the deadline) apart from Clickatell's.
+        """
+        return self.origin is Origin.LOCAL
 
 
 #: The longest name a change consumer may have.

@@ -30,7 +30,6 @@ __all__ = [
     "read_text",
     "read_timestamp_ms",
     "show",
-    "single_value",
 ]
 
 
@@ -47,18 +46,9 @@ def show(value: object) -> str:
 # dicts, and an ABC check costs more than most of a field's parsing.
 
 
-def single_value(fields: Mapping[str, Any], name: str, prefix: str) -> Any:
-    """A field's value; query parameters may arrive as one-element lists."""
-    value = fields.get(name)
-    if value.__class__ is list or isinstance(value, list | tuple):
-        if len(value) != 1:
-            raise InvalidCallback(prefix + name, f"expected one value, got {len(value)}", value)
-        value = value[0]
-    return value
-
-
 def read_text(fields: Mapping[str, Any], name: str, prefix: str, *, required: bool) -> str | None:
-    value = single_value(fields, name, prefix)
+    """A text field, trimmed; a number is its digits, anything else (a list, a bool) is refused."""
+    value = fields.get(name)
     if value.__class__ is str and value and not value[0].isspace() and not value[-1].isspace():
         return value  # the common case, already clean
     if value is None or (isinstance(value, str) and not value.strip()):
@@ -105,7 +95,7 @@ def read_integer(value: Any, path: str, what: str) -> int:
 
 def read_timestamp_ms(fields: Mapping[str, Any], prefix: str, *, seconds: bool) -> int:
     path = prefix + "timestamp"
-    value = single_value(fields, "timestamp", prefix)
+    value = fields.get("timestamp")
     if value is None:
         raise InvalidCallback(path, "missing", value)
     unit = "epoch seconds" if seconds else "milliseconds since the epoch"
@@ -126,18 +116,20 @@ def read_timestamp_ms(fields: Mapping[str, Any], prefix: str, *, seconds: bool) 
 
 
 def read_code(fields: Mapping[str, Any], prefix: str) -> int | None:
-    value = single_value(fields, "statusCode", prefix)
+    value = fields.get("statusCode")
     if value is None:
         return None
     return read_integer(value, prefix + "statusCode", "a numeric status code")
 
 
 def read_name(fields: Mapping[str, Any], prefix: str) -> str | None:
-    value = single_value(fields, "status", prefix)
+    value = fields.get("status")
     if value is None:
         return None
     if not isinstance(value, str):
-        raise InvalidCallback(prefix + "status", "expected a status name", value)
+        raise InvalidCallback(
+            prefix + "status", f"expected a status name, got {type(value).__name__}", value
+        )
     return value.strip().upper()
 
 

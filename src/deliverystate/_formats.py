@@ -8,8 +8,8 @@ the Platform API's flat callback numbers ``statusCode`` the same way (1..14)
 and names statuses its own way (``DELIVERED_TO_GATEWAY``, ...).  This module
 writes those numberings down, once, as tables onto the catalog; the parser
 (``_callbacks``) reads callbacks through them and the simulator derives the
-bodies it writes from them.  See the README's "The catalog and the callback
-formats" for the sources.
+bodies it writes from them.  See docs/formats.md ("The catalog and the
+formats") for the sources.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ import binascii
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 
-from ._catalog import CHANNELS, Category, Status
+from ._catalog import CHANNELS, Category, Kind, Status
 from ._events import ms_from_datetime
 from .stores import Listed, MessageQuery, Store
 
@@ -68,6 +68,7 @@ def message_query(
     statuses: Iterable[str] = (),
     categories: Iterable[str] = (),
     failed: bool = False,
+    in_progress: bool = False,
     channel: str | None = None,
     since: str | None = None,
     until: str | None = None,
@@ -76,8 +77,10 @@ def message_query(
 ) -> MessageQuery:
     """The store query for filters given as text; several statuses or categories add up.
 
-    ``failed`` adds every failure status.  Statuses, categories and
-    ``failed`` together select the union of what each names.
+    ``failed`` adds every failure status, ``in_progress`` every status of a
+    message still on its way (neither delivered, read nor failed: the
+    catalog's :attr:`Kind.PROGRESS`).  Statuses, categories, ``failed`` and
+    ``in_progress`` together select the union of what each names.
     """
     wanted = {parse_status(text) for text in statuses}
     for text in categories:
@@ -89,6 +92,8 @@ def message_query(
         wanted |= {s for s in Status if s.category is category}
     if failed:
         wanted |= {s for s in Status if s.is_failure}
+    if in_progress:
+        wanted |= {s for s in Status if s.kind is Kind.PROGRESS}
     if channel is not None and channel.strip().lower() not in CHANNELS:
         raise ValueError(f"channel {channel!r} is not one of {', '.join(CHANNELS)}")
     return MessageQuery(

@@ -45,9 +45,12 @@ class ParsedCallback:
 class ParsedBatch:
     """What a batch of callback bodies holds, as :func:`read_many` reads it.
 
-    ``events`` are the status events of every body that parsed, in order;
-    ``errors`` pairs the index of each body that did not with its error;
-    ``ignored`` counts the events that are not status updates.
+    ``events`` are the status events of every callback body that parsed, in
+    order; ``errors`` pairs the index of each body that did not with its
+    error; ``ignored`` counts the events that are not status updates.
+    ``restored`` holds the reports of the archive lines among the bodies
+    (see ``_archive``), in order, and ``registrations`` the deadlines they
+    restore: a pruned message put back, not news (``Store.restore_many``).
 
     A batch pickles compactly (its events as five columns), so that a worker
     process can parse bodies and hand the batch back cheaply.
@@ -56,31 +59,42 @@ class ParsedBatch:
     events: tuple[StatusEvent, ...]
     errors: tuple[tuple[int, InvalidCallback], ...] = ()
     ignored: int = 0
-    #: The registrations archive lines restore (see ``_archive``), applied after ``events``.
+    #: The registrations archive lines restore (see ``_archive``), applied after ``restored``.
     registrations: tuple[tuple[StatusEvent, int], ...] = ()
+    #: The reports of the archive lines, applied before ``events`` (see ``Store.restore_many``).
+    restored: tuple[StatusEvent, ...] = ()
 
     def __reduce__(self) -> tuple[Any, ...]:
-        events = self.events
-        columns = (
-            [e.message_id for e in events],
-            [int(e.status) for e in events],
-            [e.timestamp_ms for e in events],
-            [e.channel for e in events],
-            [e.client_message_id for e in events],
-        )
-        local = [i for i, e in enumerate(events) if e.origin is not Origin.CLICKATELL]
         errors = [(i, e.field, e.reason, e.value) for i, e in self.errors]
-        return (_unpickle_batch, (columns, local, errors, self.ignored, self.registrations))
+        return (
+            _unpickle_batch,
+            (
+                _columns(self.events),
+                errors,
+                self.ignored,
+                self.registrations,
+                _columns(self.restored),
+            ),
+        )
 
 
-def _unpickle_batch(
-    columns: tuple[list[str], list[int], list[int], list[str | None], list[str | None]],
-    local: list[int],
-    errors: list[tuple[int, str, str, Any]],
-    ignored: int,
-    registrations: tuple[tuple[StatusEvent, int], ...],
-) -> ParsedBatch:
-    ids, codes, times, channels, clients = columns
+#: Events as columns: ids, codes, times, channels, client ids, and which are local.
+_Columns = tuple[list[str], list[int], list[int], list[str | None], list[str | None], list[int]]
+
+
+def _columns(events: tuple[StatusEvent, ...]) -> _Columns:
+    return (
+        [e.message_id for e in events],
+        [int(e.status) for e in events],
+        [e.timestamp_ms for e in events],
+        [e.channel for e in events],
+        [e.client_message_id for e in events],
+        [i for i, e in enumerate(events) if e.origin is not Origin.CLICKATELL],
+    )
+
+
+def _events(columns: _Columns) -> tuple[StatusEvent, ...]:
+    ids, codes, times, channels, clients, local = columns
     statuses = map(_STATUS_OF_CODE.__getitem__, codes)
     events = list(map(StatusEvent._checked, ids, statuses, times, channels, clients))
     for i in local:  # only archive lines hold local reports: rare, rebuilt in full
@@ -88,8 +102,18 @@ def _unpickle_batch(
         events[i] = StatusEvent.from_ms(
             e.message_id, e.status, e.timestamp_ms, e.channel, e.client_message_id, Origin.LOCAL
         )
+    return tuple(events)
+
+
+def _unpickle_batch(
+    columns: _Columns,
+    errors: list[tuple[int, str, str, Any]],
+    ignored: int,
+    registrations: tuple[tuple[StatusEvent, int], ...],
+    restored: _Columns,
+) -> ParsedBatch:
     refused = tuple((i, InvalidCallback(*error)) for i, *error in errors)
-    return ParsedBatch(tuple(events), refused, ignored, registrations)
+    return ParsedBatch(_events(columns), refused, ignored, registrations, _events(restored))
 
 
 _STATUS_OF_CODE = {int(status): status for status in Status}

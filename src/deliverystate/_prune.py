@@ -1,6 +1,8 @@
-"""Retention: removing final messages past a date, writing each to an archive first.
+"""Retention: removing settled messages past a date, writing each to an archive first.
 
-``Tracker.prune`` is this module's :func:`prune` on the tracker's store.  The
+``Tracker.prune`` is this module's :func:`prune` on the tracker's store.  A
+message is settled when it failed, was read, or was delivered (DEVICE_ACK, where
+an SMS ends): ``stores.SETTLED``, the one statement of the rule.  The
 store does the work in small groups (``Store.prunable`` without the write
 lock, ``Store.remove`` with it, briefly), so a receiver can keep running; see
 ``stores/_retention.py``.  With an archive, every message is written as one
@@ -51,7 +53,7 @@ def prune(
     dry_run: bool = False,
     progress: Callable[[int, int], object] | None = None,
 ) -> int:
-    """Remove (or, ``dry_run``, count) final messages whose last report is before ``before``.
+    """Remove (or, ``dry_run``, count) settled messages whose last report is before ``before``.
 
     Then trims the change feed of changes before ``before`` that every named
     consumer has passed (a consumer that has not read them keeps them).

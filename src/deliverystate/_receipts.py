@@ -19,6 +19,7 @@ from ._events import StatusEvent
 from ._reconcile import Decision
 from .errors import InvalidCallback
 from .stores import DeadLetter, Summary
+from .stores._protocol import length_of
 
 __all__ = [
     "IngestReport",
@@ -43,8 +44,9 @@ class Receipt:
     re-applies it.  ``dead_letter`` is set instead when the body could not be
     applied even on its own while the store worked: it was moved to the dead
     letter, so that it cannot hold up the bodies that arrive with it.
-    ``ignored`` names the events of the body that are not status updates (an
-    inbound ``moText``, an event type Clickatell added later); a body holding
+    ``ignored_kinds`` names the events of the body that are not status updates
+    (an inbound ``moText``, an event type Clickatell added later) and
+    ``ignored`` counts them, as ``IngestReport.ignored`` does; a body holding
     nothing else is answered without touching the inbox (``inbox_id`` None).
     ``format`` is the shape the body was read as (None for a receipt that was
     not made from a parsed body), for the receiver's metrics.
@@ -54,9 +56,10 @@ class Receipt:
     events: tuple[StatusEvent, ...]
     summary: Summary | None
     error: str | None = None
-    ignored: tuple[str, ...] = ()
+    ignored_kinds: tuple[str, ...] = ()
     dead_letter: DeadLetter | None = None
     format: CallbackFormat | None = None
+    ignored: int = attrs.field(init=False, default=length_of("ignored_kinds"))
 
 
 #: What one body of :meth:`Tracker.receive_many` came to: a receipt, the
@@ -81,11 +84,17 @@ class IngestReport:
 
 @attrs.frozen
 class RetryReport:
-    """What re-applying the dead letter did: letters now applied, letters still invalid."""
+    """What re-applying the dead letter did: letters now applied, letters still invalid.
 
-    applied: tuple[DeadLetter, ...]
-    still_invalid: tuple[DeadLetter, ...]
+    ``applied_letters`` and ``invalid_letters`` are the letters themselves,
+    ``applied`` and ``still_invalid`` how many there are of each.
+    """
+
+    applied_letters: tuple[DeadLetter, ...]
+    invalid_letters: tuple[DeadLetter, ...]
     decisions: tuple[Decision, ...]
+    applied: int = attrs.field(init=False, default=length_of("applied_letters"))
+    still_invalid: int = attrs.field(init=False, default=length_of("invalid_letters"))
 
 
 def payload_text(payload: bytes | str | Mapping[str, Any]) -> str:

@@ -1,8 +1,10 @@
 """Delivery statistics of a store: what an operator asks after a campaign.
 
-Counts come from the current states; latencies from the history (the first
-report of a message, its first delivery, its first read), so they are only as
-complete as the store's history.  Rates are shares of all tracked messages.
+Counts come from the current states; latencies from each message's milestones
+(``Store.milestones``: its first report, its first delivery, its first read,
+which the SQL stores keep on the message row since schema version 6, so no
+history is read), so they cover the messages the store still holds.  Rates
+are shares of all tracked messages.
 """
 
 from __future__ import annotations

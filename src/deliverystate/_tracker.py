@@ -96,8 +96,8 @@ class Tracker:
         send = Send(message_id, channel, sent_at, client_message_id, deadline)
         ((event, deadline_ms),) = registrations([send], self.windows)
         summary = self.store.register_many([(event, deadline_ms)], self.policy)
-        if summary.rejected:
-            return summary.rejected[0]
+        if summary.rejections:
+            return summary.rejections[0]
         state = self.store.get(message_id)
         assert state is not None  # an accepted registration always leaves a state
         outcome = next(o for o in Outcome if summary.count(o))
@@ -183,10 +183,13 @@ class Tracker:
         return self.store.advance(event, self.policy)
 
     def ingest(self, payload: Payload) -> list[Decision]:
-        """Parse a callback body and apply its events.
+        """Parse a callback body and apply its events, one at a time.
 
         A payload that cannot be parsed is put in the dead letter first, then
-        :class:`InvalidCallback` is raised: nothing is lost.
+        :class:`InvalidCallback` is raised.  A valid body is kept nowhere: if
+        applying fails, the store's error propagates and the body is lost
+        unless the caller still has it.  For scripts and tests; a webhook calls
+        :meth:`receive`, which keeps the body before it applies it.
         """
         try:
             events = parse_callback(payload)
@@ -200,7 +203,8 @@ class Tracker:
 
         Unparseable payloads go to the dead letter and are reported, not raised,
         so one bad body never holds up the others.  With ``archives``, archive
-        lines written by :meth:`prune` are read too (``replay`` restores them).
+        lines written by :meth:`prune` are read too (``replay`` restores them,
+        with no change in the feed: see :meth:`ingest_parsed`).
         """
         bodies = payloads if isinstance(payloads, Sequence) else list(payloads)
         return self.ingest_parsed(bodies, read_many(bodies, archives=archives))
@@ -211,13 +215,17 @@ class Tracker:
         For a caller that parses elsewhere (``deliverystate replay`` parses in a
         worker process while this one applies): the bodies ``parsed.errors``
         names go to the dead letter, then every event is applied in one store
-        batch.
+        batch.  Archive lines' messages are restored first, without a change in
+        the feed (``Store.restore_many``); the callbacks' reports follow them.
         """
         for index, error in parsed.errors:
             self.store.add_dead_letter(payload_text(payloads[index]), str(error))
-        summary = self.apply_many(parsed.events)
-        if parsed.registrations:  # archive lines: their deadlines (the reports are in)
-            self.store.register_many(parsed.registrations, self.policy)
+        if parsed.restored or parsed.registrations:
+            summary = self.store.restore_many(
+                parsed.restored, parsed.registrations, parsed.events, self.policy
+            )
+        else:
+            summary = self.apply_many(parsed.events)
         return IngestReport(summary, parsed.errors, parsed.ignored)
 
     def receive(self, payload: Payload) -> Receipt:
@@ -227,8 +235,11 @@ class Tracker:
         A valid body is written to the store's inbox first (if that fails, the
         store's error propagates and the caller must not acknowledge); then its
         events are applied and the inbox entry removed in one transaction.  If
-        that second step fails, the receipt says so and the body stays in the
-        inbox for :meth:`drain_inbox`.
+        that second step fails, the receipt says so (``summary`` None, answer
+        202) and the body stays in the inbox for :meth:`drain_inbox`, which the
+        caller runs at start-up and a few seconds later (``create_app``'s
+        lifespan does both).  A body that fails even on its own while the
+        store works is moved to the dead letter instead (``dead_letter``, 400).
         """
         (result,) = self.receive_many([payload])
         if isinstance(result, Exception):
@@ -385,7 +396,12 @@ class Tracker:
     def drain_inbox(self) -> Summary:
         """Apply every body that was accepted but not settled (after a crash or a failure).
 
-        Bodies are applied in groups; a body that cannot be applied on its own
+        Whoever calls :meth:`receive` calls this: at start-up, for what a crash
+        left between keeping a body and applying it, and a few seconds after a
+        receipt without a ``summary`` (a 202).  ``deliverystate.web.create_app``'s
+        lifespan does both; an app of one's own must, or those bodies wait.
+        Safe at any time and from any worker: a report applied twice is a
+        DUPLICATE.  Bodies are applied in groups; a body that cannot be applied on its own
         goes to the dead letter, so one bad body never blocks the rest.  If the
         store stops answering, the first such error is raised and the bodies
         not yet applied stay in the inbox for the next drain.
@@ -413,9 +429,11 @@ class Tracker:
         dry_run: bool = False,
         progress: Callable[[int, int], object] | None = None,
     ) -> int:
-        """Remove final messages whose last report is before ``before``, with their history.
+        """Remove settled messages whose last report is before ``before``, with their history.
 
-        Messages still in progress are never removed.  With ``archive``, each
+        Settled: failed, read, or delivered (DEVICE_ACK, where an SMS ends); a
+        message still on its way is never removed.  A report that arrives
+        after its message was removed starts it afresh.  With ``archive``, each
         removed message is first written to it as one JSON line (its state and
         full history); ``deliverystate replay`` of that file restores them.
         Works in small groups, so it is safe while a receiver runs.  Returns
@@ -441,7 +459,9 @@ class Tracker:
         """Record that consumer ``name`` has handled every change up to ``seq``.
 
         Commit only after the changes are handled: a consumer that stops then
-        resumes from its cursor and sees each change at least once.
+        resumes from its cursor and sees each change at least once.  A cursor
+        only moves forwards: a ``seq`` below it raises ``CursorMovedBack`` and
+        leaves it where it is (``store.drop_cursor`` forgets it, to start over).
         """
         self.store.commit_cursor(check_consumer(name), check_seq(seq))
 
@@ -454,7 +474,7 @@ class Tracker:
         return self.store.on_change(callback)
 
     def dead_letters(self) -> Sequence[DeadLetter]:
-        """Payloads that could not be parsed, oldest first."""
+        """Payloads that could not be parsed, kept or applied, oldest first."""
         return self.store.dead_letters()
 
     def retry_dead_letters(self) -> RetryReport:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from ._catalog import Status
 
 __all__ = [
+    "CursorMovedBack",
     "DeliveryStateError",
     "GraphvizNotFound",
     "IllegalTransition",
@@ -103,6 +104,28 @@ class PolicyMismatch(DeliveryStateError, ValueError):
         self.requested = requested
 
 
+class CursorMovedBack(DeliveryStateError, ValueError):
+    """A consumer's cursor asked to move back: ``commit_cursor`` only moves forwards.
+
+    A cursor says which changes a consumer has handled, and prune keeps the
+    changes no cursor has passed; moving one back would claim that handled
+    changes were not, and ask for changes that may be gone.  ``consumer`` is
+    the cursor's name, ``seq`` what was asked and ``current`` where it stays.
+    To read a feed again from the start, drop the cursor (``drop_cursor``).
+    """
+
+    http_status = 409
+
+    def __init__(self, consumer: str, seq: int, current: int) -> None:
+        super().__init__(
+            f"cursor {consumer!r} is at seq {current}; it only moves forwards, not to {seq} "
+            "(drop_cursor forgets it, to read the feed again)"
+        )
+        self.consumer = consumer
+        self.seq = seq
+        self.current = current
+
+
 class StoreUnavailable(DeliveryStateError, ConnectionError):
     """The database cannot be reached, opened or written.
 
@@ -120,25 +143,45 @@ class StoreUnavailable(DeliveryStateError, ConnectionError):
 
 
 class NoDatabase(DeliveryStateError, FileNotFoundError):
-    """A store that must exist (a read-only command's) has no file at ``path``."""
+    """A store that must exist (a read-only command's) is not there; nothing was created.
+
+    ``target`` names where it was looked for (a path, or a PostgreSQL URL
+    without its password and the schema) and ``reason`` says what is
+    missing: the file, the schema, or deliverystate's tables in it.
+    ``path`` is ``target`` under its first name, from when only SQLite had one.
+    """
 
     http_status = 404
 
-    def __init__(self, path: str) -> None:
-        super().__init__(f"no database at {path}")
-        self.path = path
+    def __init__(self, target: str, reason: str | None = None) -> None:
+        super().__init__(f"no database at {target}" + (f": {reason}" if reason else ""))
+        self.target = target
+        self.path = target
+        self.reason = reason
 
 
 class SchemaMismatch(DeliveryStateError, RuntimeError):
-    """The database was written by a newer deliverystate whose schema this one cannot read."""
+    """The database's schema version is not the one this deliverystate reads.
+
+    Newer: written by a newer deliverystate, which this one cannot read.
+    Older: opened without migrating (a read-only command writes nothing,
+    so it does not migrate either); any writing command migrates it.
+    """
 
     http_status = 500
 
     def __init__(self, target: str, found: int, expected: int) -> None:
-        super().__init__(
-            f"database {target} has schema version {found}, newer than this deliverystate "
-            f"understands ({expected}); upgrade deliverystate to open it"
-        )
+        if found > expected:
+            advice = (
+                f"newer than this deliverystate understands ({expected}); "
+                "upgrade deliverystate to open it"
+            )
+        else:
+            advice = (
+                f"older than this deliverystate's ({expected}), and a read-only command does "
+                "not migrate it; a writing one (serve, replay, register, sweep, prune) does"
+            )
+        super().__init__(f"database {target} has schema version {found}, {advice}")
         self.target = target
         self.found = found
         self.expected = expected

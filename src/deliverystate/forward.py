@@ -13,7 +13,8 @@ message), and commits its cursor only after the backend answered 2xx:
 * at least once: a forwarder killed at any moment resumes from its cursor,
   and may send again the changes it sent since its last commit (at most
   ``COMMIT_EVERY``, or half a second's worth); the ``webhook-id`` of a change
-  never changes, so the backend drops the repeats;
+  is made from the change itself (see :func:`webhook_id`), so the backend
+  drops the repeats, even of a change the feed holds twice;
 * a backend that is down or answers anything but 2xx is retried with
   exponential backoff and jitter (``stamina``), honouring ``Retry-After``,
   until ``horizon`` seconds have passed since the first attempt; then the
@@ -28,7 +29,9 @@ change is failing starts counting again.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
+import importlib.util
 import json
 import logging
 import secrets
@@ -43,6 +46,11 @@ import attrs
 try:
     import httpx
     import stamina
+    from stamina.instrumentation import (
+        PrometheusOnRetryHook,
+        RetryHookFactory,
+        set_on_retry_hooks,
+    )
     from standardwebhooks import Webhook
 except ImportError as error:  # pragma: no cover - depends on the installed extras
     raise ImportError(
@@ -66,6 +74,7 @@ __all__ = [
     "Forwarder",
     "check_secret",
     "new_secret",
+    "own_retry_logs",
     "webhook_body",
     "webhook_id",
 ]
@@ -86,8 +95,28 @@ _COMMIT_SECONDS = 0.5
 _REDELIVER_HORIZON = 10.0
 #: Where each change is counted in ``Forwarder._totals``.
 _DELIVERED, _SKIPPED, _GAVE_UP = 0, 1, 2
+#: The name stamina's instrumentation (its Prometheus counter) knows the retries by.
+_RETRIED = "deliverystate.forward"
 #: How much of a failing answer's body an error keeps.
 _BODY_EXCERPT = 200
+
+
+def own_retry_logs() -> None:
+    """Leave the logging of retries to the forwarder: stamina's own logging hook off.
+
+    stamina logs each retry it schedules as a bare ``stamina.retry_scheduled``
+    line (its details only in the record's extra fields), beside the
+    forwarder's own line, which names the change and the error.  A program
+    that runs a forwarder and owns its logging (``deliverystate forward``,
+    ``serve --forward-to``) calls this once; stamina's Prometheus counter
+    stays on where ``prometheus_client`` is installed.  It sets stamina's
+    process-wide hooks, so a library embedding a forwarder leaves that choice
+    to its application.
+    """
+    hooks: list[RetryHookFactory] = []
+    if importlib.util.find_spec("prometheus_client") is not None:
+        hooks.append(PrometheusOnRetryHook)
+    set_on_retry_hooks(hooks)
 
 
 def new_secret() -> str:
@@ -111,13 +140,18 @@ def check_secret(secret: str) -> Webhook:
 
 
 def webhook_id(change: Change) -> str:
-    """The change's ``webhook-id``: the same for every attempt and every forwarder restart.
+    """The change's ``webhook-id``: one per change, however often it is sent or written.
 
-    It names the change by ``seq`` and by what it is, so that a feed started
-    again from 1 (a new database) does not reuse the ids of the old one.
+    Derived from what the change is, the message, its new status and the
+    time of the report that made it (not from ``seq``, nor ``previous``): a
+    change written to the feed twice (a message pruned, then started afresh
+    by a late retry of the same report) keeps its id, so a receiver that
+    drops repeats by ``webhook-id`` drops it too.  Two different changes of a
+    message differ in status or time, so in id.  ``ds_`` and 128 bits of
+    SHA-256 in hex.
     """
-    what = f"{change.message_id}\x1f{int(change.status)}\x1f{change.timestamp_ms}"
-    return f"ds_{change.seq}_{hashlib.sha256(what.encode()).hexdigest()[:16]}"
+    what = json.dumps([change.message_id, int(change.status), change.timestamp_ms])
+    return "ds_" + hashlib.sha256(what.encode()).hexdigest()[:32]
 
 
 def webhook_body(change: Change) -> bytes:
@@ -250,7 +284,7 @@ class Forwarder:
                 self.url, response.status_code, response.text.strip(), _retry_after(response)
             )
 
-    def _backoff(self, error: Exception) -> bool | float:
+    def _backoff(self, error: BaseException) -> bool | float:
         """stamina's hook: retry any failure (after ``Retry-After`` if given) unless stopping."""
         if self._stop.is_set():
             return False
@@ -258,15 +292,36 @@ class Forwarder:
             return min(error.retry_after, self._waits[1])
         return isinstance(error, DeliveryFailed | httpx.TransportError)
 
+    def _retrying(self, change: Change, error: BaseException) -> bool | float:
+        """:meth:`_backoff`, and a line in the log for each attempt that will be retried."""
+        backoff = self._backoff(error)
+        if backoff is not False:
+            pause = "" if backoff is True else f" in {float(backoff):g} s (Retry-After)"
+            logger.warning(
+                "change %s (%s %s) not delivered: %s; trying again%s",
+                change.seq,
+                change.message_id,
+                change.status.name,
+                error,
+                pause,
+                extra={"seq": change.seq, "message_id": change.message_id, "error": str(error)},
+            )
+        return backoff
+
     def deliver(self, change: Change, horizon: float | None = None) -> str | None:
-        """Send a change, retrying until the horizon; None once sent, else the last error."""
+        """Send a change, retrying until the horizon; None once sent, else the last error.
+
+        Each failed attempt that will be retried is logged (``deliverystate.forward``,
+        WARNING), saying which change and why.
+        """
         try:
             for attempt in stamina.retry_context(
-                on=self._backoff,
+                on=functools.partial(self._retrying, change),
                 attempts=None,
                 timeout=self.horizon if horizon is None else horizon,
                 wait_initial=self._waits[0],
                 wait_max=self._waits[1],
+                name=_RETRIED,
             ):
                 with attempt:
                     self.send(change)

@@ -6,8 +6,10 @@ One sub-command per question an operator asks: what do the codes mean
 could not be parsed (``dead-letter``), give me realistic input
 (``simulate``), and receive callbacks over HTTP (``serve``).  Unusable
 arguments exit with status 2 and one line; a missing or unreachable database
-exits with status 1 and one line, never a traceback.  ``replay`` adds 3 (some
-lines were invalid) and 130 (interrupted by Ctrl-C).
+exits with status 1 and one line, never a traceback.  Ctrl-C stops any
+command with status 130 and one line (``forward`` and ``replay`` say there
+what they committed).  ``replay`` adds 3 (some
+lines were invalid).
 
 The commands live in ``_commands`` and the modules it names (click), their
 tables in ``_tables`` (rich), and the replay loop in ``_replay``, which

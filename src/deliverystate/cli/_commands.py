@@ -22,7 +22,7 @@ from .._render import state_json
 from .._stats import delivery_stats, feed_status
 from ..diagrams import diagram_markdown, lifecycle_dot, lifecycle_mermaid, render_svg
 from ..simulate import simulate_lines
-from ..stores import MessageQuery
+from ..stores import MessageQuery, store_name
 from . import _tables
 from ._deadletter import dead_letter
 from ._deadlines import register, sweep
@@ -116,7 +116,7 @@ def show(message_id: str, db: str, as_json: bool) -> None:
       deliverystate show 9056f97c342c66d5705605c4d8f22a06 --db state.sqlite3
       deliverystate show order-0001194 --db state.sqlite3
     """
-    tracker = open_tracker(db, must_exist=True)
+    tracker = open_tracker(db, read_only=True)
     state = tracker.get(message_id)
     if state is None:  # perhaps the sender's own reference
         found = tracker.messages(MessageQuery(client_message_id=message_id), limit=10)
@@ -128,7 +128,9 @@ def show(message_id: str, db: str, as_json: bool) -> None:
             )
         state = found[0].state if found else None
     if state is None:
-        raise click.ClickException(f"no message {message_id!r} in {db} (by id or client id)")
+        raise click.ClickException(
+            f"no message {message_id!r} in {store_name(tracker.store)} (by id or client id)"
+        )
     message_id = state.message_id
     timeline = tracker.history(message_id)
     if as_json:
@@ -163,12 +165,12 @@ def stats(db: str, since: str | None, as_json: bool) -> None:
       deliverystate stats --since 2026-03-01
     """
     moment = None if since is None else parse_moment(since, "--since")
-    store = open_tracker(db, must_exist=True).store
+    store = open_tracker(db, read_only=True).store
     result, feed = delivery_stats(store, since=moment), feed_status(store)
     if as_json:
         emit_json(result.as_json() | {"feed": feed.as_json()})
         return
-    out.print(_tables.stats_table(result, db))
+    out.print(_tables.stats_table(result, store_name(store)))
     out.print(_tables.delivery_table(result))
     if result.by_channel:
         out.print(_tables.channel_table(result))
@@ -262,7 +264,7 @@ def diagram(fmt: str | None, channel: str | None, output: str | None) -> None:
 
 @cli.command()
 @db_option
-@click.option("--before", required=True, help="Remove final messages last heard of before this.")
+@click.option("--before", required=True, help="Remove settled messages last heard of before this.")
 @click.option(
     "--archive",
     "archive_path",
@@ -273,9 +275,11 @@ def diagram(fmt: str | None, channel: str | None, output: str | None) -> None:
 @click.option("--dry-run", is_flag=True, help="Count what would be removed; remove nothing.")
 @json_option
 def prune(db: str, before: str, archive_path: str | None, dry_run: bool, as_json: bool) -> None:
-    """Remove final messages (READ or failed) whose last report is older than --before.
+    """Remove settled messages whose last report is older than --before.
 
-    Messages still in progress are never removed.  With --archive each one is
+    Settled: failed, READ, or delivered (DEVICE_ACK, where an SMS ends).
+    Messages still on their way are never removed; a report about a removed
+    message starts it afresh.  With --archive each one is
     first appended to the file as a JSON line (state and full history);
     `deliverystate replay FILE` restores them.  Safe while `serve` runs.
 
@@ -313,13 +317,14 @@ def prune(db: str, before: str, archive_path: str | None, dry_run: bool, as_json
     verb = "would remove" if dry_run else "removed"
     if as_json:
         emit_json(
-            {"db": db, "before": moment.isoformat(), "dry_run": dry_run, "removed": removed}
+            {"db": store_name(tracker.store), "before": moment.isoformat(), "dry_run": dry_run}
+            | {"removed": removed}
             | {"tracked_before": total, "archive": archive_path}
         )
         return
     where = f"; archived to {archive_path}" if archive_path and not dry_run and removed else ""
     out.print(
-        f"{verb} {removed:,} of {total:,} messages (final, last report before "
+        f"{verb} {removed:,} of {total:,} messages (settled, last report before "
         f"{moment.isoformat()}){where}"
     )
 

@@ -11,6 +11,7 @@ action (``dead-letter --db X retry``): an option given after the action wins.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -18,9 +19,10 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from ..stores import DeadLetter
+from ..stores import DeadLetter, store_name
 from . import _tables
 from ._options import db_option, emit_json, err, json_option, open_tracker, out, parse_moment
+from ._replay import reason_of
 
 __all__ = ["dead_letter"]
 
@@ -50,24 +52,50 @@ def _target(ctx: click.Context, db: str, as_json: bool) -> tuple[str, bool]:
     return db, as_json or bool(parent.params.get("as_json"))
 
 
-def _find(letters: Sequence[DeadLetter], ids: Iterable[int], db: str) -> list[DeadLetter]:
-    """The letters with these ids, in the order asked; an unknown id is the command's error."""
+def _find(letters: Sequence[DeadLetter], ids: Iterable[int], name: str) -> list[DeadLetter]:
+    """The letters with these ids, in the order asked; an unknown id is the command's error.
+
+    ``name`` is the store's (``store_name``): the ``--db`` text may hold a password.
+    """
     by_id = {letter.id: letter for letter in letters}
     missing = [letter_id for letter_id in ids if letter_id not in by_id]
     if missing:
         names = ", ".join(str(letter_id) for letter_id in missing)
-        raise click.ClickException(f"no dead letter {names} in {db}")
+        raise click.ClickException(f"no dead letter {names} in {name}")
     return [by_id[letter_id] for letter_id in ids]
 
 
-def _list(db: str, as_json: bool) -> None:
-    letters = open_tracker(db, must_exist=True).dead_letters()
+def _list(db: str, as_json: bool, limit: int | None = None, by_reason: bool = False) -> None:
+    """The letters (only the newest ``limit``), one row each or counted by reason."""
+    store = open_tracker(db, read_only=True).store
+    letters = store.dead_letters(newest=limit)
+    if limit is not None and len(letters) == limit and store.count_dead_letters() > limit:
+        err.print(
+            f"the newest {limit:,} of {store.count_dead_letters():,} dead letters", markup=False
+        )
+    if by_reason:
+        _reasons(letters, store_name(store), as_json)
+        return
     if as_json:
         emit_json([_letter_json(letter) for letter in letters])
         return
-    out.print(_tables.dead_letter_table(letters, db, _LISTED_PAYLOAD))
+    out.print(_tables.dead_letter_table(letters, store_name(store), _LISTED_PAYLOAD))
     if any(len(letter.payload) > _LISTED_PAYLOAD for letter in letters):
         err.print("payloads are cut to fit; deliverystate dead-letter show ID prints one whole")
+
+
+def _reasons(letters: Sequence[DeadLetter], name: str, as_json: bool) -> None:
+    """The letters counted by reason (their error without what varies), most frequent first.
+
+    A dead letter of thousands usually has a handful of causes: the same
+    counting ``replay`` prints for a file's bad lines.
+    """
+    counts = Counter(reason_of(letter.error) for letter in letters)
+    rows = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    if as_json:
+        emit_json([{"reason": reason, "count": count} for reason, count in rows])
+        return
+    out.print(_tables.reasons_table(rows, name))
 
 
 @click.group("dead-letter", invoke_without_command=True)
@@ -94,16 +122,36 @@ def dead_letter(ctx: click.Context, db: str, as_json: bool) -> None:
 
 @dead_letter.command("list")
 @db_option
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Only the newest N dead letters (still listed oldest first).",
+)
+@click.option(
+    "--group-by",
+    type=click.Choice(["reason"], case_sensitive=False),
+    default=None,
+    help="Count the letters by reason (their error without what varies), most first.",
+)
 @json_option
 @click.pass_context
-def list_(ctx: click.Context, db: str, as_json: bool) -> None:
+def list_(
+    ctx: click.Context, db: str, limit: int | None, group_by: str | None, as_json: bool
+) -> None:
     """Every dead letter, oldest first, payloads cut to fit a line.
 
+    --group-by reason counts them by reason instead, most frequent first;
+    with --limit N, of the newest N.
+
     \b
-    Example:
+    Examples:
       deliverystate dead-letter list --db state.sqlite3 --json
+      deliverystate dead-letter list --limit 20
+      deliverystate dead-letter list --group-by reason
     """
-    _list(*_target(ctx, db, as_json))
+    _list(*_target(ctx, db, as_json), limit, by_reason=group_by is not None)
 
 
 @dead_letter.command()
@@ -120,9 +168,9 @@ def retry(ctx: click.Context, db: str, as_json: bool) -> None:
     db, as_json = _target(ctx, db, as_json)
     report = open_tracker(db, must_exist=True).retry_dead_letters()
     counts = {
-        "applied": len(report.applied),
+        "applied": report.applied,
         "events": len(report.decisions),
-        "still_invalid": len(report.still_invalid),
+        "still_invalid": report.still_invalid,
     }
     if as_json:
         emit_json(counts)
@@ -146,7 +194,8 @@ def show(ctx: click.Context, letter_id: int, db: str, as_json: bool) -> None:
       deliverystate dead-letter show 12 --db state.sqlite3
     """
     db, as_json = _target(ctx, db, as_json)
-    (letter,) = _find(open_tracker(db, must_exist=True).dead_letters(), [letter_id], db)
+    tracker = open_tracker(db, read_only=True)
+    (letter,) = _find(tracker.dead_letters(), [letter_id], store_name(tracker.store))
     if as_json:
         emit_json(_letter_json(letter))
         return
@@ -158,10 +207,10 @@ def show(ctx: click.Context, letter_id: int, db: str, as_json: bool) -> None:
 
 
 def _chosen(
-    letters: Sequence[DeadLetter], ids: Sequence[int], before: datetime | None, db: str
+    letters: Sequence[DeadLetter], ids: Sequence[int], before: datetime | None, name: str
 ) -> list[DeadLetter]:
     """The letters named by --id and those received before --before, each once, oldest first."""
-    named = {letter.id for letter in _find(letters, ids, db)}
+    named = {letter.id for letter in _find(letters, ids, name)}
     return [
         letter
         for letter in letters
@@ -200,13 +249,13 @@ def purge(
     db, as_json = _target(ctx, db, as_json)
     store = open_tracker(db, must_exist=True).store
     letters = store.dead_letters()
-    chosen = _chosen(letters, ids, moment, db)
+    chosen = _chosen(letters, ids, moment, store_name(store))
     if not dry_run:
         for letter in chosen:
             store.remove_dead_letter(letter.id)
     if as_json:
         emit_json(
-            {"db": db, "dry_run": dry_run, "removed": len(chosen)}
+            {"db": store_name(store), "dry_run": dry_run, "removed": len(chosen)}
             | {"ids": [letter.id for letter in chosen], "left": len(letters) - len(chosen)}
         )
         return

@@ -11,7 +11,7 @@ import click
 
 from .._catalog import CHANNELS
 from .._deadlines import Send
-from ..stores import Summary
+from ..stores import Summary, store_name
 from ._feed import parse_duration
 from ._options import db_option, emit_json, err, json_option, open_tracker, out, parse_moment
 
@@ -54,7 +54,7 @@ def _sends(file: IO[str], errors: list[tuple[int, str]]) -> Iterator[Send]:
 def _outcomes(summary: Summary) -> str:
     return (
         f"{summary.applied:,} applied, {summary.stale:,} stale, "
-        f"{summary.duplicate:,} duplicate, {len(summary.rejected):,} rejected"
+        f"{summary.duplicate:,} duplicate, {summary.rejected:,} rejected"
     )
 
 
@@ -93,20 +93,22 @@ def register(file: IO[str], db: str, windows: tuple[str, ...], as_json: bool) ->
     if as_json:
         emit_json(
             {
-                "db": db,
+                "db": store_name(tracker.store),
                 "registered": total.total,
                 "applied": total.applied,
                 "stale": total.stale,
                 "duplicate": total.duplicate,
-                "rejected": [
-                    {"message_id": d.event.message_id, "reason": d.reason} for d in total.rejected
+                "rejected": total.rejected,
+                "rejections": [
+                    {"message_id": d.event.message_id, "reason": d.reason} for d in total.rejections
                 ],
-                "invalid": [{"line": n, "error": e} for n, e in errors],
+                "invalid": len(errors),
+                "errors": [{"line": n, "error": e} for n, e in errors],
             }
         )
     else:
         out.print(f"registered {total.total:,} sends ({_outcomes(total)})")
-        for decision in total.rejected[:_SHOWN_ERRORS]:
+        for decision in total.rejections[:_SHOWN_ERRORS]:
             err.print(f"rejected {decision.event.message_id}: {decision.reason}", markup=False)
         for number, error in errors[:_SHOWN_ERRORS]:
             err.print(f"line {number}: {error}", markup=False)
@@ -137,7 +139,7 @@ def sweep(db: str, now: str | None, as_json: bool) -> None:
     when = (moment or datetime.now(timezone.utc)).isoformat()
     if as_json:
         emit_json(
-            {"db": db, "now": when, "expired": summary.applied}
+            {"db": store_name(tracker.store), "now": when, "expired": summary.applied}
             | {"stale": summary.stale, "duplicate": summary.duplicate}
         )
         return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import re
 import sys
 from collections.abc import Iterable, Iterator
@@ -14,15 +15,17 @@ import click
 from .._events import Change
 from .._follow import follow
 from .._render import change_json, table_time
-from ..stores import Store
+from ..stores import Store, redact, store_name
 
 if TYPE_CHECKING:
-    from ..forward import ForwardTarget
-from ._options import db_option, err, open_tracker
+    from ..forward import Forwarder, ForwardTarget
+from ._options import db_option, err, interrupted, open_tracker
 
 __all__ = ["changes", "duration_option", "forward", "forward_target", "parse_duration"]
 
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+#: How ``forward`` writes the package's log lines on stderr (as ``serve`` writes them in text).
+_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def parse_duration(text: str) -> float:
@@ -119,8 +122,8 @@ def changes(db: str, after: int, keep_following: bool, as_json: bool, only: str 
       deliverystate changes --db state.sqlite3 --after 1200 --json
       deliverystate changes --db postgresql://app@db/notify --follow --json | my-consumer
     """
-    store = open_tracker(db, must_exist=True).store
-    with contextlib.suppress(KeyboardInterrupt, BrokenPipeError):
+    store = open_tracker(db, read_only=True).store
+    with contextlib.suppress(BrokenPipeError):  # Ctrl-C: the group's exit status 130
         for page in _pages(store, after, keep_following=keep_following):
             _print(page, as_json=as_json, only_final=only == "final")
 
@@ -193,31 +196,65 @@ def forward(
         return
     target = forward_target(url, secret, name, only == "final", horizon, prefix="--")
     store = open_tracker(db, must_exist=True).store
+    forwarding.own_retry_logs()
     forwarder = forwarding.Forwarder(store, target, wait_max=max_wait)
+    with _logging_to_stderr():
+        try:
+            _forward(forwarder, once=once, redeliver=redeliver)
+        finally:
+            forwarder.close()
+
+
+def _forward(forwarder: Forwarder, *, once: bool, redeliver: bool) -> None:
+    """Redeliver, or forward from the cursor, as ``forward`` was told; exit 1 on a give-up."""
+    store, name, target = forwarder.store, forwarder.name, forwarder.target
+    if redeliver:
+        report = forwarder.redeliver()
+        err.print(
+            f"redelivered {report.delivered} changes; {report.undeliverable} still undeliverable"
+        )
+        sys.exit(1 if report.undeliverable else 0)
+    start = store.cursor(name)
+    # counted, not last_seq - start: the feed may be trimmed, and a seq skipped
+    waiting = store.count_changes(start, final=target.only_final)
+    err.print(
+        f"forwarding changes of {store_name(store)} to {redact(target.url)} as {name!r} from "
+        f"seq {start} ({waiting:,} waiting{', final only' if target.only_final else ''})"
+        + ("" if once else "; Ctrl-C stops"),
+        markup=False,
+    )
+    stopped = False
     try:
-        if redeliver:
-            report = forwarder.redeliver()
-            err.print(
-                f"redelivered {report.delivered} changes; "
-                f"{report.undeliverable} still undeliverable"
-            )
-            sys.exit(1 if report.undeliverable else 0)
-        start = store.cursor(name)
-        err.print(
-            f"forwarding changes of {getattr(store, 'target', db)} to {url} as {name!r} from "
-            f"seq {start} ({max(0, store.last_seq() - start):,} waiting)"
-            + ("" if once else "; Ctrl-C stops"),
-            markup=False,
-        )
-        with contextlib.suppress(KeyboardInterrupt):
-            forwarder.run(follow_feed=not once)
-        report = forwarder.report
-        err.print(
-            f"forwarded {report.delivered:,}, passed over {report.skipped:,}, "
-            f"undeliverable {report.undeliverable:,}; cursor {name!r} at {report.position}",
-            markup=False,
-        )
-        if once and report.undeliverable:
-            sys.exit(1)
+        forwarder.run(follow_feed=not once)
+    except KeyboardInterrupt:  # say where the cursor is, then exit 130
+        stopped = True
+    report = forwarder.report
+    err.print(
+        f"forwarded {report.delivered:,}, passed over {report.skipped:,}, "
+        f"undeliverable {report.undeliverable:,}; cursor {name!r} at {report.position}",
+        markup=False,
+    )
+    if stopped:
+        raise interrupted(f"cursor {name!r} is committed at {report.position}")
+    if once and report.undeliverable:
+        sys.exit(1)
+
+
+@contextlib.contextmanager
+def _logging_to_stderr() -> Iterator[None]:
+    """The package's log lines (a retry, a change given up) on stderr, with time and level.
+
+    For the command's run only: without a handler, Python prints a warning's
+    bare message and drops INFO.
+    """
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(_LOG_FORMAT))
+    package = logging.getLogger("deliverystate")
+    level = package.level
+    package.addHandler(handler)
+    package.setLevel(logging.INFO)
+    try:
+        yield
     finally:
-        forwarder.close()
+        package.removeHandler(handler)
+        package.setLevel(level)

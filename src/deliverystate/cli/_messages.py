@@ -12,12 +12,12 @@ from typing import IO
 import click
 from rich.table import Table
 
-from .._catalog import CHANNELS, Category
+from .._catalog import CHANNELS, Category, Status
 from .._listing import every_listed, message_query
 from .._render import iso, listed_json, table_time
 from .._tracker import Tracker
-from ..stores import Listed, MessageQuery
-from ._options import db_option, open_tracker, out
+from ..stores import Listed, MessageQuery, store_name
+from ._options import STATUS, db_option, open_tracker, out
 
 __all__ = ["messages"]
 
@@ -42,8 +42,8 @@ def _listed(tracker: Tracker, query: MessageQuery, limit: int | None) -> Iterato
     return every_listed(tracker.store, query, limit)
 
 
-def _table(items: list[Listed], db: str) -> Table:
-    table = Table(title=f"Messages in {db}, newest first")
+def _table(items: list[Listed], name: str) -> Table:
+    table = Table(title=f"Messages in {name}, newest first")
     for column in ("first report (UTC)", "message id", "status", "channel", "client id"):
         table.add_column(column, overflow="fold")
     for item in items:
@@ -82,6 +82,7 @@ def _csv(tracker: Tracker, items: Iterator[Listed], history: bool, stream: IO[st
     "--status",
     "statuses",
     multiple=True,
+    type=STATUS,
     metavar="NAME|CODE",
     help="Only messages in this status (repeat for several; any case, or the code).",
 )
@@ -99,6 +100,17 @@ def _csv(tracker: Tracker, items: Iterator[Listed], history: bool, stream: IO[st
     help="Only messages on this channel.",
 )
 @click.option("--failed", is_flag=True, help="Only failed messages (every failure status).")
+@click.option(
+    "--in-progress",
+    is_flag=True,
+    help="Only messages still on their way: not delivered, read or failed.",
+)
+@click.option(
+    "--client-id",
+    default=None,
+    metavar="ID",
+    help="Only messages with this client message id (the sender's own reference).",
+)
 @click.option("--overdue", is_flag=True, help="Only registered messages past their deadline.")
 @click.option("--since", default=None, help="First report at or after this date or time (UTC).")
 @click.option("--until", default=None, help="First report before this date or time (UTC).")
@@ -119,10 +131,12 @@ def _csv(tracker: Tracker, items: Iterator[Listed], history: bool, stream: IO[st
 @click.option("--history", is_flag=True, help="Include each message's reports.")
 def messages(
     db: str,
-    statuses: tuple[str, ...],
+    statuses: tuple[Status, ...],
     categories: tuple[str, ...],
     channel: str | None,
     failed: bool,
+    in_progress: bool,
+    client_id: str | None,
     overdue: bool,
     since: str | None,
     until: str | None,
@@ -132,20 +146,24 @@ def messages(
 ) -> None:
     """List messages, newest first (by their first report), filtered.
 
-    Filters add up: several --status, --category and --failed select any of
-    them; the others narrow that down.
+    Filters add up: several --status, --category, --failed and --in-progress
+    select any of them; the others narrow that down.
 
     \b
     Examples:
       deliverystate messages --failed --since 2026-03-01
+      deliverystate messages --in-progress --channel sms
+      deliverystate messages --client-id order-0001194 --history --format json
       deliverystate messages --status READ --channel whatsapp --format json
       deliverystate messages --format csv --history > export.csv
     """
     try:
         query = message_query(
-            statuses=statuses,
+            statuses=[status.name for status in statuses],
             categories=categories,
             failed=failed,
+            in_progress=in_progress,
+            client_message_id=client_id,
             channel=channel,
             since=since,
             until=until,
@@ -153,7 +171,7 @@ def messages(
         )
     except ValueError as error:
         raise click.BadParameter(str(error)) from None
-    tracker = open_tracker(db, must_exist=True)
+    tracker = open_tracker(db, read_only=True)
     fmt = fmt.lower()
     if fmt in ("csv", "jsonl"):
         items = _listed(tracker, query, limit)
@@ -173,8 +191,8 @@ def messages(
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
         return
     if not shown:
-        out.print(f"no message in {db} matches")
+        out.print(f"no message in {store_name(tracker.store)} matches")
         return
-    out.print(_table(shown, db))
+    out.print(_table(shown, store_name(tracker.store)))
     if limit is None and len(shown) == SHOWN:
         out.print(f"(the newest {SHOWN}; --limit N for more, --format csv for all)")

@@ -3,11 +3,14 @@
 Errors are mapped in one place: :class:`Group` turns any
 :class:`~deliverystate.errors.DeliveryStateError` a command raises into one
 line on stderr and exit status 1 (click itself exits 2 on unusable
-arguments), so no command catches errors of its own.
+arguments), so no command catches errors of its own.  Ctrl-C is mapped there
+too: one line and exit status 130, as a shell reports a SIGINT, whichever
+command was running (click's own answer is "Aborted!" and 1).
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import sys
 from datetime import datetime
@@ -16,18 +19,22 @@ from typing import Any
 import click
 from rich.console import Console
 
-from .._catalog import CHANNELS
-from .._listing import parse_time
+from .._catalog import CHANNELS, Status
+from .._listing import parse_status, parse_time
 from .._tracker import Tracker
 from ..errors import DeliveryStateError, NoDatabase
 from ..stores import DEFAULT_DB, open_store
 
 __all__ = [
+    "INTERRUPTED",
+    "STATUS",
     "Group",
+    "StatusType",
     "channel_option",
     "db_option",
     "emit_json",
     "err",
+    "interrupted",
     "json_option",
     "open_tracker",
     "out",
@@ -39,16 +46,28 @@ out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+#: The exit status of a command stopped by Ctrl-C, as a shell reports a SIGINT.
+INTERRUPTED = 130
+
+
+def interrupted(what: str = "") -> click.exceptions.Exit:
+    """Say on stderr that Ctrl-C stopped the command (and ``what`` it left); the exit to raise."""
+    err.print(f"interrupted{': ' + what if what else ''}", markup=False)
+    return click.exceptions.Exit(INTERRUPTED)
+
+
 class Group(click.Group):
     """A click group that reports deliverystate's errors as one line, exit status 1."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise interrupted() from None
         except NoDatabase as error:
             raise click.ClickException(
-                f"{error}; replay some callbacks into it first "
-                f"(deliverystate replay FILE --db {error.path}) or pass --db"
+                f"{error}; a writing command (replay, register, serve) creates it, "
+                "or pass --db to name another"
             ) from None
         except (DeliveryStateError, ImportError) as error:
             raise click.ClickException(str(error)) from None
@@ -70,9 +89,46 @@ channel_option = click.option(
 )
 
 
-def open_tracker(db: str, *, must_exist: bool = False) -> Tracker:
-    """A tracker on ``db``; a read-only command passes ``must_exist`` and creates nothing."""
-    return Tracker(open_store(db, must_exist=must_exist))
+class StatusType(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.2 on
+    """A status given by name (any case) or code; a typo gets the nearest names and the list.
+
+    Shared by every option that takes a status, so each says the same thing
+    about ``--status EXPRIED``: did you mean EXPIRED?, then every valid name.
+    Exit status 2, as click gives every unusable argument.
+    """
+
+    name = "status"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        """The :class:`Status` ``value`` names, or a usage error that suggests one."""
+        if isinstance(value, Status):
+            return value
+        try:
+            return parse_status(str(value))
+        except ValueError as error:
+            self.fail(f"{error}.{_suggestion(str(value))}", param, ctx)
+
+
+def _suggestion(text: str) -> str:
+    """Did you mean ...? (the close names, if any), then every valid name."""
+    names = [status.name for status in Status]
+    close = difflib.get_close_matches(text.strip().upper(), names, n=3)
+    hint = f" Did you mean {' or '.join(close)}?" if close else ""
+    return f"{hint} Valid names: {', '.join(names)} (or their codes)."
+
+
+#: The one :class:`StatusType` every status option uses.
+STATUS = StatusType()
+
+
+def open_tracker(db: str, *, must_exist: bool = False, read_only: bool = False) -> Tracker:
+    """A tracker on ``db``, which a command names by ``store_name(tracker.store)``, never by ``db``.
+
+    A command that works only on what is there passes ``must_exist`` and
+    creates nothing; a read-only one passes ``read_only`` and writes nothing,
+    not even a migration.  ``db`` may hold a password: the store's name does not.
+    """
+    return Tracker(open_store(db, must_exist=must_exist, read_only=read_only))
 
 
 def parse_moment(text: str, option: str) -> datetime:

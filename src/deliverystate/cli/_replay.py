@@ -30,6 +30,7 @@ there and its remainder never applied), and ``stopped_at`` says where.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import itertools
 import json
 import multiprocessing
@@ -46,7 +47,7 @@ from typing import Any
 
 from .._callbacks import ParsedBatch, read_many
 from .._collector import collector_paused
-from .._receipts import IngestReport
+from .._receipts import IngestReport, payload_text
 from .._reconcile import Outcome
 from .._tracker import Tracker
 
@@ -84,6 +85,7 @@ class ReplayResult:
         self.ignored = 0
         self.stopped_at: int | None = None
         self.multiline_json_at: int | None = None
+        self.bad_bodies: set[bytes] = set()
 
     def add(self, other: ReplayResult) -> None:
         """Add the counts of another replay (another file) to these."""
@@ -91,6 +93,7 @@ class ReplayResult:
         self.ignored += other.ignored
         self.outcomes.update(other.outcomes)
         self.errors.extend(other.errors)
+        self.bad_bodies |= other.bad_bodies
         if self.stopped_at is None:
             self.stopped_at = other.stopped_at
         if self.multiline_json_at is None:
@@ -102,6 +105,7 @@ class ReplayResult:
             "lines": self.lines,
             "outcomes": {outcome.value: self.outcomes[outcome] for outcome in Outcome},
             "invalid_lines": len(self.errors),
+            "dead_letters": len(self.bad_bodies),
             "ignored_events": self.ignored,
         }
 
@@ -120,6 +124,7 @@ class ReplayResult:
             self.outcomes[outcome] += report.summary.count(outcome)
         numbers = batch.numbers
         self.errors.extend((numbers[index], str(error)) for index, error in report.errors)
+        self.bad_bodies.update(_kept_as(batch.bodies[index]) for index, _ in report.errors)
         if self.multiline_json_at is None and report.errors:
             # the opening line of a body spread over lines is followed by more of it, just as
             # bad; a body merely cut short (a lost tail) is followed by a good line
@@ -128,6 +133,11 @@ class ReplayResult:
                 (numbers[i] for i in sorted(bad) if i + 1 in bad and opens_json(batch.bodies[i])),
                 None,
             )
+
+
+def _kept_as(body: bytes) -> bytes:
+    """A bad body's identity in the dead letter: the digest of the text it is kept as."""
+    return hashlib.sha256(payload_text(body).encode("utf-8", "surrogatepass")).digest()
 
 
 def reason_of(message: str) -> str:

@@ -30,6 +30,7 @@ from rich.progress import (
 from rich.text import Text
 
 from .._tracker import Tracker
+from ..stores import redact, store_name
 from . import _tables
 from ._options import db_option, emit_json, err, json_option, open_tracker, out
 from ._replay import CHUNK, PARSE_WORKERS, ReplayResult, replay_stream
@@ -190,8 +191,16 @@ def _replay_all(
     return total, None
 
 
-def _verdict(total: ReplayResult, stopped_in: str | None, max_invalid: int | None, db: str) -> None:
-    """The last lines on stderr, and exit status 3, when some lines were invalid."""
+def _verdict(
+    total: ReplayResult, stopped_in: str | None, max_invalid: int | None, db: str, new: int
+) -> None:
+    """The last lines on stderr, and exit status 3, when some lines were invalid.
+
+    ``new`` is how many letters the dead letter gained: the same bad body on
+    several lines, or one already kept by an earlier run, is kept once, so
+    the lines, the letters that hold them and the new letters are said apart.
+    ``db`` is the ``--db`` text redacted: the hint repeats it without its password.
+    """
     if stopped_in is not None:
         err.print(
             f"stopped at line {total.stopped_at:,} of {stopped_in}: more than {max_invalid:,} "
@@ -204,9 +213,11 @@ def _verdict(total: ReplayResult, stopped_in: str | None, max_invalid: int | Non
         where = (
             "" if db == ":memory:" else f" (deliverystate dead-letter list --db {shlex.quote(db)})"
         )
+        letters = len(total.bad_bodies)
         err.print(
             f"{len(total.errors):,} of {total.lines:,} lines were invalid, kept in the dead "
-            f"letter{where}; exit status {INVALID_LINES}",
+            f"letter as {letters:,} letter{'s' * (letters != 1)} ({new:,} new, "
+            f"{letters - new:,} kept before){where}; exit status {INVALID_LINES}",
             markup=False,
         )
         raise click.exceptions.Exit(INVALID_LINES)
@@ -269,13 +280,24 @@ def replay(
       deliverystate replay big.jsonl --max-invalid 100
     """
     tracker = open_tracker(db)
+    letters_before = tracker.store.count_dead_letters()
     total, stopped_in = _replay_all(files, tracker, (chunk, workers, max_invalid))
     counts = tracker.count_by_status()
+    # another writer (serve) may add or purge letters meanwhile: never more than this run's
+    new = min(max(tracker.store.count_dead_letters() - letters_before, 0), len(total.bad_bodies))
     if as_json:
         final = {s.name: counts[s] for s in sorted(counts)}
         stopped = {"file": stopped_in, "line": total.stopped_at} if stopped_in else None
-        emit_json(total.as_json() | {"final_status": final, "db": db, "stopped_at": stopped})
+        emit_json(
+            total.as_json()
+            | {
+                "new_dead_letters": new,
+                "final_status": final,
+                "db": store_name(tracker.store),
+                "stopped_at": stopped,
+            }
+        )
     else:
-        out.print(_tables.status_table(counts, db))
+        out.print(_tables.status_table(counts, store_name(tracker.store)))
         out.print(_tables.outcomes_table(total))
-    _verdict(total, stopped_in, max_invalid, db)
+    _verdict(total, stopped_in, max_invalid, redact(db), new)

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from types import FrameType
+
 import click
 
 from ._feed import duration_option, forward_target, parse_duration
-from ._options import db_option
+from ._options import db_option, interrupted
 
 __all__ = ["serve"]
 
@@ -17,6 +24,48 @@ def _credentials(basic: str | None) -> tuple[str, str] | None:
     if not sep or not user:
         raise click.BadParameter("expected USER:PASSWORD", param_hint="--basic")
     return user, password
+
+
+@contextlib.contextmanager
+def _sigint_noted() -> Iterator[list[int]]:
+    """Note each SIGINT (then raise ``KeyboardInterrupt`` as Python does) while the body runs.
+
+    uvicorn takes SIGINT for a graceful shutdown and returns as if nothing
+    happened.  With one worker it hands the signal back afterwards to the
+    handler it found, this one; with several its supervisor keeps it, but
+    Python still writes the signal's number to the wake-up pipe set here.
+    Either way ``serve`` tells a Ctrl-C from any other return and exits 130
+    like every long-running command.
+    """
+    seen: list[int] = []
+    if threading.current_thread() is not threading.main_thread():  # pragma: no cover
+        yield seen
+        return
+
+    def note(signum: int, frame: FrameType | None) -> None:
+        seen.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, note)
+    if os.name != "posix":  # pragma: no cover - a wake-up fd must be a socket there
+        try:
+            yield seen
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        return
+    read, write = os.pipe()
+    os.set_blocking(read, False)
+    os.set_blocking(write, False)
+    previous_fd = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+    try:
+        yield seen
+    finally:
+        signal.set_wakeup_fd(previous_fd)
+        signal.signal(signal.SIGINT, previous)
+        with contextlib.suppress(BlockingIOError):
+            seen.extend(number for number in os.read(read, 4096) if number == signal.SIGINT)
+        os.close(read)
+        os.close(write)
 
 
 @click.command()
@@ -117,6 +166,8 @@ def serve(
 
     Point Clickatell's callback URL at /callbacks/clickatell.  Without
     --token or --basic anyone who can reach the port can post callbacks.
+    A --db that holds no database yet (a new SQLite file or PostgreSQL
+    schema) is created, and stderr says so.  Ctrl-C stops it, exit status 130.
 
     \b
     Examples:
@@ -149,16 +200,19 @@ def serve(
         target = forward_target(
             forward_to, forward_secret, forward_name, forward_only == "final", forward_horizon
         )
-    run_server(
-        db,
-        host,
-        port,
-        token,
-        basic_auth=credentials,
-        workers=workers,
-        forward=target,
-        sweep_every=every,
-        access_log=access_log,
-        log_level=log_level,
-        log_format=log_format.lower(),
-    )
+    with _sigint_noted() as sigints:
+        run_server(
+            db,
+            host,
+            port,
+            token,
+            basic_auth=credentials,
+            workers=workers,
+            forward=target,
+            sweep_every=every,
+            access_log=access_log,
+            log_level=log_level,
+            log_format=log_format.lower(),
+        )
+    if sigints:
+        raise interrupted("the receiver stopped")

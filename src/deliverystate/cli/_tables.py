@@ -26,6 +26,7 @@ __all__ = [
     "delivery_table",
     "final_status_line",
     "outcomes_table",
+    "reasons_table",
     "stats_table",
     "status_table",
     "timeline_table",
@@ -64,9 +65,9 @@ def codes_table(statuses: Iterable[Status]) -> Table:
     return table
 
 
-def status_table(counts: Mapping[Status, int], db: str) -> Table:
-    """How many messages are in each status, with the total."""
-    table = Table(title=f"Final status of each message in {db}")
+def status_table(counts: Mapping[Status, int], name: str) -> Table:
+    """How many messages are in each status, with the total; ``name`` is ``store_name``'s."""
+    table = Table(title=f"Final status of each message in {name}")
     table.add_column("code", justify="right")
     table.add_column("status", no_wrap=True)
     table.add_column("messages", justify="right")
@@ -128,10 +129,10 @@ def final_status_line(state: MessageState) -> str:
     )
 
 
-def stats_table(stats: DeliveryStats, db: str) -> Table:
-    """Messages per status with category and share."""
+def stats_table(stats: DeliveryStats, name: str) -> Table:
+    """Messages per status with category and share, in the store ``store_name`` calls ``name``."""
     table = _columns(
-        Table(title=f"{stats.messages} messages in {db}"),
+        Table(title=f"{stats.messages} messages in {name}"),
         ("code", "status", "category", "messages", "share"),
         right=("code", "messages", "share"),
     )
@@ -201,9 +202,9 @@ def channel_table(stats: DeliveryStats) -> Table:
     return table
 
 
-def dead_letter_table(letters: Iterable[DeadLetter], db: str, cut: int = 120) -> Table:
-    """The dead letters, payloads longer than ``cut`` shortened to fit a line."""
-    table = Table(title=f"Dead letters in {db}")
+def dead_letter_table(letters: Iterable[DeadLetter], name: str, cut: int = 120) -> Table:
+    """The dead letters of the store named ``name``, payloads longer than ``cut`` cut."""
+    table = Table(title=f"Dead letters in {name}")
     for column in ("id", "received", "error", "payload"):
         table.add_column(column, overflow="fold")
     for letter in letters:
@@ -213,6 +214,16 @@ def dead_letter_table(letters: Iterable[DeadLetter], db: str, cut: int = 120) ->
         received = letter.received_at.isoformat(timespec="seconds")
         # a payload is whatever was posted, never markup
         table.add_row(str(letter.id), received, Text(letter.error), Text(payload))
+    return table
+
+
+def reasons_table(rows: Iterable[tuple[str, int]], db: str) -> Table:
+    """Dead letters counted by reason, in the order given (most frequent first)."""
+    table = _columns(
+        Table(title=f"Dead letters in {db} by reason"), ("reason", "count"), ("count",)
+    )
+    for reason, count in rows:
+        table.add_row(Text(reason), f"{count:,}")  # a reason quotes a body: never markup
     return table
 
 

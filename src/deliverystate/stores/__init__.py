@@ -15,12 +15,12 @@ receiver take: ``:memory:``, a ``postgresql://`` URL, or an SQLite path.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ..errors import NoDatabase
 from ._memory import MemoryStore
+from ._names import redact, store_name
 from ._protocol import (
+    SETTLED,
     Archived,
     DeadLetter,
     HistoryEntry,
@@ -36,6 +36,7 @@ from ._sqlite import DEFAULT_DB, SQLiteStore
 
 __all__ = [
     "DEFAULT_DB",
+    "SETTLED",
     "Archived",
     "DeadLetter",
     "HistoryEntry",
@@ -49,21 +50,32 @@ __all__ = [
     "Summary",
     "Undeliverable",
     "open_store",
+    "redact",
+    "store_name",
 ]
 
 _POSTGRES = ("postgresql://", "postgres://")
 
 
-def open_store(location: str | os.PathLike[str] = DEFAULT_DB, *, must_exist: bool = False) -> Store:
+def open_store(
+    location: str | os.PathLike[str] = DEFAULT_DB,
+    *,
+    must_exist: bool = False,
+    read_only: bool = False,
+) -> Store:
     """Open the store named by ``location``: ``:memory:``, a PostgreSQL URL or an SQLite path.
 
-    With ``must_exist`` an SQLite path that holds no file raises
-    :class:`NoDatabase` instead of creating an empty database (a read-only
-    command has nothing to read there).  Opening may raise
-    ``StoreUnavailable``, ``SchemaMismatch``, or ``ImportError`` for a
-    PostgreSQL URL without the ``postgres`` extra.
+    With ``must_exist`` nothing is created: a path without a file, a schema
+    that does not exist, or one without deliverystate's tables, raises
+    :class:`NoDatabase` (a command that works on what is there has nothing to
+    do).  ``read_only`` (a read-only command's open) implies it and writes
+    nothing at all: an older schema raises ``SchemaMismatch`` instead of
+    being migrated.  Errors name the store without its password
+    (:func:`redact`).  Opening may also raise ``StoreUnavailable``, or
+    ``ImportError`` for a PostgreSQL URL without the ``postgres`` extra.
     """
     text = os.fspath(location)
+    exists = must_exist or read_only
     # ``postgresql://...?schema=name`` picks the schema (default ``deliverystate``)
     if text == ":memory:":
         return MemoryStore()
@@ -71,10 +83,10 @@ def open_store(location: str | os.PathLike[str] = DEFAULT_DB, *, must_exist: boo
         from ._postgres import PostgresStore  # noqa: PLC0415 - psycopg is an optional extra
 
         dsn, schema = _schema_of(text)
-        return PostgresStore(dsn) if schema is None else PostgresStore(dsn, schema=schema)
-    if must_exist and not Path(text).exists():
-        raise NoDatabase(text)
-    return SQLiteStore(text)
+        if schema is None:
+            return PostgresStore(dsn, create=not exists, migrate=not read_only)
+        return PostgresStore(dsn, schema=schema, create=not exists, migrate=not read_only)
+    return SQLiteStore(text, create=not exists, migrate=not read_only)
 
 
 def _schema_of(url: str) -> tuple[str, str | None]:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 
 from .._events import Change
+from ..errors import CursorMovedBack
 from ._hooks import ChangeHook, Hooks
 from ._protocol import Undeliverable
 from ._work import Batch, change_of
@@ -61,6 +62,12 @@ class MemoryFeed:
         """The highest ``seq`` handed out (0 when nothing was ever written to the feed)."""
         return self._last_seq
 
+    def count_changes(self, after: int = 0, *, final: bool = False) -> int:
+        """How many changes the feed holds after ``after`` (with ``final``, to a final status)."""
+        with self._lock:
+            kept = self._changes[bisect.bisect_right(self._seqs, after) :]
+        return sum(1 for change in kept if change.is_final) if final else len(kept)
+
     def cursor(self, name: str) -> int:
         """Where consumer ``name`` is: the last ``seq`` it committed (0 if never)."""
         return self._cursors.get(name, 0)
@@ -71,8 +78,14 @@ class MemoryFeed:
             return dict(self._cursors)
 
     def commit_cursor(self, name: str, seq: int) -> None:
-        """Record that consumer ``name`` has handled every change up to ``seq``."""
+        """Record that consumer ``name`` has handled every change up to ``seq``.
+
+        Raises :class:`CursorMovedBack`, and keeps the cursor, if it is past ``seq``.
+        """
         with self._lock:
+            current = self._cursors.get(name, seq)
+            if seq < current:
+                raise CursorMovedBack(name, seq, current)
             self._cursors[name] = seq
 
     def drop_cursor(self, name: str) -> None:

@@ -31,6 +31,7 @@ from .._reconcile import Decision, Outcome
 from ..errors import PolicyMismatch
 from ._memfeed import MemoryFeed
 from ._protocol import (
+    SETTLED,
     Archived,
     DeadLetter,
     HistoryEntry,
@@ -67,6 +68,9 @@ def _matches(query: MessageQuery, listed: Listed) -> bool:
 
 class MemoryStore(MemoryFeed):
     """States (and optionally history and the change feed) in process memory; thread-safe."""
+
+    #: What output calls this store, as the SQL stores' ``target`` names theirs.
+    target = ":memory:"
 
     def __init__(self, *, history: bool = True, feed: bool | None = None) -> None:
         super().__init__(feed=history if feed is None else feed)
@@ -155,6 +159,21 @@ class MemoryStore(MemoryFeed):
             changes = self._keep(batch)
         self._hooks.call(changes)
         return batch.summary()
+
+    def restore_many(
+        self,
+        archived: Sequence[StatusEvent],
+        registrations: Sequence[tuple[StatusEvent, int]],
+        events: Sequence[StatusEvent],
+        policy: Policy,
+    ) -> Summary:
+        """Restore archived messages (no change in the feed), then apply ``events``, one lock."""
+        with self._lock:
+            batch = self._batch(policy)
+            summary = batch.restore(archived, registrations, events)
+            changes = self._keep(batch)
+        self._hooks.call(changes)
+        return summary
 
     def overdue(
         self, now_ms: int, limit: int, after: tuple[int, str] | None = None
@@ -269,21 +288,21 @@ class MemoryStore(MemoryFeed):
         state = self.get(message_id)
         return (
             state is not None
-            and state.status.is_terminal
+            and state.status in SETTLED
             and self._last_report_ms(message_id, state) < before_ms
         )
 
     def prunable(
         self, before_ms: int, after: str | None, limit: int
     ) -> tuple[list[str], str | None]:
-        """Final messages whose last report is before ``before_ms``, scanning in id order."""
+        """Settled messages whose last report is before ``before_ms``, scanning in id order."""
         with self._lock:
             ids = sorted(m for m in self._records if after is None or m > after)[:limit]
             found = [m for m in ids if self._is_prunable(m, before_ms)]
         return found, (ids[-1] if len(ids) == limit else None)
 
     def remove(self, message_ids: Sequence[str], before_ms: int, keep: Keep | None = None) -> int:
-        """Remove those messages that are still final and old, ``keep``-ing them first."""
+        """Remove those messages that are still settled and old, ``keep``-ing them first."""
         with self._lock:
             doomed = [m for m in sorted(set(message_ids)) if self._is_prunable(m, before_ms)]
             if keep is not None and doomed:

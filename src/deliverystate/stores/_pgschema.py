@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from .._catalog import Status
 from ._rows import MILESTONE_REPORTS
-from ._sql import rekey_previous_tables
-from ._sqlbase import COUNTS_FROM_MESSAGES, LIST_INDEXES, Migration
+from ._sqlbase import COUNTS_FROM_MESSAGES, LIST_INDEXES, Migration, rekey_previous_tables
 
 __all__ = ["FEED_TABLES", "MIGRATIONS", "TABLES"]
 

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._events import StatusEvent
 from ..errors import StoreUnavailable
+from ._names import redact
 from ._pgschema import FEED_TABLES, MIGRATIONS, TABLES
 from ._rows import LOCKED_COLUMNS
 from ._sql import SQLStore
@@ -121,18 +122,19 @@ def _arrivals_statement(cursor: psycopg.Cursor[Any]) -> str:
     return _ARRIVALS.format(sequence="'" + str(sequence).replace("'", "''") + "'")
 
 
-def redact(dsn: str) -> str:
-    """A DSN fit for error messages: the password replaced by ``***``."""
-    dsn = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", dsn)
-    return re.sub(r"(password\s*=\s*)\S+", r"\1***", dsn)
-
-
 class PostgresStore(SQLStore):
     """Message states, history and dead letters in a PostgreSQL schema.
 
     ``pool_size`` bounds the connections this store opens (writes from one
     process mostly queue on row locks anyway; reads can run beside them).
     ``timeout`` bounds connecting and waiting for a free connection.
+    ``create=False`` opens only what is there: a schema that does not
+    exist, or holds no deliverystate tables, raises
+    :class:`~deliverystate.errors.NoDatabase` and is not created;
+    ``migrate=False`` refuses an older schema instead of migrating it (both
+    false: a read-only open, which writes nothing to the schema).  The
+    store's ``target`` (what its errors and output call it) is the DSN
+    without its password (:func:`redact`) and the schema.
     """
 
     _param = "%s"
@@ -145,6 +147,8 @@ class PostgresStore(SQLStore):
         timeout: float = 10.0,
         pool_size: int = 4,
         feed: bool = True,
+        create: bool = True,
+        migrate: bool = True,
     ) -> None:
         super().__init__(feed=feed)
         try:
@@ -170,16 +174,8 @@ class PostgresStore(SQLStore):
         #: The NOTIFY channel that wakes this schema's change followers.
         self.channel = f"deliverystate_changes_{schema}"[:63]
         connect_timeout = max(1, int(timeout))
-        try:
-            # the schema must exist before a pooled connection sets its search_path
-            with (
-                psycopg.connect(dsn, autocommit=True, connect_timeout=connect_timeout) as first,
-                first.transaction(),
-            ):
-                first.execute(_SETUP_LOCK)
-                first.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-        except psycopg.OperationalError as error:
-            raise StoreUnavailable(self.target, str(error).strip()) from error
+        if create:
+            self._create_schema(dsn, connect_timeout)
         self._dsn = dsn
         self._connect_options: dict[str, Any] = {
             "autocommit": True,
@@ -208,7 +204,9 @@ class PostgresStore(SQLStore):
             self._pool.open(wait=True, timeout=timeout)
             with self._transaction() as cursor:
                 cursor.execute(_SETUP_LOCK)
-                self._setup_schema(cursor, TABLES + FEED_TABLES, MIGRATIONS)
+                self._setup_schema(
+                    cursor, TABLES + FEED_TABLES, MIGRATIONS, create=create, migrate=migrate
+                )
                 cursor.execute("SELECT reltuples FROM pg_class WHERE oid = 'ds_messages'::regclass")
                 (estimate,) = cursor.fetchone() or (0,)
                 self._known_rows = max(0, int(estimate))
@@ -216,6 +214,31 @@ class PostgresStore(SQLStore):
         except BaseException:
             self._pool.close()
             raise
+
+    def _create_schema(self, dsn: str, connect_timeout: int) -> None:
+        """Create the schema: it must exist before a pooled connection sets its search_path."""
+        psycopg = self._psycopg
+        try:
+            with (
+                psycopg.connect(dsn, autocommit=True, connect_timeout=connect_timeout) as first,
+                first.transaction(),
+            ):
+                first.execute(_SETUP_LOCK)
+                first.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+        except psycopg.OperationalError as error:
+            raise self._unavailable(error) from error
+
+    def _unavailable(self, error: Exception) -> StoreUnavailable:
+        """The error to raise for a driver's ``error``: libpq may quote the DSN, so redacted."""
+        return StoreUnavailable(self.target, redact(str(error).strip() or repr(error)))
+
+    def _missing(self, cursor: psycopg.Cursor[Any]) -> str | None:
+        cursor.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.schema,))
+        if cursor.fetchone() is None:
+            return f"schema {self.schema} does not exist"
+        cursor.execute("SELECT to_regclass(%s) IS NOT NULL", (f'"{self.schema}".ds_meta',))
+        (found,) = cursor.fetchone() or (False,)
+        return None if found else f"schema {self.schema} holds no deliverystate tables"
 
     def _configure(self, connection: psycopg.Connection[Any]) -> None:
         """Prepare a new pooled connection: the schema, and its own scratch tables."""
@@ -248,7 +271,9 @@ class PostgresStore(SQLStore):
                     return True
                 return any(True for _ in connection.notifies(timeout=timeout, stop_after=1))
             except psycopg.OperationalError as error:
-                logger.warning("listening for changes on %s failed: %s", self.target, error)
+                logger.warning(
+                    "listening for changes on %s failed: %s", self.target, redact(str(error))
+                )
                 if connection is not None:
                     connection.close()
                 connection = None
@@ -293,7 +318,9 @@ class PostgresStore(SQLStore):
                 for table in tables:
                     connection.execute(f"ANALYZE {table}")
         except self._pool_errors as error:  # the next batch will try again
-            logger.warning("analyzing %s after many writes failed: %s", self.target, error)
+            logger.warning(
+                "analyzing %s after many writes failed: %s", self.target, redact(str(error))
+            )
             with self._analyze_lock:
                 self._new_rows += _ANALYZE_AFTER if len(tables) > 1 else 0
                 self._written_rows += _ANALYZE_AFTER
@@ -313,7 +340,7 @@ class PostgresStore(SQLStore):
             ):
                 yield cursor
         except self._pool_errors as error:
-            raise StoreUnavailable(self.target, str(error).strip() or repr(error)) from error
+            raise self._unavailable(error) from error
 
     def _retryable(self, error: BaseException | None) -> bool:
         """Whether running the work again may succeed: a deadlock, or a connection that broke."""
@@ -336,7 +363,7 @@ class PostgresStore(SQLStore):
             except (*self._pool_errors, self._psycopg.Error) as error:
                 # a read that fails for any database reason (a dropped table, a damaged
                 # page) means the store cannot answer: 503 for the receiver, not a bug
-                raise StoreUnavailable(self.target, str(error).strip() or repr(error)) from error
+                raise self._unavailable(error) from error
 
         return self._retry(read)
 

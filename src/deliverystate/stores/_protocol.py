@@ -28,12 +28,13 @@ from typing import Protocol, runtime_checkable
 
 import attrs
 
-from .._catalog import Status
+from .._catalog import Kind, Status
 from .._events import Change, MessageState, StatusEvent
 from .._policy import Policy
 from .._reconcile import Decision, Outcome
 
 __all__ = [
+    "SETTLED",
     "Archived",
     "DeadLetter",
     "HistoryEntry",
@@ -44,6 +45,7 @@ __all__ = [
     "Store",
     "Summary",
     "Undeliverable",
+    "length_of",
 ]
 
 
@@ -61,8 +63,8 @@ class Milestones:
     """When a message was first reported, first delivered and first read (ms since the epoch).
 
     ``first_ms`` is the time of its earliest report, as the message list
-    orders by; the delivery and read times come from the accepted reports in
-    history only (a rejected report is no evidence about this message), and
+    orders by; the delivery and read times come from the accepted reports
+    only (a rejected report is no evidence about this message), and
     ``delivered_ms`` counts a READ as a delivery too, since a read message was
     delivered at the latest when it was read.
     """
@@ -77,7 +79,12 @@ class Milestones:
 
 @attrs.frozen
 class DeadLetter:
-    """A payload that could not be parsed, kept verbatim with the error and arrival time."""
+    """A payload that could not be parsed, kept or applied, verbatim, with its error and arrival.
+
+    Bodies that parse but that the inbox refuses, or that fail to apply even on
+    their own while the store works, are kept here too (``Store.quarantine``),
+    so that one poison body never holds up the others.
+    """
 
     id: int
     payload: str
@@ -95,24 +102,37 @@ class Undeliverable:
     failed_at: datetime
 
 
+def length_of(field: str) -> int:
+    """An attrs default: the length of the record's own ``field``, a count kept beside its list.
+
+    For an ``init=False`` field, so that the count can never disagree with
+    the list it counts.
+    """
+    return attrs.Factory(lambda record: len(getattr(record, field)), takes_self=True)
+
+
 @attrs.frozen
 class Summary:
-    """Counts of outcomes for a batch; the rejected decisions are kept in full."""
+    """Counts of outcomes for a batch, and the rejected decisions in full.
+
+    Every field named like an outcome is an int (a webhook may serialise the
+    counts as they are); the decisions are ``rejections``, and ``rejected``
+    is how many there are, made from them.
+    """
 
     applied: int = 0
     stale: int = 0
     duplicate: int = 0
-    rejected: tuple[Decision, ...] = ()
+    rejections: tuple[Decision, ...] = ()
+    rejected: int = attrs.field(init=False, default=length_of("rejections"))
 
     @property
     def total(self) -> int:
         """How many events the batch held."""
-        return self.applied + self.stale + self.duplicate + len(self.rejected)
+        return self.applied + self.stale + self.duplicate + self.rejected
 
     def count(self, outcome: Outcome) -> int:
         """How many events of the batch had ``outcome``."""
-        if outcome is Outcome.REJECTED:
-            return len(self.rejected)
         return int(getattr(self, outcome.value))
 
     def __add__(self, other: Summary) -> Summary:
@@ -120,7 +140,7 @@ class Summary:
             self.applied + other.applied,
             self.stale + other.stale,
             self.duplicate + other.duplicate,
-            self.rejected + other.rejected,
+            self.rejections + other.rejections,
         )
 
 
@@ -149,9 +169,19 @@ class Listed:
     state: MessageState
 
 
+#: The statuses retention may remove a message in: every status that is not still
+#: on its way (a failure, READ, and DEVICE_ACK).  DEVICE_ACK is where an SMS ends
+#: (SMS has no read receipts), so a rule of terminal statuses only would keep every
+#: delivered SMS for ever.  A READ that comes after its DEVICE_ACK message was pruned
+#: starts the message afresh; replaying the archive merges the two.  Every store
+#: selects by this set (the SQL stores build their condition from it), so the rule
+#: is written once.
+SETTLED: frozenset[Status] = frozenset(s for s in Status if s.kind is not Kind.PROGRESS)
+
+
 @attrs.frozen
 class Archived:
-    """A message as retention removed it: its final state and every report about it."""
+    """A message as retention removed it: its last state and every report about it."""
 
     state: MessageState
     history: tuple[HistoryEntry, ...]
@@ -173,6 +203,23 @@ class Store(Protocol):
 
     def apply_many(self, events: Iterable[StatusEvent], policy: Policy) -> Summary:
         """Reconcile a batch; cheaper than :meth:`apply` per event, same final states."""
+
+    def restore_many(
+        self,
+        archived: Sequence[StatusEvent],
+        registrations: Sequence[tuple[StatusEvent, int]],
+        events: Sequence[StatusEvent],
+        policy: Policy,
+    ) -> Summary:
+        """Put pruned messages back, then apply ``events``, atomically; the counts of both.
+
+        ``archived`` are the reports of archive lines and ``registrations``
+        the deadlines they held.  Restoring is not news: a message the store
+        did not hold comes back with its state and history but no change in
+        the feed.  ``events`` (callbacks replayed beside the archive) follow
+        as :meth:`apply_many` applies them, so a report that moves a restored
+        message on is a change like any other.
+        """
 
     def advance(self, event: StatusEvent, policy: Policy) -> MessageState:
         """Strictly step a message along the lifecycle, or raise ``IllegalTransition``."""
@@ -226,14 +273,17 @@ class Store(Protocol):
     def milestones(self, since_ms: int | None = None) -> Iterable[Milestones]:
         """For every message with history: first report, first delivery, first read.
 
-        With ``since_ms``, only the messages first reported at or after it (the
-        messages ``count_by_channel(since_ms)`` counts), read through the index
-        on the first report's time: the status page asks for the last day of a
-        store that may hold a month.
+        The SQL stores keep all three on the message row as batches are
+        applied (schema version 6), so this reads no history: it is one read of
+        the messages, the status page's costliest.  With ``since_ms``, only the
+        messages first reported at or after it (the messages
+        ``count_by_channel(since_ms)`` counts), read through the index on the
+        first report's time: the status page asks for the last day of a store
+        that may hold a month.
         """
 
     def add_dead_letter(self, payload: str, error: str) -> DeadLetter:
-        """Keep a payload that could not be parsed."""
+        """Keep a payload that could not be parsed (or kept in the inbox), with why."""
 
     def dead_letters(self, newest: int | None = None) -> Sequence[DeadLetter]:
         """The payloads waiting in the dead letter, oldest first; only the ``newest`` few if given.
@@ -276,14 +326,15 @@ class Store(Protocol):
     def prunable(
         self, before_ms: int, after: str | None, limit: int
     ) -> tuple[list[str], str | None]:
-        """Final messages whose last report is before ``before_ms``, among ``limit`` scanned.
+        """Settled messages whose last report is before ``before_ms``, among ``limit`` scanned.
 
-        Scans in message id order after ``after``, without holding writes up;
-        returns the candidates and where to scan next (None: done).
+        Settled: in one of :data:`SETTLED` (failed, read, or delivered).  Scans in
+        message id order after ``after``, without holding writes up; returns the
+        candidates and where to scan next (None: done).
         """
 
     def remove(self, message_ids: Sequence[str], before_ms: int, keep: Keep | None = None) -> int:
-        """Remove those messages that are still final and older than ``before_ms``, atomically.
+        """Remove those messages that are still settled and older than ``before_ms``, atomically.
 
         Each is handed, with its history, to ``keep`` before anything is
         deleted; if ``keep`` raises, nothing is.  Returns how many were removed.
@@ -295,6 +346,13 @@ class Store(Protocol):
     def last_seq(self) -> int:
         """The highest ``seq`` the feed has handed out (0: none yet)."""
 
+    def count_changes(self, after: int = 0, *, final: bool = False) -> int:
+        """How many changes the feed holds after ``after`` (with ``final``, to a final status).
+
+        Not ``last_seq() - after``: trimming removes changes, and PostgreSQL
+        skips the seqs of a batch that rolled back.
+        """
+
     def cursor(self, name: str) -> int:
         """The last ``seq`` consumer ``name`` committed (0 if it never did)."""
 
@@ -302,7 +360,11 @@ class Store(Protocol):
         """Every named consumer's position."""
 
     def commit_cursor(self, name: str, seq: int) -> None:
-        """Durably record that consumer ``name`` has handled the feed up to ``seq``."""
+        """Durably record that consumer ``name`` has handled the feed up to ``seq``.
+
+        A cursor only moves forwards: raise ``CursorMovedBack`` (a
+        ``ValueError``), changing nothing, when it is past ``seq`` already.
+        """
 
     def drop_cursor(self, name: str) -> None:
         """Forget a consumer, so that it no longer holds changes back from pruning."""

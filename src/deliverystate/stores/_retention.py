@@ -1,11 +1,12 @@
-"""Retention for the SQL stores: finding final messages past a date, and removing them.
+"""Retention for the SQL stores: finding settled messages past a date, and removing them.
 
 Theory of operation
 -------------------
 A store that only grows is not something an operator can keep.  Pruning
-removes messages whose state is final (READ, or any code from 20 up) and
-whose last report is older than a date, with their history, in two steps so
-that the write lock is held briefly and a running receiver is not held up:
+removes messages that are settled (their status is in ``_protocol.SETTLED``:
+a failure, READ, or DEVICE_ACK, where an SMS ends) and whose last report is
+older than a date, with their history, in two steps so that the write lock is
+held briefly and a running receiver is not held up:
 
 1. :meth:`prunable` scans the message table in id order, a page at a time,
    *without* the write lock, and returns the candidates it saw;
@@ -27,7 +28,7 @@ from typing import Any
 
 from .._catalog import Status
 from .._reconcile import Outcome
-from ._protocol import Archived, HistoryEntry, Keep
+from ._protocol import SETTLED, Archived, HistoryEntry, Keep
 from ._rows import (
     HISTORY_COLUMNS,
     event_from_row,
@@ -39,8 +40,9 @@ from ._sqlbase import ADD_COUNTS, SQLBase, count_moves
 
 __all__ = ["SQLRetention"]
 
-#: Final statuses, as the SQL condition that finds them.
-_FINAL = f"(status = {int(Status.READ)} OR status >= 20)"
+#: Settled statuses, as the SQL condition that finds them: built from the set, never
+#: written out, so that the SQL and the memory store cannot disagree.
+_SETTLED = f"status IN ({', '.join(str(int(status)) for status in sorted(SETTLED))})"
 
 
 class SQLRetention(SQLBase):
@@ -49,14 +51,14 @@ class SQLRetention(SQLBase):
     def prunable(
         self, before_ms: int, after: str | None, limit: int
     ) -> tuple[list[str], str | None]:
-        """Final messages whose last report is before ``before_ms``, scanning ``limit`` rows.
+        """Settled messages whose last report is before ``before_ms``, scanning ``limit`` rows.
 
         Scans the messages after ``after`` in id order; returns the candidates
         and where the next scan starts (None when the table is done).
         """
         rows = self._read(
             self._sql(
-                f"SELECT message_id, reports FROM ds_messages WHERE {_FINAL} AND message_id > ? "
+                f"SELECT message_id, reports FROM ds_messages WHERE {_SETTLED} AND message_id > ? "
                 "ORDER BY message_id LIMIT ?"
             ),
             (after or "", limit),
@@ -65,14 +67,14 @@ class SQLRetention(SQLBase):
         return found, (rows[-1][0] if len(rows) == limit else None)
 
     def remove(self, message_ids: Sequence[str], before_ms: int, keep: Keep | None = None) -> int:
-        """Remove those of ``message_ids`` that are still final and old; ``keep`` them first."""
+        """Remove those of ``message_ids`` that are still settled and old; ``keep`` them first."""
 
         def attempt() -> int:
             with self._transaction() as cursor:
                 doomed = [
                     row
                     for row in self._select_for_update(cursor, sorted(message_ids))
-                    if Status.from_code(row[1]).is_terminal
+                    if Status.from_code(row[1]) in SETTLED
                     and max(report_times(row[7]), default=0) < before_ms
                 ]
                 if not doomed:

@@ -33,9 +33,9 @@ from typing import Any, TypeVar
 
 from .._catalog import Origin, Status
 from .._events import Change, MessageState, StatusEvent
-from .._policy import DELIVERY_WINS, FAILURE_WINS, PREVIOUS_TABLES, Policy
+from .._policy import Policy
 from .._reconcile import Decision, Outcome
-from ..errors import PolicyMismatch, SchemaMismatch
+from ..errors import NoDatabase, PolicyMismatch, SchemaMismatch
 from ._hooks import ChangeHook, Hooks
 from ._protocol import DeadLetter, Summary
 from ._retention import SQLRetention
@@ -49,12 +49,20 @@ from ._rows import (
     state_from_row,
     storable_text,
 )
-from ._sqlbase import HistoryRow, MessageRow, Migration, Row, Writes, count_moves
+from ._sqlbase import (
+    HistoryRow,
+    MessageRow,
+    Migration,
+    Row,
+    Writes,
+    count_moves,
+    precedence_sql,
+)
 from ._sqlfeed import SQLFeed
 from ._sqlread import SQLReads
 from ._work import Batch, change_of, record_of
 
-__all__ = ["SCHEMA_VERSION", "SQLStore", "precedence_sql", "rekey_previous_tables"]
+__all__ = ["SCHEMA_VERSION", "SQLStore"]
 
 #: The schema this version of deliverystate writes.  Bump it together with an
 #: entry in each store's ``MIGRATIONS`` that upgrades the previous version.
@@ -73,7 +81,6 @@ SCHEMA_VERSION = 7
 
 T = TypeVar("T")
 _CLICKATELL = Origin.CLICKATELL
-BUILT_IN = {policy.name: policy for policy in (DELIVERY_WINS, FAILURE_WINS)}
 # an enum's ``.value`` is a descriptor call: a dictionary lookup is a fifth of its cost
 _OUTCOME_VALUE = {outcome: outcome.value for outcome in Outcome}
 # where a locked row (``_rows.LOCKED_COLUMNS``) keeps its reports blob and milestones
@@ -97,47 +104,6 @@ def _first_ms(row: Row) -> int:
     return int(first) if first is not None else min(report_times(row[_REPORTS_AT]), default=row[2])
 
 
-def precedence_sql(policy: Policy) -> str:
-    """An SQL expression computing a message row's precedence key under ``policy``.
-
-    Generated from the policy's own integers, never from user text.
-    """
-
-    def cases(offset: Mapping[Status, int], scale: Mapping[Status, int]) -> str:
-        whens = " ".join(
-            f"WHEN {int(s)} THEN {offset[s]} + ({scale[s]}) * timestamp_ms" for s in offset
-        )
-        return f"CASE status {whens} END"
-
-    provider = cases(policy.offset, policy.scale)
-    if not policy.local_offset:
-        return provider
-    local = cases(policy.local_offset, policy.local_scale)
-    codes = ", ".join(str(int(s)) for s in policy.local_offset)
-    return f"CASE WHEN local = 1 AND status IN ({codes}) THEN {local} ELSE {provider} END"
-
-
-def rekey_previous_tables(cursor: Any) -> None:
-    """Migration to version 5: a store written under a built-in policy as it was is re-keyed.
-
-    The built-in tables gained ranks for local reports, which moved the
-    others; a store that recorded one of the former tables gets the current
-    one's keys (every report before version 5 is Clickatell's).  A store under
-    a policy of its own keeps it: a table without local rows did not change.
-    """
-    cursor.execute("SELECT value FROM ds_meta WHERE key = 'policy'")
-    row = cursor.fetchone()
-    if row is None:
-        return
-    for name, previous in PREVIOUS_TABLES.items():
-        if row[0] == previous.fingerprint:
-            current = BUILT_IN[name]
-            cursor.execute(f"UPDATE ds_messages SET precedence = {precedence_sql(current)}")
-            cursor.execute(
-                f"UPDATE ds_meta SET value = '{current.fingerprint}' WHERE key = 'policy'"
-            )
-
-
 class SQLStore(SQLReads, SQLRetention, SQLFeed):
     """Shared behaviour of the SQL stores; subclasses supply connection, locking and bulk I/O."""
 
@@ -145,6 +111,9 @@ class SQLStore(SQLReads, SQLRetention, SQLFeed):
         self._policy_checked: str | None = None
         #: Whether status changes are written to the change feed.
         self.feed = feed
+        #: Whether opening this store created its tables (a new file or schema): ``serve``
+        #: says so, since a mistyped --db otherwise starts an empty database unnoticed.
+        self.created = False
         self._hooks = Hooks()
 
     def on_change(self, hook: ChangeHook) -> Callable[[], None]:
@@ -153,33 +122,36 @@ class SQLStore(SQLReads, SQLRetention, SQLFeed):
 
     # --- schema ----------------------------------------------------------------------------
 
-    def _meta(self, cursor: Any, key: str) -> str | None:
-        cursor.execute(self._sql("SELECT value FROM ds_meta WHERE key = ?"), (key,))
-        row = cursor.fetchone()
-        return None if row is None else str(row[0])
-
-    def _set_meta(self, cursor: Any, key: str, value: str) -> None:
-        cursor.execute(
-            self._sql(
-                "INSERT INTO ds_meta (key, value) VALUES (?, ?) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
-            ),
-            (key, value),
-        )
-
     def _setup_schema(
-        self, cursor: Any, tables: Sequence[str], migrations: Mapping[int, Sequence[Migration]]
+        self,
+        cursor: Any,
+        tables: Sequence[str],
+        migrations: Mapping[int, Sequence[Migration]],
+        *,
+        create: bool = True,
+        migrate: bool = True,
     ) -> None:
-        """Create a fresh schema, migrate an older one, or refuse a newer one."""
-        cursor.execute("CREATE TABLE IF NOT EXISTS ds_meta (key TEXT PRIMARY KEY, value TEXT)")
-        found = self._meta(cursor, "schema_version")
+        """Create a fresh schema, migrate an older one, or refuse a newer one.
+
+        Without ``create`` a place without deliverystate's tables raises
+        :class:`NoDatabase` and is left as it was; without ``migrate`` (a
+        read-only open, which writes nothing) so does an older schema, as
+        :class:`SchemaMismatch`.
+        """
+        missing = None if create else self._missing(cursor)
+        if create:
+            cursor.execute("CREATE TABLE IF NOT EXISTS ds_meta (key TEXT PRIMARY KEY, value TEXT)")
+        found = None if missing else self._meta(cursor, "schema_version")
+        if found is None and not create:
+            raise NoDatabase(self.target, missing or "it records no schema version")
         if found is None:
             for statement in tables:
                 cursor.execute(statement)
             self._set_meta(cursor, "schema_version", str(SCHEMA_VERSION))
+            self.created = True
             return
         version = int(found)
-        if version > SCHEMA_VERSION:
+        if version > SCHEMA_VERSION or (version < SCHEMA_VERSION and not migrate):
             raise SchemaMismatch(self.target, version, SCHEMA_VERSION)
         while version < SCHEMA_VERSION:
             for step in migrations[version]:
@@ -346,13 +318,7 @@ class SQLStore(SQLReads, SQLRetention, SQLFeed):
 
     def apply_many(self, events: Iterable[StatusEvent], policy: Policy) -> Summary:
         """Reconcile a batch in one transaction with a constant number of round trips."""
-        events = list(events)
-
-        def work(batch: Batch, _: Any) -> Summary:
-            batch.absorb(events)
-            return batch.summary()
-
-        return self._run(events, policy, work)
+        return self.restore_many((), (), list(events), policy)  # nothing to restore
 
     def register_many(self, sends: Sequence[tuple[StatusEvent, int]], policy: Policy) -> Summary:
         """Apply registered sends' QUEUED reports and deadlines in one transaction."""
@@ -364,6 +330,18 @@ class SQLStore(SQLReads, SQLRetention, SQLFeed):
             return batch.summary()
 
         return self._run([event for event, _ in sends], policy, work)
+
+    def restore_many(
+        self,
+        archived: Sequence[StatusEvent],
+        registrations: Sequence[tuple[StatusEvent, int]],
+        events: Sequence[StatusEvent],
+        policy: Policy,
+    ) -> Summary:
+        """Restore archived messages (no change in the feed), then apply ``events``: one commit."""
+        return self._run(
+            [*archived, *events], policy, lambda b, _: b.restore(archived, registrations, events)
+        )
 
     def advance(self, event: StatusEvent, policy: Policy) -> MessageState:
         """Strictly step a message along the lifecycle; ``IllegalTransition`` rolls back."""

@@ -3,25 +3,30 @@
 ``SQLBase`` is what every part of the SQL stores builds on: the batch
 protocol and the intake (``_sql``), the reads (``_sqlread``) and retention
 (``_retention``).  A driver (``_sqlite``, ``_postgres``) supplies its
-transactions, reads and bulk I/O through the abstract hooks below.
+transactions, reads and bulk I/O through the abstract hooks below.  The
+shared pieces of the schema live here too: the counts' migration, and a
+policy's precedence key as SQL with the migration that re-keys old stores.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, TypeVar
 
 import attrs
 
+from .._catalog import Status
 from .._events import StatusEvent
+from .._policy import DELIVERY_WINS, FAILURE_WINS, PREVIOUS_TABLES, Policy
 from ..errors import StoreUnavailable
 from ._work import FeedEntry
 
 __all__ = [
     "ADD_COUNTS",
+    "BUILT_IN",
     "COUNTS_FROM_MESSAGES",
     "LIST_INDEXES",
     "HistoryRow",
@@ -31,6 +36,8 @@ __all__ = [
     "SQLBase",
     "Writes",
     "count_moves",
+    "precedence_sql",
+    "rekey_previous_tables",
 ]
 
 Row = tuple[Any, ...]
@@ -172,6 +179,27 @@ class SQLBase(abc.ABC):
         one by one), or 0 when it has none.
         """
 
+    @abc.abstractmethod
+    def _missing(self, cursor: Any) -> str | None:
+        """What is missing for this store to hold a deliverystate database, or None.
+
+        Only reads: a read-only open asks it before anything that could write.
+        """
+
+    def _meta(self, cursor: Any, key: str) -> str | None:
+        cursor.execute(self._sql("SELECT value FROM ds_meta WHERE key = ?"), (key,))
+        row = cursor.fetchone()
+        return None if row is None else str(row[0])
+
+    def _set_meta(self, cursor: Any, key: str, value: str) -> None:
+        cursor.execute(
+            self._sql(
+                "INSERT INTO ds_meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+            ),
+            (key, value),
+        )
+
     def _after_commit(self) -> None:  # noqa: B027 - a hook most stores leave empty
         """Called after each batch commits (PostgreSQL analyzes after bulk loads)."""
 
@@ -218,3 +246,48 @@ class SQLBase(abc.ABC):
     @abc.abstractmethod
     def _select_for_update(self, cursor: Any, ids: Sequence[str]) -> list[Row]:
         """Lock messages and return their ``LOCKED_COLUMNS`` (``_rows``), as rows."""
+
+
+#: The built-in policies by name (a store records which one wrote its keys).
+BUILT_IN = {policy.name: policy for policy in (DELIVERY_WINS, FAILURE_WINS)}
+
+
+def precedence_sql(policy: Policy) -> str:
+    """An SQL expression computing a message row's precedence key under ``policy``.
+
+    Generated from the policy's own integers, never from user text.
+    """
+
+    def cases(offset: Mapping[Status, int], scale: Mapping[Status, int]) -> str:
+        whens = " ".join(
+            f"WHEN {int(s)} THEN {offset[s]} + ({scale[s]}) * timestamp_ms" for s in offset
+        )
+        return f"CASE status {whens} END"
+
+    provider = cases(policy.offset, policy.scale)
+    if not policy.local_offset:
+        return provider
+    local = cases(policy.local_offset, policy.local_scale)
+    codes = ", ".join(str(int(s)) for s in policy.local_offset)
+    return f"CASE WHEN local = 1 AND status IN ({codes}) THEN {local} ELSE {provider} END"
+
+
+def rekey_previous_tables(cursor: Any) -> None:
+    """Migration to version 5: a store written under a built-in policy as it was is re-keyed.
+
+    The built-in tables gained ranks for local reports, which moved the
+    others; a store that recorded one of the former tables gets the current
+    one's keys (every report before version 5 is Clickatell's).  A store under
+    a policy of its own keeps it: a table without local rows did not change.
+    """
+    cursor.execute("SELECT value FROM ds_meta WHERE key = 'policy'")
+    row = cursor.fetchone()
+    if row is None:
+        return
+    for name, previous in PREVIOUS_TABLES.items():
+        if row[0] == previous.fingerprint:
+            current = BUILT_IN[name]
+            cursor.execute(f"UPDATE ds_messages SET precedence = {precedence_sql(current)}")
+            cursor.execute(
+                f"UPDATE ds_meta SET value = '{current.fingerprint}' WHERE key = 'policy'"
+            )

@@ -14,8 +14,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .._catalog import Origin
+from .._catalog import Origin, Status
 from .._events import Change
+from ..errors import CursorMovedBack
 from ._protocol import Undeliverable
 from ._rows import storable_text
 from ._sqlbase import Row, SQLBase
@@ -23,6 +24,14 @@ from ._work import change_of
 
 __all__ = ["SQLFeed", "change_row"]
 
+#: A cursor moved to a seq, never back (no row changes when it is past it).
+_COMMIT = (
+    "INSERT INTO ds_cursors (name, seq, updated_at) VALUES (?, ?, CURRENT_TIMESTAMP) "
+    "ON CONFLICT (name) DO UPDATE SET seq = excluded.seq, updated_at = excluded.updated_at "
+    "WHERE excluded.seq >= ds_cursors.seq"
+)
+#: The codes of the final statuses, as SQL (from the catalog's own integers).
+_FINAL_CODES = ", ".join(str(int(status)) for status in Status if status.is_terminal)
 _COLUMNS = "seq, message_id, previous, status, timestamp_ms, channel, client_message_id, local"
 
 
@@ -63,6 +72,12 @@ class SQLFeed(SQLBase):
         """The highest ``seq`` in the feed (0 when nothing was ever written to it)."""
         return int(self._read("SELECT COALESCE(MAX(seq), 0) FROM ds_changes")[0][0])
 
+    def count_changes(self, after: int = 0, *, final: bool = False) -> int:
+        """How many changes the feed holds after ``after`` (with ``final``, to a final status)."""
+        only = f" AND status IN ({_FINAL_CODES})" if final else ""
+        sql = self._sql(f"SELECT COUNT(*) FROM ds_changes WHERE seq > ?{only}")
+        return int(self._read(sql, (after,))[0][0])
+
     def cursor(self, name: str) -> int:
         """Where consumer ``name`` is: the last ``seq`` it committed (0 if never)."""
         rows = self._read(self._sql("SELECT seq FROM ds_cursors WHERE name = ?"), (name,))
@@ -73,12 +88,24 @@ class SQLFeed(SQLBase):
         return {row[0]: int(row[1]) for row in self._read("SELECT name, seq FROM ds_cursors")}
 
     def commit_cursor(self, name: str, seq: int) -> None:
-        """Record that consumer ``name`` has handled every change up to ``seq``."""
-        self._execute(
-            "INSERT INTO ds_cursors (name, seq, updated_at) VALUES (?, ?, CURRENT_TIMESTAMP) "
-            "ON CONFLICT (name) DO UPDATE SET seq = excluded.seq, updated_at = excluded.updated_at",
-            (name, seq),
-        )
+        """Record that consumer ``name`` has handled every change up to ``seq``.
+
+        Raises :class:`CursorMovedBack`, and keeps the cursor, if it is past
+        ``seq``: the upsert moves it only forwards, so two writers cannot
+        race it back either.
+        """
+
+        def attempt() -> int | None:
+            with self._transaction() as cursor:
+                cursor.execute(self._sql(_COMMIT), (name, seq))
+                if cursor.rowcount:
+                    return None
+                cursor.execute(self._sql("SELECT seq FROM ds_cursors WHERE name = ?"), (name,))
+                return int(cursor.fetchone()[0])
+
+        current = self._retry(attempt)
+        if current is not None:
+            raise CursorMovedBack(name, seq, current)
 
     def drop_cursor(self, name: str) -> None:
         """Forget consumer ``name`` (it no longer holds changes back from pruning)."""

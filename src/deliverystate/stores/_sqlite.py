@@ -21,11 +21,19 @@ from typing import Any
 from .._catalog import Status
 from .._events import StatusEvent
 from .._reconcile import fingerprint
-from ..errors import StoreUnavailable
+from ..errors import NoDatabase, StoreUnavailable
 from ._protocol import Keep
 from ._rows import LOCKED_COLUMNS, MILESTONE_REPORTS, pack_reports, report_times
-from ._sql import SQLStore, rekey_previous_tables
-from ._sqlbase import ADD_COUNTS, COUNTS_FROM_MESSAGES, LIST_INDEXES, Migration, Row, Writes
+from ._sql import SQLStore
+from ._sqlbase import (
+    ADD_COUNTS,
+    COUNTS_FROM_MESSAGES,
+    LIST_INDEXES,
+    Migration,
+    Row,
+    Writes,
+    rekey_previous_tables,
+)
 
 __all__ = ["DEFAULT_DB", "FEED_TABLES", "MIGRATIONS", "TABLES", "SQLiteStore"]
 
@@ -266,6 +274,11 @@ class SQLiteStore(SQLStore):
 
     ``timeout`` is how long a writer waits for another process's lock;
     ``cache_mb`` how much of the file this connection keeps in memory.
+    ``create=False`` opens only what is there: a path without a file, or a
+    file without deliverystate's tables, raises
+    :class:`~deliverystate.errors.NoDatabase` and is left as it was;
+    ``migrate=False`` refuses an older schema instead of migrating it (both
+    false: a read-only open, which writes nothing).
     """
 
     def __init__(
@@ -275,18 +288,28 @@ class SQLiteStore(SQLStore):
         timeout: float = 30.0,
         cache_mb: int = 64,
         feed: bool = True,
+        create: bool = True,
+        migrate: bool = True,
     ) -> None:
         super().__init__(feed=feed)
         if cache_mb < 1:
             raise ValueError(f"cache_mb must be at least 1, not {cache_mb}")
         self.path = os.fspath(path)
+        #: The name errors and output give this store (a path holds no password).
         self.target = self.path
         self._lock = threading.RLock()
+        if not create and (self.path == ":memory:" or not os.path.exists(self.path)):
+            raise NoDatabase(self.target, "no such file")
         try:
             self._conn = sqlite3.connect(
                 self.path, timeout=timeout, isolation_level=None, check_same_thread=False
             )
             self._conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            # before the pragmas: switching a file to WAL writes to it
+            missing = None if create else self._missing(self._conn.cursor())
+            if missing is not None:
+                self._conn.close()
+                raise NoDatabase(self.target, missing)
             # only a new, empty file takes a page size and a vacuum mode; an existing one
             # keeps its own.  Incremental: pages that retention frees go back to the disk
             self._conn.execute(f"PRAGMA page_size = {_PAGE_SIZE}")
@@ -301,7 +324,13 @@ class SQLiteStore(SQLStore):
         except sqlite3.Error as error:
             raise StoreUnavailable(self.target, str(error)) from error
         with self._transaction() as cursor:
-            self._setup_schema(cursor, TABLES + FEED_TABLES, MIGRATIONS)
+            self._setup_schema(
+                cursor, TABLES + FEED_TABLES, MIGRATIONS, create=create, migrate=migrate
+            )
+
+    def _missing(self, cursor: sqlite3.Cursor) -> str | None:
+        cursor.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'ds_meta'")
+        return None if cursor.fetchone() else "the file holds no deliverystate tables"
 
     def close(self) -> None:
         """Close the connection."""
@@ -385,7 +414,7 @@ class SQLiteStore(SQLStore):
         return first
 
     def remove(self, message_ids: Sequence[str], before_ms: int, keep: Keep | None = None) -> int:
-        """Remove old final messages (see ``_retention``), then give their pages back."""
+        """Remove old settled messages (see ``_retention``), then give their pages back."""
         removed = super().remove(message_ids, before_ms, keep)
         if removed:
             self._give_pages_back()

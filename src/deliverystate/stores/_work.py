@@ -235,6 +235,38 @@ class Batch:
             self.recorded.append((event, decision.outcome))
         return self._tally(decision)
 
+    def restore(
+        self,
+        archived: Sequence[StatusEvent],
+        registrations: Sequence[tuple[StatusEvent, int]],
+        events: Iterable[StatusEvent] = (),
+    ) -> Summary:
+        """Put pruned messages back from an archive, then absorb ``events``; the counts.
+
+        Restoring is not news: a message the working set did not hold comes
+        back with no entry in ``feed``, so a feed consumer does not hear again
+        what it heard before the message was pruned (and the message's next
+        change starts where its last one ended).  A message the working set
+        does hold (a report after the prune started it afresh) gets its
+        changes noted as usual, so that its changes still follow its status.
+        The registrations' reports are in ``archived`` already: they are
+        counted there, not twice.  ``events`` (callbacks) follow the restored
+        messages, so a report that moves one on is a change from its restored
+        status.
+        """
+        fresh = {event.message_id for event in archived} - self.records.keys()
+        noted = len(self.feed) if self.feed is not None else 0
+        self.absorb(archived)
+        counts = self.applied, self.stale, self.duplicate, len(self.rejected)
+        for event, deadline_ms in registrations:
+            self.register(event, deadline_ms)
+        self.applied, self.stale, self.duplicate = counts[:3]
+        del self.rejected[counts[3] :]
+        if self.feed is not None and fresh:
+            self.feed[noted:] = [entry for entry in self.feed[noted:] if entry[0] not in fresh]
+        self.absorb(events)
+        return self.summary()
+
     def absorb(self, events: Iterable[StatusEvent]) -> None:  # noqa: PLR0912, PLR0915 - one flat hot loop
         """Apply many reports without building a Decision for each: the hot path.
 

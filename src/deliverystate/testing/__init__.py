@@ -19,7 +19,8 @@ imports them.
 
 The pytest plugin (``deliverystate.pytest_plugin``, registered when the
 package is installed) adds the fixtures ``tracker``, ``sqlite_tracker`` and
-``postgres_tracker``.
+``postgres_tracker``, and for ``@given`` tests ``make_tracker`` (``with
+make_tracker("sqlite") as tracker:``, a fresh store per example).
 """
 
 from __future__ import annotations

@@ -13,9 +13,10 @@ numbers or digit strings, a Platform name or a One API name with One API
 numbering; legacy three-digit codes and epoch seconds.  Last it is encoded:
 UTF-8 bytes, text, the decoded mapping, or (Platform and legacy only, which
 Clickatell also sends as GET parameters or a form) the mapping a query string
-decodes to, each field a list of its values as :func:`urllib.parse.parse_qs`
-gives it; ``urllib.parse.urlencode(body, doseq=True)`` turns it back into the
-query string itself.
+decodes to, one string per field as the receiver hands it to the parser
+(``dict(urllib.parse.parse_qsl(query))``, never ``parse_qs``'s lists, which the
+parser refuses); ``urllib.parse.urlencode(body)`` turns it back into the query
+string itself.
 
 The events a body means are built beside it from the drawn values, never by
 parsing it: that is what lets a test hold ``parse_callback`` (or a user's
@@ -27,7 +28,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import attrs
 from hypothesis import strategies as st
@@ -231,7 +232,7 @@ def encode(fields: Any, encoding: str, *, indent: int | None = None) -> Body:
     if encoding == "mapping":
         return fields  # type: ignore[no-any-return]
     if encoding == "query":
-        return parse_qs(urlencode(fields, doseq=True), keep_blank_values=True)
+        return dict(parse_qsl(urlencode(fields), keep_blank_values=True, errors="strict"))
     text = json.dumps(fields, indent=indent, ensure_ascii=indent is None)
     return text.encode() if encoding == "bytes" else text
 

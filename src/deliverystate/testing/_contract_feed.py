@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from .._catalog import Status
 from .._events import Change, StatusEvent
 from .._tracker import Tracker
+from ..errors import CursorMovedBack
 from ._harness import ContractBase, ev, fresh, reference
 from ._strategies import BASE_MS, streams
 
@@ -158,6 +159,24 @@ class FeedContract(ContractBase):
         again.store.drop_cursor("crm")
         assert dict(again.store.cursors()) == {"billing": 42}
 
+    def test_a_cursor_never_moves_back(self) -> None:
+        """commit_cursor refuses a seq below the cursor (CursorMovedBack) and keeps it."""
+        tracker = self.tracker()
+        tracker.commit_cursor("billing", 42)
+        tracker.commit_cursor("billing", 42)  # committing the same position again is fine
+        with pytest.raises(CursorMovedBack) as refused:
+            tracker.commit_cursor("billing", 41)
+        assert isinstance(refused.value, ValueError)
+        assert (refused.value.consumer, refused.value.seq, refused.value.current) == (
+            "billing",
+            41,
+            42,
+        )
+        assert Tracker(self.open_again()).cursor("billing") == 42
+        self.store.drop_cursor("billing")  # the way to read the feed again
+        tracker.commit_cursor("billing", 3)
+        assert tracker.cursor("billing") == 3
+
     def test_hooks_get_each_commit_s_changes_after_it(self) -> None:
         """``on_change`` sees every commit's changes in order, as the feed has them."""
         tracker = self.tracker()
@@ -207,6 +226,22 @@ class FeedContract(ContractBase):
         store.drop_cursor("fast")
         store.trim_changes(BASE_MS + 10**6)
         assert [c.message_id for c in tracker.changes()] == ["t-late"]
+
+    def test_changes_are_counted_as_the_feed_holds_them(self) -> None:
+        """count_changes counts the changes kept after a seq (final ones alone if asked)."""
+        tracker = self.tracker()
+        tracker.apply_many([ev("c-1", S.QUEUED, 0), ev("c-2", S.QUEUED, 0), ev("c-1", S.READ, 5)])
+        tracker.apply(ev("c-late", S.QUEUED, 10**9))  # newer than the date below
+        first, second, _, late = (c.seq for c in tracker.changes())
+        store = self.store
+        assert store.count_changes() == 4
+        assert store.count_changes(second) == 2
+        assert store.count_changes(first, final=True) == 1
+        assert store.count_changes(late) == 0
+        store.trim_changes(BASE_MS + 10**6)  # no consumer: the three old changes go
+        assert store.count_changes() == 1, "counted changes the feed no longer holds"
+        assert store.count_changes(final=True) == 0
+        assert store.last_seq() == late
 
     def test_prune_trims_the_feed_behind_its_consumers(self) -> None:
         """Tracker.prune removes old changes too, except those a consumer has not yet read."""

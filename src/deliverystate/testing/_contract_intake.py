@@ -40,8 +40,9 @@ class IntakeContract(ContractBase):
         good = callback_body(ev("dl", S.DEVICE_ACK, 5))
         self.store.add_dead_letter(json.dumps(good), "unknown status code 5 (old catalog)")
         report = tracker.retry_dead_letters()
-        assert len(report.applied) == 1
-        assert [x.payload for x in report.still_invalid] == ["{not json"]
+        assert (report.applied, len(report.applied_letters)) == (1, 1)
+        assert [x.payload for x in report.invalid_letters] == ["{not json"]
+        assert report.still_invalid == 1
         state = tracker.get("dl")
         assert state is not None
         assert state.status is S.DEVICE_ACK

@@ -175,8 +175,9 @@ class ReconcileContract(ContractBase):
             ]
         )
         assert (summary.applied, summary.stale, summary.duplicate) == (2, 1, 1)
-        assert [d.event.status for d in summary.rejected] == [S.READ]
-        assert summary.rejected[0].reason, "a rejection says why"
+        assert [d.event.status for d in summary.rejections] == [S.READ]
+        assert summary.rejected == 1
+        assert summary.rejections[0].reason, "a rejection says why"
 
     def test_counts_group_messages_by_status_and_channel(self) -> None:
         """count_by_status and count_by_channel count messages (not reports) by their state."""

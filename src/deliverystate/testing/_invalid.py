@@ -8,9 +8,13 @@ not JSON, not UTF-8, not an object, of no known shape, or repeats a key; or
 one field of one update is wrong the way callbacks in the field are wrong (a
 code newer than the catalog, a code and a name that disagree, seconds where
 milliseconds belong, an id no store could keep, a status the channel cannot
-carry, a Platform code without a One API meaning, two values for one query
-field).  Only one thing is broken, because a parser reports the first problem
-it meets and the order in which it reads fields is its own business.
+carry, a Platform code without a One API meaning, a field of the wrong type:
+a list of one value or of two, a nested list, an object or a boolean where
+text or a number belongs).  Query parameters carry text only, so their
+mapping is never given a wrong type: a field given twice in a query string or
+a form is refused by the receiver before the parser sees it.  Only one thing
+is broken, because a parser reports the first problem it meets and the order
+in which it reads fields is its own business.
 """
 
 from __future__ import annotations
@@ -37,6 +41,24 @@ _OLD_CODES = (7, 19, 42, 99, 142, 255, 1000)
 _NAMES = ("DELIVERED", "SENT", "FAILED", "DELIVRD", "BANANA")
 
 
+#: The fields each shape reads, any of which a wrong type must get refused, named.
+_TYPED = {
+    "one_api": ("messageId", "clientMessageId", "statusCode", "status", "timestamp", "channel"),
+    "platform": ("messageId", "clientMessageId", "statusCode", "status", "timestamp"),
+    "legacy": ("apiMsgId", "cliMsgId", "status", "timestamp"),
+}
+
+
+def _wrong_type(draw: st.DrawFn, fields: dict[str, Any], shape: str) -> str:
+    """Give one field a value of the wrong type (never unwrapped, never guessed); its name."""
+    name = draw(st.sampled_from([n for n in _TYPED[shape] if fields.get(n) is not None]))
+    value = fields[name]
+    fields[name] = draw(
+        st.sampled_from([[value], [value, value], [[value]], [], {"value": value}, True, False])
+    )
+    return name
+
+
 def _bad_id(draw: st.DrawFn, query: bool) -> str:
     # a lone surrogate cannot be percent-encoded: a query string never holds one
     return draw(st.sampled_from([i for i in _BAD_IDS if not (query and "\ud800" in i)]))
@@ -45,7 +67,9 @@ def _bad_id(draw: st.DrawFn, query: bool) -> str:
 def _break_update(draw: st.DrawFn, update: dict[str, Any], prefix: str) -> str:
     """Break one field of a One API update; the full path of the field the refusal names."""
     channel = str(update.get("channel", "sms")).strip().lower()
-    kind = draw(st.integers(0, 8))
+    kind = draw(st.integers(0, 9))
+    if kind == 9:
+        return prefix + _wrong_type(draw, update, "one_api")
     if kind == 0:
         update["statusCode"] = draw(st.sampled_from(_OLD_CODES))
         update.pop("status", None)
@@ -143,12 +167,6 @@ def _legacy(draw: st.DrawFn, fields: dict[str, Any], query: bool) -> str:
     return "timestamp"
 
 
-_REPEATABLE = {
-    "platform": ("messageId", "statusCode", "timestamp"),
-    "legacy": ("apiMsgId", "status", "timestamp"),
-}
-
-
 @st.composite
 def _field_broken(draw: st.DrawFn) -> Callback:
     """A valid body with one field (of one update) broken, in any encoding."""
@@ -159,9 +177,8 @@ def _field_broken(draw: st.DrawFn) -> Callback:
     query = encoding == "query"
     if draft.format == "one_api":
         field = _one_api(draw, fields)
-    elif not draw(st.integers(0, 5)):  # two values for one field
-        field = draw(st.sampled_from([f for f in _REPEATABLE[draft.format] if f in fields]))
-        fields[field] = [str(fields[field]), draw(st.sampled_from(["1", "x", str(fields[field])]))]
+    elif not query and not draw(st.integers(0, 5)):  # a query string carries text only
+        field = _wrong_type(draw, fields, draft.format)
     else:
         field = (_flat if draft.format == "platform" else _legacy)(draw, fields, query)
     return Callback(encode(fields, encoding), draft.format, encoding, field=field)

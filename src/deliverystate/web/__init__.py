@@ -110,8 +110,9 @@ Decisions
   ``token=[redacted]`` in place of the value; uvicorn's own access log, which
   would write it out, is always off (see ``_logs``).
 * **Every figure on the page comes from the store**, so every worker (and a
-  restarted one) shows the same page.  The delivery figures read the history
-  of every message first reported in the window; they are kept for
+  restarted one) shows the same page.  The delivery figures read every
+  message first reported in the window (its row: the first delivery and read
+  are kept on it, so no history is read); they are kept for
   ``_figures.FIGURES_TTL_SECONDS`` (10 s) per window, so pages left on
   auto-refresh share one read, and the page says when they were read.
 * **Pages ask for the token with a form.**  With a token configured, a page
@@ -122,9 +123,13 @@ Decisions
 
 Mounting
 --------
-A mounted Starlette app does not get its own lifespan run, so when you mount
-the receiver, enter its lifespan from yours (this drains the inbox and starts
-the background re-apply)::
+The app's lifespan is what calls :meth:`Tracker.drain_inbox`: once at
+start-up (bodies a crash or an outage left in the inbox, answered 2xx but not
+applied) and again about 5 seconds after any callback answered 202, until a
+drain succeeds.  A mounted Starlette app does not get its own lifespan run,
+so when you mount the receiver, enter its lifespan from yours, or nothing
+re-applies the inbox (docs/operations.md, "Mounting the receiver in your
+app", has the whole recipe)::
 
     receiver = create_app(tracker, token=os.environ["CALLBACK_TOKEN"])
 

@@ -14,7 +14,6 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
-from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -97,7 +96,7 @@ def _summary_json(summary: Summary, ignored: int) -> dict[str, Any]:
         "applied": summary.applied,
         "stale": summary.stale,
         "duplicate": summary.duplicate,
-        "rejected": len(summary.rejected),
+        "rejected": summary.rejected,
         "ignored": ignored,
     }
 
@@ -118,15 +117,15 @@ def _receipt_response(receipt: Receipt) -> Response:
             {
                 "status": "stored",
                 "events": len(receipt.events),
-                "ignored": len(receipt.ignored),
+                "ignored": receipt.ignored,
                 "inbox_id": receipt.inbox_id,
                 "detail": "stored, not applied yet; it will be re-applied",
             },
             status_code=202,
         )
     if receipt.ignored:
-        logger.info("callback held events that are not status updates: %s", receipt.ignored)
-    return JSONResponse(_summary_json(receipt.summary, len(receipt.ignored)))
+        logger.info("callback held events that are not status updates: %s", receipt.ignored_kinds)
+    return JSONResponse(_summary_json(receipt.summary, receipt.ignored))
 
 
 def _json_refusal(body: bytes) -> InvalidCallback | None:
@@ -198,7 +197,7 @@ class _Receiver(ReadEndpoints):
                 summary.applied,
                 summary.stale,
                 summary.duplicate,
-                len(summary.rejected),
+                summary.rejected,
             )
         return True
 
@@ -223,7 +222,14 @@ class _Receiver(ReadEndpoints):
     async def _callback_get(self, request: Request) -> Response:
         if not self.guard.allows(request):
             return self._denied()
-        return await self._take(fields(request.query_params.multi_items(), drop=TOKEN_PARAM))
+        query: bytes = request.scope.get("query_string", b"")
+        try:
+            found = fields(query, drop=TOKEN_PARAM)
+        except (
+            InvalidCallback
+        ) as invalid:  # kept as it came (still percent-encoded), less the token
+            return await self._keep(drop_field(query, TOKEN_PARAM), invalid)
+        return await self._take(found)
 
     async def _callback_post(self, request: Request) -> Response:
         if not self.guard.allows(request):
@@ -256,27 +262,21 @@ class _Receiver(ReadEndpoints):
         is taken as JSON.  A well-formed form is taken as its fields, as ever:
         kept as those fields when they are no valid callback, which
         ``retry_dead_letters`` can read again (after a catalog update, say).
-        Anything else that is no valid callback (text, broken JSON) is kept
-        as it came, less the token, rather than as the fields a form parser
-        made of it; one that looks like JSON is answered with its JSON error.
+        Anything else that is no valid callback (text, broken JSON, bytes that
+        are no text, a field given twice) is kept as it came, less the token,
+        rather than as the fields a form parser made of it; one that looks
+        like JSON is answered with its JSON error.
         """
         if is_json(body):
             return await self._take(body)
         try:
-            pairs = parse_qsl(body.decode("ascii"), keep_blank_values=True, errors="strict")
-        except (UnicodeDecodeError, ValueError) as error:
-            return await self._keep(
-                body, InvalidCallback("body", f"not a URL-encoded form ({error})")
-            )
-        form = fields(pairs, drop=TOKEN_PARAM)
-        if is_form(body):
-            return await self._take(form)
-        try:
-            read_callback(form)
-        except InvalidCallback as invalid:
+            form = fields(body, drop=TOKEN_PARAM)
+            if not is_form(body):  # stray text beside a valid callback is taken, as ever
+                read_callback(form)
+        except InvalidCallback as invalid:  # not ASCII, an escape that is no text, a field twice
             meant_json = _json_refusal(body) if body.lstrip()[:1] in (b"{", b"[") else None
             return await self._keep(drop_field(body, TOKEN_PARAM), meant_json or invalid)
-        return await self._take(form)  # stray text beside a valid callback, taken as ever
+        return await self._take(form)
 
     async def _keep(self, body: bytes, invalid: InvalidCallback) -> Response:
         """Keep a body that is no callback in the dead letter, as it came; answer 400 (or 503)."""

@@ -1,14 +1,15 @@
 """The status page's delivery figures, read at most every few seconds per window.
 
-They are the costly part of the page: one pass over the history of every
-message first reported in the window (``Store.milestones(since)``), which at
-a million messages in the window is many seconds of work (``bench/scale.py``
-times it).  A page left on auto-refresh in several browsers would repeat that
-pass for each; the cache answers them all from one read until it is ``ttl``
-seconds old, or ten times as long as the read took, whichever is longer, so
-that however the page is used, reading the figures never takes more than a
-tenth of one core from the callbacks the same process receives.  The page
-says when the figures were read.
+They are the costly part of the page: one pass over every message first
+reported in the window (``Store.milestones(since)``: the SQL stores read each
+message's row, where its first delivery and first read are kept since schema
+version 6, not its history), which at a million messages in the window is
+seconds of work (``bench/scale.py`` times it).  A page left on auto-refresh in
+several browsers would repeat that pass for each; the cache answers them all
+from one read until it is ``ttl`` seconds old, or ten times as long as the
+read took, whichever is longer, so that however the page is used, reading the
+figures never takes more than a tenth of one core from the callbacks the same
+process receives.  The page says when the figures were read.
 """
 
 from __future__ import annotations

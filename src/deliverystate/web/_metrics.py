@@ -179,8 +179,8 @@ class ReceiverMetrics:
             self._count(shape, "applied", summary.applied)
             self._count(shape, "stale", summary.stale)
             self._count(shape, "duplicate", summary.duplicate)
-            self._count(shape, "rejected", len(summary.rejected))
-        self._count(shape, "ignored", len(receipt.ignored))
+            self._count(shape, "rejected", summary.rejected)
+        self._count(shape, "ignored", receipt.ignored)
 
     def refused(self, error: InvalidCallback) -> None:
         """Count a body that did not parse (kept in the dead letter, answered 400)."""

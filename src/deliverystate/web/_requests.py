@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterable
 from typing import Any
-from urllib.parse import unquote_plus
+from urllib.parse import unquote, unquote_plus
 
 from starlette.requests import Request
+
+from ..errors import InvalidCallback
 
 __all__ = [
     "BODY_TIMEOUT_SECONDS",
@@ -46,23 +47,48 @@ JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
 
 
-def fields(pairs: Iterable[tuple[str, str]], *, drop: str | None = None) -> dict[str, Any]:
-    """Query or form pairs as the mapping the parser takes; a repeated field becomes a list.
+def _unquoted(part: str, field: str) -> str:
+    """A form or query part percent-decoded as UTF-8, strictly: bytes that are no text refused."""
+    try:
+        return unquote(part.replace("+", " "), errors="strict")
+    except UnicodeDecodeError as error:
+        raise InvalidCallback(
+            field, f"not UTF-8 text once percent-decoded ({error.reason})", part
+        ) from None
 
-    A list is what makes the parser say "expected one value" instead of
-    silently picking one of two status codes.
+
+def fields(raw: bytes, *, drop: str | None = None) -> dict[str, str]:
+    """A query string or form body as the mapping the parser takes: one string per field.
+
+    Decoded as ``parse_qsl`` would, but strictly, whichever way the fields
+    came, so that the same bytes get the same answer: a byte outside ASCII, an
+    escape that is not UTF-8 text (``%ED%A0%80``, a lone surrogate), or a
+    field given twice (which of two status codes would count?) is an
+    :class:`InvalidCallback` naming the field, or ``body`` when even the
+    field's name is no text.  ``drop`` (the token) is left out first.
     """
-    found: dict[str, Any] = {}
-    for key, value in pairs:
-        if key == drop:
+    try:
+        text = raw.decode("ascii")
+    except UnicodeDecodeError as error:
+        raise InvalidCallback(
+            "body", f"not URL-encoded: byte {raw[error.start]:#04x} at {error.start} is not ASCII"
+        ) from None
+    found: dict[str, str] = {}
+    given: dict[str, int] = {}
+    for pair in text.split("&"):
+        if not pair:
             continue
-        known = found.get(key)
-        if known is None:
-            found[key] = value
-        elif isinstance(known, list):
-            known.append(value)
+        encoded_name, _, encoded_value = pair.partition("=")
+        name = _unquoted(encoded_name, "body")
+        if name == drop:
+            continue
+        value = _unquoted(encoded_value, name)
+        if name in found:
+            given[name] = given.get(name, 1) + 1
         else:
-            found[key] = [known, value]
+            found[name] = value
+    for name, count in given.items():
+        raise InvalidCallback(name, f"given {count} times (expected one value)", count)
     return found
 
 

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.types import ASGIApp
 
 from .._tracker import Tracker
-from ..stores import DEFAULT_DB, Store, open_store
+from ..stores import DEFAULT_DB, Store, open_store, redact, store_name
 from ._app import create_app
 from ._logs import AccessLog, logging_config
 from ._requests import MAX_BODY_BYTES
@@ -143,7 +143,9 @@ def serve(
     store = open_store(db)  # opened here first: a bad db is one clear error, before listening
     base = f"http://{host}:{port}"
     where = f"Clickatell callback URL {base}/callbacks/clickatell, status page {base}/"
-    logger.info("store %s; %d worker(s); %s", getattr(store, "target", db), workers, where)
+    logger.info("store %s; %d worker(s); %s", store_name(store), workers, where)
+    if getattr(store, "created", False):  # a mistyped --db would start afresh unnoticed
+        logger.warning("created a new, empty database: %s", store_name(store))
     options: dict[str, Any] = {
         "host": host,
         "port": port,
@@ -187,11 +189,12 @@ def _close(store: Store) -> None:
 
 
 def _start_forwarder(store: Store, target: ForwardTarget) -> tuple[Forwarder, threading.Thread]:
-    from ..forward import Forwarder  # noqa: PLC0415 - the 'forward' extra is optional
+    from ..forward import Forwarder, own_retry_logs  # noqa: PLC0415 - the 'forward' extra
 
+    own_retry_logs()  # the forwarder logs each retry, naming the change: not stamina too
     forwarder = Forwarder(store, target)
     thread = forwarder.start()
-    logger.info("forwarding changes to %s as %r", target.url, target.name)
+    logger.info("forwarding changes to %s as %r", redact(target.url), target.name)
     return forwarder, thread
 
 
