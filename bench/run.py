@@ -1,11 +1,11 @@
 """deliverystate's performance, measured in one process run against its baselines.
 
 Run ``python bench/run.py`` (full sizes) or ``python bench/run.py --quick``
-(under a minute on two cores).  Every figure is a median of several runs, and
-every ratio compares two things measured in this same run, so a busy machine
-slows both sides alike.  Nothing here asserts timings in unit tests; the
-script prints a table and exits 1 when a budget of docs/design.md section 6 is
-missed.
+(every row and ratio at smaller sizes, about 20 seconds on two cores).  Every
+figure is a median of several runs, and every ratio compares two things
+measured in this same run, so a busy machine slows both sides alike.  Nothing
+here asserts timings in unit tests; the script prints a table and exits 1 when
+a budget of docs/design.md section 6 is missed.
 
 1. ``Tracker.apply_many`` (memory store, no history) against a bare
    dict-lookup reducer doing the same precedence comparison on the same parsed
@@ -24,7 +24,7 @@ missed.
    docs/design.md section 6 is measured on the stores (``bench/scale.py``).
 6. ``parse_callback`` on One API bodies: reported.  ``replay`` end to end
    into a fresh SQLite file, as ``deliverystate replay FILE`` runs it, on the
-   stream ``deliverystate simulate -n 100000 --seed 1`` writes (30,000
+   stream ``deliverystate simulate -n 100000 --seed 1`` writes (10,000
    messages with ``--quick``), against the same replay done the plain way in
    the same run (one process, the standard library's JSON, ``ingest_many``
    per 2,000 lines): at least 100,000 callbacks per second.
@@ -190,12 +190,12 @@ def scaling_updates(tracked: int, count: int) -> list[StatusEvent]:
 def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one section per measurement
     """Measure everything, print the table, exit 1 when a budget is missed."""
     parser = argparse.ArgumentParser(description="deliverystate benchmarks")
-    parser.add_argument("--quick", action="store_true", help="smaller sizes, under a minute")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, about 20 s")
     args = parser.parse_args(argv)
     quick = args.quick
     messages = 20_000 if quick else 100_000
     repeats = 3 if quick else 5
-    big = 200_000 if quick else 1_000_000
+    big = 100_000 if quick else 1_000_000
     events = simulated_events(messages, seed=3)
     print(machine())
     print(f"input: {len(events):,} parsed events for {messages:,} simulated messages")
@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one section p
         ">= 0.50",
         bare / ours >= 0.5,
     )
-    sample = events[: len(events) // (40 if quick else 20)]
+    sample = events[: len(events) // (400 if quick else 20)]  # a Machine each: slow
     machines = median_seconds(lambda: machine_per_message(sample), 1 if quick else 3)
     speedup = (machines / len(sample)) / (ours / len(events))
     row(
@@ -278,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one section p
     bodies = [line for line in lines if line.startswith('{"integrationId"')]
     parse = median_seconds(lambda: [_parse_or_none(body) for body in bodies], repeats)
     row("parse_callback, One API bodies", per_second(parse, len(bodies)), "", "(reported)")
-    count, replayed = replay_figures(30_000 if quick else 100_000, 3 if quick else repeats)
+    count, replayed = replay_figures(10_000 if quick else 100_000, repeats)
     ratio = statistics.median(replayed["plain"]) / statistics.median(replayed["ours"])
     rate = count / statistics.median(replayed["ours"])
     row(
@@ -302,8 +302,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one section p
     )
 
     # 7: stores
-    sq = stores.sqlite_figures(events[: 30_000 if quick else 100_000], 1000, repeats)
-    count = min(len(events), 30_000 if quick else 100_000)
+    count = min(len(events), 15_000 if quick else 100_000)
+    sq = stores.sqlite_figures(events[:count], 1000, repeats)
     row("SQLiteStore.apply_many, batches of 1,000", per_second(sq["ours"], count), "", "")
     ratio = sq["raw_history"] / sq["ours"]
     row(

@@ -19,7 +19,10 @@ the same run.  Budget (docs/design.md section 6): with callbacks about the 300k
 most recent messages, 1M tracked at least 0.5 of 10k, on SQLite and on
 PostgreSQL (measured right after the load, as a backfill leaves it: nothing
 is analyzed or vacuumed by hand in between).  Uniform access and 10M are
-reported.  ``--quick`` (CI) measures 10k and 1M with fewer batches.
+reported.  ``--quick`` (CI, about 20 seconds) measures 10k and 100k with
+fewer batches and reports their ratio: loading a million messages alone takes
+minutes here, so the budget is checked by the full run (or ``--quick --sizes
+10000,1000000``).
 
 At each size it also times reading one page of 50 from the message list
 (``Store.messages``): the newest, the failed, those sent in the last minute,
@@ -230,11 +233,18 @@ def rows_for(store_name: str, results: dict[int, dict[str, Any]]) -> list[list[s
 
 
 def verdicts(all_results: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
-    """The budget per store: 300k most recent at 1M against 10k."""
+    """The budget per store: 300k most recent at 1M against 10k (other sizes: reported)."""
     lines = []
     for store_name, results in all_results.items():
         if 10_000 not in results or 1_000_000 not in results:
-            lines.append(f"{store_name}: budget not measured (needs 10,000 and 1,000,000)")
+            small, large = min(results), max(results)
+            measured = results[large]["300k most recent"] / results[small]["300k most recent"]
+            lines.append(
+                f"{store_name}: 300k most recent, {large:,} vs {small:,} = {measured:.2f} "
+                "(reported; the budget needs 10,000 and 1,000,000)"
+                if large > small
+                else f"{store_name}: budget not measured (needs 10,000 and 1,000,000)"
+            )
             continue
         ratio = results[1_000_000]["300k most recent"] / results[10_000]["300k most recent"]
         verdict = "ok" if ratio >= BUDGET else "MISSED"
@@ -247,13 +257,13 @@ def verdicts(all_results: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     """Print the growth table; exit 1 when a budget is missed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="10k and 1M, fewer batches (CI)")
+    parser.add_argument("--quick", action="store_true", help="10k and 100k, fewer batches (CI)")
     parser.add_argument("--stores", default="sqlite,postgres")
     parser.add_argument("--sizes", default=None, help="comma-separated message counts")
     args = parser.parse_args(argv)
-    default_sizes = "10000,1000000" if args.quick else "10000,1000000,10000000"
+    default_sizes = "10000,100000" if args.quick else "10000,1000000,10000000"
     sizes = [int(s) for s in (args.sizes or default_sizes).split(",")]
-    rounds, count = (3, 10) if args.quick else (5, 30)
+    rounds, count = (3, 5) if args.quick else (5, 30)
     dsn = os.environ.get("DELIVERYSTATE_TEST_POSTGRES_DSN")
     print(
         f"{machine()}; batches of {BATCH:,} events, {count} batches a round, "

@@ -212,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=16, help="concurrent connections")
     args = parser.parse_args(argv)
     messages, repeats = (800, 3) if args.quick else (4_000, 5)
+    references = 1 if args.quick else repeats  # --quick: one run of each reference row
     stream = [c.body for c in generate_callbacks(messages, seed=11) if c.valid]
     warmup = requests_for([c.body for c in generate_callbacks(20, seed=99) if c.valid])
     requests = requests_for(stream)
@@ -220,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{machine()}; {count:,} callbacks for {messages:,} messages, "
         f"{args.clients} keep-alive clients; uvicorn ({_flavour()}) with one worker; "
         f"medians of {repeats}"
+        + ("" if references == repeats else ", the 2-worker and memory rows one run")
     )
     runs = [one_run(requests, warmup, args.clients) for _ in range(repeats)]
     rates = [count / seconds for seconds, _, _ in runs]
@@ -227,11 +229,11 @@ def main(argv: list[str] | None = None) -> int:
     cpu_per_callback = statistics.median(cpu / count for _, cpu, _ in runs)
     cuts = statistics.quantiles([t for _, _, latencies in runs for t in latencies], n=100)
     memory = statistics.median(
-        count / one_run(requests, warmup, args.clients, memory=True)[0] for _ in range(repeats)
+        count / one_run(requests, warmup, args.clients, memory=True)[0] for _ in range(references)
     )
     alone = count / receive_alone(stream, repeats)
     two = statistics.median(
-        count / one_run(requests, warmup, args.clients, workers=2)[0] for _ in range(repeats)
+        count / one_run(requests, warmup, args.clients, workers=2)[0] for _ in range(references)
     )
     print_table(
         "Webhook receiver over loopback",

@@ -55,6 +55,24 @@ SYSTEM_PROGRAMS = {
 }
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_cmdline_main(config: pytest.Config) -> Iterator[object]:
+    """Run the tests in one process per core (pytest-xdist) unless ``-n`` says otherwise.
+
+    Most of the suite's time is spent waiting on servers, subprocesses and
+    PostgreSQL, so ``python -m pytest`` alone (the README's test command) runs
+    as ``-n auto --dist loadgroup``.  ``-n 0`` or ``-p no:xdist`` runs it in
+    this one process, for a debugger; tests that must not overlap share an
+    ``xdist_group``.  A wrapper, so this runs before xdist reads the options.
+    """
+    distributing = config.pluginmanager.hasplugin("xdist") and not hasattr(config, "workerinput")
+    if distributing and config.option.numprocesses is None:
+        config.option.numprocesses = "auto"
+        if config.option.dist == "no":
+            config.option.dist = "loadgroup"
+    return (yield)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Register a marker per optional system program (``pytest -m graphviz`` runs its tests)."""
     for marker, (program, what, _) in SYSTEM_PROGRAMS.items():

@@ -52,7 +52,8 @@ def run_graphviz_tests(tmp_path: Path, ci: bool) -> str:
     env["PATH"] = str(tmp_path)  # pytest runs as sys.executable by its full path
     if ci:
         env["CI"] = "true"
-    done = run_pytest(TESTS, "-m", "graphviz", "-rsfE", env=env)
+    # -n 0: in one process; the suite's own -n auto would start workers that each collect it all
+    done = run_pytest(TESTS, "-m", "graphviz", "-rsfE", "-n", "0", env=env)
     assert done.returncode == (1 if ci else 0), done.stdout[-3000:]
     return done.stdout
 

@@ -34,7 +34,11 @@ from deliverystate.web import create_app
 from .test_web import T0, one_api, post_json, serving
 
 CHROMIUM = shutil.which("chromium")
-pytestmark = pytest.mark.chromium
+pytestmark = [
+    pytest.mark.chromium,
+    # one browser at a time: each is a dozen processes on two cores, and its waits are timed
+    pytest.mark.xdist_group("chromium"),
+]
 websocket = pytest.importorskip("websocket", reason="websocket-client is in the test extra")
 
 _FLAGS = [

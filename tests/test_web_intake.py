@@ -15,6 +15,7 @@ import json
 import os
 import queue
 import random
+import re
 import signal
 import socket
 import sqlite3
@@ -398,8 +399,15 @@ def test_broken_json_posted_as_a_form_is_answered_as_json(
     assert letter.error.startswith("invalid callback: body: not JSON (")
 
 
-def raw_request(base: str, head: bytes, body_parts: list[bytes], pause: float = 0.0) -> bytes:
-    """Send a hand-written request over a socket, a part at a time; return what came back."""
+def raw_request(
+    base: str, head: bytes, body_parts: list[bytes], pause: float = 0.0, *, until_close: bool = True
+) -> bytes:
+    """Send a hand-written request over a socket, a part at a time; return what came back.
+
+    Read until the server closes the socket, or with ``until_close=False``
+    until one whole answer has come (a kept-alive connection would otherwise
+    hold the read for the server's keep-alive timeout, seconds each).
+    """
     host, port = base.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=15) as sock:
         sock.sendall(head)
@@ -407,11 +415,18 @@ def raw_request(base: str, head: bytes, body_parts: list[bytes], pause: float = 
             time.sleep(pause)
             with contextlib.suppress(OSError):
                 sock.sendall(part)
-        chunks = []
+        answer = b""
         with contextlib.suppress(OSError):
-            while chunk := sock.recv(65536):
-                chunks.append(chunk)
-    return b"".join(chunks)
+            while (until_close or not whole_answer(answer)) and (chunk := sock.recv(65536)):
+                answer += chunk
+    return answer
+
+
+def whole_answer(answer: bytes) -> bool:
+    """Whether ``answer`` holds an HTTP head and the Content-Length bytes it declares."""
+    head, found, body = answer.partition(b"\r\n\r\n")
+    length = re.search(rb"(?im)^content-length:\s*(\d+)\s*$", head)
+    return bool(found) and length is not None and len(body) >= int(length[1])
 
 
 def test_a_body_that_trickles_in_is_cut_with_408(durable: Tracker) -> None:
@@ -439,7 +454,7 @@ def test_an_absurd_content_length_is_the_apps_413(durable: Tracker) -> None:
                 f"POST {URL} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                 f"Content-Length: {declared}\r\n\r\n"
             ).encode()
-            answer = raw_request(base, head, [])
+            answer = raw_request(base, head, [], until_close=False)
             status_line, _, rest = answer.partition(b"\r\n")
             assert status_line == b"HTTP/1.1 413 Request Entity Too Large", (declared, answer)
             assert b"application/json" in rest.lower()
@@ -1085,12 +1100,15 @@ def post_from_fresh_connections(bodies: list[str], base: str) -> list[int]:
     answers: list[int] = []
 
     def client() -> None:
-        while True:
-            try:
-                body = work.get_nowait()
-            except queue.Empty:
-                return
-            with httpx.Client(base_url=base, timeout=30, params={"token": "w"}) as http:
+        # no connection kept alive: each POST opens its own (a client per POST would cost
+        # an SSL context each, 50 ms of CPU, for nothing)
+        fresh = httpx.Limits(max_keepalive_connections=0)
+        with httpx.Client(base_url=base, timeout=30, params={"token": "w"}, limits=fresh) as http:
+            while True:
+                try:
+                    body = work.get_nowait()
+                except queue.Empty:
+                    return
                 answers.append(post_json(http, body).status_code)
 
     threads = [threading.Thread(target=client) for _ in range(8)]
