@@ -70,10 +70,10 @@ def _list(db: str, as_json: bool, limit: int | None = None, by_reason: bool = Fa
     """The letters (only the newest ``limit``), one row each or counted by reason."""
     store = open_tracker(db, read_only=True).store
     letters = store.dead_letters(newest=limit)
-    if limit is not None and len(letters) == limit and store.count_dead_letters() > limit:
-        err.print(
-            f"the newest {limit:,} of {store.count_dead_letters():,} dead letters", markup=False
-        )
+    if limit is not None and len(letters) == limit:
+        total = store.count_dead_letters()
+        if total > limit:
+            err.print(f"the newest {limit:,} of {total:,} dead letters", markup=False)
     if by_reason:
         _reasons(letters, store_name(store), as_json)
         return
