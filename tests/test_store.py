@@ -55,6 +55,17 @@ class TestSQLiteStore(StoreContract):
         """Another connection to the same file."""
         return SQLiteStore(self.tmp_path / "state.sqlite3")
 
+    def refuse_rows_about(self, message_id: str) -> bool:
+        """A trigger that aborts the insert of the message's history rows (a constraint error)."""
+        quoted = message_id.replace("'", "''")
+        with sqlite3.connect(self.tmp_path / "state.sqlite3") as connection:
+            connection.execute(
+                "CREATE TRIGGER refuse BEFORE INSERT ON ds_history "
+                f"WHEN NEW.message_id = '{quoted}' "
+                "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+            )
+        return True
+
 
 class TestPostgresStore(StoreContract):
     """The PostgreSQL store passes the contract, each handle a pool on one fresh schema."""
@@ -70,6 +81,25 @@ class TestPostgresStore(StoreContract):
     def reopen(self, store: Store) -> Store:
         """Another pool on the same schema."""
         return PostgresStore(self.dsn, schema=self.schema)
+
+    def refuse_rows_about(self, message_id: str) -> bool:
+        """A trigger that raises a data exception (SQLSTATE 22001) on the message's history rows."""
+        import psycopg  # noqa: PLC0415 - the postgres extra
+
+        quoted = message_id.replace("'", "''")
+        with psycopg.connect(self.dsn, autocommit=True) as connection:
+            connection.execute(f'SET search_path TO "{self.schema}"')
+            connection.execute(
+                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                f"IF NEW.message_id = '{quoted}' THEN "
+                "RAISE EXCEPTION 'refused by the test' USING ERRCODE = '22001'; END IF; "
+                "RETURN NEW; END $$"
+            )
+            connection.execute(
+                "CREATE TRIGGER refuse BEFORE INSERT ON ds_history "
+                "FOR EACH ROW EXECUTE FUNCTION refuse()"
+            )
+        return True
 
 
 def driver_failure(store: Store) -> Exception:

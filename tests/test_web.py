@@ -44,7 +44,6 @@ from deliverystate import (
     web,
 )
 from deliverystate.simulate import callback_body, generate_callbacks
-from deliverystate.web import _app as web_app
 from deliverystate.web import create_app
 
 from .strategies import json_values, mutated_callbacks
@@ -592,13 +591,13 @@ def test_secrets_are_compared_in_constant_time(
 def test_a_body_the_store_cannot_keep_is_503_never_2xx(
     start: Start, tracker: Tracker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """When writing the body to the inbox fails, the answer is 503 and nothing is applied."""
+    """When the intake's commit fails, the answer is 503 and nothing is applied."""
     client = start()
 
     def full(*args: object) -> int:
         raise StoreUnavailable("web.sqlite3", "database or disk is full")
 
-    monkeypatch.setattr(tracker.store, "accept", full)
+    monkeypatch.setattr(tracker.store, "intake", full)
     monkeypatch.setattr(tracker.store, "add_dead_letter", full)
     response = post_json(client, one_api("unstored", 5, "DEVICE_ACK", T0))
     assert response.status_code == 503
@@ -613,59 +612,35 @@ def test_a_dead_letter_the_store_cannot_keep_is_503_not_400(
     """A 400 promises the body is in the dead letter; if it cannot be kept, it is 503."""
     client = start()
 
-    def full(payload: str, error: str) -> None:
+    def full(*args: object) -> None:
         raise StoreUnavailable("web.sqlite3", "database or disk is full")
 
     monkeypatch.setattr(tracker.store, "add_dead_letter", full)
+    monkeypatch.setattr(tracker.store, "intake", full)
     assert post_json(client, "{broken").status_code == 503
+    assert post_json(client, {"event": {}}).status_code == 503
 
 
-def test_apply_failing_after_the_body_is_stored_is_202_and_the_body_waits(
+def test_a_store_failing_mid_batch_is_503_keeps_nothing_and_the_retry_applies(
     start: Start, tracker: Tracker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """If applying fails once the body is stored, the answer is 202 and the body is pending."""
+    """A write failing inside the intake's transaction is 503; nothing is kept; a retry applies."""
     client = start()
-    text = json.dumps(one_api("stored-only", 6, "READ", T0, "whatsapp"))
+    text = json.dumps(one_api("retried", 6, "READ", T0, "whatsapp"))
 
     def broken(*args: object) -> None:
-        raise sqlite3.OperationalError("database went away mid-batch")
+        raise sqlite3.OperationalError("disk I/O error")
 
-    monkeypatch.setattr(tracker.store, "settle", broken)
-    monkeypatch.setattr(tracker.store, "ping", broken)
-    response = post_json(client, text)
-    assert response.status_code == 202
-    assert response.json()["status"] == "stored"
-    assert "went away" not in response.text  # the store's error stays in the log
-    assert [payload for _, payload in tracker.store.pending()] == [text]
-    assert tracker.get("stored-only") is None
-
-
-def fail_settle_once(tracker: Tracker, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make the tracker's store fail its next settle and ping, as a locked database would."""
-    for method in ("settle", "ping"):
-        real = getattr(tracker.store, method)
-        failures = [1]
-
-        def flaky(*args: Any, real: Any = real, failures: list[int] = failures) -> Any:
-            if failures:
-                failures.pop()
-                raise StoreUnavailable("web.sqlite3", "database is locked")
-            return real(*args)
-
-        monkeypatch.setattr(tracker.store, method, flaky)
-
-
-def test_a_body_that_could_not_be_applied_is_reapplied_in_the_background(
-    start: Start, tracker: Tracker, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """After a 202 the receiver re-applies its inbox by itself, without a restart."""
-    monkeypatch.setattr(web_app, "_REDRAIN_SECONDS", 0.05)
-    fail_settle_once(tracker, monkeypatch)
-    client = start()
-    assert post_json(client, one_api("later", 5, "DEVICE_ACK", T0)).status_code == 202
-    wait_for(lambda: client.get("/messages/later").status_code == 200)
-    assert client.get("/messages/later").json()["status"] == "DEVICE_ACK"
+    with monkeypatch.context() as failing:
+        failing.setattr(tracker.store, "_write", broken)
+        response = post_json(client, text)
+    assert response.status_code == 503
+    assert "disk I/O" not in response.text  # the store's error stays in the log
     assert tracker.store.pending() == []
+    assert tracker.dead_letters() == []
+    assert tracker.get("retried") is None
+    assert post_json(client, text).status_code == 200  # Clickatell's retry
+    assert client.get("/messages/retried").json()["status"] == "READ"
 
 
 def test_start_up_applies_bodies_a_crash_left_in_the_inbox(start: Start, tracker: Tracker) -> None:
@@ -691,19 +666,17 @@ def test_a_failing_start_up_drain_does_not_stop_the_receiver(
     assert post_json(client, one_api("up", 5, "DEVICE_ACK", T0)).status_code == 200
 
 
-def test_the_same_app_serves_again_after_a_shutdown(
-    tracker: Tracker, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """After a shutdown and a new start, callbacks and the background re-apply still work."""
-    monkeypatch.setattr(web_app, "_REDRAIN_SECONDS", 0.05)
+def test_the_same_app_serves_again_after_a_shutdown(tracker: Tracker) -> None:
+    """After a shutdown and a new start, callbacks are taken and the inbox drained again."""
     app = create_app(tracker)
     with serving(app) as base, httpx.Client(base_url=base) as client:
         assert post_json(client, one_api("first-run", 5, "DEVICE_ACK", T0)).status_code == 200
-    fail_settle_once(tracker, monkeypatch)
+    tracker.store.accept([json.dumps(one_api("left", 5, "DEVICE_ACK", T0))])
     with serving(app) as base, httpx.Client(base_url=base) as client:
-        assert post_json(client, one_api("second-run", 5, "DEVICE_ACK", T0)).status_code == 202
-        wait_for(lambda: tracker.get("second-run") is not None)
+        assert post_json(client, one_api("second-run", 5, "DEVICE_ACK", T0)).status_code == 200
     assert tracker.get("first-run") is not None
+    assert tracker.get("second-run") is not None
+    assert tracker.get("left") is not None
     assert tracker.store.pending() == []
 
 

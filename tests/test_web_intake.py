@@ -720,20 +720,25 @@ from deliverystate.web import create_app, http_protocol
 
 kind, target, schema, port = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 if kind == "sqlite":
-    Base = SQLiteStore
+    import sqlite3
+
+    Base, Refusal = SQLiteStore, sqlite3.IntegrityError
     args, kwargs = (target,), {}
 else:
+    import psycopg
     from deliverystate.postgres import PostgresStore as Base
+
+    Refusal = psycopg.errors.ProgramLimitExceeded
     args, kwargs = (target,), {"schema": schema}
 
 
 class Poisoned(Base):
-    \"\"\"A store that cannot hold any report about a message whose id starts with poison-.\"\"\"
+    \"\"\"A store whose database refuses any report about a message whose id starts poison-.\"\"\"
 
-    def settle(self, items, policy):
-        if any(e.message_id.startswith("poison-") for _, events in items for e in events):
-            raise RuntimeError("index row size exceeds btree version 4 maximum")
-        return super().settle(items, policy)
+    def _write(self, cursor, writes):
+        if any(row[1].startswith("poison-") for row in writes.history):
+            raise Refusal("index row size exceeds btree version 4 maximum")
+        return super()._write(cursor, writes)
 
 
 app = create_app(Tracker(Poisoned(*args, **kwargs)), token="t0k")

@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -24,7 +25,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from starlette.datastructures import QueryParams
 
-from deliverystate import MemoryStore, SQLiteStore, Tracker
+from deliverystate import SQLiteStore, Tracker
 from deliverystate.cli._commands import cli
 from deliverystate.postgres import PostgresStore
 from deliverystate.web import create_app
@@ -157,21 +158,21 @@ def test_a_request_the_app_fails_is_logged_as_500(caplog: pytest.LogCaptureFixtu
     assert (record.status, record.client) == (500, "-")  # type: ignore[attr-defined]
 
 
-class Poisoned(MemoryStore):
-    """A store that cannot apply any report about a message whose id starts with poison-."""
+class Poisoned(SQLiteStore):
+    """A store whose database refuses any report about a message whose id starts poison-."""
 
-    def settle(self, items: Any, policy: Any) -> Any:
-        if any(e.message_id.startswith("poison-") for _, events in items for e in events):
-            raise RuntimeError("index row size exceeds btree version 4 maximum")
-        return super().settle(items, policy)
+    def _write(self, cursor: Any, writes: Any) -> int:
+        if any(row[1].startswith("poison-") for row in writes.history):
+            raise sqlite3.IntegrityError("index row size exceeds btree version 4 maximum")
+        return super()._write(cursor, writes)
 
 
 def test_a_poison_body_is_logged_once_with_its_dead_letter(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
-    """A body that fails on its own is answered 400 and logged in one error line, not two."""
+    """A body the store refuses on its own is answered 400 and logged in one error line."""
     caplog.set_level(logging.INFO, logger="deliverystate")
-    tracker = Tracker(Poisoned())
+    tracker = Tracker(Poisoned(tmp_path / "poisoned.sqlite3"))
     with receiver(tracker) as client:
         answer = post_json(client, one_api("poison-1", 5, "DEVICE_ACK", T0))
     assert answer.status_code == 400

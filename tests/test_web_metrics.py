@@ -129,26 +129,29 @@ def test_counts_match_the_callbacks_posted_in_every_format(tracker: Tracker) -> 
     assert samples["deliverystate_feed_last_seq", ()] == 5  # one change per applied event
 
 
-def test_stored_and_dead_lettered_bodies_are_counted_with_their_format(
+def test_refused_and_unstored_bodies_are_counted_with_their_format(
     tracker: Tracker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A body that fails on its own is one invalid One API body; a 202's events are "stored"."""
+    """A body the store refuses is one invalid One API body; a 503's events are not counted."""
 
-    def broken(*args: object) -> None:
-        raise sqlite3.OperationalError("database went away mid-batch")
+    def refused(*args: object) -> None:
+        raise sqlite3.IntegrityError("CHECK constraint failed")
+
+    def down(*args: object) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
 
     with receiver(tracker) as client:
-        monkeypatch.setattr(tracker.store, "settle", broken)  # the store answers pings: poison
+        monkeypatch.setattr(tracker.store, "_write", refused)  # the database refuses the body
         poisoned = post_json(client, two_update_body())
-        monkeypatch.setattr(tracker.store, "ping", broken)  # now it is down: the body waits
+        monkeypatch.setattr(tracker.store, "_write", down)  # now it is down: 503
         waiting = post_json(client, one_api("w", int(Status.QUEUED), "QUEUED", T0))
         samples = scrape(client)
-    assert (poisoned.status_code, waiting.status_code) == (400, 202)
+    assert (poisoned.status_code, waiting.status_code) == (400, 503)
     events = {key: n for key, n in labelled(samples, EVENTS).items() if n}
-    assert events == {("one_api", "invalid"): 1, ("one_api", "stored"): 1}
+    assert events == {("one_api", "invalid"): 1}
     assert {f: n for (f,), n in labelled(samples, INVALID).items() if n} == {"body": 1}
-    assert labelled(samples, ANSWERS) == {("400",): 1, ("202",): 1}
-    assert samples["deliverystate_inbox_bodies", ()] == 1
+    assert labelled(samples, ANSWERS) == {("400",): 1, ("503",): 1}
+    assert samples["deliverystate_inbox_bodies", ()] == 0
     assert samples["deliverystate_dead_letters", ()] == 1
 
 

@@ -23,7 +23,6 @@ import pytest
 
 from deliverystate import MemoryStore, SQLiteStore, StoreUnavailable, Tracker, parse_callback
 from deliverystate.simulate import generate_callbacks
-from deliverystate.web import _app as web_app
 from deliverystate.web import _reads as web_reads
 from deliverystate.web import create_app
 
@@ -33,8 +32,7 @@ from .test_web import post_json, serving, wait_for
 
 @pytest.fixture(autouse=True)
 def _quick(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Re-apply the inbox, and forget a failing callback in /healthz, within a test's patience."""
-    monkeypatch.setattr(web_app, "_REDRAIN_SECONDS", 0.05)
+    """Forget a failing callback in /healthz within a test's patience."""
     monkeypatch.setattr(web_reads, "FAILED_RECENTLY", 0.5, raising=False)
 
 
@@ -54,9 +52,9 @@ def valid_bodies(messages: int, seed: int) -> list[str]:
 
 
 def refused_by_the_store(answers: list[httpx.Response]) -> int:
-    """How many answers say the store failed; checks each is a 200, 202 or 503 with Retry-After."""
+    """How many answers say the store failed; checks each is a 200 or a 503 with Retry-After."""
     codes = {answer.status_code for answer in answers}
-    assert codes <= {200, 202, 503}, [a.text for a in answers if a.status_code not in (200, 202)]
+    assert codes <= {200, 503}, [a.text for a in answers if a.status_code != 200]
     unavailable = [answer for answer in answers if answer.status_code == 503]
     assert all(answer.headers.get("retry-after") for answer in unavailable)
     return len(unavailable)
@@ -72,7 +70,7 @@ def recovered(
 ) -> None:
     """The clients post ``retried`` again; then every body is applied, none in the dead letter."""
     for body in retried:
-        assert post_json(client, body).status_code in (200, 202)
+        assert post_json(client, body).status_code == 200
     wait_for(lambda: tracker.store.count_pending() == 0)
     wait_for(lambda: client.get("/healthz").status_code == 200)
     assert tracker.store.count_dead_letters() == 0
@@ -127,15 +125,15 @@ def test_healthz_answers_503_for_a_retry_after_once_a_callback_met_a_failing_sto
     """A heartbeat may fit where a callback did not: /healthz follows the 503, then recovers."""
     store = SQLiteStore(tmp_path / "once.sqlite3")
     tracker = Tracker(store)
-    accept, failures = store.accept, [1]
+    intake, failures = store.intake, [1]
 
-    def full_once(payloads: list[str]) -> list[int]:
+    def full_once(*args: Any) -> Any:
         if failures:
             failures.pop()
             raise StoreUnavailable(store.target, "database or disk is full")
-        return accept(payloads)
+        return intake(*args)
 
-    monkeypatch.setattr(store, "accept", full_once)
+    monkeypatch.setattr(store, "intake", full_once)
     body = valid_bodies(1, seed=37)[0]
     with receiving(tracker) as client:
         assert client.get("/healthz").status_code == 200
@@ -255,10 +253,10 @@ def test_a_postgres_role_that_may_not_write_gets_503_and_nothing_is_dead_lettere
         tracker.store.close()
 
 
-def test_a_postgres_role_that_may_keep_bodies_but_not_apply_them_dead_letters_nothing(
+def test_a_postgres_role_that_may_not_apply_bodies_dead_letters_nothing(
     postgres_dsn: str, pg_schema: str, pg_role: tuple[str, str]
 ) -> None:
-    """The inbox takes bodies, the messages refuse them: 202, none dead-lettered, applied later."""
+    """The dead letter takes bodies, the messages refuse them: 503, none dead-lettered, retried."""
     dsn, role = pg_role
     grant(postgres_dsn, pg_schema, role, "ds_inbox, ds_dead_letters, ds_meta")
     tracker = role_tracker(dsn, pg_schema)
@@ -266,10 +264,10 @@ def test_a_postgres_role_that_may_keep_bodies_but_not_apply_them_dead_letters_no
     try:
         with receiving(tracker) as client:
             answers = [post_json(client, body) for body in bodies]
-            assert {answer.status_code for answer in answers} == {202}
+            assert refused_by_the_store(answers) == len(bodies)
             assert client.get("/healthz").status_code == 503
             assert tracker.store.count_dead_letters() == 0
-            assert tracker.store.count_pending() == len(bodies)
+            assert tracker.store.count_pending() == 0
             grant(postgres_dsn, pg_schema, role, "ALL")
             recovered(client, tracker, bodies, unavailable(bodies, answers))
     finally:

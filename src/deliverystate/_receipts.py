@@ -36,23 +36,21 @@ Payload = bytes | str | Mapping[str, Any]
 
 @attrs.frozen
 class Receipt:
-    """What receiving one body did: it was kept, and applied or not yet.
+    """What receiving one body did: it was applied, or kept in the dead letter.
 
-    ``summary`` is the outcome of applying the body's status updates; it is
-    None when applying failed after the body was stored: the body then waits
-    in the store's inbox, ``error`` says why, and ``Tracker.drain_inbox``
-    re-applies it.  ``dead_letter`` is set instead when the body could not be
-    applied even on its own while the store worked: it was moved to the dead
-    letter, so that it cannot hold up the bodies that arrive with it.
+    ``summary`` is the outcome of applying the body's status updates, in the
+    commit that answered it.  It is None when the store refused the body on
+    its own (a row its database will not hold): ``dead_letter`` is then the
+    dead letter it was kept in, in that same commit, and ``error`` says why,
+    so that one body cannot hold up the bodies that arrive with it.
     ``ignored_kinds`` names the events of the body that are not status updates
     (an inbound ``moText``, an event type Clickatell added later) and
     ``ignored`` counts them, as ``IngestReport.ignored`` does; a body holding
-    nothing else is answered without touching the inbox (``inbox_id`` None).
-    ``format`` is the shape the body was read as (None for a receipt that was
-    not made from a parsed body), for the receiver's metrics.
+    nothing else is answered without a write.  ``format`` is the shape the
+    body was read as (None for a receipt that was not made from a parsed
+    body), for the receiver's metrics.
     """
 
-    inbox_id: int | None
     events: tuple[StatusEvent, ...]
     summary: Summary | None
     error: str | None = None

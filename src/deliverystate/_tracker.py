@@ -43,15 +43,12 @@ _DRAIN_CHUNK = 500
 
 def _receipt(
     parsed: ParsedCallback,
-    inbox_id: int | None,
     summary: Summary | None,
     error: str | None = None,
     dead_letter: DeadLetter | None = None,
 ) -> Receipt:
     """A parsed body's receipt: its events, what it ignored and its format carried over."""
-    return Receipt(
-        inbox_id, parsed.events, summary, error, parsed.ignored, dead_letter, parsed.format
-    )
+    return Receipt(parsed.events, summary, error, parsed.ignored, dead_letter, parsed.format)
 
 
 def _describe(error: BaseException) -> str:
@@ -230,19 +227,16 @@ class Tracker:
         return IngestReport(summary, parsed.errors, parsed.ignored)
 
     def receive(self, payload: Payload) -> Receipt:
-        """Take one callback as a webhook must: keep it durably, then apply it.
+        """Take one callback as a webhook must: applied, or kept, before it is acknowledged.
 
         Invalid bodies go to the dead letter and raise :class:`InvalidCallback`.
-        A valid body is written to the store's inbox first (if that fails, the
-        store's error propagates and the caller must not acknowledge); then its
-        events are applied and the inbox entry removed in one transaction.  If
-        that second step fails, the receipt says so (``summary`` None, answer
-        202) and the body stays in the inbox for :meth:`drain_inbox`, which the
-        caller runs at start-up and a few seconds later (``create_app``'s
-        lifespan does both).  A body that fails even on its own while the
-        store works is moved to the dead letter instead (``dead_letter``, 400);
-        a failing store (``StoreUnavailable``: a full disk, a read-only file, a
-        lost connection) never moves one there.
+        A valid body's events are applied in one transaction, all or none; a
+        body the store refuses on its own while it works (a row the database
+        will not hold) is kept in the dead letter instead (the receipt's
+        ``dead_letter``, a 400).  When the store fails as a whole
+        (``StoreUnavailable``: a full disk, a read-only file, a lost
+        connection) the error is raised, nothing is kept, and the caller must
+        not acknowledge: Clickatell sends the callback again.
         """
         (result,) = self.receive_many([payload])
         if isinstance(result, Exception):
@@ -250,57 +244,61 @@ class Tracker:
         return result
 
     def receive_many(self, payloads: Sequence[Payload]) -> list[Received]:
-        """:meth:`receive` for a group of bodies: two transactions for the whole group.
+        """:meth:`receive` for a group of bodies: one transaction for the whole group.
 
         Returns one result per body, in order: a :class:`Receipt` for a body
-        that was kept; the :class:`InvalidCallback` of an invalid body (kept in
-        the dead letter); the store's error for a body that could not be kept
-        at all.  No body can hold up another: when the group's transaction
-        fails, not for the store's failing, its bodies are kept and applied
-        one by one, and a body that fails on its own goes to the dead letter.
+        that was applied or kept in the dead letter; the :class:`InvalidCallback`
+        of an invalid body (kept in the dead letter); the store's error, for
+        every body of the group, when the transaction failed (nothing was
+        kept: the caller must not acknowledge them).  No body can hold up
+        another: a body the store refuses is rolled back alone and kept in the
+        dead letter, in the same transaction (``Store.intake``).
         """
         results: list[Received | None] = [None] * len(payloads)
         valid: list[tuple[int, str, ParsedCallback]] = []
+        invalid: list[tuple[int, str, InvalidCallback]] = []
         for index, payload in enumerate(payloads):
             text = payload_text(payload)
             try:
                 parsed = read_callback(payload)
-            except InvalidCallback as invalid:
-                results[index] = self._dead_letter(text, invalid)
+            except InvalidCallback as refusal:
+                invalid.append((index, text, refusal))
                 continue
             if not parsed.events:  # nothing to apply: nothing to keep either
-                results[index] = _receipt(parsed, None, Summary())
-                continue
-            valid.append((index, text, parsed))
-        kept = self._accept([text for _, text, _ in valid])
-        stored: list[tuple[int, int, ParsedCallback]] = []
-        for (index, _, parsed), inbox_id in zip(valid, kept, strict=True):
-            if isinstance(inbox_id, int):
-                stored.append((index, inbox_id, parsed))
-            elif isinstance(inbox_id, DeadLetter):
-                results[index] = _receipt(parsed, None, None, inbox_id.error, inbox_id)
+                results[index] = _receipt(parsed, Summary())
             else:
-                results[index] = inbox_id
-        settled = self._settle([(inbox_id, parsed.events) for _, inbox_id, parsed in stored])
-        for (index, inbox_id, parsed), outcome in zip(stored, settled, strict=True):
-            if isinstance(outcome, Summary):
-                results[index] = _receipt(parsed, inbox_id, outcome)
-            elif isinstance(outcome, DeadLetter):
-                results[index] = _receipt(parsed, inbox_id, None, outcome.error, outcome)
-            else:
-                results[index] = _receipt(parsed, inbox_id, None, _describe(outcome))
+                valid.append((index, text, parsed))
+        if valid or invalid:
+            try:
+                taken = self.store.intake(
+                    [(text, parsed.events) for _, text, parsed in valid],
+                    [(text, str(error)) for _, text, error in invalid],
+                    self.policy,
+                )
+            except PolicyMismatch:
+                raise
+            except Exception as failure:
+                logger.error(
+                    "%d callbacks could not be kept: %s",
+                    len(valid) + len(invalid),
+                    _describe(failure),
+                )
+                for index, _, _ in [*valid, *invalid]:
+                    results[index] = failure
+                return [result for result in results if result is not None]
+            for (index, _, parsed), outcome in zip(valid, taken.bodies, strict=True):
+                if isinstance(outcome, DeadLetter):
+                    logger.error(
+                        "a callback the store refused is in dead letter %d: %s",
+                        outcome.id,
+                        outcome.error,
+                    )
+                    results[index] = _receipt(parsed, None, outcome.error, outcome)
+                else:
+                    results[index] = _receipt(parsed, outcome)
+            for index, _, why in invalid:
+                results[index] = why
         return [result for result in results if result is not None]
-
-    def _dead_letter(self, text: str, invalid: InvalidCallback) -> Exception:
-        """Keep an invalid body; its error, or the store's when even that failed."""
-        try:
-            self.store.add_dead_letter(text, str(invalid))
-        except PolicyMismatch:
-            raise
-        except Exception as failure:
-            logger.error("an invalid callback could not be kept: %s", _describe(failure))
-            return failure
-        return invalid
 
     def _answers(self) -> bool:
         """Whether the store takes a write transaction right now."""
@@ -308,37 +306,6 @@ class Tracker:
             self.store.ping()
             return True
         return False
-
-    def _accept(self, texts: list[str]) -> list[int | DeadLetter | Exception]:
-        """Keep bodies in the inbox: together, or one by one when together fails for a body."""
-        if not texts:
-            return []
-        try:
-            return list(self.store.accept(texts))
-        except Exception as failure:
-            if isinstance(failure, StoreUnavailable) or (len(texts) == 1 and not self._answers()):
-                return [failure] * len(texts)
-            group_error: Exception = failure
-        if not self._answers():
-            return [group_error] * len(texts)
-        results: list[int | DeadLetter | Exception] = []
-        for text in texts:
-            try:
-                results.extend(self.store.accept([text]))
-            except Exception as failure:
-                results.append(self._unkeepable(text, failure))
-        return results
-
-    def _unkeepable(self, text: str, failure: Exception) -> DeadLetter | Exception:
-        """A body the inbox refuses on its own: into the dead letter if the store works."""
-        if isinstance(failure, StoreUnavailable) or not self._answers():
-            return failure
-        try:
-            letter = self.store.add_dead_letter(text, f"could not be kept: {_describe(failure)}")
-        except Exception as second:
-            return second
-        logger.error("a callback the inbox refused is in dead letter %d", letter.id)
-        return letter
 
     def _settle(
         self, items: list[tuple[int, tuple[StatusEvent, ...]]]
@@ -399,17 +366,17 @@ class Tracker:
         return letter
 
     def drain_inbox(self) -> Summary:
-        """Apply every body that was accepted but not settled (after a crash or a failure).
+        """Apply every body kept in the inbox and not settled yet.
 
-        Whoever calls :meth:`receive` calls this: at start-up, for what a crash
-        left between keeping a body and applying it, and a few seconds after a
-        receipt without a ``summary`` (a 202).  ``deliverystate.web.create_app``'s
-        lifespan does both; an app of one's own must, or those bodies wait.
-        Safe at any time and from any worker: a report applied twice is a
-        DUPLICATE.  Bodies are applied in groups; a body that cannot be applied on its own
-        goes to the dead letter, so one bad body never blocks the rest.  If the
-        store stops answering, the first such error is raised and the bodies
-        not yet applied stay in the inbox for the next drain.
+        :meth:`receive` no longer keeps bodies there (it applies each in the
+        commit that answers it), but a receiver before schema 8 did, and a
+        crash or an outage could leave bodies behind; ``Store.accept`` keeps
+        them too for a caller that applies later.  ``create_app``'s lifespan
+        calls this at start-up.  Safe at any time and from any worker: a report
+        applied twice is a DUPLICATE.  Bodies are applied in groups; a body that
+        cannot be applied on its own goes to the dead letter, so one bad body
+        never blocks the rest.  If the store stops answering, the first such
+        error is raised and the bodies not yet applied stay for the next drain.
         """
         items: list[tuple[int, tuple[StatusEvent, ...]]] = []
         for inbox_id, text in self.store.pending():

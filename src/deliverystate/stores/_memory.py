@@ -35,6 +35,7 @@ from ._protocol import (
     Archived,
     DeadLetter,
     HistoryEntry,
+    Intake,
     Keep,
     Listed,
     MessageQuery,
@@ -235,6 +236,22 @@ class MemoryStore(MemoryFeed):
                 if status_of(record, policy) is Status.EXPIRED
                 and policy.origin_of(record & KEY_MASK) is Origin.LOCAL
             )
+
+    def intake(
+        self,
+        bodies: Sequence[tuple[str, Sequence[StatusEvent]]],
+        invalid: Sequence[tuple[str, str]],
+        policy: Policy,
+    ) -> Intake:
+        """Keep invalid bodies, apply valid ones: under one lock (memory refuses no row)."""
+        groups = [list(events) for _, events in bodies]
+        letters = tuple(self.add_dead_letter(text, error) for text, error in invalid)
+        with self._lock:
+            batch = self._batch(policy)
+            summaries = batch.absorb_groups(groups)
+            changes = self._keep(batch)
+        self._hooks.call(changes)
+        return Intake(tuple(summaries), letters)
 
     def accept(self, payloads: Sequence[str]) -> list[int]:
         """Keep received bodies until they are settled."""

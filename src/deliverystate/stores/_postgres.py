@@ -416,6 +416,11 @@ class PostgresStore(SQLStore):
         cursor.execute(_LOCK_ROWS, binary=True)
         return {row[0]: row for row in cursor.fetchall() if row[1] != 0}
 
+    def _fresh_batch(self, cursor: psycopg.Cursor[Any]) -> None:
+        """Empty the scratch tables: a second batch in one transaction must not meet the first's."""
+        cursor.execute("DELETE FROM ds_batch_ids_v6")
+        cursor.execute("DELETE FROM ds_batch_rows_v6")
+
     def _select_for_update(self, cursor: psycopg.Cursor[Any], ids: Sequence[str]) -> list[Row]:
         cursor.execute(
             f"SELECT {LOCKED_COLUMNS} "

@@ -6,14 +6,19 @@ conditional upsert or row lock in SQL), so two workers can never read the same
 old state and both write.  That is why the protocol takes whole events and a
 policy rather than offering ``get`` and ``put`` to be combined in Python.
 
-A receiver that must acknowledge a callback only once it is safe first
-``accept``\ s the raw bodies (a durable inbox), then ``settle``\ s them: the
-events are applied and the bodies forgotten in one transaction.  Both take a
-group of bodies, so a busy receiver pays for one transaction per group rather
-than per callback.  Bodies left pending by a crash are re-applied from
-``pending()``; a body that cannot be applied even on its own, while the store
-answers ``ping()``, is moved to the dead letter by ``quarantine`` so that it
-never blocks the others.
+A receiver acknowledges a callback only once it is safe: ``intake`` applies
+a group of parsed bodies and keeps the invalid ones in the dead letter in one
+transaction, so a busy receiver pays for one commit per group, and a 2xx
+means the body's reports are applied or the body itself is kept.  Each body
+is all or nothing: a body the store refuses on its own (a row the database
+will not hold) is rolled back alone, to a savepoint, and kept in the dead
+letter with the reason, so it never holds up the others.
+
+The inbox (``accept``, ``settle``, ``pending``, ``quarantine``) is what
+receivers before schema 8's one-transaction intake kept bodies in between
+two commits; ``Tracker.drain_inbox`` still applies what such a receiver left
+there, and a caller that wants to keep bodies now and apply them later may
+use it.
 
 Stores also keep what could not be used: every report with its outcome
 (history, where the store keeps it) and every payload that could not be parsed
@@ -38,6 +43,7 @@ __all__ = [
     "Archived",
     "DeadLetter",
     "HistoryEntry",
+    "Intake",
     "Keep",
     "Listed",
     "MessageQuery",
@@ -142,6 +148,19 @@ class Summary:
             self.duplicate + other.duplicate,
             self.rejections + other.rejections,
         )
+
+
+@attrs.frozen
+class Intake:
+    """What :meth:`Store.intake` did with a group of bodies, in the order it was given them.
+
+    ``bodies`` holds, per valid body, its :class:`Summary`, or the
+    :class:`DeadLetter` it was kept in when the store refused it on its own;
+    ``letters`` the dead letter of each invalid body.
+    """
+
+    bodies: tuple[Summary | DeadLetter, ...]
+    letters: tuple[DeadLetter, ...] = ()
 
 
 @attrs.frozen
@@ -297,6 +316,20 @@ class Store(Protocol):
 
     def remove_dead_letter(self, letter_id: int) -> None:
         """Forget a dead letter, once it has been re-applied."""
+
+    def intake(
+        self,
+        bodies: Sequence[tuple[str, Sequence[StatusEvent]]],
+        invalid: Sequence[tuple[str, str]],
+        policy: Policy,
+    ) -> Intake:
+        """Apply parsed bodies (text, events) and keep invalid ones (text, error): one commit.
+
+        Each body's events apply together or not at all: a body the store
+        refuses on its own is kept in the dead letter instead, with the
+        reason, and the others apply.  A failing store (``StoreUnavailable``)
+        raises and keeps nothing: the caller must not acknowledge any of them.
+        """
 
     def accept(self, payloads: Sequence[str]) -> list[int]:
         """Durably keep received bodies, all or none, before they are applied; their inbox ids."""

@@ -38,17 +38,13 @@ from .._policy import Policy
 from .._reconcile import Decision, Outcome
 from ..errors import NoDatabase, PolicyMismatch, SchemaMismatch
 from ._hooks import ChangeHook, Hooks
-from ._protocol import DeadLetter, Summary
+from ._protocol import Summary
 from ._retention import SQLRetention
 from ._rows import (
-    digest,
     fingerprints,
     pack_reports,
-    payload_bytes,
-    payload_str,
     report_times,
     state_from_row,
-    storable_text,
 )
 from ._sqlbase import (
     HistoryRow,
@@ -60,6 +56,7 @@ from ._sqlbase import (
     precedence_sql,
 )
 from ._sqlfeed import SQLFeed
+from ._sqlintake import SQLIntake
 from ._sqlread import SQLReads
 from ._work import Batch, change_of, record_of
 
@@ -107,7 +104,7 @@ def _first_ms(row: Row) -> int:
     return int(first) if first is not None else min(report_times(row[_REPORTS_AT]), default=row[2])
 
 
-class SQLStore(SQLReads, SQLRetention, SQLFeed):
+class SQLStore(SQLIntake, SQLReads, SQLRetention, SQLFeed):
     """Shared behaviour of the SQL stores; subclasses supply connection, locking and bulk I/O."""
 
     def __init__(self, *, feed: bool = True) -> None:
@@ -205,34 +202,46 @@ class SQLStore(SQLReads, SQLRetention, SQLFeed):
         ``work`` also runs when there are no events (a settle of empty bodies
         still forgets them), inside the same transaction.
         """
-        ids = sorted({event.message_id for event in events})
 
         def attempt() -> tuple[T, list[Change]]:
-            changes: list[Change] = []
             with self._transaction() as cursor:
                 self._check_policy(cursor, policy)
-                loaded = self._lock_and_load(cursor, ids, events) if ids else {}
-                states = {m: state_from_row(row) for m, row in loaded.items()}
-                records = {m: record_of(s, policy) for m, s in states.items()}
-                clients = {m: s.client_message_id for m, s in states.items() if s.client_message_id}
-                seen = {m: fingerprints(row[_REPORTS_AT]) for m, row in loaded.items()}
-                deadlines = {
-                    m: s.deadline_ms for m, s in states.items() if s.deadline_ms is not None
-                }
-                had_client = set(clients)  # the batch learns into ``clients``
-                batch = Batch(records, clients, seen, policy, feed=self.feed, deadlines=deadlines)
-                result = work(batch, cursor)
-                if ids:
-                    first = self._flush(cursor, batch, loaded, ids, had_client)
-                    if first and self._hooks:  # objects for the hooks only, built in here
-                        feed = batch.feed or []
-                        changes = [change_of(first + i, e) for i, e in enumerate(feed)]
-            return result, changes
+                return self._apply_in(cursor, events, policy, work)
 
         result, changes = self._retry(attempt)
         self._after_commit()
         self._hooks.call(changes)
         return result
+
+    def _apply_in(
+        self,
+        cursor: Any,
+        events: Sequence[StatusEvent],
+        policy: Policy,
+        work: Callable[[Batch, Any], T],
+    ) -> tuple[T, list[Change]]:
+        """The body of a batch inside an open transaction: lock, load, ``work``, write.
+
+        Returns ``work``'s result and the changes to give the hooks after the
+        commit (built only when there are hooks).
+        """
+        ids = sorted({event.message_id for event in events})
+        changes: list[Change] = []
+        loaded = self._lock_and_load(cursor, ids, events) if ids else {}
+        states = {m: state_from_row(row) for m, row in loaded.items()}
+        records = {m: record_of(s, policy) for m, s in states.items()}
+        clients = {m: s.client_message_id for m, s in states.items() if s.client_message_id}
+        seen = {m: fingerprints(row[_REPORTS_AT]) for m, row in loaded.items()}
+        deadlines = {m: s.deadline_ms for m, s in states.items() if s.deadline_ms is not None}
+        had_client = set(clients)  # the batch learns into ``clients``
+        batch = Batch(records, clients, seen, policy, feed=self.feed, deadlines=deadlines)
+        result = work(batch, cursor)
+        if ids:
+            first = self._flush(cursor, batch, loaded, ids, had_client)
+            if first and self._hooks:  # objects for the hooks only, built in here
+                feed = batch.feed or []
+                changes = [change_of(first + i, e) for i, e in enumerate(feed)]
+        return result, changes
 
     def _flush(
         self,
@@ -350,69 +359,6 @@ class SQLStore(SQLReads, SQLRetention, SQLFeed):
         """Strictly step a message along the lifecycle; ``IllegalTransition`` rolls back."""
         return self._run((event,), policy, lambda batch, _: batch.advance(event))
 
-    def accept(self, payloads: Sequence[str]) -> list[int]:
-        """Durably keep received bodies (one transaction, all or none); their inbox ids."""
-
-        def attempt() -> list[int]:
-            ids = []
-            with self._transaction() as cursor:
-                for payload in payloads:
-                    cursor.execute(
-                        self._sql(
-                            "INSERT INTO ds_inbox (payload, received_at) "
-                            "VALUES (?, CURRENT_TIMESTAMP) RETURNING id"
-                        ),
-                        (payload_bytes(payload),),
-                    )
-                    ids.append(int(cursor.fetchone()[0]))
-            return ids
-
-        return self._retry(attempt)
-
-    def settle(
-        self, items: Sequence[tuple[int, Sequence[StatusEvent]]], policy: Policy
-    ) -> list[Summary]:
-        """Apply kept bodies' events and delete the bodies in the same transaction."""
-        groups = [list(events) for _, events in items]
-
-        def work(batch: Batch, cursor: Any) -> list[Summary]:
-            summaries = batch.absorb_groups(groups)
-            cursor.executemany(
-                self._sql("DELETE FROM ds_inbox WHERE id = ?"), [(i,) for i, _ in items]
-            )
-            return summaries
-
-        return self._run([event for group in groups for event in group], policy, work)
-
-    def pending(self) -> Sequence[tuple[int, str]]:
-        """Bodies accepted but not settled, oldest first."""
-        return [
-            (int(r[0]), payload_str(r[1]))
-            for r in self._read("SELECT id, payload FROM ds_inbox ORDER BY id")
-        ]
-
-    def count_pending(self) -> int:
-        """How many bodies are accepted but not settled."""
-        return int(self._read("SELECT COUNT(*) FROM ds_inbox")[0][0])
-
-    def quarantine(self, inbox_id: int, error: str) -> DeadLetter | None:
-        """Move a kept body that cannot be applied to the dead letter, in one transaction.
-
-        None when no body has that inbox id (it was settled meanwhile).
-        """
-
-        def attempt() -> DeadLetter | None:
-            with self._transaction() as cursor:
-                cursor.execute(self._sql("SELECT payload FROM ds_inbox WHERE id = ?"), (inbox_id,))
-                row = cursor.fetchone()
-                if row is None:
-                    return None
-                letter = self._keep_dead_letter(cursor, payload_str(row[0]), error)
-                cursor.execute(self._sql("DELETE FROM ds_inbox WHERE id = ?"), (inbox_id,))
-            return letter
-
-        return self._retry(attempt)
-
     def ping(self) -> None:
         """Write and commit the heartbeat: raises ``StoreUnavailable`` unless writes work.
 
@@ -431,53 +377,3 @@ class SQLStore(SQLReads, SQLRetention, SQLFeed):
                 self._room(cursor)
 
         self._retry(attempt)
-
-    # --- dead letter -----------------------------------------------------------------------
-
-    def add_dead_letter(self, payload: str, error: str) -> DeadLetter:
-        """Keep a payload that could not be parsed; the same payload is kept once."""
-
-        def attempt() -> DeadLetter:
-            with self._transaction() as cursor:
-                return self._keep_dead_letter(cursor, payload, error)
-
-        return self._retry(attempt)
-
-    def _keep_dead_letter(self, cursor: Any, payload: str, error: str) -> DeadLetter:
-        key = digest(payload)
-        cursor.execute(
-            self._sql(
-                "INSERT INTO ds_dead_letters (payload, digest, error, received_at) "
-                "VALUES (?, ?, ?, CURRENT_TIMESTAMP) ON CONFLICT (digest) DO NOTHING"
-            ),
-            (payload_bytes(payload), key, storable_text(error)),
-        )
-        cursor.execute(
-            self._sql(
-                "SELECT id, payload, error, received_at FROM ds_dead_letters WHERE digest = ?"
-            ),
-            (key,),
-        )
-        return self._letter(cursor.fetchone())
-
-    def _letter(self, row: Row) -> DeadLetter:
-        return DeadLetter(int(row[0]), payload_str(row[1]), row[2], self._received_at(row[3]))
-
-    def dead_letters(self, newest: int | None = None) -> Sequence[DeadLetter]:
-        """The dead letters, oldest first (only the ``newest`` few, if given)."""
-        columns = "SELECT id, payload, error, received_at FROM ds_dead_letters"
-        if newest is None:
-            rows = self._read(f"{columns} ORDER BY id")
-        else:
-            rows = self._read(self._sql(f"{columns} ORDER BY id DESC LIMIT ?"), (max(newest, 0),))
-            rows.reverse()
-        return [self._letter(row) for row in rows]
-
-    def count_dead_letters(self) -> int:
-        """How many dead letters are kept."""
-        return int(self._read("SELECT COUNT(*) FROM ds_dead_letters")[0][0])
-
-    def remove_dead_letter(self, letter_id: int) -> None:
-        """Forget a dead letter (after it was re-applied)."""
-        with self._transaction() as cursor:
-            cursor.execute(self._sql("DELETE FROM ds_dead_letters WHERE id = ?"), (letter_id,))

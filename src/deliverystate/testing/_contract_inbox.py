@@ -1,4 +1,4 @@
-"""The store contract, part four: the inbox, and bodies that fail on their own (poison)."""
+"""The store contract, part four: the intake, the inbox, and bodies that fail alone (poison)."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def _poisoned(store: Store, tried: list[int]) -> Faulty:
 
 
 class InboxContract(ContractBase):
-    """How a store keeps bodies until they are applied, so that none is lost or blocks another."""
+    """How a store takes bodies in, so that none is lost or holds up another."""
 
     def test_the_inbox_keeps_bodies_until_settled(self) -> None:
         """An accepted body is pending until settle applies its events and forgets it."""
@@ -74,21 +74,19 @@ class InboxContract(ContractBase):
         assert len(set(ids)) == 3, f"inbox ids must be new: {ids}"
         assert list(self.open_again().pending()) == list(zip(ids, bodies, strict=True))
 
-    def test_receive_keeps_a_body_whose_apply_failed_and_drains_it(self) -> None:
-        """If the store goes away after the body was stored, the body waits and is applied later."""
+    def test_receive_keeps_nothing_when_the_store_fails_and_a_retry_applies(self) -> None:
+        """A failing intake keeps nothing and raises (no 2xx); a retry applies the body."""
         body = _body("rcv", S.READ, 9, "whatsapp")
-        receipt = Faulty(self.store, settle=_down, ping=_down).tracker().receive(body)
-        assert receipt.summary is None
-        assert "connection refused" in (receipt.error or "")
-        assert receipt.format == "one_api"
-        assert [payload for _, payload in self.store.pending()] == [body]
+        with pytest.raises(RuntimeError, match="connection refused"):
+            Faulty(self.store, intake=_down).tracker().receive(body)
+        assert list(self.store.pending()) == []
+        assert list(self.store.dead_letters()) == []
         tracker = self.tracker()
         assert tracker.get("rcv") is None
-        assert tracker.drain_inbox().applied == 1
-        state = tracker.get("rcv")
-        assert state is not None
-        assert state.status is S.READ
-        assert list(self.store.pending()) == []
+        receipt = tracker.receive(body)  # Clickatell sends it again
+        assert receipt.summary is not None
+        assert receipt.summary.applied == 1
+        assert _status(self.store, "rcv") is S.READ
 
     def test_receive_applies_valid_bodies_and_dead_letters_invalid_ones(self) -> None:
         """A good body is applied at once, leaving no inbox entry; a bad one raises and is kept."""
@@ -99,8 +97,7 @@ class InboxContract(ContractBase):
         assert receipt.format == "one_api"
         assert list(self.store.pending()) == []
         inbound = tracker.receive({"moMsgId": "in-1", "text": "hi"})  # nothing to keep
-        assert (inbound.inbox_id, inbound.ignored_kinds, inbound.format) == (
-            None,
+        assert (inbound.ignored_kinds, inbound.format) == (
             ("legacy MO",),
             "legacy",
         )
@@ -108,9 +105,11 @@ class InboxContract(ContractBase):
             tracker.receive(b'{"event": {}}')
         assert [d.payload for d in tracker.dead_letters()] == ['{"event": {}}']
 
-    def test_a_group_of_bodies_is_stored_and_settled_together(self) -> None:
-        """receive_many stores valid bodies, dead-letters bad ones, and reports each in order."""
+    def test_a_group_of_bodies_is_one_commit(self) -> None:
+        """receive_many applies valid bodies and dead-letters bad ones in one commit, in order."""
         tracker = self.tracker()
+        commits: list[int] = []
+        self.store.on_change(lambda changes: commits.append(len(changes)))
         bodies = [
             _body("g1", S.QUEUED, 1),
             "not json",
@@ -126,32 +125,38 @@ class InboxContract(ContractBase):
             if not isinstance(r, Exception) and r.summary is not None
         ]
         assert counts == [(1, 0, 0), (1, 0, 0), (0, 0, 1), (1, 0, 0)]
-        assert len({r.inbox_id for r in results if not isinstance(r, Exception)}) == 4
+        assert commits == [3], "the group's three changes must be one commit's"
         assert list(self.store.pending()) == []
         state = tracker.get("g1")
         assert state is not None
         assert state.status is S.DEVICE_ACK
         assert [d.payload for d in tracker.dead_letters()] == ["not json"]
 
-    def test_a_poison_body_goes_to_the_dead_letter_and_its_group_is_applied(self) -> None:
-        """When a group fails, its bodies are applied one by one; one that fails alone is kept."""
-        tried: list[int] = []
-        tracker = _poisoned(self.store, tried).tracker()
+    def test_a_body_the_store_refuses_is_dead_lettered_and_its_group_applied(self) -> None:
+        """A body whose row the database refuses is rolled back alone and kept; the rest apply."""
+        if not self.refuse_rows_about("poison-1"):
+            pytest.skip(f"{type(self.store).__name__} has no database that could refuse a row")
+        tracker = self.tracker()
+        commits: list[int] = []
+        self.store.on_change(lambda changes: commits.append(len(changes)))
         poison = _body("poison-1", S.DEVICE_ACK, 1)
         bodies = [_body(f"ok-{i}", S.DEVICE_ACK, i) for i in range(4)]
-        results = tracker.receive_many([*bodies[:2], poison, *bodies[2:]])
+        results = tracker.receive_many([*bodies[:2], poison, *bodies[2:], "not json"])
         receipts = [r for r in results if not isinstance(r, Exception)]
         assert [r.summary.applied for r in receipts if r.summary is not None] == [1, 1, 1, 1]
         (kept,) = [r for r in receipts if r.dead_letter is not None]
         assert kept.summary is None
         assert kept.dead_letter is not None
-        assert "value too long" in kept.dead_letter.error
-        assert [d.payload for d in self.store.dead_letters()] == [poison]
-        assert list(self.store.pending()) == []
+        assert "refused by the test" in kept.dead_letter.error
+        assert isinstance(results[-1], InvalidCallback)
+        assert sorted(d.payload for d in self.store.dead_letters()) == sorted([poison, "not json"])
+        assert commits == [4], "the group, poison and all, must be one commit"
         assert all(_status(self.store, f"ok-{i}") is S.DEVICE_ACK for i in range(4))
         assert self.store.get("poison-1") is None
-        # the group once, every body alone, and the poison body once more before it was kept
-        assert tried == [5, 1, 1, 1, 1, 1, 1]
+        assert list(self.store.history("poison-1")) == []
+        (alone,) = tracker.receive_many([_body("poison-1", S.QUEUED, 0)])
+        assert not isinstance(alone, Exception)
+        assert alone.dead_letter is not None, "a body refused on its own is kept too"
 
     def test_drain_applies_what_it_can_and_keeps_the_poison(self) -> None:
         """At start-up a poison body in the inbox cannot block the bodies stored with it."""
@@ -165,75 +170,46 @@ class InboxContract(ContractBase):
         assert tracker.drain_inbox().total == 0  # and a second drain finds nothing
 
     def test_while_the_store_does_not_answer_nothing_is_dead_lettered(self) -> None:
-        """A failing settle with a failing ping is an outage: every body waits in the inbox."""
-        tracker = Faulty(self.store, settle=_down, ping=_down).tracker()
+        """A failing intake is an outage: every body gets the error, none is kept or lost."""
+        tracker = Faulty(self.store, intake=_down).tracker()
         bodies = [_body(f"o-{i}", S.QUEUED, i) for i in range(3)]
-        results = tracker.receive_many(bodies)
-        assert all(
-            not isinstance(r, Exception) and r.summary is None and r.dead_letter is None
-            for r in results
-        )
-        with pytest.raises(RuntimeError):
-            tracker.drain_inbox()
+        results = tracker.receive_many([*bodies, "not json"])
+        assert all(isinstance(r, RuntimeError) for r in results), results
         assert list(self.store.dead_letters()) == []
-        assert [payload for _, payload in self.store.pending()] == bodies
-        assert self.tracker().drain_inbox().applied == 3
+        assert list(self.store.pending()) == []
+        assert all(self.store.get(f"o-{i}") is None for i in range(3))
 
-    def test_a_failing_store_dead_letters_nothing_even_while_ping_answers(self) -> None:
+    def test_a_failing_store_dead_letters_nothing(self) -> None:
         """A store-wide failure (``StoreUnavailable``: a full disk) never makes a body poison.
 
-        Kept bodies wait in the inbox, bodies that could not be kept get the
-        error (a 503, the client keeps them), the drain raises: all while
-        ``ping`` answers, as it did on a full disk before it wrote.
+        The receiver's bodies all get the error (a 503: the client keeps them);
+        bodies an older receiver left in the inbox stay there and the drain
+        raises.
         """
         store = self.store
 
         def full(*args: object) -> None:
             raise StoreUnavailable("the store", "database or disk is full")
 
-        bodies = [_body(f"full-{i}", S.DEVICE_ACK, i) for i in range(3)]
-        waiting = Faulty(store, settle=full).tracker().receive_many(bodies)
-        assert all(
-            not isinstance(r, Exception) and r.summary is None and r.dead_letter is None
-            for r in waiting
-        ), waiting
+        left = [_body(f"full-{i}", S.DEVICE_ACK, i) for i in range(3)]
+        store.accept(left)
         with pytest.raises(StoreUnavailable):
             Faulty(store, settle=full).tracker().drain_inbox()
         for group in (
             [_body("kept-out", S.QUEUED, 1)],
             [_body(f"out-{i}", S.QUEUED, i) for i in (1, 2)],
         ):
-            results = Faulty(store, accept=full).tracker().receive_many(group)
+            results = Faulty(store, intake=full).tracker().receive_many(group)
             assert all(isinstance(r, StoreUnavailable) for r in results), results
         assert list(store.dead_letters()) == []
-        assert [payload for _, payload in store.pending()] == bodies
+        assert [payload for _, payload in store.pending()] == left
         assert self.tracker().drain_inbox().applied == 3
 
-    def test_a_body_the_inbox_refuses_alone_is_dead_lettered_and_the_rest_kept(self) -> None:
-        """accept is isolated too: the body the inbox refuses on its own goes to the dead letter."""
-        store = self.store
-
-        def accept(payloads: Sequence[str]) -> list[int]:
-            if any("poison" in p for p in payloads):
-                raise RuntimeError("cannot store this body")
-            return store.accept(payloads)
-
-        tracker = Faulty(store, accept=accept).tracker()
-        poison = _body("poison-3", S.QUEUED, 1)
-        first, second = tracker.receive_many([poison, _body("fine", S.QUEUED, 1)])
-        assert not isinstance(first, Exception)
-        assert first.dead_letter is not None
-        assert not isinstance(second, Exception)
-        assert second.summary is not None
-        assert second.summary.applied == 1
-        assert [d.payload for d in store.dead_letters()] == [poison]
-        assert list(store.pending()) == []
-
-    def test_a_body_of_other_events_only_is_answered_without_the_inbox(self) -> None:
+    def test_a_body_of_other_events_only_is_answered_without_a_write(self) -> None:
         """An inbound moText posted to the status URL is acknowledged: nothing kept or lost."""
         tracker = self.tracker()
         receipt = tracker.receive(json.dumps({"event": {"moText": [{"messageId": "in"}]}}))
-        assert (receipt.inbox_id, receipt.events, receipt.ignored_kinds) == (None, (), ("moText",))
+        assert (receipt.events, receipt.ignored_kinds) == ((), ("moText",))
         assert receipt.ignored == 1
         assert receipt.summary is not None
         assert receipt.summary.total == 0

@@ -110,6 +110,16 @@ class ContractBase:
         """
         return store
 
+    def refuse_rows_about(self, message_id: str) -> bool:
+        """Make the store's database refuse every history row about ``message_id``.
+
+        As a database refuses a row it cannot hold (a constraint, a value too
+        big), with an error whose text holds "refused by the test"; for the
+        contract's poison-body test.  False (the default): this store has no
+        database that could, and the test is skipped, saying so.
+        """
+        return False
+
     def close_store(self, store: Store) -> None:
         """Close a handle at the end of a test: ``store.close()`` when it has one."""
         close = getattr(store, "close", None)

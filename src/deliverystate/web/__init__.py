@@ -22,23 +22,19 @@ never to lose one.  So a 2xx is sent only for a body that is durably stored:
    trickles in cannot hold a connection forever.  Bodies refused at this stage
    are not stored: they were never callbacks.
 2. :meth:`Tracker.receive_many` parses the body (callbacks that arrive
-   together are handled as one group: one transaction stores them all, one
-   applies them all, each still gets its own answer).  One that is not a Clickatell
-   callback goes to the dead letter and is answered 400 with the field at
+   together are handled as one group, each still getting its own answer).
+   One that is not a Clickatell callback is answered 400 with the field at
    fault; Clickatell's retries of it land on the same dead letter (the same
    body is kept once).
-3. A valid body is written to the store's inbox *before* anything is applied.
-   If that write fails the answer is 503 and Clickatell sends it again later.
-4. Its events are applied and its inbox entry removed in one transaction:
-   200 with the outcome counts.  If that fails the body is still in the inbox,
-   so the answer is 202 ("stored, will be applied"), and the app re-applies
-   the inbox (:meth:`Tracker.drain_inbox`) a little later in the background,
-   and at every start-up, which also picks up bodies left by a crash.  A
-   group that fails is applied body by body, and a body that fails on its own
-   while the store works is moved to the dead letter (400), so that one
-   poison body never holds up the others, now or at the next start-up.  A
-   store that fails as a whole (a full disk, a read-only file, a lost
-   connection: ``StoreUnavailable``) never sends a body there: 503 or 202.
+3. One transaction keeps the group's invalid bodies in the dead letter and
+   applies the valid ones (``Store.intake``): 200 with the outcome counts,
+   sent after that commit.  A body the database refuses on its own is rolled
+   back alone, to a savepoint, and kept in the dead letter in the same
+   commit (400), so one poison body never holds up the others.
+4. A store that fails as a whole (a full disk, a read-only file, a lost
+   connection: ``StoreUnavailable``) fails the transaction: nothing is kept,
+   nothing goes to the dead letter, and every callback of the group is
+   answered 503 with ``Retry-After``; Clickatell sends them again.
 5. Events that are not status updates (an inbound ``moText``, event types
    Clickatell adds later) are counted as ``ignored`` in the 200 and never
    refused: Clickatell retries anything but a 2xx.
@@ -53,17 +49,16 @@ server for this.
 
 Stores are synchronous, so no store call runs on the event loop: callback
 writes go to one intake thread (``_intake``), in arrival order and grouped per
-wake-up, and reads to Starlette's thread pool.  Re-applying is safe at any moment, even
-while requests are in flight: applying a report twice is a DUPLICATE, never a
-change of state.
+wake-up, and reads to Starlette's thread pool.  Applying a callback twice (a
+retry after a 503 whose commit did happen) is safe: a report applied twice is
+a DUPLICATE, never a change of state.
 
 Endpoints
 ---------
 * ``POST /callbacks/clickatell``: a JSON body (One API, or Platform /
   legacy fields) or a URL-encoded form (Platform / legacy fields).
   200 ``{"status": "applied" | "ignored", "events", "applied", "stale",
-  "duplicate", "rejected", "ignored"}``; 202 ``{"status": "stored", "events",
-  "ignored", "inbox_id", "detail"}``; 400 ``{"error", "field", "reason"}``;
+  "duplicate", "rejected", "ignored"}``; 400 ``{"error", "field", "reason"}``;
   401; 408; 413; 415; 503 with ``Retry-After``.
 * ``GET /callbacks/clickatell``: the Platform or legacy HTTP fields as
   query parameters; the same answers but 408, 413 and 415.
@@ -139,13 +134,12 @@ Decisions
 
 Mounting
 --------
-The app's lifespan is what calls :meth:`Tracker.drain_inbox`: once at
-start-up (bodies a crash or an outage left in the inbox, answered 2xx but not
-applied) and again about 5 seconds after any callback answered 202, until a
-drain succeeds.  A mounted Starlette app does not get its own lifespan run,
-so when you mount the receiver, enter its lifespan from yours, or nothing
-re-applies the inbox (docs/operations.md, "Mounting the receiver in your
-app", has the whole recipe)::
+The app's lifespan applies, once at start-up, what a receiver of an older
+version left in the store's inbox (:meth:`Tracker.drain_inbox`), and stops the
+intake thread at shutdown.  A mounted Starlette app does not get its own
+lifespan run, so when you mount the receiver, enter its lifespan from yours
+(docs/operations.md, "Mounting the receiver in your app", has the whole
+recipe)::
 
     receiver = create_app(tracker, token=os.environ["CALLBACK_TOKEN"])
 

@@ -55,8 +55,6 @@ __all__ = ["CALLBACK_PATH", "create_app", "error_response"]
 #: Where Clickatell posts (or GETs) its status callbacks, relative to the app.
 CALLBACK_PATH = "/callbacks/clickatell"
 
-#: Seconds between a failed apply (a 202) and the background re-apply of the inbox.
-_REDRAIN_SECONDS = 5.0
 #: Seconds Clickatell (or any client) is asked to wait after a 503.
 _RETRY_AFTER = "5"
 logger = logging.getLogger("deliverystate.web")
@@ -103,27 +101,11 @@ def _summary_json(summary: Summary, ignored: int) -> dict[str, Any]:
 
 
 def _receipt_response(receipt: Receipt) -> Response:
-    """200 applied, 202 kept for later, or 400 when the body went to the dead letter."""
-    if receipt.dead_letter is not None:
+    """200 applied, or 400 when the store refused the body and it went to the dead letter."""
+    if receipt.dead_letter is not None or receipt.summary is None:
         # the tracker has logged why and where it is kept, once: not said again here
-        reason = "it could not be applied even on its own; it is kept in the dead letter"
+        reason = "the store refused it even on its own; it is kept in the dead letter"
         return json_error(400, f"invalid callback: body: {reason}", field="body", reason=reason)
-    if receipt.summary is None:
-        logger.warning(
-            "callback %d stored but not applied (%s); it will be re-applied",
-            receipt.inbox_id,
-            receipt.error,
-        )
-        return JSONResponse(
-            {
-                "status": "stored",
-                "events": len(receipt.events),
-                "ignored": receipt.ignored,
-                "inbox_id": receipt.inbox_id,
-                "detail": "stored, not applied yet; it will be re-applied",
-            },
-            status_code=202,
-        )
     if receipt.ignored:
         logger.info("callback held events that are not status updates: %s", receipt.ignored_kinds)
     return JSONResponse(_summary_json(receipt.summary, receipt.ignored))
@@ -139,7 +121,7 @@ def _json_refusal(body: bytes) -> InvalidCallback | None:
 
 
 class _Receiver(ReadEndpoints):
-    """The app's state and endpoints: the tracker, the secret, the page's figures, the re-apply."""
+    """The app's state and endpoints: the tracker, the secret, the page's figures, the intake."""
 
     def __init__(
         self, tracker: Tracker, guard: Guard, recent: int, body_timeout: float, close_store: bool
@@ -153,7 +135,6 @@ class _Receiver(ReadEndpoints):
         self.recent_size = recent
         self.store_failed_at = float("-inf")
         self._figures = FigureCache(tracker.store, WINDOWS)
-        self._redrain = asyncio.Event()
         self._intake = IntakeThread(tracker)
         self.metrics = ReceiverMetrics(tracker.store)
 
@@ -161,15 +142,11 @@ class _Receiver(ReadEndpoints):
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        """Warn about a missing secret, apply what a crash left in the inbox, re-apply later."""
+        """Warn about a missing secret, apply what an older receiver left in the inbox."""
         if not self.guard.enabled:
             logger.warning(_NO_SECRET_WARNING)
-        self._redrain = asyncio.Event()  # one per run: an Event belongs to the loop it waits on
         await self._drain("start-up")
-        tasks = [
-            asyncio.create_task(self._redrain_loop()),
-            asyncio.create_task(self.deadline.watch()),
-        ]
+        tasks = [asyncio.create_task(self.deadline.watch())]
         try:
             yield
         finally:
@@ -183,16 +160,20 @@ class _Receiver(ReadEndpoints):
                 await run_in_threadpool(close)
 
     async def _drain(self, when: str) -> bool:
-        """Re-apply the inbox; a failure is logged and retried later, never fatal."""
+        """Apply what an older receiver left in the inbox; a failure is logged, never fatal.
+
+        Receivers before schema 8 kept each body in the inbox before applying
+        it; a body they left there (a crash, a failed apply) is applied at
+        start-up.  This receiver applies each body in the commit that keeps it.
+        """
         try:
             summary = await run_in_threadpool(self.tracker.drain_inbox)
         except Exception:
-            logger.exception("re-applying the inbox at %s failed; will try again", when)
-            self._redrain.set()
+            logger.exception("applying the bodies left in the inbox at %s failed", when)
             return False
         if summary.total:
             logger.warning(
-                "re-applied stored callbacks at %s: %d events (%d applied, %d stale, "
+                "applied callbacks left in the inbox at %s: %d events (%d applied, %d stale, "
                 "%d duplicate, %d rejected)",
                 when,
                 summary.total,
@@ -202,14 +183,6 @@ class _Receiver(ReadEndpoints):
                 summary.rejected,
             )
         return True
-
-    async def _redrain_loop(self) -> None:
-        """After a 202, wait a little and re-apply the inbox until that works."""
-        while True:
-            await self._redrain.wait()
-            await asyncio.sleep(_REDRAIN_SECONDS)
-            self._redrain.clear()
-            await self._drain("a retry")
 
     # --- callbacks -----------------------------------------------------------------------
 
@@ -303,9 +276,6 @@ class _Receiver(ReadEndpoints):
             return error_response(error, "the callback was not stored")
         assert isinstance(received, Receipt)
         self.metrics.received(received)
-        if received.summary is None and received.dead_letter is None:  # kept, not applied
-            self.store_failed_at = time.monotonic()
-            self._redrain.set()
         return _receipt_response(received)
 
     def _refused(self, invalid: InvalidCallback) -> JSONResponse:

@@ -24,9 +24,7 @@ Metrics
     that did not parse).  Events, not bodies, because outcomes belong to
     events (a One API body with three updates may apply one and find two
     stale): ``applied``, ``stale``, ``duplicate``, ``rejected`` as applying
-    decided, ``stored`` for the events of a body answered 202 (kept, applied
-    later by the background re-apply, which does not count them again), and
-    ``ignored`` for events that are not status updates.  ``invalid`` counts
+    decided, and ``ignored`` for events that are not status updates.  ``invalid`` counts
     *bodies*, one per body answered 400: a body that did not parse
     (``unknown``), or one that parsed but could not be applied even on its
     own and went to the dead letter (its own format).
@@ -41,7 +39,8 @@ Metrics
     Messages by current status, read from the store at scrape time; every
     catalog status is listed, 0 where no message has it.
 ``deliverystate_inbox_bodies``, ``deliverystate_dead_letters``
-    Bodies stored but not applied yet, and bodies in the dead letter.
+    Bodies an older receiver left in the inbox (applied at start-up), and
+    bodies in the dead letter.
 ``deliverystate_feed_last_seq``, ``deliverystate_feed_behind{consumer}``
     The change feed's last ``seq``, and how many changes each named consumer
     still has to read: the forwarder's lag.
@@ -168,18 +167,15 @@ class ReceiverMetrics:
     def received(self, receipt: Receipt) -> None:
         """Count what a body that parsed came to: its events' outcomes, or one invalid body."""
         shape = receipt.format if receipt.format in FORMATS else "unknown"
-        if receipt.dead_letter is not None:
+        summary = receipt.summary
+        if receipt.dead_letter is not None or summary is None:
             self._count(shape, "invalid", 1)
             self._invalid["body"].inc()
             return
-        summary = receipt.summary
-        if summary is None:
-            self._count(shape, "stored", len(receipt.events))
-        else:
-            self._count(shape, "applied", summary.applied)
-            self._count(shape, "stale", summary.stale)
-            self._count(shape, "duplicate", summary.duplicate)
-            self._count(shape, "rejected", summary.rejected)
+        self._count(shape, "applied", summary.applied)
+        self._count(shape, "stale", summary.stale)
+        self._count(shape, "duplicate", summary.duplicate)
+        self._count(shape, "rejected", summary.rejected)
         self._count(shape, "ignored", receipt.ignored)
 
     def refused(self, error: InvalidCallback) -> None:

@@ -45,8 +45,8 @@ __all__ = ["ReadEndpoints", "json_error"]
 
 logger = logging.getLogger("deliverystate.web")
 
-#: Seconds ``/healthz`` answers 503 after a callback met a failing store (a 503, or a 202
-#: kept but not applied): the ``Retry-After`` that 503 asked for.
+#: Seconds ``/healthz`` answers 503 after a callback met a failing store (answered 503):
+#: the ``Retry-After`` that 503 asked for.
 FAILED_RECENTLY = 5.0
 
 #: Headers of the status page: it loads nothing from anywhere, and no other site may frame it.
