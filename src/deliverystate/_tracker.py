@@ -181,20 +181,21 @@ class Tracker:
         return self.store.advance(event, self.policy)
 
     def ingest(self, payload: Payload) -> list[Decision]:
-        """Parse a callback body and apply its events, one at a time.
+        """Parse a callback body and apply its events in one transaction, a Decision each.
 
         A payload that cannot be parsed is put in the dead letter first, then
-        :class:`InvalidCallback` is raised.  A valid body is kept nowhere: if
-        applying fails, the store's error propagates and the body is lost
-        unless the caller still has it.  For scripts and tests; a webhook calls
-        :meth:`receive`, which keeps the body before it applies it.
+        :class:`InvalidCallback` is raised.  A valid body's events apply all
+        together or not at all, but the body is kept nowhere when they fail:
+        the store's error propagates and the body is lost unless the caller
+        still has it.  For scripts and tests; a webhook calls :meth:`receive`,
+        which keeps a body the store refuses in the dead letter.
         """
         try:
             events = parse_callback(payload)
         except InvalidCallback as error:
             self.store.add_dead_letter(payload_text(payload), str(error))
             raise
-        return [self.apply(event) for event in events]
+        return self.store.decide_many(events, self.policy) if events else []
 
     def ingest_many(self, payloads: Iterable[Payload], *, archives: bool = False) -> IngestReport:
         """Parse a batch of callback bodies and apply all their events in one store batch.
@@ -450,7 +451,13 @@ class Tracker:
         return self.store.dead_letters()
 
     def retry_dead_letters(self) -> RetryReport:
-        """Re-parse every dead letter; apply and forget those that now parse."""
+        """Re-parse every dead letter; apply and forget those that now parse.
+
+        Each body's events apply in one transaction, all or none, before its
+        dead letter is forgotten.  A body the store still refuses (a row its
+        database will not hold) stays, counted with ``still_invalid``; a failing
+        store raises ``StoreUnavailable`` and leaves the rest for the next retry.
+        """
         applied: list[DeadLetter] = []
         still_invalid: list[DeadLetter] = []
         decisions: list[Decision] = []
@@ -460,7 +467,15 @@ class Tracker:
             except InvalidCallback:
                 still_invalid.append(letter)
                 continue
-            decisions.extend(self.apply(event) for event in events)
+            if events:  # one transaction per body, all or none
+                try:
+                    decisions.extend(self.store.decide_many(events, self.policy))
+                except (StoreUnavailable, PolicyMismatch):
+                    raise
+                except Exception as error:  # the store still refuses it: it stays
+                    logger.error("dead letter %d is still refused: %s", letter.id, error)
+                    still_invalid.append(letter)
+                    continue
             self.store.remove_dead_letter(letter.id)
             applied.append(letter)
         return RetryReport(tuple(applied), tuple(still_invalid), tuple(decisions))

@@ -140,6 +140,10 @@ class MemoryStore(MemoryFeed):
         """Reconcile one report under the store's lock."""
         return self._run((event,), policy)[1][0]
 
+    def decide_many(self, events: Sequence[StatusEvent], policy: Policy) -> list[Decision]:
+        """Reconcile reports under one lock acquisition, a Decision each."""
+        return self._run(events, policy)[1]
+
     def apply_many(self, events: Iterable[StatusEvent], policy: Policy) -> Summary:
         """Reconcile a batch under one lock acquisition, without a Decision per event."""
         events = list(events)  # an iterable that fails must fail before anything changes

@@ -223,6 +223,9 @@ class Store(Protocol):
     def apply_many(self, events: Iterable[StatusEvent], policy: Policy) -> Summary:
         """Reconcile a batch; cheaper than :meth:`apply` per event, same final states."""
 
+    def decide_many(self, events: Sequence[StatusEvent], policy: Policy) -> list[Decision]:
+        """Reconcile one body's reports all together or not at all; a Decision each, in order."""
+
     def restore_many(
         self,
         archived: Sequence[StatusEvent],

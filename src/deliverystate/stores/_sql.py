@@ -328,6 +328,11 @@ class SQLStore(SQLIntake, SQLReads, SQLRetention, SQLFeed):
         """Reconcile one report in one transaction."""
         return self._run((event,), policy, lambda batch, _: batch.apply(event))
 
+    def decide_many(self, events: Sequence[StatusEvent], policy: Policy) -> list[Decision]:
+        """Reconcile reports in one transaction, all or none, a Decision each."""
+        events = list(events)
+        return self._run(events, policy, lambda batch, _: [batch.apply(e) for e in events])
+
     def apply_many(self, events: Iterable[StatusEvent], policy: Policy) -> Summary:
         """Reconcile a batch in one transaction with a constant number of round trips."""
         return self.restore_many((), (), list(events), policy)  # nothing to restore

@@ -10,14 +10,17 @@ commit shared with the others of its group, and a 2xx always means "applied"
 or "kept".
 
 A body the database refuses (a row it will not hold: a constraint, a value
-of the wrong size or type) would fail the whole group.  The group runs inside
-a savepoint; if the database refuses it, the group is rolled back to the
-savepoint and its bodies are applied one by one, each in a savepoint of its
-own, and a body that fails on its own is kept in the dead letter with the
-reason, in that same transaction.  A failing store (a full disk, a lost
-connection: the driver's store-wide errors) is never taken for a refused
-body: it fails the whole transaction, nothing is kept, and the caller answers
-503 so that Clickatell sends the callbacks again.
+of the wrong size or type) fails the whole group, whose transaction rolls
+back.  The group is then taken again in a new transaction that applies its
+bodies one by one, each in a savepoint of its own, and keeps a body that
+fails on its own in the dead letter with the reason, in that same commit.
+(The first transaction takes no savepoint: on SQLite two statements, on
+PostgreSQL two round trips, for every group, to save a rare retry.)
+
+A failing store (a full disk, a lost connection: the driver's store-wide
+errors) is never taken for a refused body: it fails the whole transaction,
+nothing is kept, and the caller answers 503 so that Clickatell sends the
+callbacks again.
 
 The inbox (``accept``, ``settle``, ``pending``, ``quarantine``) kept bodies
 between two commits before schema 8; ``Tracker.drain_inbox`` applies what
@@ -33,6 +36,7 @@ from typing import Any, TypeVar
 
 from .._events import Change, StatusEvent
 from .._policy import Policy
+from ..errors import PolicyMismatch, StoreUnavailable
 from ._hooks import Hooks
 from ._protocol import DeadLetter, Intake, Summary
 from ._rows import digest, payload_bytes, payload_str, storable_text
@@ -107,28 +111,25 @@ class SQLIntake(SQLBase):
         """Keep invalid bodies and apply valid ones in one commit (see the module's docstring)."""
         groups = [list(events) for _, events in bodies]
 
-        def attempt() -> tuple[Intake, list[Change]]:
+        def attempt(isolate: bool) -> tuple[Intake, list[Change]]:
             with self._transaction() as cursor:
                 self._check_policy(cursor, policy)
                 letters = tuple(self._keep_dead_letter(cursor, t, e) for t, e in invalid)
                 if not groups:
                     return Intake((), letters), []
-                try:
-                    with self._savepoint(cursor):
-                        summaries, changes = self._apply_in(
-                            cursor, [e for g in groups for e in g], policy, _absorb(groups)
-                        )
-                    return Intake(tuple(summaries), letters), changes
-                except Exception as error:
-                    if self._store_wide(error):
-                        raise
-                    if len(groups) == 1:  # refused on its own already
-                        letter = self._keep_dead_letter(cursor, bodies[0][0], _refused(error))
-                        return Intake((letter,), letters), []
-                outcomes, changes = self._one_by_one(cursor, bodies, groups, policy)
-                return Intake(outcomes, letters), changes
+                if isolate:
+                    outcomes, changes = self._one_by_one(cursor, bodies, groups, policy)
+                    return Intake(outcomes, letters), changes
+                events = [event for group in groups for event in group]
+                summaries, changes = self._apply_in(cursor, events, policy, _absorb(groups))
+                return Intake(tuple(summaries), letters), changes
 
-        result, changes = self._retry(attempt)
+        try:  # no savepoint on the way every group takes: it costs two statements
+            result, changes = self._retry(lambda: attempt(False))
+        except (StoreUnavailable, PolicyMismatch):
+            raise
+        except Exception:  # the database refused the group: again, each body alone
+            result, changes = self._retry(lambda: attempt(True))
         self._after_commit()
         self._hooks.call(changes)
         return result

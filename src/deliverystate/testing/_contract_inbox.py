@@ -158,6 +158,26 @@ class InboxContract(ContractBase):
         assert not isinstance(alone, Exception)
         assert alone.dead_letter is not None, "a body refused on its own is kept too"
 
+    def test_every_way_in_applies_a_body_all_or_nothing(self) -> None:
+        """A body of two updates, one refused: ingest and retry apply neither, and say so."""
+        if not self.refuse_rows_about("poison-2"):
+            pytest.skip(f"{type(self.store).__name__} has no database that could refuse a row")
+        tracker = self.tracker()
+        body = callback_body(ev("fine-2", S.DEVICE_ACK, 2))
+        second = callback_body(ev("poison-2", S.DEVICE_ACK, 2))["event"]["messageStatusUpdate"]
+        body["event"]["messageStatusUpdate"].extend(second)
+        with pytest.raises(Exception, match="refused by the test"):
+            tracker.ingest(json.dumps(body))
+        assert self.store.get("fine-2") is None, "half a body must not be applied"
+        (received,) = tracker.receive_many([json.dumps(body)])
+        assert not isinstance(received, Exception)
+        assert received.dead_letter is not None
+        assert self.store.get("fine-2") is None
+        report = tracker.retry_dead_letters()  # the database still refuses it
+        assert report.applied == 0
+        assert self.store.get("fine-2") is None
+        assert [d.payload for d in self.store.dead_letters()] == [json.dumps(body)]
+
     def test_drain_applies_what_it_can_and_keeps_the_poison(self) -> None:
         """At start-up a poison body in the inbox cannot block the bodies stored with it."""
         bodies = [_body(f"w-{i}", S.READ, i, "whatsapp") for i in range(3)]
