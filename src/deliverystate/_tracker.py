@@ -217,8 +217,12 @@ class Tracker:
         batch.  Archive lines' messages are restored first, without a change in
         the feed (``Store.restore_many``); the callbacks' reports follow them.
         """
-        for index, error in parsed.errors:
-            self.store.add_dead_letter(payload_text(payloads[index]), str(error))
+        if parsed.errors:  # every bad body kept in one transaction
+            self.store.intake(
+                [],
+                [(payload_text(payloads[i]), str(error)) for i, error in parsed.errors],
+                self.policy,
+            )
         if parsed.restored or parsed.registrations:
             summary = self.store.restore_many(
                 parsed.restored, parsed.registrations, parsed.events, self.policy
