@@ -9,8 +9,9 @@ same process run, never against a number written down earlier.
   plus the history insert, on the same schema and the same batches: the
   difference is what deliverystate adds (duplicate detection, channel rules,
   outcomes).  Target: at least 0.6.
-* PostgresStore.apply_many throughput in events per second from one process
-  (target: at least 50,000), with the same raw baseline for reference.
+* PostgresStore.apply_many against a raw ``unnest`` upsert plus the history
+  insert on the same server, taking turns with it: at least 0.8 (and at least
+  the 80 k events/s of 27 November in an A/B against it: ``bench/ab.py``).
   Needs ``DELIVERYSTATE_BENCH_POSTGRES_DSN`` (or the tests' DSN variable).
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 import uuid
@@ -26,7 +28,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import machine, median_seconds, print_table, simulated_events
+from bench.common import (
+    alternating_seconds,
+    machine,
+    median_seconds,
+    print_table,
+    simulated_events,
+)
 from deliverystate import DELIVERY_WINS, SQLiteStore, StatusEvent, Tracker
 
 _SQLITE_UPSERT = (
@@ -173,11 +181,9 @@ def postgres_figures(
                     ),
                 )
 
-    try:
-        return {
-            "ours": median_seconds(ours, repeats, fresh),
-            "raw": median_seconds(raw, repeats, fresh),
-        }
+    try:  # taking turns: a busy spell of the shared server slows both alike
+        times = alternating_seconds({"ours": ours, "raw": raw}, repeats, fresh)
+        return {name: statistics.median(seconds) for name, seconds in times.items()}
     finally:
         with psycopg.connect(dsn, autocommit=True) as conn:
             for schema in schemas:
@@ -227,16 +233,14 @@ def main(argv: list[str] | None = None) -> int:
     if dsn:
         pg = postgres_figures(dsn, events, 5000, repeats)
         throughput = len(events) / pg["ours"]
-        ok &= throughput >= 50_000
-        rows.append(
-            ["PostgresStore.apply_many (batches of 5,000)", f"{throughput:,.0f}", "", ">= 50,000/s"]
-        )
+        ok &= pg["raw"] / pg["ours"] >= 0.8
+        rows.append(["PostgresStore.apply_many (batches of 5,000)", f"{throughput:,.0f}", "", ""])
         rows.append(
             [
                 "raw unnest upsert + history, same schema",
                 f"{len(events) / pg['raw']:,.0f}",
                 f"{pg['raw'] / pg['ours']:.2f}",
-                "(for reference)",
+                ">= 0.80",
             ]
         )
     else:
