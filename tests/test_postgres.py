@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from typing import Any
 
 import psycopg
@@ -215,6 +216,39 @@ def test_an_old_schema_is_migrated_with_its_states_history_and_bodies(
         assert len(set(arrivals)) == len(arrivals)
         (read,) = [e for e in entries if e.event.status is Status.READ]
         assert read.arrival > len(old_schemas.HISTORY)  # after every old report
+    finally:
+        store.close()
+
+
+def test_version_7_counts_move_to_slot_0_and_keep_counting(
+    postgres_dsn: str, pg_schema: str
+) -> None:
+    """7 -> 8: the counts a version 7 schema kept stay right, and later batches add to them."""
+    events = simulated_events(200, seed=24)
+    half = len(events) // 2
+    Tracker(PostgresStore(postgres_dsn, schema=pg_schema)).apply_many(events[:half])
+    with psycopg.connect(postgres_dsn, autocommit=True) as raw, raw.transaction():
+        raw.execute(f'SET search_path TO "{pg_schema}"')  # the counts as version 7 kept them
+        raw.execute("DROP TABLE ds_counts")
+        raw.execute(old_schemas.POSTGRES_V7_COUNTS)
+        raw.execute(
+            "INSERT INTO ds_counts SELECT status, local, COUNT(*) FROM ds_messages "
+            "GROUP BY status, local"
+        )
+        raw.execute("UPDATE ds_meta SET value = '7' WHERE key = 'schema_version'")
+    store = PostgresStore(postgres_dsn, schema=pg_schema)
+    try:
+        assert store.schema_version() == 8
+        assert store._read("SELECT DISTINCT slot FROM ds_counts") == [(0,)]
+        key = (
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE conrelid = 'ds_counts'::regclass AND contype = 'p'"
+        )
+        assert store._read(key) == [("PRIMARY KEY (status, local, slot)",)]
+        for part in (events[:half], events[half:]):
+            Tracker(store).apply_many(part)
+            states = Counter(state.status for state in store.iter_states())
+            assert dict(store.count_by_status()) == states
     finally:
         store.close()
 

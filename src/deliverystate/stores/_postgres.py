@@ -41,10 +41,10 @@ from .._events import StatusEvent
 from ..errors import StoreUnavailable
 from ._names import redact
 from ._pgpool import RECONNECT_SECONDS, lent
-from ._pgschema import FEED_TABLES, MIGRATIONS, TABLES
+from ._pgschema import COUNT_SLOTS, FEED_TABLES, MIGRATIONS, TABLES
 from ._rows import LOCKED_COLUMNS
 from ._sql import SQLStore
-from ._sqlbase import ADD_COUNTS, Row, Writes
+from ._sqlbase import Row, Writes
 from ._work import FeedEntry
 
 if TYPE_CHECKING:
@@ -110,6 +110,15 @@ _ARRIVALS = "SELECT nextval({sequence}::regclass) FROM generate_series(1, %s)"
 _RESERVE_FEED = (
     "SELECT setval(pg_get_serial_sequence('ds_changes', 'seq'), "
     "nextval(pg_get_serial_sequence('ds_changes', 'seq')) + %s - 1)"
+)
+#: ``_sqlbase.ADD_COUNTS`` in one statement, into the slot of this backend (``_pgschema``):
+#: computed by the server, so that a connection keeps to its slot.  The moves come sorted
+#: by key and each key once, so rows are locked in key order, never one twice.
+_ADD_COUNTS = (
+    "INSERT INTO ds_counts (status, local, slot, n) "
+    f"SELECT s, l, pg_backend_pid() %% {COUNT_SLOTS}, n "
+    "FROM unnest(%s::smallint[], %s::smallint[], %s::bigint[]) WITH ORDINALITY AS t(s, l, n, i) "
+    "ORDER BY i ON CONFLICT (status, local, slot) DO UPDATE SET n = ds_counts.n + excluded.n"
 )
 _FEED_LOCK = "SELECT pg_advisory_xact_lock(hashtext('deliverystate feed ' || current_schema()))"
 _COPY_CHANGES = (
@@ -446,8 +455,15 @@ class PostgresStore(SQLStore):
                     copy.write_row(entry)
         first = self._write_changes(cursor, writes.changes) if writes.changes else 0
         if writes.counts:  # last: see ``_sqlbase.ADD_COUNTS``
-            cursor.executemany(self._sql(ADD_COUNTS), writes.counts)
+            self._add_counts(cursor, writes.counts)
         return first
+
+    def _add_counts(
+        self, cursor: psycopg.Cursor[Any], moves: Sequence[tuple[int, int, int]]
+    ) -> None:
+        if moves:
+            statuses, locals_, ns = zip(*moves, strict=True)
+            cursor.execute(_ADD_COUNTS, (list(statuses), list(locals_), list(ns)))
 
     def _write_changes(self, cursor: psycopg.Cursor[Any], changes: list[FeedEntry]) -> int:
         """Append a batch's changes to the feed; the seq of the first.

@@ -78,7 +78,9 @@ __all__ = ["HEARTBEAT", "SCHEMA_VERSION", "SQLStore"]
 #: ``read_ms``), so that the status page's figures read the message table alone.
 #: Version 7 keeps how many messages are in each status (``ds_counts``), so that
 #: counting them reads a few rows, not every message (``_sqlbase.ADD_COUNTS``).
-SCHEMA_VERSION = 7
+#: Version 8 spreads PostgreSQL's counts over slots, one per backend mostly, so that
+#: concurrent writers do not queue on the same few counter rows (``_pgschema``).
+SCHEMA_VERSION = 8
 #: The ``ds_meta`` key whose value is the time of the last ``ping``, written by each ping.
 HEARTBEAT = "heartbeat"
 

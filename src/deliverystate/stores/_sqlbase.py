@@ -116,7 +116,8 @@ ADD_COUNTS = (
     "INSERT INTO ds_counts (status, local, n) VALUES (?, ?, ?) "
     "ON CONFLICT (status, local) DO UPDATE SET n = ds_counts.n + excluded.n"
 )
-#: Fills ``ds_counts`` from the messages (migration to version 7).
+#: Fills ``ds_counts`` from the messages (migration to version 7; PostgreSQL's rows
+#: land in slot 0, its column's default: see ``_pgschema``).
 COUNTS_FROM_MESSAGES = (
     "INSERT INTO ds_counts (status, local, n) "
     "SELECT status, local, COUNT(*) FROM ds_messages GROUP BY status, local"
@@ -210,6 +211,10 @@ class SQLBase(abc.ABC):
         Full disk, read-only file, I/O error, lost connection: store-wide; a value
         the row cannot hold (a constraint, a value too big or of the wrong type): not.
         """
+
+    def _add_counts(self, cursor: Any, moves: Sequence[tuple[int, int, int]]) -> None:
+        """Move ``ds_counts`` by ``moves``, a write's last step (see ``ADD_COUNTS``)."""
+        cursor.executemany(self._sql(ADD_COUNTS), moves)
 
     def _room(self, cursor: Any) -> None:  # noqa: B027 - a hook most stores leave empty
         """Raise the driver's error unless a write would find room (``ping``; SQLite's pages)."""
