@@ -107,10 +107,6 @@ _COPY_HISTORY = (
 # pg_get_serial_sequence per number cost 8x the numbers themselves (25 ms per 5,000)
 _ARRIVAL_SEQUENCE = "SELECT pg_get_serial_sequence('ds_history', 'arrival')"
 _ARRIVALS = "SELECT nextval({sequence}::regclass) FROM generate_series(1, %s)"
-_RESERVE_FEED = (
-    "SELECT setval(pg_get_serial_sequence('ds_changes', 'seq'), "
-    "nextval(pg_get_serial_sequence('ds_changes', 'seq')) + %s - 1)"
-)
 #: ``_sqlbase.ADD_COUNTS`` in one statement, into the slot of this backend (``_pgschema``):
 #: computed by the server, so that a connection keeps to its slot.  The moves come sorted
 #: by key and each key once, so rows are locked in key order, never one twice.
@@ -120,10 +116,24 @@ _ADD_COUNTS = (
     "FROM unnest(%s::smallint[], %s::smallint[], %s::bigint[]) WITH ORDINALITY AS t(s, l, n, i) "
     "ORDER BY i ON CONFLICT (status, local, slot) DO UPDATE SET n = ds_counts.n + excluded.n"
 )
-_FEED_LOCK = "SELECT pg_advisory_xact_lock(hashtext('deliverystate feed ' || current_schema()))"
-_COPY_CHANGES = (
-    "COPY ds_changes (seq, message_id, previous, status, timestamp_ms, channel, "
-    "client_message_id, local) FROM STDIN"
+# A batch's changes go to the feed in one statement, the last before its commit: it takes
+# the feed's lock (held until the commit), draws the batch's seqs from the sequence with
+# one call (only lock holders draw from it), appends the changes numbered from the first,
+# wakes the followers at commit (pg_notify), and returns the first seq.  Each step reads
+# the one before it, so they run in this order.
+_APPEND_CHANGES = (
+    "WITH locked AS MATERIALIZED (SELECT pg_advisory_xact_lock("
+    "hashtext('deliverystate feed ' || current_schema()))), "
+    "reserved AS MATERIALIZED (SELECT setval(pg_get_serial_sequence('ds_changes', 'seq'), "
+    "nextval(pg_get_serial_sequence('ds_changes', 'seq')) + %(n)s - 1) - %(n)s + 1 AS first "
+    "FROM locked), "
+    "appended AS (INSERT INTO ds_changes (seq, message_id, previous, status, timestamp_ms, "
+    "channel, client_message_id, local) SELECT r.first + c.i - 1, c.m, c.p, c.s, c.t, c.ch, "
+    "c.cl, c.l FROM reserved AS r, unnest(%(m)s::text[], %(p)s::smallint[], %(s)s::smallint[], "
+    "%(t)s::bigint[], %(ch)s::text[], %(cl)s::text[], %(l)s::smallint[]) "
+    "WITH ORDINALITY AS c(m, p, s, t, ch, cl, l, i)), "
+    "notified AS MATERIALIZED (SELECT pg_notify(%(channel)s, '') FROM reserved) "
+    "SELECT r.first FROM reserved AS r, notified"
 )
 #: Analyze once this many message rows are new since the last time (and a fifth of the table).
 _ANALYZE_AFTER = 10_000
@@ -453,10 +463,16 @@ class PostgresStore(SQLStore):
             with cursor.copy(_COPY_HISTORY) as copy:
                 for entry in writes.history:
                     copy.write_row(entry)
-        first = self._write_changes(cursor, writes.changes) if writes.changes else 0
-        if writes.counts:  # last: see ``_sqlbase.ADD_COUNTS``
-            self._add_counts(cursor, writes.counts)
-        return first
+        if not writes.changes:
+            if writes.counts:  # last: see ``_sqlbase.ADD_COUNTS``
+                self._add_counts(cursor, writes.counts)
+            return 0
+        with cursor.connection.pipeline():  # one round trip for both
+            if writes.counts:  # before the feed's lock: see ``_sqlbase.ADD_COUNTS``
+                self._add_counts(cursor, writes.counts)
+            self._write_changes(cursor, writes.changes)
+        (first,) = cursor.fetchone() or (0,)
+        return int(first)
 
     def _add_counts(
         self, cursor: psycopg.Cursor[Any], moves: Sequence[tuple[int, int, int]]
@@ -465,28 +481,28 @@ class PostgresStore(SQLStore):
             statuses, locals_, ns = zip(*moves, strict=True)
             cursor.execute(_ADD_COUNTS, (list(statuses), list(locals_), list(ns)))
 
-    def _write_changes(self, cursor: psycopg.Cursor[Any], changes: list[FeedEntry]) -> int:
-        """Append a batch's changes to the feed; the seq of the first.
+    def _write_changes(self, cursor: psycopg.Cursor[Any], changes: list[FeedEntry]) -> None:
+        """Append a batch's changes to the feed (``_APPEND_CHANGES``: its result, the first seq).
 
         The feed's lock is held from here until the batch commits.
         """
         # seqs are handed out in the order the batches commit, under a lock held until
-        # commit: a follower that has read change N never later finds one below N.  Only
-        # lock holders draw from the sequence, so one call moves it by the batch's count
-        count = len(changes)
-        cursor.execute(_FEED_LOCK)
-        cursor.execute(_RESERVE_FEED, (count,))
-        (last,) = cursor.fetchone() or (count,)
-        first = int(last) - count + 1
-        with cursor.copy(_COPY_CHANGES) as copy:
-            for seq, (message_id, previous, status, at, channel, client, local) in enumerate(
-                changes, first
-            ):
-                copy.write_row(
-                    (seq, message_id, previous, int(status), at, channel, client, int(local))
-                )
-        cursor.execute(f'NOTIFY "{self.channel}"')  # wakes followers, at commit
-        return first
+        # commit: a follower that has read change N never later finds one below N
+        messages, previous, statuses, times, channels, clients, local = zip(*changes, strict=True)
+        cursor.execute(
+            _APPEND_CHANGES,
+            {
+                "n": len(changes),
+                "m": list(messages),
+                "p": list(previous),
+                "s": [int(status) for status in statuses],
+                "t": list(times),
+                "ch": list(channels),
+                "cl": list(clients),
+                "l": [int(flag) for flag in local],
+                "channel": self.channel,
+            },
+        )
 
     def _received_at(self, value: Any) -> datetime:
         assert isinstance(value, datetime)

@@ -107,10 +107,11 @@ class Writes:
 # Schema version 7 keeps how many messages are in each (status, local) in ``ds_counts``,
 # moved by every write that changes either, so that ``count_by_status`` (the status
 # page, every /metrics scrape) reads a few rows instead of every message: at ten
-# million messages that scan took seconds.  A batch adds its moves last, in key order,
-# after the feed's lock where it takes it: two batches that wait for each other's
-# counter rows always take them in the same order, and none waits for anything else
-# while holding one, so the counters can never close a deadlock.
+# million messages that scan took seconds.  A batch adds its moves in key order after
+# it locked its messages, and before it takes the feed's lock (PostgreSQL), which it
+# takes last: every batch takes message rows, then counter rows, then the feed's lock,
+# each in one order, so no two batches can wait for each other in a circle.  (PostgreSQL
+# spreads each count over slots: ``_pgschema.COUNT_SLOTS``.)
 #: Moves the count of each (status, local) by n; the same on both SQL stores.
 ADD_COUNTS = (
     "INSERT INTO ds_counts (status, local, n) VALUES (?, ?, ?) "
