@@ -40,12 +40,12 @@ from typing import TYPE_CHECKING, Any
 from .._events import StatusEvent
 from ..errors import StoreUnavailable
 from ._names import redact
+from ._pgfeed import PostgresFeed, append_changes
 from ._pgpool import RECONNECT_SECONDS, lent
 from ._pgschema import COUNT_SLOTS, FEED_TABLES, MIGRATIONS, TABLES
 from ._rows import LOCKED_COLUMNS
 from ._sql import SQLStore
 from ._sqlbase import Row, Writes
-from ._work import FeedEntry
 
 if TYPE_CHECKING:
     import psycopg
@@ -116,25 +116,6 @@ _ADD_COUNTS = (
     "FROM unnest(%s::smallint[], %s::smallint[], %s::bigint[]) WITH ORDINALITY AS t(s, l, n, i) "
     "ORDER BY i ON CONFLICT (status, local, slot) DO UPDATE SET n = ds_counts.n + excluded.n"
 )
-# A batch's changes go to the feed in one statement, the last before its commit: it takes
-# the feed's lock (held until the commit), draws the batch's seqs from the sequence with
-# one call (only lock holders draw from it), appends the changes numbered from the first,
-# wakes the followers at commit (pg_notify), and returns the first seq.  Each step reads
-# the one before it, so they run in this order.
-_APPEND_CHANGES = (
-    "WITH locked AS MATERIALIZED (SELECT pg_advisory_xact_lock("
-    "hashtext('deliverystate feed ' || current_schema()))), "
-    "reserved AS MATERIALIZED (SELECT setval(pg_get_serial_sequence('ds_changes', 'seq'), "
-    "nextval(pg_get_serial_sequence('ds_changes', 'seq')) + %(n)s - 1) - %(n)s + 1 AS first "
-    "FROM locked), "
-    "appended AS (INSERT INTO ds_changes (seq, message_id, previous, status, timestamp_ms, "
-    "channel, client_message_id, local) SELECT r.first + c.i - 1, c.m, c.p, c.s, c.t, c.ch, "
-    "c.cl, c.l FROM reserved AS r, unnest(%(m)s::text[], %(p)s::smallint[], %(s)s::smallint[], "
-    "%(t)s::bigint[], %(ch)s::text[], %(cl)s::text[], %(l)s::smallint[]) "
-    "WITH ORDINALITY AS c(m, p, s, t, ch, cl, l, i)), "
-    "notified AS MATERIALIZED (SELECT pg_notify(%(channel)s, '') FROM reserved) "
-    "SELECT r.first FROM reserved AS r, notified"
-)
 #: Analyze once this many message rows are new since the last time (and a fifth of the table).
 _ANALYZE_AFTER = 10_000
 _SETUP_LOCK = "SELECT pg_advisory_xact_lock(hashtext('deliverystate schema setup'))"
@@ -147,7 +128,7 @@ def _arrivals_statement(cursor: psycopg.Cursor[Any]) -> str:
     return _ARRIVALS.format(sequence="'" + str(sequence).replace("'", "''") + "'")
 
 
-class PostgresStore(SQLStore):
+class PostgresStore(PostgresFeed, SQLStore):
     """Message states, history and dead letters in a PostgreSQL schema.
 
     ``pool_size`` bounds the connections this store opens (writes from one
@@ -239,6 +220,7 @@ class PostgresStore(SQLStore):
                 (estimate,) = cursor.fetchone() or (0,)
                 self._known_rows = max(0, int(estimate))
                 self._arrivals = _arrivals_statement(cursor)
+                self._name_feed_sequence(cursor)
         except BaseException:
             self._pool.close()
             raise
@@ -448,7 +430,7 @@ class PostgresStore(SQLStore):
         cursor.execute(self._arrivals, (count,), binary=True)
         return sorted(int(row[0]) for row in cursor.fetchall())
 
-    def _write(self, cursor: psycopg.Cursor[Any], writes: Writes) -> int:
+    def _write(self, cursor: psycopg.Cursor[Any], writes: Writes) -> Sequence[int]:
         self._written_rows += len(writes.rows)  # counted for analyze (see _after_commit)
         if writes.rows:
             with cursor.copy(_COPY_ROWS) as copy:
@@ -466,13 +448,14 @@ class PostgresStore(SQLStore):
         if not writes.changes:
             if writes.counts:  # last: see ``_sqlbase.ADD_COUNTS``
                 self._add_counts(cursor, writes.counts)
-            return 0
+            return ()
         with cursor.connection.pipeline():  # one round trip for both
-            if writes.counts:  # before the feed's lock: see ``_sqlbase.ADD_COUNTS``
+            if writes.counts:
                 self._add_counts(cursor, writes.counts)
-            self._write_changes(cursor, writes.changes)
-        (first,) = cursor.fetchone() or (0,)
-        return int(first)
+            # no lock: each change's seq is drawn as it is inserted, under its message's
+            # row lock, and readers stop at a horizon (``_pgfeed``)
+            append_changes(cursor, writes.changes, self.channel)
+        return sorted(int(row[0]) for row in cursor.fetchall())
 
     def _add_counts(
         self, cursor: psycopg.Cursor[Any], moves: Sequence[tuple[int, int, int]]
@@ -480,29 +463,6 @@ class PostgresStore(SQLStore):
         if moves:
             statuses, locals_, ns = zip(*moves, strict=True)
             cursor.execute(_ADD_COUNTS, (list(statuses), list(locals_), list(ns)))
-
-    def _write_changes(self, cursor: psycopg.Cursor[Any], changes: list[FeedEntry]) -> None:
-        """Append a batch's changes to the feed (``_APPEND_CHANGES``: its result, the first seq).
-
-        The feed's lock is held from here until the batch commits.
-        """
-        # seqs are handed out in the order the batches commit, under a lock held until
-        # commit: a follower that has read change N never later finds one below N
-        messages, previous, statuses, times, channels, clients, local = zip(*changes, strict=True)
-        cursor.execute(
-            _APPEND_CHANGES,
-            {
-                "n": len(changes),
-                "m": list(messages),
-                "p": list(previous),
-                "s": [int(status) for status in statuses],
-                "t": list(times),
-                "ch": list(channels),
-                "cl": list(clients),
-                "l": [int(flag) for flag in local],
-                "channel": self.channel,
-            },
-        )
 
     def _received_at(self, value: Any) -> datetime:
         assert isinstance(value, datetime)

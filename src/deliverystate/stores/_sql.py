@@ -225,10 +225,10 @@ class SQLStore(SQLReads, SQLRetention, SQLFeed):
                 batch = Batch(records, clients, seen, policy, feed=self.feed, deadlines=deadlines)
                 result = work(batch, cursor)
                 if ids:
-                    first = self._flush(cursor, batch, loaded, ids, had_client)
-                    if first and self._hooks:  # objects for the hooks only, built in here
+                    seqs = self._flush(cursor, batch, loaded, ids, had_client)
+                    if seqs and self._hooks:  # objects for the hooks only, built in here
                         feed = batch.feed or []
-                        changes = [change_of(first + i, e) for i, e in enumerate(feed)]
+                        changes = [change_of(s, e) for s, e in zip(seqs, feed, strict=True)]
             return result, changes
 
         result, changes = self._retry(attempt)
@@ -243,8 +243,8 @@ class SQLStore(SQLReads, SQLRetention, SQLFeed):
         loaded: dict[str, Row],
         ids: list[str],
         had_client: set[str],
-    ) -> int:
-        """Number the batch's new reports, write everything; the seq of its first change."""
+    ) -> Sequence[int]:
+        """Number the batch's new reports, write everything; the seqs of its changes."""
         recorded = batch.recorded
         arrivals = self._reserve(cursor, len(recorded)) if recorded else []
         history: list[HistoryRow] = []

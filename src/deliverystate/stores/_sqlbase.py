@@ -174,11 +174,11 @@ class SQLBase(abc.ABC):
         """``count`` new history arrival numbers, increasing, never handed out before."""
 
     @abc.abstractmethod
-    def _write(self, cursor: Any, writes: Writes) -> int:
+    def _write(self, cursor: Any, writes: Writes) -> Sequence[int]:
         """Write a batch's changed message rows, and append its history and feed rows.
 
-        Returns the seq of the batch's first change (the others follow it
-        one by one), or 0 when it has none.
+        Returns the seqs of the batch's changes, in the order of ``writes.changes``
+        (increasing; consecutive on SQLite, not always on PostgreSQL).
         """
 
     @abc.abstractmethod

@@ -444,7 +444,7 @@ class SQLiteStore(SQLStore):
         last = int(cursor.fetchone()[0])
         return list(range(last + 1, last + 1 + count))
 
-    def _write(self, cursor: sqlite3.Cursor, writes: Writes) -> int:
+    def _write(self, cursor: sqlite3.Cursor, writes: Writes) -> Sequence[int]:
         if writes.rows:
             cursor.executemany(_UPSERT, writes.rows)
         if writes.learned:
@@ -458,7 +458,7 @@ class SQLiteStore(SQLStore):
             first = int(cursor.fetchone()[0]) - len(writes.changes) + 1
         if writes.counts:
             cursor.executemany(ADD_COUNTS, writes.counts)
-        return first
+        return range(first, first + len(writes.changes)) if first else ()
 
     def remove(self, message_ids: Sequence[str], before_ms: int, keep: Keep | None = None) -> int:
         """Remove old settled messages (see ``_retention``), then give their pages back."""
