@@ -326,7 +326,8 @@ class PostgresStore(PostgresFeed, SQLStore):
         try:
             with lent(self._pool, self._timeout) as connection:
                 for table in tables:
-                    connection.execute(f"ANALYZE {table}")
+                    # another writer analyzing it already is enough: no queue behind it
+                    connection.execute(f"ANALYZE (SKIP_LOCKED) {table}")
         except self._pool_errors as error:  # the next batch will try again
             logger.warning(
                 "analyzing %s after many writes failed: %s", self.target, redact(str(error))
