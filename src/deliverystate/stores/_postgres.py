@@ -11,7 +11,8 @@ Each batch is one transaction of five round trips, whatever its size:
 3. reconcile in the shared :class:`~deliverystate.batch.Batch`;
 4. write every changed state with one ``UPDATE ... FROM unnest(...)`` (the
    table leaves room on its pages so these can be HOT updates, which touch no
-   index) and append the history with one ``COPY``.
+   index), append the history with one ``COPY``, and send the counts' moves
+   and the feed's changes together in one round trip (no lock: ``_pgfeed``).
 
 Arrays travel in binary (``%b``).  Deadlocks and serialization failures
 reported by the server retry the whole batch.
