@@ -60,7 +60,7 @@ from ._work import FeedEntry
 if TYPE_CHECKING:
     import psycopg
 
-__all__ = ["APPEND_CHANGES", "WAIT_SECONDS", "PostgresFeed", "append_changes"]
+__all__ = ["APPEND_CHANGES", "COPY_FROM", "WAIT_SECONDS", "PostgresFeed", "append_changes"]
 
 #: How long a reader waits for the transactions running when it looked (step 3).
 WAIT_SECONDS = 2.0
@@ -76,6 +76,17 @@ APPEND_CHANGES = (
     "WITH ORDINALITY AS c(m, p, s, t, ch, cl, l, i) ORDER BY c.i RETURNING seq), "
     "notified AS MATERIALIZED (SELECT pg_notify(%(channel)s, '') FROM xact) "
     "SELECT seq FROM appended, notified"
+)
+#: From this many changes a batch draws its seqs first and COPYs its changes: nextval per
+#: row costs about 5 us (3,000 changes: 29 ms drawn then copied, 38 ms in
+#: ``APPEND_CHANGES``); below it, the one statement saves the round trips.
+COPY_FROM = 64
+# the same order as ``APPEND_CHANGES``: the transaction has its id (its messages' rows are
+# locked), then draws; the seqs come back increasing and are given in the batch's order
+_DRAW = "SELECT nextval({sequence}::regclass) FROM generate_series(1, %s)"
+_COPY_CHANGES = (
+    "COPY ds_changes (seq, message_id, previous, status, timestamp_ms, channel, "
+    "client_message_id, local) FROM STDIN"
 )
 _SEQUENCE = "SELECT pg_get_serial_sequence('ds_changes', 'seq')"
 _DRAWN = "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM {sequence}"
@@ -112,6 +123,7 @@ class PostgresFeed(SQLFeed):
 
     schema: str
     _drawn = ""  # step 1 (``_DRAWN``), the sequence named as this schema names it
+    _draw = ""  # ``_DRAW``, the same way
     _safe = 0  # the highest horizon established so far
     _safe_lock = threading.Lock()
 
@@ -121,7 +133,24 @@ class PostgresFeed(SQLFeed):
         (sequence,) = cursor.fetchone() or ("",)
         # the name comes quoted where it must be, from the server itself
         self._drawn = _DRAWN.format(sequence=sequence)
+        self._draw = _DRAW.format(sequence="'" + str(sequence).replace("'", "''") + "'")
         self._safe_lock = threading.Lock()
+
+    def _copy_changes(
+        self, cursor: psycopg.Cursor[Any], changes: Sequence[FeedEntry], channel: str
+    ) -> list[int]:
+        """Draw a big batch's seqs, then COPY its changes (``COPY_FROM``); the seqs."""
+        cursor.execute(self._draw, (len(changes),), binary=True)
+        seqs = sorted(int(row[0]) for row in cursor.fetchall())
+        with cursor.copy(_COPY_CHANGES) as copy:
+            for seq, (message_id, previous, status, at, chan, client, local) in zip(
+                seqs, changes, strict=True
+            ):
+                copy.write_row(
+                    (seq, message_id, previous, int(status), at, chan, client, int(local))
+                )
+        cursor.execute("SELECT pg_notify(%s, '')", (channel,))
+        return seqs
 
     def horizon(self) -> int:
         """A seq at or below which the feed holds every change it will ever hold."""

@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 from .._events import StatusEvent
 from ..errors import StoreUnavailable
 from ._names import redact
-from ._pgfeed import PostgresFeed, append_changes
+from ._pgfeed import COPY_FROM, PostgresFeed, append_changes
 from ._pgpool import RECONNECT_SECONDS, lent
 from ._pgschema import COUNT_SLOTS, FEED_TABLES, MIGRATIONS, TABLES
 from ._rows import LOCKED_COLUMNS
@@ -456,15 +456,17 @@ class PostgresStore(PostgresFeed, SQLStore):
             with cursor.copy(_COPY_HISTORY) as copy:
                 for entry in writes.history:
                     copy.write_row(entry)
-        if not writes.changes:
-            if writes.counts:  # last: see ``_sqlbase.ADD_COUNTS``
+        # no lock for the feed: each change's seq is drawn under its message's row lock,
+        # and readers stop at a horizon (``_pgfeed``)
+        if not writes.changes or len(writes.changes) >= COPY_FROM:
+            if writes.counts:
                 self._add_counts(cursor, writes.counts)
-            return ()
+            return (
+                self._copy_changes(cursor, writes.changes, self.channel) if writes.changes else ()
+            )
         with cursor.connection.pipeline():  # one round trip for both
             if writes.counts:
                 self._add_counts(cursor, writes.counts)
-            # no lock: each change's seq is drawn as it is inserted, under its message's
-            # row lock, and readers stop at a horizon (``_pgfeed``)
             append_changes(cursor, writes.changes, self.channel)
         return sorted(int(row[0]) for row in cursor.fetchall())
 

@@ -108,10 +108,10 @@ class Writes:
 # moved by every write that changes either, so that ``count_by_status`` (the status
 # page, every /metrics scrape) reads a few rows instead of every message: at ten
 # million messages that scan took seconds.  A batch adds its moves in key order after
-# it locked its messages, and before it takes the feed's lock (PostgreSQL), which it
-# takes last: every batch takes message rows, then counter rows, then the feed's lock,
-# each in one order, so no two batches can wait for each other in a circle.  (PostgreSQL
-# spreads each count over slots: ``_pgschema.COUNT_SLOTS``.)
+# it locked its messages: every batch takes message rows, then counter rows, each in one
+# order, and nothing after them it could wait for (PostgreSQL's feed takes no lock since
+# schema version 8: ``_pgfeed``), so no two batches can wait for each other in a circle.
+# (PostgreSQL spreads each count over slots: ``_pgschema.COUNT_SLOTS``.)
 #: Moves the count of each (status, local) by n; the same on both SQL stores.
 ADD_COUNTS = (
     "INSERT INTO ds_counts (status, local, n) VALUES (?, ?, ?) "
