@@ -7,10 +7,11 @@ its changes and held it to its commit, so that seqs were handed out in commit
 order and a follower that had read change N would never later find one below
 N.  Every writer queued on that lock, behind each other's commit (its flush to
 disk most of all): three writers about different messages waited on it in
-10-18 % of the samples ``bench/pgwriters.py`` took.
+9-18 % of the samples ``bench/pgwriters.py`` took (the most waiting writer).
 
 Now a batch draws each change's seq from the sequence as it inserts it
-(``APPEND_CHANGES``), with no lock, so seqs are no longer in commit order: a
+(``APPEND_CHANGES``; a big batch draws them all, then COPYs: ``COPY_FROM``),
+with no lock, so seqs are no longer in commit order: a
 batch can draw 10, another 11 and commit first.  A reader therefore returns
 only the changes up to a *horizon* below which nothing can appear any more
 (the technique of PgQ, Skytools' queue: read up to what every transaction
@@ -22,8 +23,8 @@ still running cannot change).  ``horizon`` finds one in three steps:
 3. wait until each of those has ended.
 
 A batch that drew a seq at or below ``L`` drew it before step 1, and had its
-transaction id before that (``APPEND_CHANGES`` asks for it first; the batch has
-locked its messages' rows anyway), so at step 2 it had either ended, or was
+transaction id before that (it locked its messages' rows, which takes one;
+``APPEND_CHANGES`` even asks for it first), so at step 2 it had either ended, or was
 running and is among those step 3 waits for.  After step 3, every change with
 a seq at or below ``L`` is committed or will never be, and a read made
 afterwards sees all of them, for good: ``L`` is a horizon.  (A snapshot's list
