@@ -93,7 +93,9 @@ _SEQUENCE = "SELECT pg_get_serial_sequence('ds_changes', 'seq')"
 _DRAWN = "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM {sequence}"
 # the transactions this schema's sessions are running (each store names its sessions
 # ``deliverystate:<schema>``), ours aside; the same query tells when they have ended (a
-# session's transaction id is cleared as it stops counting as running for new snapshots)
+# session's transaction id is cleared as it stops counting as running for new snapshots).
+# Every role sees every session's transaction id, even one that may not see its query
+# (checked on PostgreSQL 15 with a role of no privileges).
 _RUNNING = (
     "SELECT backend_xid::text FROM pg_stat_activity WHERE application_name = %s "
     "AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()"
