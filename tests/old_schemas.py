@@ -111,3 +111,12 @@ def fill(cursor: Any, param: str, *, v1: bool) -> None:
     )
     for key, value in (("policy", OLD_DEFAULT.fingerprint), ("policy_name", OLD_DEFAULT.name)):
         cursor.execute(f"INSERT INTO ds_meta (key, value) VALUES ({param}, {param})", (key, value))
+
+
+#: PostgreSQL's counts as schema version 7 made them: one row per (status, local).
+POSTGRES_V7_COUNTS = """CREATE TABLE ds_counts (
+    status SMALLINT NOT NULL,
+    local SMALLINT NOT NULL,
+    n BIGINT NOT NULL,
+    PRIMARY KEY (status, local)
+) WITH (fillfactor = 50)"""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import random
 import threading
 import time
+from collections import Counter
 from typing import Any
 
 import psycopg
@@ -12,6 +14,7 @@ import pytest
 import deliverystate.stores._postgres as postgres_module
 import deliverystate.stores._sql as sqlstore_module
 from deliverystate import (
+    Change,
     MemoryStore,
     NoDatabase,
     SchemaMismatch,
@@ -219,6 +222,39 @@ def test_an_old_schema_is_migrated_with_its_states_history_and_bodies(
         store.close()
 
 
+def test_version_7_counts_move_to_slot_0_and_keep_counting(
+    postgres_dsn: str, pg_schema: str
+) -> None:
+    """7 -> 8: the counts a version 7 schema kept stay right, and later batches add to them."""
+    events = simulated_events(200, seed=24)
+    half = len(events) // 2
+    Tracker(PostgresStore(postgres_dsn, schema=pg_schema)).apply_many(events[:half])
+    with psycopg.connect(postgres_dsn, autocommit=True) as raw, raw.transaction():
+        raw.execute(f'SET search_path TO "{pg_schema}"')  # the counts as version 7 kept them
+        raw.execute("DROP TABLE ds_counts")
+        raw.execute(old_schemas.POSTGRES_V7_COUNTS)
+        raw.execute(
+            "INSERT INTO ds_counts SELECT status, local, COUNT(*) FROM ds_messages "
+            "GROUP BY status, local"
+        )
+        raw.execute("UPDATE ds_meta SET value = '7' WHERE key = 'schema_version'")
+    store = PostgresStore(postgres_dsn, schema=pg_schema)
+    try:
+        assert store.schema_version() == 8
+        assert store._read("SELECT DISTINCT slot FROM ds_counts") == [(0,)]
+        key = (
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE conrelid = 'ds_counts'::regclass AND contype = 'p'"
+        )
+        assert store._read(key) == [("PRIMARY KEY (status, local, slot)",)]
+        for part in (events[:half], events[half:]):
+            Tracker(store).apply_many(part)
+            states = Counter(state.status for state in store.iter_states())
+            assert dict(store.count_by_status()) == states
+    finally:
+        store.close()
+
+
 def test_a_url_names_its_schema_and_keeps_its_other_parameters(
     postgres_dsn: str, pg_schema: str
 ) -> None:
@@ -339,3 +375,56 @@ def test_writes_in_a_read_only_session_are_store_unavailable_not_a_driver_error(
                 write()
     finally:
         store.close()
+
+
+def test_a_follower_misses_no_change_of_three_concurrent_writers(
+    postgres_dsn: str, pg_schema: str
+) -> None:
+    """Three writers, one follower: it sees the whole feed once, in seq order, each chain whole."""
+    PostgresStore(postgres_dsn, schema=pg_schema).close()
+    shares = [
+        [
+            StatusEvent.from_ms(f"w{w}-{e.message_id}", e.status, e.timestamp_ms, e.channel)
+            for e in simulated_events(150, seed=240 + w)
+        ]
+        for w in range(3)
+    ]
+    done = threading.Event()
+    failures: list[BaseException] = []
+
+    def write(events: list[StatusEvent], seed: int) -> None:
+        store = PostgresStore(postgres_dsn, schema=pg_schema)
+        try:
+            tracker, rng, index = Tracker(store), random.Random(seed), 0
+            while index < len(events):
+                size = rng.choice([1, 2, 5, 20, 200])  # 200: big enough to COPY
+                tracker.apply_many(events[index : index + size])
+                index += size
+        except BaseException as error:  # reported by the test's thread
+            failures.append(error)
+        finally:
+            store.close()
+
+    writers = [threading.Thread(target=write, args=(s, k)) for k, s in enumerate(shares)]
+    follower = Tracker(PostgresStore(postgres_dsn, schema=pg_schema))
+    seen: list[Change] = []
+    for thread in writers:
+        thread.start()
+    while not done.is_set():
+        if not any(thread.is_alive() for thread in writers):
+            done.set()  # one more read after the last commit
+        read = follower.changes(after=seen[-1].seq if seen else 0, limit=50)
+        seen.extend(read)
+    for thread in writers:
+        thread.join()
+    assert not failures
+    while read := follower.changes(after=seen[-1].seq, limit=1000):
+        seen.extend(read)  # a missed change would sit below the cursor, not here
+    feed = follower.changes(after=0, limit=100_000)
+    assert len(feed) > 600  # enough changes for the writers to overlap
+    assert [c.seq for c in seen] == [c.seq for c in feed]  # each once, in seq order
+    status: dict[str, Status] = {}
+    for change in seen:
+        assert change.previous == status.get(change.message_id), change
+        status[change.message_id] = change.status
+    follower.store.close()  # type: ignore[attr-defined]

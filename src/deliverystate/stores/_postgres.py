@@ -11,23 +11,30 @@ Each batch is one transaction of five round trips, whatever its size:
 3. reconcile in the shared :class:`~deliverystate.batch.Batch`;
 4. write every changed state with one ``UPDATE ... FROM unnest(...)`` (the
    table leaves room on its pages so these can be HOT updates, which touch no
-   index) and append the history with one ``COPY``.
+   index), append the history with one ``COPY``, and send the counts' moves
+   and the feed's changes together in one round trip (no lock: ``_pgfeed``).
 
 Arrays travel in binary (``%b``).  Deadlocks and serialization failures
 reported by the server retry the whole batch.
 
-Connections come from a small ``psycopg_pool`` pool that checks a connection
-before handing it out, so a connection the server dropped (a restart, a
-failover, ``pg_terminate_backend``) is replaced by itself instead of failing
-every later call.  A batch that meets a broken connection mid-way is retried
-once on a fresh one: the store is idempotent (a report applied twice is a
-DUPLICATE), so even a batch whose commit was lost in transit can be run again.
+Connections come from a small ``psycopg_pool`` pool.  A connection the
+server dropped (a restart, a failover, ``pg_terminate_backend``) is replaced
+by itself instead of failing every later call: the call that meets it fails
+on its first statement, which makes the pool check every idle connection
+(``_retryable``), and runs again on a fresh one.  The pool does not check a
+connection each time it lends one: that cost a round trip per transaction
+(60-80 us of 170-270 us for a one-statement transaction, measured) to guard
+against what the retry handles anyway.  A batch that meets a broken
+connection mid-way is retried the same way: the store is idempotent (a report
+applied twice is a DUPLICATE), so even a batch whose commit was lost in
+transit can be run again.
 While the database refuses connections, a call waits about a second, not the
 whole ``timeout``, and the pool retries about once a second (``_pgpool``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
@@ -40,12 +47,12 @@ from typing import TYPE_CHECKING, Any
 from .._events import StatusEvent
 from ..errors import StoreUnavailable
 from ._names import redact
+from ._pgfeed import COPY_FROM, PostgresFeed, append_changes
 from ._pgpool import RECONNECT_SECONDS, lent
-from ._pgschema import FEED_TABLES, MIGRATIONS, TABLES
+from ._pgschema import COUNT_SLOTS, FEED_TABLES, MIGRATIONS, TABLES
 from ._rows import LOCKED_COLUMNS
 from ._sql import SQLStore
-from ._sqlbase import ADD_COUNTS, Row, Writes
-from ._work import FeedEntry
+from ._sqlbase import Row, Writes
 
 if TYPE_CHECKING:
     import psycopg
@@ -107,14 +114,14 @@ _COPY_HISTORY = (
 # pg_get_serial_sequence per number cost 8x the numbers themselves (25 ms per 5,000)
 _ARRIVAL_SEQUENCE = "SELECT pg_get_serial_sequence('ds_history', 'arrival')"
 _ARRIVALS = "SELECT nextval({sequence}::regclass) FROM generate_series(1, %s)"
-_RESERVE_FEED = (
-    "SELECT setval(pg_get_serial_sequence('ds_changes', 'seq'), "
-    "nextval(pg_get_serial_sequence('ds_changes', 'seq')) + %s - 1)"
-)
-_FEED_LOCK = "SELECT pg_advisory_xact_lock(hashtext('deliverystate feed ' || current_schema()))"
-_COPY_CHANGES = (
-    "COPY ds_changes (seq, message_id, previous, status, timestamp_ms, channel, "
-    "client_message_id, local) FROM STDIN"
+#: ``_sqlbase.ADD_COUNTS`` in one statement, into the slot of this backend (``_pgschema``):
+#: computed by the server, so that a connection keeps to its slot.  The moves come sorted
+#: by key and each key once, so rows are locked in key order, never one twice.
+_ADD_COUNTS = (
+    "INSERT INTO ds_counts (status, local, slot, n) "
+    f"SELECT s, l, pg_backend_pid() %% {COUNT_SLOTS}, n "
+    "FROM unnest(%s::smallint[], %s::smallint[], %s::bigint[]) WITH ORDINALITY AS t(s, l, n, i) "
+    "ORDER BY i ON CONFLICT (status, local, slot) DO UPDATE SET n = ds_counts.n + excluded.n"
 )
 #: Analyze once this many message rows are new since the last time (and a fifth of the table).
 _ANALYZE_AFTER = 10_000
@@ -128,7 +135,7 @@ def _arrivals_statement(cursor: psycopg.Cursor[Any]) -> str:
     return _ARRIVALS.format(sequence="'" + str(sequence).replace("'", "''") + "'")
 
 
-class PostgresStore(SQLStore):
+class PostgresStore(PostgresFeed, SQLStore):
     """Message states, history and dead letters in a PostgreSQL schema.
 
     ``pool_size`` bounds the connections this store opens (writes from one
@@ -198,7 +205,6 @@ class PostgresStore(SQLStore):
                 max_size=pool_size,
                 kwargs=self._connect_options,
                 configure=self._configure,
-                check=psycopg_pool.ConnectionPool.check_connection,
                 timeout=timeout,
                 reconnect_timeout=RECONNECT_SECONDS,
                 name=f"deliverystate-{schema}",
@@ -220,6 +226,7 @@ class PostgresStore(SQLStore):
                 (estimate,) = cursor.fetchone() or (0,)
                 self._known_rows = max(0, int(estimate))
                 self._arrivals = _arrivals_statement(cursor)
+                self._name_feed_sequence(cursor)
         except BaseException:
             self._pool.close()
             raise
@@ -325,7 +332,8 @@ class PostgresStore(SQLStore):
         try:
             with lent(self._pool, self._timeout) as connection:
                 for table in tables:
-                    connection.execute(f"ANALYZE {table}")
+                    # another writer analyzing it already is enough: no queue behind it
+                    connection.execute(f"ANALYZE (SKIP_LOCKED) {table}")
         except self._pool_errors as error:  # the next batch will try again
             logger.warning(
                 "analyzing %s after many writes failed: %s", self.target, redact(str(error))
@@ -383,7 +391,11 @@ class PostgresStore(SQLStore):
             return False  # a pool that found no connection in time has waited long enough
         # no SQLSTATE, class 08 or an admin shutdown: the connection broke, not the statement
         state = error.sqlstate
-        return state is None or state.startswith("08") or state in {"57P01", "57P02", "57P03"}
+        broken = state is None or state.startswith("08") or state in {"57P01", "57P02", "57P03"}
+        if broken:  # its idle neighbours may be broken too: replaced now, not one call each
+            with contextlib.suppress(Exception):
+                self._pool.check()
+        return broken
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         def read() -> list[tuple[Any, ...]]:
@@ -434,7 +446,7 @@ class PostgresStore(SQLStore):
         cursor.execute(self._arrivals, (count,), binary=True)
         return sorted(int(row[0]) for row in cursor.fetchall())
 
-    def _write(self, cursor: psycopg.Cursor[Any], writes: Writes) -> int:
+    def _write(self, cursor: psycopg.Cursor[Any], writes: Writes) -> Sequence[int]:
         self._written_rows += len(writes.rows)  # counted for analyze (see _after_commit)
         if writes.rows:
             with cursor.copy(_COPY_ROWS) as copy:
@@ -449,33 +461,26 @@ class PostgresStore(SQLStore):
             with cursor.copy(_COPY_HISTORY) as copy:
                 for entry in writes.history:
                     copy.write_row(entry)
-        first = self._write_changes(cursor, writes.changes) if writes.changes else 0
-        if writes.counts:  # last: see ``_sqlbase.ADD_COUNTS``
-            cursor.executemany(self._sql(ADD_COUNTS), writes.counts)
-        return first
+        # no lock for the feed: each change's seq is drawn under its message's row lock,
+        # and readers stop at a horizon (``_pgfeed``)
+        if not writes.changes or len(writes.changes) >= COPY_FROM:
+            if writes.counts:
+                self._add_counts(cursor, writes.counts)
+            return (
+                self._copy_changes(cursor, writes.changes, self.channel) if writes.changes else ()
+            )
+        with cursor.connection.pipeline():  # one round trip for both
+            if writes.counts:
+                self._add_counts(cursor, writes.counts)
+            append_changes(cursor, writes.changes, self.channel)
+        return sorted(int(row[0]) for row in cursor.fetchall())
 
-    def _write_changes(self, cursor: psycopg.Cursor[Any], changes: list[FeedEntry]) -> int:
-        """Append a batch's changes to the feed; the seq of the first.
-
-        The feed's lock is held from here until the batch commits.
-        """
-        # seqs are handed out in the order the batches commit, under a lock held until
-        # commit: a follower that has read change N never later finds one below N.  Only
-        # lock holders draw from the sequence, so one call moves it by the batch's count
-        count = len(changes)
-        cursor.execute(_FEED_LOCK)
-        cursor.execute(_RESERVE_FEED, (count,))
-        (last,) = cursor.fetchone() or (count,)
-        first = int(last) - count + 1
-        with cursor.copy(_COPY_CHANGES) as copy:
-            for seq, (message_id, previous, status, at, channel, client, local) in enumerate(
-                changes, first
-            ):
-                copy.write_row(
-                    (seq, message_id, previous, int(status), at, channel, client, int(local))
-                )
-        cursor.execute(f'NOTIFY "{self.channel}"')  # wakes followers, at commit
-        return first
+    def _add_counts(
+        self, cursor: psycopg.Cursor[Any], moves: Sequence[tuple[int, int, int]]
+    ) -> None:
+        if moves:
+            statuses, locals_, ns = zip(*moves, strict=True)
+            cursor.execute(_ADD_COUNTS, (list(statuses), list(locals_), list(ns)))
 
     def _received_at(self, value: Any) -> datetime:
         assert isinstance(value, datetime)

@@ -36,7 +36,7 @@ from ._rows import (
     report_times,
     state_from_row,
 )
-from ._sqlbase import ADD_COUNTS, SQLBase, count_moves
+from ._sqlbase import SQLBase, count_moves
 
 __all__ = ["SQLRetention"]
 
@@ -91,7 +91,7 @@ class SQLRetention(SQLBase):
                     [(row[0],) for row in doomed],
                 )
                 moves = count_moves([(row[1], row[5]) for row in doomed], ())
-                cursor.executemany(self._sql(ADD_COUNTS), moves)  # last: see ADD_COUNTS
+                self._add_counts(cursor, moves)  # last: see ``_sqlbase.ADD_COUNTS``
             return len(doomed)
 
         return self._retry(attempt)

@@ -75,7 +75,9 @@ __all__ = ["HEARTBEAT", "SCHEMA_VERSION", "SQLStore"]
 #: ``read_ms``), so that the status page's figures read the message table alone.
 #: Version 7 keeps how many messages are in each status (``ds_counts``), so that
 #: counting them reads a few rows, not every message (``_sqlbase.ADD_COUNTS``).
-SCHEMA_VERSION = 7
+#: Version 8 spreads PostgreSQL's counts over slots, one per backend mostly, so that
+#: concurrent writers do not queue on the same few counter rows (``_pgschema``).
+SCHEMA_VERSION = 8
 #: The ``ds_meta`` key whose value is the time of the last ``ping``, written by each ping.
 HEARTBEAT = "heartbeat"
 
@@ -237,10 +239,10 @@ class SQLStore(SQLIntake, SQLReads, SQLRetention, SQLFeed):
         batch = Batch(records, clients, seen, policy, feed=self.feed, deadlines=deadlines)
         result = work(batch, cursor)
         if ids:
-            first = self._flush(cursor, batch, loaded, ids, had_client)
-            if first and self._hooks:  # objects for the hooks only, built in here
+            seqs = self._flush(cursor, batch, loaded, ids, had_client)
+            if seqs and self._hooks:  # objects for the hooks only, built in here
                 feed = batch.feed or []
-                changes = [change_of(first + i, e) for i, e in enumerate(feed)]
+                changes = [change_of(s, e) for s, e in zip(seqs, feed, strict=True)]
         return result, changes
 
     def _flush(
@@ -250,8 +252,8 @@ class SQLStore(SQLIntake, SQLReads, SQLRetention, SQLFeed):
         loaded: dict[str, Row],
         ids: list[str],
         had_client: set[str],
-    ) -> int:
-        """Number the batch's new reports, write everything; the seq of its first change."""
+    ) -> Sequence[int]:
+        """Number the batch's new reports, write everything; the seqs of its changes."""
         recorded = batch.recorded
         arrivals = self._reserve(cursor, len(recorded)) if recorded else []
         history: list[HistoryRow] = []

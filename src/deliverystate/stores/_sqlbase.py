@@ -107,16 +107,18 @@ class Writes:
 # Schema version 7 keeps how many messages are in each (status, local) in ``ds_counts``,
 # moved by every write that changes either, so that ``count_by_status`` (the status
 # page, every /metrics scrape) reads a few rows instead of every message: at ten
-# million messages that scan took seconds.  A batch adds its moves last, in key order,
-# after the feed's lock where it takes it: two batches that wait for each other's
-# counter rows always take them in the same order, and none waits for anything else
-# while holding one, so the counters can never close a deadlock.
+# million messages that scan took seconds.  A batch adds its moves in key order after
+# it locked its messages: every batch takes message rows, then counter rows, each in one
+# order, and nothing after them it could wait for (PostgreSQL's feed takes no lock since
+# schema version 8: ``_pgfeed``), so no two batches can wait for each other in a circle.
+# (PostgreSQL spreads each count over slots: ``_pgschema.COUNT_SLOTS``.)
 #: Moves the count of each (status, local) by n; the same on both SQL stores.
 ADD_COUNTS = (
     "INSERT INTO ds_counts (status, local, n) VALUES (?, ?, ?) "
     "ON CONFLICT (status, local) DO UPDATE SET n = ds_counts.n + excluded.n"
 )
-#: Fills ``ds_counts`` from the messages (migration to version 7).
+#: Fills ``ds_counts`` from the messages (migration to version 7; PostgreSQL's rows
+#: land in slot 0, its column's default: see ``_pgschema``).
 COUNTS_FROM_MESSAGES = (
     "INSERT INTO ds_counts (status, local, n) "
     "SELECT status, local, COUNT(*) FROM ds_messages GROUP BY status, local"
@@ -172,11 +174,11 @@ class SQLBase(abc.ABC):
         """``count`` new history arrival numbers, increasing, never handed out before."""
 
     @abc.abstractmethod
-    def _write(self, cursor: Any, writes: Writes) -> int:
+    def _write(self, cursor: Any, writes: Writes) -> Sequence[int]:
         """Write a batch's changed message rows, and append its history and feed rows.
 
-        Returns the seq of the batch's first change (the others follow it
-        one by one), or 0 when it has none.
+        Returns the seqs of the batch's changes, in the order of ``writes.changes``
+        (increasing; consecutive on SQLite, not always on PostgreSQL).
         """
 
     @abc.abstractmethod
@@ -210,6 +212,10 @@ class SQLBase(abc.ABC):
         Full disk, read-only file, I/O error, lost connection: store-wide; a value
         the row cannot hold (a constraint, a value too big or of the wrong type): not.
         """
+
+    def _add_counts(self, cursor: Any, moves: Sequence[tuple[int, int, int]]) -> None:
+        """Move ``ds_counts`` by ``moves``, a write's last step (see ``ADD_COUNTS``)."""
+        cursor.executemany(self._sql(ADD_COUNTS), moves)
 
     def _room(self, cursor: Any) -> None:  # noqa: B027 - a hook most stores leave empty
         """Raise the driver's error unless a write would find room (``ping``; SQLite's pages)."""

@@ -22,7 +22,7 @@ from ._rows import storable_text
 from ._sqlbase import Row, SQLBase
 from ._work import change_of
 
-__all__ = ["SQLFeed", "change_row"]
+__all__ = ["SQLFeed", "change_from_row", "change_row"]
 
 #: A cursor moved to a seq, never back (no row changes when it is past it).
 _COMMIT = (
@@ -52,7 +52,8 @@ def change_row(
     )
 
 
-def _change(row: Row) -> Change:
+def change_from_row(row: Row) -> Change:
+    """A feed row (the columns of ``_COLUMNS``) as its change."""
     entry = (row[1], row[2], row[3], int(row[4]), row[5], row[6], bool(row[7]))
     return change_of(int(row[0]), entry)
 
@@ -66,7 +67,7 @@ class SQLFeed(SQLBase):
             self._sql(f"SELECT {_COLUMNS} FROM ds_changes WHERE seq > ? ORDER BY seq LIMIT ?"),
             (after, limit),
         )
-        return [_change(row) for row in rows]
+        return [change_from_row(row) for row in rows]
 
     def last_seq(self) -> int:
         """The highest ``seq`` in the feed (0 when nothing was ever written to it)."""
@@ -145,7 +146,7 @@ class SQLFeed(SQLBase):
             params,
         )
         return [
-            Undeliverable(row[0], _change(row[1:9]), row[9], self._received_at(row[10]))
+            Undeliverable(row[0], change_from_row(row[1:9]), row[9], self._received_at(row[10]))
             for row in rows
         ]
 

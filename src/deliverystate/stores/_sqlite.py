@@ -219,6 +219,10 @@ MIGRATIONS: dict[int, tuple[Migration, ...]] = {
     ),
     # 6 -> 7: how many messages are in each status, kept as the messages change
     6: (_COUNTS_TABLE, COUNTS_FROM_MESSAGES),
+    # 7 -> 8: nothing here.  PostgreSQL spread its counts over slots so that concurrent
+    # writers do not queue on the same rows; SQLite has one writer at a time (its
+    # database-wide write lock), which slots could not help, so its table stays.
+    7: (),
 }
 
 # An existing row keeps its client id and first report's time here: SQLite rewrites the
@@ -440,7 +444,7 @@ class SQLiteStore(SQLStore):
         last = int(cursor.fetchone()[0])
         return list(range(last + 1, last + 1 + count))
 
-    def _write(self, cursor: sqlite3.Cursor, writes: Writes) -> int:
+    def _write(self, cursor: sqlite3.Cursor, writes: Writes) -> Sequence[int]:
         if writes.rows:
             cursor.executemany(_UPSERT, writes.rows)
         if writes.learned:
@@ -454,7 +458,7 @@ class SQLiteStore(SQLStore):
             first = int(cursor.fetchone()[0]) - len(writes.changes) + 1
         if writes.counts:
             cursor.executemany(ADD_COUNTS, writes.counts)
-        return first
+        return range(first, first + len(writes.changes)) if first else ()
 
     def remove(self, message_ids: Sequence[str], before_ms: int, keep: Keep | None = None) -> int:
         """Remove old settled messages (see ``_retention``), then give their pages back."""

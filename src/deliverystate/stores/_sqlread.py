@@ -50,7 +50,10 @@ class SQLReads(SQLBase):
         return [HistoryEntry(event_from_row(row), Outcome(row[5]), row[6]) for row in rows]
 
     def count_by_status(self) -> Mapping[Status, int]:
-        """How many messages are in each status: a few rows of ``ds_counts``, never a scan."""
+        """How many messages are in each status: a few rows of ``ds_counts``, never a scan.
+
+        Summed: PostgreSQL keeps each (status, local) in several slots (``_pgschema``).
+        """
         rows = self._read("SELECT status, SUM(n) FROM ds_counts GROUP BY status")
         return {Status.from_code(row[0]): int(row[1]) for row in rows if row[1]}
 
@@ -179,9 +182,11 @@ class SQLReads(SQLBase):
 
     def count_local_expiries(self) -> int:
         """How many messages are EXPIRED by a local report (a sweep), not by Clickatell."""
-        sql = f"SELECT n FROM ds_counts WHERE local = 1 AND status = {int(Status.EXPIRED)}"
-        rows = self._read(sql)
-        return int(rows[0][0]) if rows else 0
+        sql = (  # a sum: PostgreSQL keeps a key's count in several slots (``_pgschema``)
+            "SELECT COALESCE(SUM(n), 0) FROM ds_counts "
+            f"WHERE local = 1 AND status = {int(Status.EXPIRED)}"
+        )
+        return int(self._read(sql)[0][0])
 
     def history_size(self) -> int:
         """How many history rows the store holds."""
