@@ -39,7 +39,7 @@ STORE_LAYERS: list[set[str]] = [
     {"_memfeed", "_sqlbase"},
     {"_memory", "_sqlread", "_retention", "_sqlfeed", "_sqlintake"},
     {"_sql"},
-    {"_sqlite", "_postgres", "_pgschema", "_pgpool", "_pgfeed"},
+    {"_sqlite", "_postgres", "_pgschema", "_pgpool", "_pgfeed", "_pgarrays"},
     {"__init__"},
 ]
 MODULES = sorted(SRC.rglob("*.py"))

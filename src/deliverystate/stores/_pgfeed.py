@@ -49,12 +49,16 @@ then sees the new changes once that transaction ends, and misses none.
 
 from __future__ import annotations
 
+import json
+import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from .._events import Change
+from ._names import redact
 from ._sqlfeed import SQLFeed, change_from_row
 from ._work import FeedEntry
 
@@ -71,10 +75,10 @@ WAIT_SECONDS = 2.0
 APPEND_CHANGES = (
     "WITH xact AS MATERIALIZED (SELECT pg_current_xact_id() AS id), "
     "appended AS (INSERT INTO ds_changes (message_id, previous, status, timestamp_ms, "
-    "channel, client_message_id, local) SELECT c.m, c.p, c.s, c.t, c.ch, c.cl, c.l "
-    "FROM xact, unnest(%(m)s::text[], %(p)s::smallint[], %(s)s::smallint[], "
-    "%(t)s::bigint[], %(ch)s::text[], %(cl)s::text[], %(l)s::smallint[]) "
-    "WITH ORDINALITY AS c(m, p, s, t, ch, cl, l, i) ORDER BY c.i RETURNING seq), "
+    "channel, client_message_id, local) SELECT c.x->>0, (c.x->>1)::smallint, "
+    "(c.x->>2)::smallint, (c.x->>3)::bigint, c.x->>4, c.x->>5, (c.x->>6)::smallint "
+    "FROM xact, jsonb_array_elements(%(changes)s::jsonb) WITH ORDINALITY AS c(x, i) "
+    "ORDER BY c.i RETURNING seq), "
     "notified AS MATERIALIZED (SELECT pg_notify(%(channel)s, '') FROM xact) "
     "SELECT seq FROM appended, notified"
 )
@@ -105,26 +109,25 @@ _COLUMNS = "seq, message_id, previous, status, timestamp_ms, channel, client_mes
 
 def append_changes(cursor: psycopg.Cursor[Any], changes: Sequence[FeedEntry], channel: str) -> None:
     """Send ``APPEND_CHANGES`` for a batch's changes (its result: their seqs)."""
-    messages, previous, statuses, times, channels, clients, local = zip(*changes, strict=True)
-    cursor.execute(
-        APPEND_CHANGES,
-        {
-            "m": list(messages),
-            "p": list(previous),
-            "s": [int(status) for status in statuses],
-            "t": list(times),
-            "ch": list(channels),
-            "cl": list(clients),
-            "l": [int(flag) for flag in local],
-            "channel": channel,
-        },
-    )
+    rows = [
+        (message_id, previous, int(status), at, on, client, int(local))
+        for message_id, previous, status, at, on, client, local in changes
+    ]
+    # one JSON text: psycopg dumps arrays element by element in Python
+    cursor.execute(APPEND_CHANGES, {"changes": json.dumps(rows), "channel": channel})
+
+
+logger = logging.getLogger("deliverystate.stores._postgres")
 
 
 class PostgresFeed(SQLFeed):
     """``changes`` and ``last_seq`` read up to the horizon (see the module's docstring)."""
 
     schema: str
+    channel: str
+    _psycopg: Any
+    _dsn: str
+    _connect_options: dict[str, Any]
     _drawn = ""  # step 1 (``_DRAWN``), the sequence named as this schema names it
     _draw = ""  # ``_DRAW``, the same way
     _safe = 0  # the highest horizon established so far
@@ -187,3 +190,39 @@ class PostgresFeed(SQLFeed):
         """The highest ``seq`` in the feed up to the horizon (0 when there is none)."""
         sql = "SELECT COALESCE(MAX(seq), 0) FROM ds_changes WHERE seq <= %s"
         return int(self._read(sql, (self.horizon(),))[0][0])
+
+    @contextmanager
+    def listen(self) -> Iterator[Callable[[float], bool]]:
+        """A ``wait(timeout)`` that returns True once changes may have been committed.
+
+        It LISTENs on a connection of its own (a follower waits for hours: it
+        must not hold a pooled one) for the NOTIFY each feed write sends at
+        commit.  A dropped connection is opened again on the next wait, which
+        then says True so that the follower reads what it may have missed.
+        """
+        psycopg = self._psycopg
+        connection: Any = None
+
+        def wait(timeout: float) -> bool:
+            nonlocal connection
+            try:
+                if connection is None or connection.closed:
+                    connection = psycopg.connect(self._dsn, **self._connect_options)
+                    connection.execute(f'LISTEN "{self.channel}"')
+                    return True
+                return any(True for _ in connection.notifies(timeout=timeout, stop_after=1))
+            except psycopg.OperationalError as error:
+                logger.warning(
+                    "listening for changes on %s failed: %s", self.target, redact(str(error))
+                )
+                if connection is not None:
+                    connection.close()
+                connection = None
+                time.sleep(min(timeout, 1.0))
+                return True
+
+        try:
+            yield wait
+        finally:
+            if connection is not None:
+                connection.close()

@@ -35,11 +35,11 @@ whole ``timeout``, and the pool retries about once a second (``_pgpool``).
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import re
 import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 from .._events import StatusEvent
 from ..errors import StoreUnavailable
 from ._names import redact
+from ._pgarrays import ARRAYS_UP_TO, lock_and_load, write_arrays
 from ._pgfeed import COPY_FROM, PostgresFeed, append_changes
 from ._pgpool import RECONNECT_SECONDS, lent
 from ._pgschema import COUNT_SLOTS, FEED_TABLES, MIGRATIONS, TABLES
@@ -117,10 +118,11 @@ _ARRIVALS = "SELECT nextval({sequence}::regclass) FROM generate_series(1, %s)"
 #: ``_sqlbase.ADD_COUNTS`` in one statement, into the slot of this backend (``_pgschema``):
 #: computed by the server, so that a connection keeps to its slot.  The moves come sorted
 #: by key and each key once, so rows are locked in key order, never one twice.
+#: The moves travel as one JSON text (psycopg dumps arrays element by element in Python).
 _ADD_COUNTS = (
     "INSERT INTO ds_counts (status, local, slot, n) "
-    f"SELECT s, l, pg_backend_pid() %% {COUNT_SLOTS}, n "
-    "FROM unnest(%s::smallint[], %s::smallint[], %s::bigint[]) WITH ORDINALITY AS t(s, l, n, i) "
+    f"SELECT (x->>0)::smallint, (x->>1)::smallint, pg_backend_pid() %% {COUNT_SLOTS}, "
+    "(x->>2)::bigint FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS t(x, i) "
     "ORDER BY i ON CONFLICT (status, local, slot) DO UPDATE SET n = ds_counts.n + excluded.n"
 )
 #: Analyze once this many message rows are new since the last time (and a fifth of the table).
@@ -215,6 +217,8 @@ class PostgresStore(PostgresFeed, SQLStore):
         self._known_rows = 0
         self._written_rows = 0
         self._analyze_lock = threading.Lock()
+        #: Arrival numbers a small batch drew with its rows' lock, per thread (``_pgarrays``).
+        self._drawn_arrivals = threading.local()
         try:
             self._pool.open(wait=True, timeout=timeout)
             with self._transaction() as cursor:
@@ -265,42 +269,6 @@ class PostgresStore(PostgresFeed, SQLStore):
     def close(self) -> None:
         """Close every connection of the pool."""
         self._pool.close()
-
-    @contextmanager
-    def listen(self) -> Iterator[Callable[[float], bool]]:
-        """A ``wait(timeout)`` that returns True once changes may have been committed.
-
-        It LISTENs on a connection of its own (a follower waits for hours: it
-        must not hold a pooled one) for the NOTIFY each feed write sends at
-        commit.  A dropped connection is opened again on the next wait, which
-        then says True so that the follower reads what it may have missed.
-        """
-        psycopg = self._psycopg
-        connection: Any = None
-
-        def wait(timeout: float) -> bool:
-            nonlocal connection
-            try:
-                if connection is None or connection.closed:
-                    connection = psycopg.connect(self._dsn, **self._connect_options)
-                    connection.execute(f'LISTEN "{self.channel}"')
-                    return True
-                return any(True for _ in connection.notifies(timeout=timeout, stop_after=1))
-            except psycopg.OperationalError as error:
-                logger.warning(
-                    "listening for changes on %s failed: %s", self.target, redact(str(error))
-                )
-                if connection is not None:
-                    connection.close()
-                connection = None
-                time.sleep(min(timeout, 1.0))
-                return True
-
-        try:
-            yield wait
-        finally:
-            if connection is not None:
-                connection.close()
 
     def _after_commit(self) -> None:
         """Analyze the tables once many rows are new or changed: no plan on stale statistics.
@@ -420,6 +388,14 @@ class PostgresStore(PostgresFeed, SQLStore):
                 first[message_id] = timestamp_ms
             if event.client_message_id is not None and message_id not in client:
                 client[message_id] = event.client_message_id
+        self._drawn_arrivals.numbers = []
+        if len(ids) <= ARRAYS_UP_TO:  # a receiver's group: one round trip (``_pgarrays``)
+            created, rows, numbers = lock_and_load(
+                cursor, ids, first, client, (self._arrivals, len(events))
+            )
+            self._new_rows += created
+            self._drawn_arrivals.numbers = numbers
+            return {row[0]: row for row in rows if row[1] != 0}
         with cursor.copy(_COPY_IDS) as copy:
             for message_id in ids:
                 copy.write_row((message_id, first.get(message_id), client.get(message_id)))
@@ -443,11 +419,19 @@ class PostgresStore(PostgresFeed, SQLStore):
         return cursor.fetchall()
 
     def _reserve(self, cursor: psycopg.Cursor[Any], count: int) -> list[int]:
+        drawn: list[int] = self._drawn_arrivals.numbers
+        self._drawn_arrivals.numbers = []
+        if count <= len(drawn):  # drawn with the rows' lock (``_pgarrays``)
+            return drawn[:count]
         cursor.execute(self._arrivals, (count,), binary=True)
         return sorted(int(row[0]) for row in cursor.fetchall())
 
     def _write(self, cursor: psycopg.Cursor[Any], writes: Writes) -> Sequence[int]:
         self._written_rows += len(writes.rows)  # counted for analyze (see _after_commit)
+        if len(writes.rows) <= ARRAYS_UP_TO:
+            seqs = write_arrays(cursor, writes, self.channel, self._add_counts)
+            if seqs is not None:
+                return seqs
         if writes.rows:
             with cursor.copy(_COPY_ROWS) as copy:
                 for row in writes.rows:
@@ -479,8 +463,7 @@ class PostgresStore(PostgresFeed, SQLStore):
         self, cursor: psycopg.Cursor[Any], moves: Sequence[tuple[int, int, int]]
     ) -> None:
         if moves:
-            statuses, locals_, ns = zip(*moves, strict=True)
-            cursor.execute(_ADD_COUNTS, (list(statuses), list(locals_), list(ns)))
+            cursor.execute(_ADD_COUNTS, (json.dumps(moves),))
 
     def _received_at(self, value: Any) -> datetime:
         assert isinstance(value, datetime)
