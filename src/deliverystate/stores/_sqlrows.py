@@ -9,6 +9,7 @@ that can be avoided (measured with ``bench/run.py``'s replay row).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -19,7 +20,7 @@ from ._rows import pack_flat, report_times
 from ._sqlbase import HistoryRow, MessageRow, Row, count_moves
 from ._work import StateRow
 
-__all__ = ["history_rows", "message_rows"]
+__all__ = ["append_rows", "grouped_insert", "history_rows", "message_rows"]
 
 _CLICKATELL = Origin.CLICKATELL
 # an enum's ``.value`` is a descriptor call: a dictionary lookup is a fifth of its cost
@@ -139,3 +140,22 @@ def message_rows(
             learned.append((client, new_first, message_id))
         rows.append((*row, new_first, delivered, read, blob))
     return rows, learned, count_moves(left, joined)
+
+
+def grouped_insert(statement: str, group: int) -> str:
+    """An INSERT of one row (``... VALUES (?, ...)``) as an INSERT of ``group`` rows."""
+    head, row = statement.split(" VALUES ")
+    return f"{head} VALUES {', '.join([row] * group)}"
+
+
+def append_rows(
+    cursor: Any, one: str, grouped: str, group: int, rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """Insert ``rows`` in order: ``group`` a statement (``grouped``), the rest one a statement."""
+    whole = len(rows) - len(rows) % group
+    if whole:
+        flat = list(itertools.chain.from_iterable(rows[:whole]))
+        width = len(rows[0]) * group
+        cursor.executemany(grouped, [flat[i : i + width] for i in range(0, len(flat), width)])
+    if whole < len(rows):
+        cursor.executemany(one, rows[whole:])
