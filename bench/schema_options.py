@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import replay_floor
 from deliverystate.stores import _sqlite
+from deliverystate.stores._sqlrows import append_rows
 
 __all__ = ["VARIANTS", "fill", "run_variant"]
 
@@ -122,8 +123,11 @@ def run_variant(calls: list[replay_floor.Recorded], db: Path, offset: int) -> No
             conn.executemany(_sqlite._UPSERT, writes.rows)
             if writes.learned:
                 conn.executemany(_sqlite._LEARNED, writes.learned)
-            conn.executemany(_sqlite._HISTORY, [(a + offset, *r) for a, *r in writes.history])
-            conn.executemany(_sqlite._CHANGES, writes.changes)
+            history = [(a + offset, *r) for a, *r in writes.history]
+            # as the store appends them: _GROUP rows a statement
+            group = _sqlite._GROUP
+            append_rows(conn, _sqlite._HISTORY, _sqlite._HISTORIES, group, history)
+            append_rows(conn, _sqlite._CHANGES, _sqlite._MANY_CHANGES, group, writes.changes)
             conn.execute(_sqlite._LAST_CHANGE).fetchone()
             if writes.counts:
                 conn.executemany(_sqlite.ADD_COUNTS, writes.counts)
