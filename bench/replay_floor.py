@@ -13,6 +13,15 @@ Run ``python bench/replay_floor.py STREAM`` on a stream of callback bodies
 alone, beside two variants of the schema taking turns with it: 4 KiB pages
 instead of 1 KiB, and no change-feed rows.  Neither is what the store does;
 they say how far the floor would move if it did.
+
+``lean_floor`` is the floor docs/design.md section 6 names for the replay's
+budget (at least a quarter of it): raw ``sqlite3``, no deliverystate code
+while the clock runs, one message upsert and one history row per report into
+the leanest tables that hold a state and a history (SQLite's default page
+size, no secondary index, no AUTOINCREMENT), in transactions of a replay's
+batch size, with the store's durability settings (WAL, ``synchronous =
+NORMAL``).  It says what this machine's SQLite can do at all, whatever the
+schema; the recorded floor above says what today's schema allows.
 """
 
 from __future__ import annotations
@@ -29,11 +38,12 @@ from typing import Any
 import attrs
 
 from deliverystate import SQLiteStore, Tracker
-from deliverystate.cli._replay import replay_stream
+from deliverystate._callbacks import read_many
+from deliverystate.cli._replay import CHUNK, replay_stream
 from deliverystate.stores import _sqlite
 from deliverystate.stores._sqlbase import Writes
 
-__all__ = ["record", "run_recorded"]
+__all__ = ["LEAN_TABLES", "lean_floor", "lean_reports", "record", "run_recorded"]
 
 #: One recorded store call: a batch's ids and writes, or a dead letter's payload and error.
 Recorded = tuple[str, Any, Any]
@@ -91,17 +101,66 @@ def run_recorded(calls: list[Recorded], db: Path, *, feed: bool = True) -> None:
         store.close()
 
 
+#: The lean floor's tables: a state per message and a history row per report, nothing more.
+LEAN_TABLES = (
+    "CREATE TABLE messages (message_id TEXT PRIMARY KEY, status INTEGER NOT NULL, "
+    "timestamp_ms INTEGER NOT NULL) WITHOUT ROWID",
+    "CREATE TABLE history (arrival INTEGER PRIMARY KEY, message_id TEXT NOT NULL, "
+    "status INTEGER NOT NULL, timestamp_ms INTEGER NOT NULL)",
+)
+_LEAN_UPSERT = (
+    "INSERT INTO messages (message_id, status, timestamp_ms) VALUES (?, ?, ?) "
+    "ON CONFLICT (message_id) DO UPDATE SET status = excluded.status, "
+    "timestamp_ms = excluded.timestamp_ms"
+)
+_LEAN_HISTORY = "INSERT INTO history (message_id, status, timestamp_ms) VALUES (?, ?, ?)"
+#: One report as the lean floor writes it: message id, status code, time in ms.
+LeanReport = tuple[str, int, int]
+
+
+def lean_reports(stream: Path) -> list[LeanReport]:
+    """The reports of ``stream``'s valid lines, parsed beforehand so the clock sees SQL only."""
+    with stream.open("rb") as file:
+        bodies = [line.rstrip(b"\r\n") for line in file if line.strip()]
+    parsed = read_many(bodies)
+    return [(e.message_id, int(e.status), e.timestamp_ms) for e in parsed.events]
+
+
+def lean_floor(reports: list[LeanReport], db: Path, chunk: int = CHUNK) -> None:
+    """Write ``reports`` into a fresh file ``db``: per report one upsert and one history row.
+
+    ``chunk`` reports per transaction, as ``deliverystate replay`` cuts its
+    batches; the two statements run as ``executemany`` over each batch.
+    """
+    conn = sqlite3.connect(str(db), isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        for statement in LEAN_TABLES:
+            conn.execute(statement)
+        for start in range(0, len(reports), chunk):
+            batch = reports[start : start + chunk]
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(_LEAN_UPSERT, batch)
+            conn.executemany(_LEAN_HISTORY, batch)
+            conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
 def main(argv: list[str]) -> int:
-    """Print the replay's SQL alone and two variants, in lines per second, for a stream."""
+    """Print the replay's SQL alone, two variants and the lean floor, in lines per second."""
     (stream,) = argv
     lines, calls = record(Path(stream))
+    reports = lean_reports(Path(stream))
     page = _sqlite._PAGE_SIZE
     variants = {
         "the SQL alone": (page, True),
         "with 4 KiB pages": (4096, True),
         "without the change feed": (page, False),
     }
-    times: dict[str, list[float]] = {name: [] for name in variants}
+    lean = "lean floor: one upsert + one history row per report"
+    times: dict[str, list[float]] = {name: [] for name in [*variants, lean]}
     for _ in range(3):  # the variants take turns
         for name, (size, feed) in variants.items():
             _sqlite._PAGE_SIZE = size  # a new file's page size
@@ -109,6 +168,10 @@ def main(argv: list[str]) -> int:
                 start = time.perf_counter()
                 run_recorded(calls, Path(workdir) / "floor.sqlite3", feed=feed)
                 times[name].append(time.perf_counter() - start)
+        with tempfile.TemporaryDirectory(prefix="ds-bench-floor-") as workdir:
+            start = time.perf_counter()
+            lean_floor(reports, Path(workdir) / "lean.sqlite3")
+            times[lean].append(time.perf_counter() - start)
     _sqlite._PAGE_SIZE = page
     print(f"{lines:,} lines")
     for name, seconds in times.items():

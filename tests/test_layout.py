@@ -37,7 +37,7 @@ STORE_LAYERS: list[set[str]] = [
     {"_protocol", "_hooks", "_names"},
     {"_work", "_rows"},
     {"_memfeed", "_sqlbase"},
-    {"_memory", "_sqlread", "_retention", "_sqlfeed", "_sqlintake"},
+    {"_memory", "_sqlread", "_retention", "_sqlfeed", "_sqlintake", "_sqlrows"},
     {"_sql"},
     {"_sqlite", "_postgres", "_pgschema", "_pgpool", "_pgfeed", "_pgarrays"},
     {"__init__"},

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from .._catalog import Origin, Status
@@ -40,6 +40,7 @@ __all__ = [
     "digest",
     "event_from_row",
     "fingerprints",
+    "pack_flat",
     "pack_reports",
     "payload_bytes",
     "payload_str",
@@ -95,6 +96,24 @@ def event_from_row(row: tuple[Any, ...]) -> StatusEvent:
 def pack_reports(pairs: Iterable[tuple[int, int]]) -> bytes:
     """(fingerprint, arrival) pairs as a reports blob."""
     return b"".join(_PAIR.pack(fp, arrival) for fp, arrival in pairs)
+
+
+def pack_flat(values: Sequence[int], start: int = 0) -> bytes:
+    """``values[start:]``, fingerprints and arrivals in turn, as a reports blob.
+
+    What :func:`pack_reports` makes of the same pairs, by one ``struct`` call:
+    a batch's writes pack one blob per message they touch.
+    """
+    count = len(values) - start
+    pack = _PACKS.get(count)
+    if pack is None:
+        pack = struct.Struct(f">{count}q").pack
+        if len(_PACKS) < 256:  # a long-lived store meets few lengths
+            _PACKS[count] = pack
+    return pack(*values[start:]) if start else pack(*values)
+
+
+_PACKS: dict[int, Callable[..., bytes]] = {}
 
 
 def _pairs(blob: bytes | memoryview | None) -> Iterable[tuple[int, int]]:

@@ -32,32 +32,27 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
-from .._catalog import Origin, Status
 from .._events import Change, MessageState, StatusEvent
 from .._policy import Policy
-from .._reconcile import Decision, Outcome
+from .._reconcile import Decision
 from ..errors import NoDatabase, PolicyMismatch, SchemaMismatch
 from ._hooks import ChangeHook, Hooks
 from ._protocol import Summary
 from ._retention import SQLRetention
 from ._rows import (
     fingerprints,
-    pack_reports,
-    report_times,
     state_from_row,
 )
 from ._sqlbase import (
-    HistoryRow,
-    MessageRow,
     Migration,
     Row,
     Writes,
-    count_moves,
     precedence_sql,
 )
 from ._sqlfeed import SQLFeed
 from ._sqlintake import SQLIntake
 from ._sqlread import SQLReads
+from ._sqlrows import history_rows, message_rows
 from ._work import Batch, change_of, record_of
 
 __all__ = ["HEARTBEAT", "SCHEMA_VERSION", "SQLStore"]
@@ -82,28 +77,8 @@ SCHEMA_VERSION = 8
 HEARTBEAT = "heartbeat"
 
 T = TypeVar("T")
-_CLICKATELL = Origin.CLICKATELL
-# an enum's ``.value`` is a descriptor call: a dictionary lookup is a fifth of its cost
-_OUTCOME_VALUE = {outcome: outcome.value for outcome in Outcome}
-# where a locked row (``_rows.LOCKED_COLUMNS``) keeps its reports blob and milestones
-_REPORTS_AT, _FIRST_AT, _DELIVERED_AT, _READ_AT = 7, 8, 9, 10
-#: The reports that are milestones (``Milestones``): a READ is a delivery too.
-_DELIVERY_CODES = (int(Status.DEVICE_ACK), int(Status.READ))
-_READ_CODE = int(Status.READ)
-_REJECTED = Outcome.REJECTED
-
-
-def _earlier(kept: int | None, new: int | None) -> int | None:
-    """The earlier of two optional times."""
-    if kept is None:
-        return new
-    return kept if new is None or kept <= new else new
-
-
-def _first_ms(row: Row) -> int:
-    """A locked row's first report time: its column, or (never expected) from its reports."""
-    first = row[_FIRST_AT]
-    return int(first) if first is not None else min(report_times(row[_REPORTS_AT]), default=row[2])
+# where a locked row (``_rows.LOCKED_COLUMNS``) keeps its reports blob
+_REPORTS_AT = 7
 
 
 class SQLStore(SQLIntake, SQLReads, SQLRetention, SQLFeed):
@@ -256,74 +231,12 @@ class SQLStore(SQLIntake, SQLReads, SQLRetention, SQLFeed):
         """Number the batch's new reports, write everything; the seqs of its changes."""
         recorded = batch.recorded
         arrivals = self._reserve(cursor, len(recorded)) if recorded else []
-        history: list[HistoryRow] = []
-        added: dict[str, list[tuple[int, int]]] = {}
-        earliest: dict[str, int] = {}  # the earliest new report of each message
-        delivered: dict[str, int] = {}  # the earliest new accepted delivery (or read)
-        read: dict[str, int] = {}  # the earliest new accepted read
-        outcome_value = _OUTCOME_VALUE
-        for (event, outcome), arrival in zip(recorded, arrivals, strict=True):
-            message_id, code, timestamp_ms = event.message_id, int(event.status), event.timestamp_ms
-            local = event.origin is not _CLICKATELL
-            history.append(
-                (
-                    arrival,
-                    message_id,
-                    code,
-                    timestamp_ms,
-                    event.channel,
-                    event.client_message_id,
-                    outcome_value[outcome],
-                    int(local),
-                )
-            )
-            mark = timestamp_ms << 8 | code  # reconcile.fingerprint, inlined
-            pairs = added.get(message_id)
-            if pairs is None:
-                added[message_id] = [(~mark if local else mark, arrival)]
-                earliest[message_id] = timestamp_ms
-            else:
-                pairs.append((~mark if local else mark, arrival))
-                earliest[message_id] = min(earliest[message_id], timestamp_ms)
-            if code in _DELIVERY_CODES and outcome is not _REJECTED:
-                delivered[message_id] = min(delivered.get(message_id, timestamp_ms), timestamp_ms)
-                if code == _READ_CODE:
-                    read[message_id] = min(read.get(message_id, timestamp_ms), timestamp_ms)
+        history, news = history_rows(recorded, arrivals)
         # in key order: each row's B-tree path is mostly the previous row's, already in cache
-        touched = sorted(batch.changed.keys() | added.keys())
-        rows: list[MessageRow] = []
-        learned: list[tuple[str | None, int, str]] = []
-        left: list[tuple[int, int]] = []  # the (status, local) keys of ``ds_counts`` rows leave
-        joined: list[tuple[int, int]] = []  # ... and join
-        for row in batch.rows_of(touched):
-            message_id, client = row[0], row[5]
-            old = loaded.get(message_id)
-            if old is None or old[1] != row[1] or old[5] != row[6]:
-                joined.append((row[1], row[6]))
-                if old is not None:
-                    left.append((old[1], old[5]))
-            first = row[2] if old is None else _first_ms(old)
-            new_first = min(first, earliest.get(message_id, first))
-            blob = pack_reports(added.get(message_id, ()))
-            was_delivered = was_read = None
-            if old is not None:
-                if new_first != first or (client is not None and message_id not in had_client):
-                    learned.append((client, new_first, message_id))
-                if old[_REPORTS_AT]:
-                    blob = bytes(old[_REPORTS_AT]) + blob
-                was_delivered, was_read = old[_DELIVERED_AT], old[_READ_AT]
-            rows.append(
-                (
-                    *row,
-                    new_first,
-                    _earlier(was_delivered, delivered.get(message_id)),
-                    _earlier(was_read, read.get(message_id)),
-                    blob,
-                )
-            )
+        touched = sorted(batch.changed.keys() | news.keys())
+        rows, learned, moves = message_rows(batch.rows_of(touched), loaded, news, had_client)
         unstated = [m for m in ids if m not in batch.records]
         feed = batch.feed or []
-        moves = count_moves(left, joined)
         return self._write(cursor, Writes(rows, history, feed, unstated, learned, moves))
 
     def apply(self, event: StatusEvent, policy: Policy) -> Decision:

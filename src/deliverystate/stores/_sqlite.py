@@ -34,6 +34,7 @@ from ._sqlbase import (
     Writes,
     rekey_previous_tables,
 )
+from ._sqlrows import append_rows, grouped_insert
 
 __all__ = ["DEFAULT_DB", "FEED_TABLES", "MIGRATIONS", "TABLES", "SQLiteStore", "is_store_wide"]
 
@@ -271,6 +272,16 @@ _CHANGES = (
     "client_message_id, local) VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 _LAST_CHANGE = "SELECT max(seq) FROM ds_changes"
+#: Rows appended by one statement: history and feed rows ``_GROUP`` to an INSERT cost
+#: about 0.6 of one INSERT a row (measured, raw sqlite3, 320k of each, 40k a transaction:
+#: 2.4-2.6 against 4.0 us of CPU a history and feed row pair at 64-124 rows a statement),
+#: the per-statement work (and AUTOINCREMENT's bookkeeping row, updated at the end of each
+#: statement) shared out.  Upserts are not grouped: grouped ones measured slower.  Under
+#: 999 parameters, the limit of SQLite builds before 3.32.
+_GROUP = 120
+_HISTORIES = grouped_insert(_HISTORY, _GROUP)
+_MANY_CHANGES = grouped_insert(_CHANGES, _GROUP)
+
 
 #: SQLite's primary result codes that refuse one row, not the store: a constraint, a
 #: value too big, of the wrong type, or a parameter out of range.  Every other code says
@@ -450,10 +461,10 @@ class SQLiteStore(SQLStore):
         if writes.learned:
             cursor.executemany(_LEARNED, writes.learned)
         if writes.history:
-            cursor.executemany(_HISTORY, writes.history)
+            append_rows(cursor, _HISTORY, _HISTORIES, _GROUP, writes.history)
         first = 0
         if writes.changes:
-            cursor.executemany(_CHANGES, writes.changes)
+            append_rows(cursor, _CHANGES, _MANY_CHANGES, _GROUP, writes.changes)
             cursor.execute(_LAST_CHANGE)
             first = int(cursor.fetchone()[0]) - len(writes.changes) + 1
         if writes.counts:
