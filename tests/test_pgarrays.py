@@ -17,7 +17,14 @@ from deliverystate.stores._rows import fingerprints
 from deliverystate.testing import BASE_MS
 
 #: Client ids JSON and SQL must both carry exactly: quotes, backslashes, escapes, emoji.
-_AWKWARD = ['o"brien', "back\\slash", "\\u0041 no escape", "caf\u00e9 \U0001f680", "{json}", "x" * 200]
+_AWKWARD = [
+    'o"brien',
+    "back\\slash",
+    "\\u0041 no escape",
+    "caf\u00e9 \U0001f680",
+    "{json}",
+    "x" * 200,
+]
 
 
 def bodies() -> list[str]:
