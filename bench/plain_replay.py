@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from deliverystate import SQLiteStore, Tracker
-from deliverystate import _json as json_module
+from deliverystate.callbacks import _decode as json_module
 
 __all__ = ["replay_plain"]
 

@@ -38,10 +38,10 @@ from typing import Any
 import attrs
 
 from deliverystate import SQLiteStore, Tracker
-from deliverystate._callbacks import read_many
-from deliverystate.cli._replay import CHUNK, replay_stream
+from deliverystate.callbacks._parse import read_many
 from deliverystate.stores import _sqlite
 from deliverystate.stores._sqlbase import Writes
+from deliverystate.tracking._replay import CHUNK, replay_stream
 
 __all__ = ["LEAN_TABLES", "lean_floor", "lean_reports", "record", "run_recorded"]
 

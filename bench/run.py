@@ -60,15 +60,9 @@ from bench.common import (
     simulated_events,
     spread,
 )
-from deliverystate import (
-    DELIVERY_WINS,
-    MemoryStore,
-    Status,
-    StatusEvent,
-    Tracker,
-    parse_callback,
-)
-from deliverystate._lifecycle import EDGES, trigger_for
+from deliverystate import MemoryStore, Status, StatusEvent, Tracker, parse_callback
+from deliverystate.rules import DELIVERY_WINS
+from deliverystate.rules._lifecycle import EDGES, trigger_for
 from deliverystate.simulate import simulate_lines
 
 

@@ -53,7 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import machine, print_table
 from deliverystate import SQLiteStore, Status, StatusEvent, Tracker
-from deliverystate._events import datetime_from_ms
+from deliverystate.rules._time import datetime_from_ms
 from deliverystate.stores import MessageQuery
 from deliverystate.web._figures import read_figures
 from deliverystate.web._page import WINDOWS

@@ -35,7 +35,8 @@ from bench.common import (
     print_table,
     simulated_events,
 )
-from deliverystate import DELIVERY_WINS, SQLiteStore, StatusEvent, Tracker
+from deliverystate import SQLiteStore, StatusEvent, Tracker
+from deliverystate.rules import DELIVERY_WINS
 
 _SQLITE_UPSERT = (
     "INSERT INTO ds_messages (message_id, status, timestamp_ms, precedence, channel, "

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from deliverystate import Status
-from deliverystate._policy import PREVIOUS_TABLES
+from deliverystate.rules._policy import PREVIOUS_TABLES
 from deliverystate.testing import BASE_MS
 
 #: The default policy as the releases before schema version 5 defined it.

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from deliverystate import Origin, Status, StatusEvent
+from deliverystate import Status, StatusEvent
+from deliverystate.rules import Origin
 
 FAILURE_CODES = {20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 60, 61, 80, 81, 82, 83, 84, 100}
 FAILURE_CODES |= {130, 131, 132, 133, 134}

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deliverystate import DELIVERY_WINS, FAILURE_WINS, Outcome, Policy, StatusEvent
+from deliverystate import Outcome, Policy, StatusEvent
+from deliverystate.rules import DELIVERY_WINS, FAILURE_WINS
 from deliverystate.stores._work import Batch, state_of
 from deliverystate.testing import events, streams
 

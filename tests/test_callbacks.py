@@ -14,22 +14,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from deliverystate import (
+from deliverystate import InvalidCallback, MessageState, Status, StatusEvent, parse_callback
+from deliverystate.callbacks import (
     LEGACY_STATUS,
-    InvalidCallback,
-    MessageState,
-    Origin,
     ParsedBatch,
     ParsedCallback,
-    Status,
-    StatusEvent,
-    parse_callback,
     read_callback,
     read_many,
 )
-from deliverystate import _callbacks as callbacks_module
-from deliverystate import _json as json_module
-from deliverystate._archive import archive_line
+from deliverystate.callbacks import _decode as json_module
+from deliverystate.callbacks import _parse as callbacks_module
+from deliverystate.callbacks._archive import archive_line
+from deliverystate.rules import Origin
 from deliverystate.simulate import callback_body, simulate_lines
 from deliverystate.testing import callback_bodies, events, invalid_callback_bodies
 

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from deliverystate import CHANNELS, Category, Source, Status, UnknownStatusCode
+from deliverystate import Status
+from deliverystate.errors import UnknownStatusCode
+from deliverystate.rules import CHANNELS, Category, Source
 
 SEED = Path(__file__).parent / "data" / "clickatell_status_codes.txt"
 CURRENT = Path(__file__).parent / "data" / "clickatell_status_table_current.txt"

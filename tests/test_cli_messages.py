@@ -13,9 +13,9 @@ import pytest
 from click.testing import CliRunner
 
 from deliverystate import MemoryStore, SQLiteStore, Status, StatusEvent, Store, Tracker, open_store
-from deliverystate._listing import every_listed, message_query
 from deliverystate.cli._commands import cli
 from deliverystate.testing import BASE_MS
+from deliverystate.tracking._listing import every_listed, message_query
 
 from .oracle import FAILURE_CODES
 from .test_forward import SCRIPT

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from deliverystate import MemoryStore
-from deliverystate._collector import collector_paused
+from deliverystate.tracking._collector import collector_paused
 from deliverystate.web._figures import read_figures
 
 

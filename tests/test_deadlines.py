@@ -14,11 +14,7 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 
 from deliverystate import (
-    DEFAULT_WINDOWS,
-    DELIVERY_WINS,
-    FAILURE_WINS,
     MemoryStore,
-    Origin,
     Outcome,
     Policy,
     Send,
@@ -28,11 +24,13 @@ from deliverystate import (
     Tracker,
     open_store,
 )
-from deliverystate._deadlines import SWEEP_BATCH
-from deliverystate._events import datetime_from_ms, ms_from_datetime
-from deliverystate._stats import delivery_stats
 from deliverystate.cli._commands import cli
+from deliverystate.rules import DELIVERY_WINS, FAILURE_WINS, Origin
+from deliverystate.rules._time import datetime_from_ms, ms_from_datetime
 from deliverystate.testing._scenarios import deadline_scenarios, replay, scenario_ids, settled
+from deliverystate.tracking import DEFAULT_WINDOWS
+from deliverystate.tracking._deadlines import SWEEP_BATCH
+from deliverystate.tracking._stats import delivery_stats
 from deliverystate.web._serve import sweep_loop
 
 T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from deliverystate import DELIVERY_WINS, FAILURE_WINS, Origin, Policy, Status
-from deliverystate._lifecycle import ALLOWED
+from deliverystate import Policy, Status
 from deliverystate.diagrams import (
     GraphvizNotFound,
     export_all,
@@ -23,6 +22,8 @@ from deliverystate.diagrams import (
     render_svg,
     text_exports,
 )
+from deliverystate.rules import DELIVERY_WINS, FAILURE_WINS, Origin
+from deliverystate.rules._lifecycle import ALLOWED
 
 DIAGRAMS = Path(__file__).parent.parent / "diagrams"
 REGENERATE = (

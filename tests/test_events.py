@@ -8,7 +8,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from deliverystate import MessageState, Status, StatusEvent
-from deliverystate._events import check_seq, datetime_from_ms, ms_from_datetime
+from deliverystate.rules._events import check_seq
+from deliverystate.rules._time import datetime_from_ms, ms_from_datetime
 
 
 def test_timestamp_is_truncated_to_milliseconds_and_kept_as_integer() -> None:

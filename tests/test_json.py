@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from deliverystate import InvalidCallback
-from deliverystate import _json as json_module
-from deliverystate._json import decode_body, members
+from deliverystate.callbacks import _decode as json_module
+from deliverystate.callbacks._decode import decode_body, members
 
 msgspec = pytest.importorskip("msgspec", reason="the fast decoder comes with the 'fast' extra")
 

@@ -10,38 +10,66 @@ from __future__ import annotations
 import ast
 import importlib
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 SRC = Path(__file__).parent.parent / "src" / "deliverystate"
 
-#: Lowest first.  A name is a module (``_catalog``) or a package (``stores``, with its modules).
+#: Lowest first: the packages (and the public modules at the root).  A name is a module
+#: (``errors``) or a package (``rules``, with its modules).
 LAYERS: list[set[str]] = [
-    {"errors", "_collector"},
-    {"_catalog"},
-    {"_lifecycle"},
-    {"_policy"},
-    {"_events"},
-    {"_reconcile"},
-    {"_formats", "_archive", "_json", "_fields", "_parsed", "_fastpath", "_callbacks"},
+    {"errors"},
+    {"rules"},
+    {"callbacks"},
     {"stores"},
-    {"_prune", "_tracker", "_follow", "_receipts", "_deadlines", "_listing"},
-    {"_stats", "_render", "diagrams", "simulate"},
-    {"_trend"},
+    {"tracking"},
+    {"diagrams", "simulate"},
     {"cli", "web", "postgres", "forward", "testing", "pytest_plugin", "__init__"},
 ]
-#: Inside ``stores``: protocol and hooks, unit of work and row encodings, the memory store
-#: and the SQL stores' parts (feeds included), the drivers, then the package.
-STORE_LAYERS: list[set[str]] = [
-    {"_protocol", "_hooks", "_names"},
-    {"_work", "_rows"},
-    {"_memfeed", "_sqlbase"},
-    {"_memory", "_sqlread", "_retention", "_sqlfeed", "_sqlintake", "_sqlrows"},
-    {"_sql"},
-    {"_sqlite", "_postgres", "_pgschema", "_pgpool", "_pgfeed", "_pgarrays"},
-    {"__init__"},
-]
+#: Inside a package, lowest first; a package not named here (cli, web, testing) is one layer.
+INNER: dict[str, list[set[str]]] = {
+    #: Time, then the catalog, the lifecycle over it, the policy, the records, reconciliation.
+    "rules": [
+        {"_time"},
+        {"_catalog"},
+        {"_lifecycle"},
+        {"_policy"},
+        {"_events"},
+        {"_reconcile"},
+        {"_records"},
+        {"__init__"},
+    ],
+    #: Code tables and JSON decoding, what a parse returns, fields, the fast path, the parser.
+    "callbacks": [
+        {"_formats", "_decode", "_results", "_archive"},
+        {"_fields"},
+        {"_fastpath"},
+        {"_parse"},
+        {"__init__"},
+    ],
+    #: Protocol and hooks, unit of work and row encodings, the memory store and the SQL
+    #: stores' parts (feeds included), the drivers, then the package.
+    "stores": [
+        {"_protocol", "_hooks", "_names"},
+        {"_work", "_rows"},
+        {"_memfeed", "_sqlbase"},
+        {"_memory", "_sqlread", "_retention", "_sqlfeed", "_sqlintake", "_sqlrows"},
+        {"_sql"},
+        {"_sqlite", "_postgres", "_pgschema", "_pgpool", "_pgfeed", "_pgarrays"},
+        {"__init__"},
+    ],
+    #: What the tracker uses, the tracker, what uses the tracker, then the package.
+    "tracking": [
+        {"_collector", "_wire", "_receipts", "_listing", "_follow", "_prune", "_stats"},
+        {"_deadlines", "_trend"},
+        {"_tracker"},
+        {"_replay"},
+        {"__init__"},
+    ],
+}
 MODULES = sorted(SRC.rglob("*.py"))
 
 
@@ -95,15 +123,14 @@ def exists(module: str) -> bool:
 
 
 def layer_of(module: str) -> tuple[int, int]:
-    """(layer, layer inside stores) of a deliverystate module."""
+    """(layer, layer inside its package) of a deliverystate module."""
     parts = module.split(".")[1:] or ["__init__"]
     top = parts[0]
     layer = next(i for i, names in enumerate(LAYERS) if top in names)
     inner = 0
-    if top == "stores":
-        inner = next(
-            i for i, names in enumerate(STORE_LAYERS) if (parts[1:] or ["__init__"])[0] in names
-        )
+    if top in INNER:
+        name = (parts[1:] or ["__init__"])[0]
+        inner = next(i for i, names in enumerate(INNER[top]) if name in names)
     return layer, inner
 
 
@@ -118,14 +145,14 @@ def test_imports_point_down_the_layers(path: Path) -> None:
 def test_the_check_sees_an_upward_import() -> None:
     """An import of the tracker from the unit of work, or of the web app from events, is caught."""
     for source, module in [
-        ("from .._tracker import Tracker", "deliverystate.stores._work"),
-        ("from .web import create_app", "deliverystate._events"),
-        ("import deliverystate.cli", "deliverystate._catalog"),
+        ("from ..tracking import Tracker", "deliverystate.stores._work"),
+        ("from ..web import create_app", "deliverystate.rules._events"),
+        ("import deliverystate.cli", "deliverystate.rules._catalog"),
     ]:
         (target,) = imports_of(source, module, package=False) - {"deliverystate"}
         assert layer_of(target) > layer_of(module), (source, module)
-    typing_only = "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .web import x\n"
-    assert imports_of(typing_only, "deliverystate._events", package=False) == set()
+    typing_only = "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ..web import x\n"
+    assert imports_of(typing_only, "deliverystate.rules._events", package=False) == set()
 
 
 def test_every_module_has_a_layer() -> None:
@@ -171,3 +198,23 @@ def test_the_design_sections_cited_by_tests_and_benchmarks_exist() -> None:
         cited |= {int(n) for n in re.findall(r"docs/design\.md section (\d+)", path.read_text())}
     assert cited
     assert cited <= sections
+
+
+def test_the_root_holds_at_most_twelve_modules_and_every_package_has_a_layer() -> None:
+    """The package root stays small: the layers are folders, each placed in LAYERS."""
+    modules = sorted(p.stem for p in SRC.glob("*.py"))
+    packages = sorted(p.name for p in SRC.iterdir() if (p / "__init__.py").exists())
+    assert len(modules) <= 12, modules
+    placed = set().union(*LAYERS)
+    assert set(modules) | set(packages) <= placed, sorted(set(modules) | set(packages) - placed)
+
+
+def test_the_rules_and_the_parser_load_no_store() -> None:
+    """Importing the rules or the callback parser loads neither a store nor SQLite."""
+    code = (
+        "import sys, deliverystate.rules, deliverystate.callbacks, deliverystate.rules._records\n"
+        "loaded = sorted(m for m in sys.modules if m == 'sqlite3' or '.stores' in m)\n"
+        "print(loaded)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

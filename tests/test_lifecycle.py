@@ -7,8 +7,10 @@ import itertools
 import pytest
 from transitions import MachineError
 
-from deliverystate import IllegalTransition, Status, implied_path, is_allowed, step
-from deliverystate._lifecycle import ALLOWED, MACHINE, _validate, build_machine, trigger_for
+from deliverystate import Status
+from deliverystate.errors import IllegalTransition
+from deliverystate.rules import implied_path, is_allowed, step
+from deliverystate.rules._lifecycle import ALLOWED, MACHINE, _validate, build_machine, trigger_for
 
 S = Status
 CHAIN = [S.SCHEDULED, S.QUEUED, S.SENT_TO_SUPPLIER, S.DEVICE_ACK, S.READ]

@@ -8,9 +8,10 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from deliverystate import InvalidParameter, MessageState, Status
-from deliverystate._listing import decode_cursor, encode_cursor, message_query
+from deliverystate import MessageState, Status
+from deliverystate.errors import InvalidParameter
 from deliverystate.stores import Listed
+from deliverystate.tracking._listing import decode_cursor, encode_cursor, message_query
 
 #: The latest time an event may carry (2527), as the issue's time bounds say, written out.
 LATEST_MS = 2**44 - 1

@@ -4,15 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from deliverystate import (
-    DELIVERY_WINS,
-    FAILURE_WINS,
-    MemoryStore,
-    PolicyMismatch,
-    Status,
-    StatusEvent,
-    Tracker,
-)
+from deliverystate import MemoryStore, Status, StatusEvent, Tracker
+from deliverystate.errors import PolicyMismatch
+from deliverystate.rules import DELIVERY_WINS, FAILURE_WINS
 from deliverystate.testing import BASE_MS
 
 

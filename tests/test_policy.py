@@ -6,8 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deliverystate import DELIVERY_WINS, FAILURE_WINS, Origin, Policy, Status, Tie
-from deliverystate._policy import MAX_TIMESTAMP_MS
+from deliverystate import Policy, Status
+from deliverystate.rules import DELIVERY_WINS, FAILURE_WINS, Origin, Tie
+from deliverystate.rules._time import MAX_TIMESTAMP_MS
 from deliverystate.testing import instants_ms, statuses
 
 from .oracle import DELIVERY_WINS_RANK, FAILURE_WINS_RANK, oracle_key

@@ -16,14 +16,13 @@ import deliverystate.stores._sql as sqlstore_module
 from deliverystate import (
     Change,
     MemoryStore,
-    NoDatabase,
-    SchemaMismatch,
     Status,
     StatusEvent,
     StoreUnavailable,
     Tracker,
     open_store,
 )
+from deliverystate.errors import NoDatabase, SchemaMismatch
 from deliverystate.postgres import PostgresStore, redact
 from deliverystate.testing import BASE_MS
 

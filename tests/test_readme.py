@@ -12,17 +12,10 @@ from typing import Any
 
 import pytest
 
-from deliverystate import (
-    DELIVERY_WINS,
-    MemoryStore,
-    Outcome,
-    SQLiteStore,
-    Status,
-    StatusEvent,
-    Tracker,
-)
+from deliverystate import MemoryStore, Outcome, SQLiteStore, Status, StatusEvent, Tracker
 from deliverystate.diagrams import lifecycle_dot, policy_markdown, render_svg
 from deliverystate.forward import DeliveryFailed, Forwarder, ForwardTarget, new_secret
+from deliverystate.rules import DELIVERY_WINS
 from deliverystate.simulate import callback_body
 from deliverystate.testing import BASE_MS
 

@@ -5,16 +5,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deliverystate import (
-    DELIVERY_WINS,
-    FAILURE_WINS,
-    MessageState,
-    Outcome,
-    Status,
-    StatusEvent,
-    reconcile,
-)
-from deliverystate._reconcile import decide
+from deliverystate import MessageState, Outcome, Status, StatusEvent
+from deliverystate.rules import DELIVERY_WINS, FAILURE_WINS, reconcile
+from deliverystate.rules._reconcile import decide
 from deliverystate.testing import BASE_MS, streams
 from deliverystate.testing import events as reports
 

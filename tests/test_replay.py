@@ -18,10 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from deliverystate import InvalidCallback, SQLiteStore, Tracker, parse_callback, read_many
+from deliverystate import InvalidCallback, SQLiteStore, Tracker, parse_callback
+from deliverystate.callbacks import read_many
 from deliverystate.cli import replay_stream
-from deliverystate.cli._replay import ReplayResult, _Batch, _parsed, opens_json, reason_of
 from deliverystate.simulate import simulate_lines
+from deliverystate.tracking._replay import ReplayResult, _Batch, _parsed, opens_json, reason_of
 
 from .test_cli import history_rows
 

@@ -14,17 +14,16 @@ import pytest
 import deliverystate.stores._sql as sqlstore_module
 import deliverystate.stores._sqlite as sqlite_module
 from deliverystate import (
-    DELIVERY_WINS,
     InvalidCallback,
     MemoryStore,
-    Origin,
-    SchemaMismatch,
     SQLiteStore,
     Status,
     StatusEvent,
     StoreUnavailable,
     Tracker,
 )
+from deliverystate.errors import SchemaMismatch
+from deliverystate.rules import DELIVERY_WINS, Origin
 from deliverystate.simulate import callback_body
 from deliverystate.testing import BASE_MS
 

@@ -6,8 +6,10 @@ from datetime import datetime, timezone
 
 import pytest
 
-from deliverystate import Category, Kind, Latency, Status, StatusEvent, Tracker, delivery_stats
+from deliverystate import Status, StatusEvent, Tracker
+from deliverystate.rules import Category, Kind
 from deliverystate.testing import BASE_MS
+from deliverystate.tracking import Latency, delivery_stats
 
 S = Status
 

@@ -13,17 +13,17 @@ import sqlite3
 import pytest
 
 from deliverystate import (
-    FAILURE_WINS,
     MemoryStore,
     Outcome,
-    PolicyMismatch,
     SQLiteStore,
     Status,
     Store,
     StoreUnavailable,
     Tracker,
 )
+from deliverystate.errors import PolicyMismatch
 from deliverystate.postgres import PostgresStore
+from deliverystate.rules import FAILURE_WINS
 from deliverystate.testing import BASE_MS, StoreContract
 from deliverystate.testing._harness import ev
 

@@ -20,8 +20,6 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from deliverystate import (
-    CHANNELS,
-    PLATFORM_NAMES,
     Decision,
     InvalidCallback,
     MemoryStore,
@@ -30,11 +28,12 @@ from deliverystate import (
     Status,
     StatusEvent,
     Store,
-    Summary,
     Tracker,
     parse_callback,
-    read_callback,
 )
+from deliverystate.callbacks import PLATFORM_NAMES, read_callback
+from deliverystate.rules import CHANNELS
+from deliverystate.stores import Summary
 from deliverystate.testing import (
     ANY,
     BASE_MS,

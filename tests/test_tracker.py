@@ -11,10 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-import deliverystate._tracker as tracker_module
+import deliverystate.tracking._tracker as tracker_module
 from deliverystate import (
-    DELIVERY_WINS,
-    IllegalTransition,
     InvalidCallback,
     MemoryStore,
     Outcome,
@@ -23,6 +21,8 @@ from deliverystate import (
     Tracker,
     parse_callback,
 )
+from deliverystate.errors import IllegalTransition
+from deliverystate.rules import DELIVERY_WINS
 from deliverystate.simulate import callback_body
 from deliverystate.testing import BASE_MS, instants_ms, streams
 from deliverystate.testing import events as reports

@@ -8,10 +8,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from deliverystate import Status, StatusEvent, Tracker, delivery_stats
-from deliverystate._events import datetime_from_ms
-from deliverystate._trend import delivery_trend
+from deliverystate import Status, StatusEvent, Tracker
+from deliverystate.rules._time import datetime_from_ms
 from deliverystate.stores import Milestones
+from deliverystate.tracking import delivery_stats
+from deliverystate.tracking._trend import delivery_trend
 
 from .strategies import BASE_MS
 

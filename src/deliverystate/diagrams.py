@@ -8,7 +8,7 @@ cannot drift from the code, and a test compares the committed ``diagrams/``
 folder with a fresh :func:`text_exports`.
 
 Three kinds of state (``Status.kind``) are told apart everywhere with the same
-three colour classes, named after the kinds and coloured by ``_render.PALETTE``:
+three colour classes, named after the kinds and coloured by :data:`PALETTE`:
 terminal non-deliveries (``failure``, red), delivery evidence (``delivered``,
 green: DEVICE_ACK and READ) and everything still on its way (``progress``, blue).
 
@@ -27,13 +27,16 @@ import subprocess
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from ._catalog import CHANNELS, Category, Kind, Origin, Status
-from ._lifecycle import ALLOWED
-from ._policy import DELIVERY_WINS, FAILURE_WINS, Policy, PolicyRow
-from ._render import PALETTE, Colours
+import attrs
+
 from .errors import GraphvizNotFound
+from .rules._catalog import CHANNELS, Category, Kind, Origin, Status
+from .rules._lifecycle import ALLOWED
+from .rules._policy import DELIVERY_WINS, FAILURE_WINS, Policy, PolicyRow
 
 __all__ = [
+    "PALETTE",
+    "Colours",
     "diagram_markdown",
     "export_all",
     "lifecycle_dot",
@@ -45,6 +48,23 @@ __all__ = [
     "render_svg",
     "text_exports",
 ]
+
+
+@attrs.frozen
+class Colours:
+    """The colours a kind of status is drawn in: background, border (and bar), text."""
+
+    fill: str
+    stroke: str
+    text: str
+
+
+#: One legend everywhere: red for failures, green for deliveries, blue for the rest.
+PALETTE: Mapping[Kind, Colours] = {
+    Kind.FAILURE: Colours("#fde2e1", "#b42318", "#7a271a"),
+    Kind.DELIVERED: Colours("#dcfae6", "#067647", "#074d31"),
+    Kind.PROGRESS: Colours("#eff4ff", "#3538cd", "#2d31a6"),
+}
 
 _NEUTRAL = Colours("#f2f4f7", "#475467", "#101828")
 

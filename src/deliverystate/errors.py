@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
-    from ._catalog import Status
+    from .rules._catalog import Status
 
 __all__ = [
     "CursorMovedBack",

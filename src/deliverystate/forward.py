@@ -58,10 +58,11 @@ except ImportError as error:  # pragma: no cover - depends on the installed extr
         "pip install 'deliverystate[forward]'"
     ) from error
 
-from ._events import Change, check_consumer
-from ._follow import follow
-from ._render import change_json, iso
+from .rules._events import Change, check_consumer
+from .rules._time import iso
 from .stores import Store
+from .tracking._follow import follow
+from .tracking._wire import change_json
 
 __all__ = [
     "COMMIT_EVERY",

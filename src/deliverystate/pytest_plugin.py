@@ -36,9 +36,9 @@ from pathlib import Path
 import attrs
 import pytest
 
-from ._policy import Policy
-from ._tracker import Tracker
+from .rules._policy import Policy
 from .stores import SQLiteStore
+from .tracking._tracker import Tracker
 
 __all__ = [
     "POSTGRES_DSN_VARIABLE",

@@ -19,11 +19,11 @@ from typing import Any
 
 import attrs
 
-from ._callbacks import parse_callback
-from ._catalog import Status
-from ._events import StatusEvent
-from ._formats import LEGACY_STATUS, PLATFORM_NAMES
+from .callbacks._formats import LEGACY_STATUS, PLATFORM_NAMES
+from .callbacks._parse import parse_callback
 from .errors import InvalidCallback
+from .rules._catalog import Status
+from .rules._events import StatusEvent
 
 __all__ = [
     "FORMATS",

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import sys
 
-from ._replay import CHUNK, PARSE_WORKERS, ReplayResult, replay_stream
+from ..tracking._replay import CHUNK, PARSE_WORKERS, ReplayResult, replay_stream
 
 __all__ = ["CHUNK", "PARSE_WORKERS", "ReplayResult", "main", "replay_stream"]
 

@@ -17,15 +17,15 @@ from typing import IO
 import click
 from rich.progress import BarColumn, Progress, TextColumn
 
-from .._catalog import Category, Status
-from .._render import state_json
-from .._stats import delivery_stats, feed_status
 from ..diagrams import diagram_markdown, lifecycle_dot, lifecycle_mermaid, render_svg
+from ..rules._catalog import Category, Status
+from ..rules._records import MessageQuery
 from ..simulate import simulate_lines
-from ..stores import MessageQuery, store_name
+from ..stores import store_name
+from ..tracking._stats import delivery_stats, feed_status
+from ..tracking._wire import state_json
 from . import _tables
 from ._deadletter import dead_letter
-from ._deadlines import register, sweep
 from ._feed import changes, forward
 from ._messages import messages
 from ._options import (
@@ -41,7 +41,8 @@ from ._options import (
     storable_id,
 )
 from ._replaycmd import replay
-from ._serve import serve
+from ._sends import register, sweep
+from ._servecmd import serve
 
 __all__ = ["cli"]
 

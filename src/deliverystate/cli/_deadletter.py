@@ -19,11 +19,12 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from .._events import MAX_SEQ
-from ..stores import DeadLetter, store_name
+from ..rules._events import MAX_SEQ
+from ..rules._records import DeadLetter
+from ..stores import store_name
+from ..tracking._replay import reason_of
 from . import _tables
 from ._options import db_option, emit_json, err, json_option, open_tracker, out, parse_moment
-from ._replay import reason_of
 
 __all__ = ["dead_letter"]
 

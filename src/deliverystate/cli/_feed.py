@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .._events import MAX_SEQ, Change
-from .._follow import follow
-from .._render import change_json, table_time
+from ..rules._events import MAX_SEQ, Change
+from ..rules._time import table_time
 from ..stores import Store, redact, store_name
+from ..tracking._follow import follow
+from ..tracking._wire import change_json
 
 if TYPE_CHECKING:
     from ..forward import Forwarder, ForwardTarget

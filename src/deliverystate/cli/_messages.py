@@ -12,11 +12,13 @@ from typing import IO
 import click
 from rich.table import Table
 
-from .._catalog import CHANNELS, Category, Status
-from .._listing import every_listed, message_query
-from .._render import iso, listed_json, table_time
-from .._tracker import Tracker
-from ..stores import Listed, MessageQuery, store_name
+from ..rules._catalog import CHANNELS, Category, Status
+from ..rules._records import Listed, MessageQuery
+from ..rules._time import iso, table_time
+from ..stores import store_name
+from ..tracking._listing import every_listed, message_query
+from ..tracking._tracker import Tracker
+from ..tracking._wire import listed_json
 from ._options import STATUS, db_option, open_tracker, out, storable_id
 
 __all__ = ["messages"]

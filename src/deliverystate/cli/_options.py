@@ -19,12 +19,13 @@ from typing import Any
 import click
 from rich.console import Console
 
-from .._catalog import CHANNELS, Status
-from .._events import id_problem
-from .._listing import parse_status, parse_time, shown
-from .._tracker import Tracker
 from ..errors import DeliveryStateError, NoDatabase
+from ..rules._catalog import CHANNELS, Status
+from ..rules._events import id_problem
+from ..rules._time import parse_time, shown
 from ..stores import DEFAULT_DB, open_store
+from ..tracking._listing import parse_status
+from ..tracking._tracker import Tracker
 
 __all__ = [
     "INTERRUPTED",

@@ -29,11 +29,11 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from .._tracker import Tracker
 from ..stores import redact, store_name
+from ..tracking._replay import CHUNK, PARSE_WORKERS, ReplayResult, replay_stream
+from ..tracking._tracker import Tracker
 from . import _tables
 from ._options import db_option, emit_json, err, json_option, open_tracker, out
-from ._replay import CHUNK, PARSE_WORKERS, ReplayResult, replay_stream
 
 __all__ = ["INTERRUPTED", "INVALID_LINES", "SHOWN_ERRORS", "replay"]
 

@@ -12,13 +12,13 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from .._catalog import Kind, Origin, Status
-from .._events import MessageState
-from .._reconcile import Outcome
-from .._render import duration, iso, table_time
-from .._stats import DeliveryStats, FeedStatus, Latency
-from ..stores import DeadLetter, HistoryEntry
-from ._replay import ReplayResult
+from ..rules._catalog import Kind, Origin, Status
+from ..rules._events import MessageState
+from ..rules._reconcile import Outcome
+from ..rules._records import DeadLetter, HistoryEntry
+from ..rules._time import duration, iso, table_time
+from ..tracking._replay import ReplayResult
+from ..tracking._stats import DeliveryStats, FeedStatus, Latency
 
 __all__ = [
     "codes_table",

@@ -17,9 +17,7 @@ from __future__ import annotations
 import os
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ._memory import MemoryStore
-from ._names import redact, store_name
-from ._protocol import (
+from ..rules._records import (
     SETTLED,
     Archived,
     DeadLetter,
@@ -29,10 +27,12 @@ from ._protocol import (
     Listed,
     MessageQuery,
     Milestones,
-    Store,
     Summary,
     Undeliverable,
 )
+from ._memory import MemoryStore
+from ._names import redact, store_name
+from ._protocol import Store
 from ._sqlite import DEFAULT_DB, SQLiteStore
 
 __all__ = [

@@ -11,7 +11,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 
-from .._events import Change
+from ..rules._events import Change
 
 __all__ = ["ChangeHook", "Hooks"]
 

@@ -12,10 +12,10 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 
-from .._events import Change
 from ..errors import CursorMovedBack
+from ..rules._events import Change
+from ..rules._records import Undeliverable
 from ._hooks import ChangeHook, Hooks
-from ._protocol import Undeliverable
 from ._work import Batch, change_of
 
 __all__ = ["MemoryFeed"]

@@ -24,13 +24,12 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 
-from .._catalog import Origin, Status
-from .._events import Change, MessageState, StatusEvent
-from .._policy import Policy
-from .._reconcile import Decision, Outcome
 from ..errors import PolicyMismatch
-from ._memfeed import MemoryFeed
-from ._protocol import (
+from ..rules._catalog import Origin, Status
+from ..rules._events import Change, MessageState, StatusEvent
+from ..rules._policy import Policy
+from ..rules._reconcile import Decision, Outcome
+from ..rules._records import (
     SETTLED,
     Archived,
     DeadLetter,
@@ -42,6 +41,7 @@ from ._protocol import (
     Milestones,
     Summary,
 )
+from ._memfeed import MemoryFeed
 from ._work import KEY_MASK, Batch, Record, state_of, status_of
 
 __all__ = ["MemoryStore"]

@@ -57,7 +57,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from .._events import Change
+from ..rules._events import Change
 from ._names import redact
 from ._sqlfeed import SQLFeed, change_from_row
 from ._work import FeedEntry

@@ -6,7 +6,7 @@ SQLite store's schema is in ``_sqlite``, beside its smaller driver.
 
 from __future__ import annotations
 
-from .._catalog import Status
+from ..rules._catalog import Status
 from ._rows import MILESTONE_REPORTS
 from ._sqlbase import COUNTS_FROM_MESSAGES, LIST_INDEXES, Migration, rekey_previous_tables
 

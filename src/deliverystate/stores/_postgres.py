@@ -8,7 +8,7 @@ Each batch is one transaction of five round trips, whatever its size:
    its primary key instead of racing;
 2. ``SELECT ... FOR UPDATE`` those rows in sorted order (so concurrent workers
    queue instead of deadlocking), and load the fingerprints already in history;
-3. reconcile in the shared :class:`~deliverystate.batch.Batch`;
+3. reconcile in the unit of work every store shares (``_work``);
 4. write every changed state with one ``UPDATE ... FROM unnest(...)`` (the
    table leaves room on its pages so these can be HOT updates, which touch no
    index), append the history with one ``COPY``, and send the counts' moves
@@ -44,8 +44,8 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from .._events import StatusEvent
 from ..errors import StoreUnavailable
+from ..rules._events import StatusEvent
 from ._names import redact
 from ._pgarrays import ARRAYS_UP_TO, lock_and_load, write_arrays
 from ._pgfeed import COPY_FROM, PostgresFeed, append_changes

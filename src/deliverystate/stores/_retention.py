@@ -26,9 +26,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .._catalog import Status
-from .._reconcile import Outcome
-from ._protocol import SETTLED, Archived, HistoryEntry, Keep
+from ..rules._catalog import Status
+from ..rules._reconcile import Outcome
+from ..rules._records import SETTLED, Archived, HistoryEntry, Keep
 from ._rows import (
     HISTORY_COLUMNS,
     event_from_row,

@@ -29,8 +29,8 @@ import struct
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from .._catalog import Origin, Status
-from .._events import MessageState, StatusEvent
+from ..rules._catalog import Origin, Status
+from ..rules._events import MessageState, StatusEvent
 
 __all__ = [
     "HISTORY_COLUMNS",

@@ -32,12 +32,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
-from .._events import Change, MessageState, StatusEvent
-from .._policy import Policy
-from .._reconcile import Decision
 from ..errors import NoDatabase, PolicyMismatch, SchemaMismatch
+from ..rules._events import Change, MessageState, StatusEvent
+from ..rules._policy import Policy
+from ..rules._reconcile import Decision
+from ..rules._records import Summary
 from ._hooks import ChangeHook, Hooks
-from ._protocol import Summary
 from ._retention import SQLRetention
 from ._rows import (
     fingerprints,

@@ -18,10 +18,10 @@ from typing import Any, TypeVar
 
 import attrs
 
-from .._catalog import Status
-from .._events import StatusEvent
-from .._policy import DELIVERY_WINS, FAILURE_WINS, PREVIOUS_TABLES, Policy
 from ..errors import StoreUnavailable
+from ..rules._catalog import Status
+from ..rules._events import StatusEvent
+from ..rules._policy import DELIVERY_WINS, FAILURE_WINS, PREVIOUS_TABLES, Policy
 from ._work import FeedEntry
 
 __all__ = [

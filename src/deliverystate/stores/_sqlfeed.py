@@ -14,10 +14,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .._catalog import Origin, Status
-from .._events import Change
 from ..errors import CursorMovedBack
-from ._protocol import Undeliverable
+from ..rules._catalog import Origin, Status
+from ..rules._events import Change
+from ..rules._records import Undeliverable
 from ._rows import storable_text
 from ._sqlbase import Row, SQLBase
 from ._work import change_of

@@ -34,11 +34,11 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from .._events import Change, StatusEvent
-from .._policy import Policy
 from ..errors import PolicyMismatch, StoreUnavailable
+from ..rules._events import Change, StatusEvent
+from ..rules._policy import Policy
+from ..rules._records import DeadLetter, Intake, Summary
 from ._hooks import Hooks
-from ._protocol import DeadLetter, Intake, Summary
 from ._rows import digest, payload_bytes, payload_str, storable_text
 from ._sqlbase import Row, SQLBase
 from ._work import Batch

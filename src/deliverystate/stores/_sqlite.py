@@ -3,7 +3,7 @@
 The database runs in WAL mode, so readers never wait for the writer; each
 batch takes SQLite's write lock with ``BEGIN IMMEDIATE`` before it reads the
 states it will compare against, which is what makes concurrent workers safe
-(see ``sqlstore`` for the whole protocol).  A writer that finds the lock taken
+(see ``_sql`` for the whole protocol).  A writer that finds the lock taken
 waits up to ``timeout`` seconds.
 """
 
@@ -18,11 +18,11 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
-from .._catalog import Status
-from .._events import StatusEvent
-from .._reconcile import fingerprint
 from ..errors import NoDatabase, StoreUnavailable
-from ._protocol import Keep
+from ..rules._catalog import Status
+from ..rules._events import StatusEvent
+from ..rules._reconcile import fingerprint
+from ..rules._records import Keep
 from ._rows import LOCKED_COLUMNS, MILESTONE_REPORTS, pack_reports, report_times
 from ._sql import SQLStore
 from ._sqlbase import (

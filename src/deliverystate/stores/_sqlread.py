@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
-from .._catalog import Status
-from .._events import MessageState, id_problem
-from .._reconcile import Outcome
-from ._protocol import HistoryEntry, Listed, MessageQuery, Milestones
+from ..rules._catalog import Status
+from ..rules._events import MessageState, id_problem
+from ..rules._reconcile import Outcome
+from ..rules._records import HistoryEntry, Listed, MessageQuery, Milestones
 from ._rows import (
     HISTORY_COLUMNS,
     STATE_COLUMNS,

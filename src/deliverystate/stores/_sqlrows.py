@@ -13,9 +13,9 @@ import itertools
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .._catalog import Origin, Status
-from .._events import StatusEvent
-from .._reconcile import Outcome
+from ..rules._catalog import Origin, Status
+from ..rules._events import StatusEvent
+from ..rules._reconcile import Outcome
 from ._rows import pack_flat, report_times
 from ._sqlbase import HistoryRow, MessageRow, Row, count_moves
 from ._work import StateRow

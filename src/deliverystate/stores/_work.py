@@ -43,12 +43,12 @@ from collections.abc import Iterable, Sequence
 
 import attrs
 
-from .._catalog import Kind, Origin, Status
-from .._events import Change, MessageState, StatusEvent
-from .._lifecycle import step
-from .._policy import Policy
-from .._reconcile import Decision, Outcome, decide, fingerprint, rejection_reason
-from ._protocol import Summary
+from ..rules._catalog import Kind, Origin, Status
+from ..rules._events import Change, MessageState, StatusEvent
+from ..rules._lifecycle import step
+from ..rules._policy import Policy
+from ..rules._reconcile import Decision, Outcome, decide, fingerprint, rejection_reason
+from ..rules._records import Summary
 
 __all__ = [
     "KEY_MASK",

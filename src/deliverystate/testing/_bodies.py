@@ -33,9 +33,9 @@ from urllib.parse import parse_qsl, urlencode
 import attrs
 from hypothesis import strategies as st
 
-from .._catalog import CHANNELS, Status
-from .._events import StatusEvent
-from .._formats import LEGACY_STATUS, PLATFORM_NAMES
+from ..callbacks._formats import LEGACY_STATUS, PLATFORM_NAMES
+from ..rules._catalog import CHANNELS, Status
+from ..rules._events import StatusEvent
 from ._strategies import BASE_MS, statuses
 
 __all__ = [

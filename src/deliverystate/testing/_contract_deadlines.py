@@ -6,11 +6,12 @@ from datetime import datetime, timedelta, timezone
 
 from hypothesis import given
 
-from .._catalog import Origin, Status
-from .._deadlines import Send
-from .._events import StatusEvent, datetime_from_ms
-from .._reconcile import Outcome
-from ..stores import MessageQuery
+from ..rules._catalog import Origin, Status
+from ..rules._events import StatusEvent
+from ..rules._reconcile import Outcome
+from ..rules._records import MessageQuery
+from ..rules._time import datetime_from_ms
+from ..tracking._deadlines import Send
 from ._harness import ContractBase, added
 from ._scenarios import Item, deadline_scenarios, renamed, replay, scenario_ids, settled
 

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from .._catalog import Status
-from .._events import Change, StatusEvent
-from .._tracker import Tracker
 from ..errors import CursorMovedBack
+from ..rules._catalog import Status
+from ..rules._events import Change, StatusEvent
+from ..tracking._tracker import Tracker
 from ._harness import ContractBase, ev, fresh, reference
 from ._strategies import BASE_MS, streams
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from hypothesis import given
 
-from .._catalog import Status
-from .._events import StatusEvent
-from .._reconcile import Outcome
-from .._tracker import Tracker
-from ..stores import Listed, MessageQuery, Store
+from ..rules._catalog import Status
+from ..rules._events import StatusEvent
+from ..rules._reconcile import Outcome
+from ..rules._records import Listed, MessageQuery
+from ..stores import Store
+from ..tracking._tracker import Tracker
 from ._harness import ContractBase, ev, fresh, reference
 from ._strategies import BASE_MS, streams
 

@@ -7,12 +7,13 @@ from collections.abc import Sequence
 
 import pytest
 
-from .._catalog import Status
-from .._events import StatusEvent
-from .._policy import Policy
 from ..errors import InvalidCallback, StoreUnavailable
+from ..rules._catalog import Status
+from ..rules._events import StatusEvent
+from ..rules._policy import Policy
+from ..rules._records import Summary
 from ..simulate import callback_body
-from ..stores import Store, Summary
+from ..stores import Store
 from ._harness import ContractBase, Faulty, ev
 
 __all__ = ["InboxContract"]

@@ -8,13 +8,13 @@ import pickle
 import pytest
 from hypothesis import given
 
-from .._callbacks import read_many
-from .._catalog import Status
-from .._receipts import payload_text
-from .._tracker import Tracker
+from ..callbacks._parse import read_many
 from ..errors import InvalidCallback
+from ..rules._catalog import Status
 from ..simulate import callback_body, simulate_lines
 from ..stores import MemoryStore
+from ..tracking._receipts import payload_text
+from ..tracking._tracker import Tracker
 from ._bodies import Callback, callbacks
 from ._harness import ContractBase, ev
 from ._invalid import invalid_callbacks

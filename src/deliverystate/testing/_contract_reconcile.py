@@ -10,12 +10,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from .._catalog import Status
-from .._events import StatusEvent
-from .._policy import DELIVERY_WINS, FAILURE_WINS, Policy
-from .._reconcile import Outcome
 from ..errors import IllegalTransition, PolicyMismatch
-from ..stores import MessageQuery, Store
+from ..rules._catalog import Status
+from ..rules._events import StatusEvent
+from ..rules._policy import DELIVERY_WINS, FAILURE_WINS, Policy
+from ..rules._reconcile import Outcome
+from ..rules._records import MessageQuery
+from ..stores import Store
 from ._harness import ContractBase, added, ev, fresh, reference
 from ._strategies import BASE_MS, streams
 

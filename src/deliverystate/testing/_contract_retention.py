@@ -12,11 +12,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from .._catalog import Status
-from .._events import Change, MessageState, StatusEvent
-from .._tracker import Tracker
+from ..rules._catalog import Status
+from ..rules._events import Change, MessageState, StatusEvent
+from ..rules._records import Archived, MessageQuery
 from ..simulate import generate_callbacks
-from ..stores import Archived, MessageQuery, Store
+from ..stores import Store
+from ..tracking._tracker import Tracker
 from ._harness import ContractBase, ev, fresh
 from ._strategies import BASE_MS, streams
 

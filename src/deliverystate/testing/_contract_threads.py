@@ -12,13 +12,14 @@ import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 
-from .._callbacks import parse_callback
-from .._catalog import Status
-from .._deadlines import Send
-from .._events import Change, StatusEvent
-from .._tracker import Tracker
+from ..callbacks._parse import parse_callback
+from ..rules._catalog import Status
+from ..rules._events import Change, StatusEvent
+from ..rules._records import Summary
 from ..simulate import generate_callbacks, simulated_events
-from ..stores import MemoryStore, Store, Summary
+from ..stores import MemoryStore, Store
+from ..tracking._deadlines import Send
+from ..tracking._tracker import Tracker
 from ._harness import ContractBase
 
 __all__ = ["ConcurrencyContract", "run_together"]

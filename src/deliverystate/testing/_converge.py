@@ -31,9 +31,9 @@ import itertools
 import random
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
-from .._events import StatusEvent
-from .._tracker import Tracker
+from ..rules._events import StatusEvent
 from ..stores import MemoryStore, Store
+from ..tracking._tracker import Tracker
 
 __all__ = ["Delivery", "assert_converges", "deliveries"]
 

@@ -18,11 +18,11 @@ from typing import Any, ClassVar, cast
 import pytest
 from hypothesis import HealthCheck, settings
 
-from .._catalog import Status
-from .._events import StatusEvent
-from .._policy import DELIVERY_WINS, Policy
-from .._tracker import Tracker
+from ..rules._catalog import Status
+from ..rules._events import StatusEvent
+from ..rules._policy import DELIVERY_WINS, Policy
 from ..stores import MemoryStore, Store
+from ..tracking._tracker import Tracker
 from ._strategies import BASE_MS
 
 __all__ = ["ContractBase", "Faulty", "added", "ev", "fresh", "reference"]

@@ -26,8 +26,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from .._catalog import Status
-from .._formats import PLATFORM_NAMES
+from ..callbacks._formats import PLATFORM_NAMES
+from ..rules._catalog import Status
 from ._bodies import ENCODINGS, Callback, Draft, drafts, encode
 
 __all__ = ["invalid_callback_bodies", "invalid_callbacks"]

@@ -4,7 +4,7 @@ A scenario's items are ``("register", Send)``, ``("callback", StatusEvent)``
 or ``("sweep", now_ms)``; its *now* comes after every report, deadline and
 sweep it draws.  Whatever the order of its items, a sweep at now after them
 must leave the states of the reference: every registration and callback,
-then one sweep at now (see ``deliverystate._deadlines``).
+then one sweep at now (see ``deliverystate.tracking._deadlines``).
 """
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ from typing import Any
 import attrs
 from hypothesis import strategies as st
 
-from .._catalog import CHANNELS
-from .._deadlines import Send
-from .._events import StatusEvent, datetime_from_ms
-from .._policy import Policy
-from .._tracker import Tracker
+from ..rules._catalog import CHANNELS
+from ..rules._events import StatusEvent
+from ..rules._policy import Policy
+from ..rules._time import datetime_from_ms
 from ..stores import MemoryStore
+from ..tracking._deadlines import Send
+from ..tracking._tracker import Tracker
 from ._strategies import BASE_MS, events, instants_ms
 
 __all__ = [

@@ -25,8 +25,8 @@ from collections.abc import Sequence
 
 from hypothesis import strategies as st
 
-from .._catalog import CHANNELS, Status
-from .._events import StatusEvent
+from ..rules._catalog import CHANNELS, Status
+from ..rules._events import StatusEvent
 
 __all__ = [
     "ANY",

@@ -25,11 +25,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .._callbacks import read_callback
-from .._receipts import Receipt, payload_text
-from .._tracker import Tracker
+from ..callbacks._parse import read_callback
 from ..errors import DeliveryStateError, InvalidCallback, StoreUnavailable
-from ..stores import Summary
+from ..rules._records import Summary
+from ..tracking._receipts import Receipt, payload_text
+from ..tracking._tracker import Tracker
 from ._auth import TOKEN_PARAM, Guard
 from ._figures import FigureCache
 from ._intake import IntakeThread

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
-from .._render import duration, iso
-from .._trend import Slot, Trend
+from ..rules._time import duration, iso
+from ..tracking._trend import Slot, Trend
 from ._html import esc
 
 __all__ = ["CHANNEL_COLOURS", "trend_figure"]

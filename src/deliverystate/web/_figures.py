@@ -22,11 +22,11 @@ from datetime import datetime, timedelta
 
 import attrs
 
-from .._collector import collector_paused
-from .._events import datetime_from_ms, ms_from_datetime
-from .._stats import DeliveryStats, delivery_stats
-from .._trend import Trend, delivery_trend
+from ..rules._time import datetime_from_ms, ms_from_datetime
 from ..stores import Store
+from ..tracking._collector import collector_paused
+from ..tracking._stats import DeliveryStats, delivery_stats
+from ..tracking._trend import Trend, delivery_trend
 
 __all__ = ["FIGURES_TTL_SECONDS", "FigureCache", "Figures", "read_figures"]
 

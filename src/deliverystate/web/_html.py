@@ -4,7 +4,7 @@ Every page is server-rendered with each value escaped by :func:`html.escape`,
 runs no script and loads nothing from elsewhere (the app sends a strict
 Content-Security-Policy with it).  The style is ``page.css`` beside this
 module plus the colours of the three kinds of status from
-``_render.PALETTE``, so the pages and the diagrams share one legend.
+``diagrams.PALETTE``, so the pages and the diagrams share one legend.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from urllib.parse import urlencode
 
 import attrs
 
-from .._catalog import Status
-from .._render import PALETTE
+from ..diagrams import PALETTE
+from ..rules._catalog import Status
 from ._auth import TOKEN_PARAM
 
 __all__ = [

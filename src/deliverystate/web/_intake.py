@@ -32,8 +32,8 @@ import queue
 import threading
 from typing import Any
 
-from .._receipts import Payload, Received
-from .._tracker import Tracker
+from ..tracking._receipts import Payload, Received
+from ..tracking._tracker import Tracker
 
 __all__ = ["IntakeThread"]
 

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 
 import attrs
 
-from .._catalog import CHANNELS, Status
-from .._listing import encode_cursor
-from ..stores import Listed
+from ..rules._catalog import CHANNELS, Status
+from ..rules._records import Listed
+from ..tracking._listing import encode_cursor
 from ._html import Links, document, esc, refresh_nav
 from ._page import MESSAGE_HEADINGS, message_rows
 

@@ -81,11 +81,11 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .._catalog import Status
-from .._receipts import Receipt
-from .._stats import feed_status
 from ..errors import InvalidCallback
+from ..rules._catalog import Status
 from ..stores import Store
+from ..tracking._receipts import Receipt
+from ..tracking._stats import feed_status
 
 __all__ = ["BUCKETS", "FORMATS", "OUTCOMES", "ReceiverMetrics", "field_label"]
 

@@ -18,14 +18,14 @@ from urllib.parse import quote
 
 import attrs
 
-from .._catalog import Kind, Status
-from .._events import MessageState, ms_from_datetime
-from .._render import duration, iso
-from .._stats import ChannelStats, DeliveryStats, FeedStatus, Latency
-from .._trend import Trend
 from ..diagrams import lifecycle_dot, lifecycle_mermaid, render_svg
 from ..errors import GraphvizNotFound
-from ..stores import DeadLetter, HistoryEntry, Listed
+from ..rules._catalog import Kind, Status
+from ..rules._events import MessageState
+from ..rules._records import DeadLetter, HistoryEntry, Listed
+from ..rules._time import duration, iso, ms_from_datetime
+from ..tracking._stats import ChannelStats, DeliveryStats, FeedStatus, Latency
+from ..tracking._trend import Trend
 from ._chart import trend_figure
 from ._html import Links, badge, choices_nav, document, esc, refresh_nav
 

@@ -29,8 +29,8 @@ from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from .._events import id_problem
 from ..errors import InvalidParameter
+from ..rules._events import id_problem
 from ._auth import TOKEN_PARAM
 
 __all__ = ["checked_query", "path_message_id", "refusal"]

@@ -19,16 +19,17 @@ from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from .._events import MessageState, ms_from_datetime
-from .._render import state_json
-from .._stats import feed_status
-from .._tracker import Tracker
 from ..errors import InvalidParameter
-from ..stores import HistoryEntry, MessageQuery
+from ..rules._events import MessageState
+from ..rules._records import HistoryEntry, MessageQuery
+from ..rules._time import ms_from_datetime
+from ..tracking._stats import feed_status
+from ..tracking._tracker import Tracker
+from ..tracking._wire import state_json
 from ._auth import TOKEN_PARAM, Guard
 from ._figures import FigureCache
 from ._html import Links, read_refresh, sign_in_page
-from ._listing import list_messages, read_list_request
+from ._listjson import list_messages, read_list_request
 from ._listpage import ListPage, render_list
 from ._metrics import ReceiverMetrics
 from ._page import (

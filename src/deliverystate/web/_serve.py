@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp
 
-from .._tracker import Tracker
 from ..stores import DEFAULT_DB, Store, open_store, redact, store_name
+from ..tracking._tracker import Tracker
 from ._app import create_app
 from ._logs import AccessLog, logging_config
 from ._protocol import ConnectionLimits, GuardedProtocol

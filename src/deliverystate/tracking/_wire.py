@@ -1,67 +1,24 @@
-"""How states are shown to people and programs: times, JSON shapes, the colour of each kind.
+"""The JSON shapes programs read: a message's state, a listed message, a change of the feed.
 
-The command line, the web receiver and the diagrams all show the same things;
-they take them from here, so that a message's JSON, its times and its colours
-cannot differ between them.
+The command line, the web receiver and the forwarder all print or send the
+same shapes; they take them from here, so that a message's JSON cannot differ
+between them.  Times are spelt by ``rules._time.iso``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
-import attrs
-
-from ._catalog import Kind
-from ._events import Change, MessageState, datetime_from_ms
-from .stores import HistoryEntry, Listed
+from ..rules._events import Change, MessageState
+from ..rules._records import HistoryEntry, Listed
+from ..rules._time import iso
 
 __all__ = [
-    "PALETTE",
-    "Colours",
     "change_json",
-    "duration",
-    "iso",
     "listed_json",
     "state_json",
-    "table_time",
 ]
-
-
-@attrs.frozen
-class Colours:
-    """The colours a kind of status is drawn in: background, border (and bar), text."""
-
-    fill: str
-    stroke: str
-    text: str
-
-
-#: One legend everywhere: red for failures, green for deliveries, blue for the rest.
-PALETTE: Mapping[Kind, Colours] = {
-    Kind.FAILURE: Colours("#fde2e1", "#b42318", "#7a271a"),
-    Kind.DELIVERED: Colours("#dcfae6", "#067647", "#074d31"),
-    Kind.PROGRESS: Colours("#eff4ff", "#3538cd", "#2d31a6"),
-}
-
-
-def duration(seconds: float) -> str:
-    """A duration as people read it: seconds up to two minutes, minutes up to two hours, hours."""
-    if seconds < 120:
-        return f"{seconds:.1f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-def iso(timestamp_ms: int) -> str:
-    """ISO 8601 in UTC with milliseconds (the resolution of Clickatell's timestamps), ``Z``."""
-    return datetime_from_ms(timestamp_ms).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def table_time(timestamp_ms: int) -> str:
-    """A compact UTC time for tables: ``2026-01-01 00:00:05.250``."""
-    return datetime_from_ms(timestamp_ms).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
 def state_json(state: MessageState, timeline: Iterable[HistoryEntry]) -> dict[str, Any]:

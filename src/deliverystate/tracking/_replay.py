@@ -45,11 +45,11 @@ from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.connection import wait
 from typing import Any
 
-from .._callbacks import ParsedBatch, read_many
-from .._collector import collector_paused
-from .._receipts import IngestReport, payload_text
-from .._reconcile import Outcome
-from .._tracker import Tracker
+from ..callbacks._parse import ParsedBatch, read_many
+from ..rules._reconcile import Outcome
+from ._collector import collector_paused
+from ._receipts import IngestReport, payload_text
+from ._tracker import Tracker
 
 __all__ = ["CHUNK", "PARSE_WORKERS", "ReplayResult", "opens_json", "reason_of", "replay_stream"]
 

@@ -14,12 +14,11 @@ from typing import Any
 
 import attrs
 
-from ._callbacks import CallbackFormat
-from ._events import StatusEvent
-from ._reconcile import Decision
-from .errors import InvalidCallback
-from .stores import DeadLetter, Summary
-from .stores._protocol import length_of
+from ..callbacks._parse import CallbackFormat
+from ..errors import InvalidCallback
+from ..rules._events import StatusEvent
+from ..rules._reconcile import Decision
+from ..rules._records import DeadLetter, Summary, length_of
 
 __all__ = [
     "IngestReport",

@@ -39,19 +39,16 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ._catalog import Origin, Status
-from ._events import MessageState, StatusEvent, datetime_from_ms
-from .errors import InvalidCallback
+from ..errors import InvalidCallback
+from ..rules._catalog import Origin, Status
+from ..rules._events import MessageState, StatusEvent
+from ..rules._time import iso
 
 __all__ = ["ARCHIVE_KEY", "archive_line", "archived_events", "is_archive"]
 
 #: The key that marks an archive line, with the value ``"archive"``.
 ARCHIVE_KEY = "deliverystate"
 _VERSION = 1
-
-
-def _iso(timestamp_ms: int) -> str:
-    return datetime_from_ms(timestamp_ms).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def archive_line(state: MessageState, history: Iterable[tuple[StatusEvent, str, int]]) -> str:
@@ -64,7 +61,7 @@ def archive_line(state: MessageState, history: Iterable[tuple[StatusEvent, str, 
             "state": {
                 "status": state.status.name,
                 "status_code": int(state.status),
-                "timestamp": _iso(state.timestamp_ms),
+                "timestamp": iso(state.timestamp_ms),
                 "timestamp_ms": state.timestamp_ms,
                 "channel": state.channel,
                 "client_message_id": state.client_message_id,
@@ -75,7 +72,7 @@ def archive_line(state: MessageState, history: Iterable[tuple[StatusEvent, str, 
                 {
                     "status": event.status.name,
                     "status_code": int(event.status),
-                    "timestamp": _iso(event.timestamp_ms),
+                    "timestamp": iso(event.timestamp_ms),
                     "timestamp_ms": event.timestamp_ms,
                     "channel": event.channel,
                     "client_message_id": event.client_message_id,

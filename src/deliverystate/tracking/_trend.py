@@ -14,8 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import attrs
 
+from ..rules._records import Milestones
 from ._stats import UNKNOWN_CHANNEL, Latency
-from .stores import Milestones
 
 __all__ = ["Slot", "Trend", "delivery_trend"]
 

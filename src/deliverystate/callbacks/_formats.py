@@ -7,7 +7,7 @@ not: the legacy HTTP API sends a three-digit ``status`` ("001".."014"), and
 the Platform API's flat callback numbers ``statusCode`` the same way (1..14)
 and names statuses its own way (``DELIVERED_TO_GATEWAY``, ...).  This module
 writes those numberings down, once, as tables onto the catalog; the parser
-(``_callbacks``) reads callbacks through them and the simulator derives the
+(``_parse``) reads callbacks through them and the simulator derives the
 bodies it writes from them.  See docs/formats.md ("The catalog and the
 formats") for the sources.
 """
@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ._catalog import Status
+from ..rules._catalog import Status
 
-__all__ = ["LEGACY_STATUS", "MIN_TIMESTAMP_MS", "PLATFORM_NAMES"]
+__all__ = ["LEGACY_STATUS", "PLATFORM_NAMES"]
 
 #: Legacy HTTP API status ("001".."014"), which is also the Platform API's
 #: ``statusCode`` numbering -> One API status.  013 ("Clickatell cancelled
@@ -62,7 +62,3 @@ PLATFORM_NAMES: Mapping[str, int] = {
     "CLICKATELL_CANCELLED_MESSAGE_DELIVERY": 13,
     "MAXIMUM_MT_LIMIT_EXCEEDED": 14,
 }
-
-#: 2000-01-01T00:00:00Z in milliseconds: a "millisecond" timestamp before it is
-#: a seconds value (1506607698 is 1970-01-18 as milliseconds, 2017 as seconds).
-MIN_TIMESTAMP_MS = 946_684_800_000

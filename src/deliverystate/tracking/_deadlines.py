@@ -37,11 +37,12 @@ from typing import Any
 
 import attrs
 
-from ._catalog import CHANNELS, Origin, Status
-from ._events import MessageState, StatusEvent, id_problem, ms_from_datetime
-from ._listing import parse_time
-from ._policy import Policy
-from .stores import Store, Summary
+from ..rules._catalog import CHANNELS, Origin, Status
+from ..rules._events import MessageState, StatusEvent, id_problem
+from ..rules._policy import Policy
+from ..rules._records import Summary
+from ..rules._time import ms_from_datetime, parse_time
+from ..stores import Store
 
 __all__ = [
     "DEFAULT_WINDOWS",

@@ -36,7 +36,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 
-from .errors import UnknownStatusCode
+from ..errors import UnknownStatusCode
 
 __all__ = [
     "CHANNELS",

@@ -4,7 +4,7 @@ Every reader raises :class:`InvalidCallback` naming the field's full path.
 Readers take the path of the object they read from (``prefix``, "" at the
 top) and build a field's path only when they raise: most bodies are fine.
 The status readers are pure functions of the values they read, which lets the
-parser's fast path remember their answers (see ``_callbacks``).
+parser's fast path remember their answers (see ``_parse``).
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ._catalog import Status
-from ._events import MAX_ID_LENGTH, id_problem
-from ._formats import LEGACY_STATUS, MIN_TIMESTAMP_MS, PLATFORM_NAMES
-from ._policy import MAX_TIMESTAMP_MS
-from .errors import InvalidCallback, UnknownStatusCode
+from ..errors import InvalidCallback, UnknownStatusCode
+from ..rules._catalog import Status
+from ..rules._events import MAX_ID_LENGTH, id_problem
+from ..rules._time import MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS
+from ._formats import LEGACY_STATUS, PLATFORM_NAMES
 
 __all__ = [
     "flat_status",

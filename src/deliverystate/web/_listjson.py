@@ -14,11 +14,12 @@ from typing import Any
 import attrs
 from starlette.datastructures import QueryParams
 
-from .._listing import decode_cursor, encode_cursor, message_query, shown
-from .._render import listed_json
-from .._tracker import Tracker
 from ..errors import InvalidParameter
-from ..stores import MessageQuery
+from ..rules._records import MessageQuery
+from ..rules._time import shown
+from ..tracking._listing import decode_cursor, encode_cursor, message_query
+from ..tracking._tracker import Tracker
+from ..tracking._wire import listed_json
 
 __all__ = ["KNOWN_PARAMS", "MAX_LIMIT", "ListRequest", "list_messages", "read_list_request"]
 

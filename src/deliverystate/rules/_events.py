@@ -9,12 +9,12 @@ compares integers and never builds one.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 
 import attrs
 
 from ._catalog import CHANNELS, Kind, Origin, Status
-from ._policy import MAX_TIMESTAMP_MS
+from ._time import MAX_TIMESTAMP_MS, datetime_from_ms, ms_from_datetime
 
 __all__ = [
     "MAX_ID_LENGTH",
@@ -24,12 +24,8 @@ __all__ = [
     "StatusEvent",
     "check_consumer",
     "check_seq",
-    "datetime_from_ms",
     "id_problem",
-    "ms_from_datetime",
 ]
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 #: The longest message id (or client message id) accepted, in characters.  Clickatell's
 #: ids are 32 hex digits; a client message id is the sender's own reference.
@@ -54,19 +50,6 @@ def id_problem(value: str) -> str | None:
         kind = "a lone surrogate" if "\ud800" <= char <= "\udfff" else "a control character"
         return f"contains {kind} ({char!r} at position {bad.start()})"
     return None
-
-
-def ms_from_datetime(moment: datetime) -> int:
-    """Milliseconds since the Unix epoch of a timezone-aware ``datetime``."""
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError(f"timestamp {moment!r} has no timezone; use an aware datetime")
-    delta = moment - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
-
-
-def datetime_from_ms(timestamp_ms: int) -> datetime:
-    """The UTC ``datetime`` for milliseconds since the Unix epoch."""
-    return _EPOCH + timedelta(milliseconds=timestamp_ms)
 
 
 def _check_ms(timestamp_ms: int) -> int:

@@ -15,14 +15,15 @@ import base64
 import binascii
 import re
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import TypeVar
 
-from ._catalog import CHANNELS, Category, Kind, Status
-from ._events import MAX_ID_LENGTH, id_problem, ms_from_datetime
-from ._policy import MAX_TIMESTAMP_MS
-from .errors import InvalidParameter
-from .stores import Listed, MessageQuery, Store
+from ..errors import InvalidParameter
+from ..rules._catalog import CHANNELS, Category, Kind, Status
+from ..rules._events import MAX_ID_LENGTH, id_problem
+from ..rules._records import Listed, MessageQuery
+from ..rules._time import MAX_TIMESTAMP_MS, ms_from_datetime, parse_time, shown
+from ..stores import Store
 
 __all__ = [
     "MAX_CURSOR_LENGTH",
@@ -32,8 +33,6 @@ __all__ = [
     "every_listed",
     "message_query",
     "parse_status",
-    "parse_time",
-    "shown",
 ]
 
 #: Messages read from the store per page when a whole list is streamed.
@@ -43,7 +42,6 @@ PAGE = 1000
 MAX_CURSOR_LENGTH = -(-(len(str(MAX_TIMESTAMP_MS)) + 1 + 4 * MAX_ID_LENGTH) // 3) * 4
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 #: How much of a bad value an error message quotes.
-_SHOWN = 40
 _T = TypeVar("_T")
 
 
@@ -59,27 +57,6 @@ def parse_status(text: str) -> Status:
         return Status.from_code(int(value)) if value.isdigit() else Status[value.upper()]
     except (KeyError, ValueError):
         raise ValueError(f"status {shown(text)} is neither a status name nor a code") from None
-
-
-def parse_time(text: str, name: str, *, zone_required: bool = False) -> datetime:
-    """A date or an ISO 8601 time; ``ValueError`` naming ``name`` if it is neither.
-
-    Without a zone it is UTC, unless ``zone_required`` (a file of sends,
-    where a zone left out is more likely a mistake than a choice).
-    """
-    try:
-        # Python 3.10's fromisoformat does not read a trailing Z
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(
-            f"{name} {shown(text)} is not a date or an ISO 8601 time "
-            "(2026-01-01, 2026-01-01T12:00Z)"
-        ) from None
-    if moment.tzinfo is not None:
-        return moment
-    if zone_required:
-        raise ValueError(f"{name} {shown(text)} has no timezone (add Z or +00:00)")
-    return moment.replace(tzinfo=timezone.utc)
 
 
 def message_query(
@@ -128,11 +105,6 @@ def message_query(
         due_by_ms=None if overdue_at is None else ms_from_datetime(overdue_at),
         client_message_id=client_message_id,
     )
-
-
-def shown(text: str) -> str:
-    """``text`` quoted for an error message, cut to its first 40 characters."""
-    return repr(text) if len(text) <= _SHOWN else f"{text[:_SHOWN]!r}..."
 
 
 def _category(text: str) -> Category:

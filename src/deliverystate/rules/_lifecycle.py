@@ -30,8 +30,8 @@ from collections.abc import Mapping
 
 from transitions import Machine
 
+from ..errors import IllegalTransition
 from ._catalog import FAILURES, Status
-from .errors import IllegalTransition
 
 __all__ = [
     "ALLOWED",

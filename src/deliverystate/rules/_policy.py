@@ -46,22 +46,20 @@ from collections.abc import Iterable, Mapping
 import attrs
 
 from ._catalog import FAILURES, Origin, Status
+from ._time import MAX_TIMESTAMP_MS, TIMESTAMP_BITS
 
 __all__ = [
     "DELIVERY_WINS",
     "FAILURE_WINS",
-    "MAX_TIMESTAMP_MS",
     "PREVIOUS_TABLES",
     "Policy",
     "PolicyRow",
     "Tie",
 ]
 
-_TIE_BITS = 52
 _CODE_BITS = 8
-_TS_BITS = _TIE_BITS - _CODE_BITS
-#: Largest timestamp (ms since the epoch) a key can hold.
-MAX_TIMESTAMP_MS = (1 << _TS_BITS) - 1
+_TS_BITS = TIMESTAMP_BITS
+_TIE_BITS = _TS_BITS + _CODE_BITS
 _MAX_CODE = (1 << _CODE_BITS) - 1
 _MAX_RANK = 15
 

@@ -1,6 +1,6 @@
 """What parsing callback bodies yields: one body's events, and a batch's.
 
-Kept apart from the parser (``_callbacks``) and its fast path (``_fastpath``),
+Kept apart from the parser (``_parse``) and its fast path (``_fastpath``),
 which both build these.  A :class:`ParsedBatch` pickles compactly, as columns,
 because ``deliverystate replay`` parses in a worker process and hands batches
 back through a pipe.
@@ -12,9 +12,9 @@ from typing import Any, Literal
 
 import attrs
 
-from ._catalog import Origin, Status
-from ._events import StatusEvent
-from .errors import InvalidCallback
+from ..errors import InvalidCallback
+from ..rules._catalog import Origin, Status
+from ..rules._events import StatusEvent
 
 __all__ = ["CallbackFormat", "ParsedBatch", "ParsedCallback"]
 

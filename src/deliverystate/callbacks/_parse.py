@@ -48,9 +48,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from ..errors import InvalidCallback
+from ..rules._catalog import CHANNELS, Status
+from ..rules._events import StatusEvent
 from ._archive import archived_events, is_archive
-from ._catalog import CHANNELS, Status
-from ._events import StatusEvent
+from ._decode import decode_body
 from ._fastpath import CHANNEL_NAMES, STATUS_UPDATE, fast_flat, fast_legacy, fast_one_api
 from ._fields import (
     flat_status,
@@ -61,9 +63,7 @@ from ._fields import (
     read_timestamp_ms,
     show,
 )
-from ._json import decode_body
-from ._parsed import CallbackFormat, ParsedBatch, ParsedCallback
-from .errors import InvalidCallback
+from ._results import CallbackFormat, ParsedBatch, ParsedCallback
 
 __all__ = [
     "CallbackFormat",

@@ -1,9 +1,10 @@
 """Tracker: the one object an application holds to follow its messages.
 
-It joins the pieces: callback payloads are parsed (``callbacks``), the events
-are reconciled by a policy (``policy``/``reconcile``) atomically inside a store
-(``store``), and payloads that cannot be parsed go to the store's dead letter
-so that they can be re-applied later, e.g. after the catalog learns a code.
+It joins the pieces: callback payloads are parsed (``deliverystate.callbacks``),
+the events are reconciled by a policy (``deliverystate.rules``) atomically
+inside a store (``deliverystate.stores``), and payloads that cannot be parsed
+go to the store's dead letter so that they can be re-applied later, e.g. after
+the catalog learns a code.
 """
 
 from __future__ import annotations
@@ -14,24 +15,17 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import IO
 
-from ._callbacks import ParsedBatch, ParsedCallback, parse_callback, read_callback, read_many
-from ._catalog import Status
+from ..callbacks._parse import ParsedBatch, ParsedCallback, parse_callback, read_callback, read_many
+from ..errors import InvalidCallback, PolicyMismatch, StoreUnavailable
+from ..rules._catalog import Status
+from ..rules._events import Change, MessageState, StatusEvent, check_consumer, check_seq
+from ..rules._policy import DELIVERY_WINS, Policy
+from ..rules._reconcile import Decision, Outcome
+from ..rules._records import DeadLetter, HistoryEntry, Listed, MessageQuery, Summary
+from ..stores import MemoryStore, Store
 from ._deadlines import Send, check_windows, overdue, registrations, sweep
-from ._events import Change, MessageState, StatusEvent, check_consumer, check_seq
-from ._policy import DELIVERY_WINS, Policy
 from ._prune import prune
 from ._receipts import IngestReport, Payload, Receipt, Received, RetryReport, payload_text
-from ._reconcile import Decision, Outcome
-from .errors import InvalidCallback, PolicyMismatch, StoreUnavailable
-from .stores import (
-    DeadLetter,
-    HistoryEntry,
-    Listed,
-    MemoryStore,
-    MessageQuery,
-    Store,
-    Summary,
-)
 
 __all__ = ["Tracker"]
 

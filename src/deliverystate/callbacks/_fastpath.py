@@ -5,7 +5,7 @@ Theory of operation
 Most bodies are clean: ids of printable ASCII, a known channel, a code and name the
 parser has met before, an integer (or digit string) timestamp in range.  For those, the
 functions below build the events directly; for anything else they answer None and the
-full parser (``_callbacks``) reads the body, so every refusal and its words come from
+full parser (``_parse``) reads the body, so every refusal and its words come from
 one place.  ``tests/test_callbacks.py`` holds the two paths to the same results on random
 bodies.
 """
@@ -15,12 +15,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ._catalog import CHANNELS, Status
-from ._events import MAX_ID_LENGTH, StatusEvent
+from ..rules._catalog import CHANNELS, Status
+from ..rules._events import MAX_ID_LENGTH, StatusEvent
+from ..rules._time import MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS
 from ._fields import flat_status, legacy_status, one_api_status
-from ._formats import MIN_TIMESTAMP_MS
-from ._parsed import ParsedCallback
-from ._policy import MAX_TIMESTAMP_MS
+from ._results import ParsedCallback
 
 __all__ = ["CHANNEL_NAMES", "STATUS_UPDATE", "fast_flat", "fast_legacy", "fast_one_api"]
 

@@ -14,8 +14,8 @@ import contextlib
 import threading
 from collections.abc import Callable, Iterator, Sequence
 
-from ._events import Change
-from .stores import Store
+from ..rules._events import Change
+from ..stores import Store
 
 __all__ = ["LISTEN_SECONDS", "POLL_SECONDS", "follow", "waiter"]
 

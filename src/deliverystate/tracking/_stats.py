@@ -17,10 +17,10 @@ from typing import Any
 
 import attrs
 
-from ._catalog import Category, Kind, Status
-from ._events import ms_from_datetime
-from ._render import iso
-from .stores import Milestones, Store
+from ..rules._catalog import Category, Kind, Status
+from ..rules._records import Milestones
+from ..rules._time import iso, ms_from_datetime
+from ..stores import Store
 
 __all__ = [
     "UNKNOWN_CHANNEL",

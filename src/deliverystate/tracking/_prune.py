@@ -20,9 +20,10 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import IO
 
-from ._archive import archive_line
-from ._events import ms_from_datetime
-from .stores import Archived, Store
+from ..callbacks._archive import archive_line
+from ..rules._records import Archived
+from ..rules._time import ms_from_datetime
+from ..stores import Store
 
 __all__ = ["prune"]
 

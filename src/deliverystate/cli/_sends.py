@@ -9,9 +9,10 @@ from typing import IO
 
 import click
 
-from .._catalog import CHANNELS
-from .._deadlines import Send
-from ..stores import Summary, store_name
+from ..rules._catalog import CHANNELS
+from ..rules._records import Summary
+from ..stores import store_name
+from ..tracking._deadlines import Send
 from ._feed import parse_duration
 from ._options import db_option, emit_json, err, json_option, open_tracker, out, parse_moment
 

@@ -27,7 +27,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .errors import InvalidCallback
+from ..errors import InvalidCallback
 
 __all__ = ["FAST_DECODER", "decode_body", "members", "stdlib_body"]
 
