@@ -6,8 +6,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deliverystate import MessageState, Outcome, Status, StatusEvent
-from deliverystate.rules import DELIVERY_WINS, FAILURE_WINS, reconcile
-from deliverystate.rules._reconcile import decide
+from deliverystate.rules import DELIVERY_WINS, FAILURE_WINS, Origin, reconcile
+from deliverystate.rules._reconcile import decide, fingerprint, fingerprint_time
+from deliverystate.rules._time import MAX_TIMESTAMP_MS
 from deliverystate.testing import BASE_MS, streams
 from deliverystate.testing import events as reports
 
@@ -167,3 +168,24 @@ def test_reconcile_is_idempotent(data: st.DataObject) -> None:
     twice, outcome = reconcile(once, event, DELIVERY_WINS)
     assert twice == once
     assert outcome in {Outcome.DUPLICATE, Outcome.STALE}
+
+
+@given(
+    st.sampled_from(list(Status)),
+    st.integers(0, MAX_TIMESTAMP_MS),
+    st.integers(0, MAX_TIMESTAMP_MS),
+    st.sampled_from(list(Origin)),
+)
+def test_a_fingerprint_gives_back_its_time_and_tells_reports_apart(
+    status: Status, first_ms: int, second_ms: int, origin: Origin
+) -> None:
+    """fingerprint_time inverts fingerprint; code, time and origin each change the fingerprint."""
+    mark = fingerprint(status, first_ms, origin)
+    assert fingerprint_time(mark) == first_ms
+    other_origin = Origin.LOCAL if origin is Origin.CLICKATELL else Origin.CLICKATELL
+    assert fingerprint(status, first_ms, other_origin) != mark
+    if second_ms != first_ms:
+        assert fingerprint(status, second_ms, origin) != mark
+    for code in Status:
+        if code is not status:
+            assert fingerprint(code, first_ms, origin) != mark

@@ -31,6 +31,7 @@ from typing import Any
 
 from ..rules._catalog import Origin, Status
 from ..rules._events import MessageState, StatusEvent
+from ..rules._reconcile import fingerprint_time
 
 __all__ = [
     "HISTORY_COLUMNS",
@@ -127,7 +128,7 @@ def fingerprints(blob: bytes | memoryview | None) -> set[int]:
 
 def report_times(blob: bytes | memoryview | None) -> list[int]:
     """The event times (ms) of the reports a blob names (a local report's is complemented)."""
-    return [(fp if fp >= 0 else ~fp) >> 8 for fp, _ in _pairs(blob)]
+    return [fingerprint_time(fp) for fp, _ in _pairs(blob)]
 
 
 def report_arrivals(blob: bytes | memoryview | None) -> list[int]:

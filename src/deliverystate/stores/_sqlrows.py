@@ -15,7 +15,7 @@ from typing import Any
 
 from ..rules._catalog import Origin, Status
 from ..rules._events import StatusEvent
-from ..rules._reconcile import Outcome
+from ..rules._reconcile import FINGERPRINT_SHIFT, Outcome
 from ._rows import pack_flat, report_times
 from ._sqlbase import HistoryRow, MessageRow, Row, count_moves
 from ._work import StateRow
@@ -68,7 +68,7 @@ def history_rows(
     outcome_value, delivery_codes = _OUTCOME_VALUE, _DELIVERY_CODES
     for (event, outcome), arrival in zip(recorded, arrivals, strict=True):
         message_id, code, timestamp_ms = event.message_id, int(event.status), event.timestamp_ms
-        mark = timestamp_ms << 8 | code  # reconcile.fingerprint, inlined
+        mark = timestamp_ms << FINGERPRINT_SHIFT | code  # reconcile.fingerprint, inlined
         local = 0
         if event.origin is not _CLICKATELL:
             local, mark = 1, ~mark

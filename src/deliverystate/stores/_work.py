@@ -47,7 +47,14 @@ from ..rules._catalog import Kind, Origin, Status
 from ..rules._events import Change, MessageState, StatusEvent
 from ..rules._lifecycle import step
 from ..rules._policy import Policy
-from ..rules._reconcile import Decision, Outcome, decide, fingerprint, rejection_reason
+from ..rules._reconcile import (
+    FINGERPRINT_SHIFT,
+    Decision,
+    Outcome,
+    decide,
+    fingerprint,
+    rejection_reason,
+)
 from ..rules._records import Summary
 
 __all__ = [
@@ -285,7 +292,7 @@ class Batch:
         get, code_of = records.get, _CHANNEL_CODE
         feed, status_code_of = self.feed, self.policy.code_of
         applied = stale = duplicate = 0
-        clickatell = Origin.CLICKATELL
+        clickatell, shift = Origin.CLICKATELL, FINGERPRINT_SHIFT
         for event in events:
             if event.origin is not clickatell:  # ranked by the policy's local rows
                 self.apply(event)
@@ -305,7 +312,7 @@ class Batch:
                 if feed is not None:
                     feed.append((message_id, None, status, timestamp_ms, channel, client, False))
                 if every_seen is not None:
-                    every_seen.setdefault(message_id, set()).add(timestamp_ms << 8 | status)
+                    every_seen.setdefault(message_id, set()).add(timestamp_ms << shift | status)
                     recorded.append((event, Outcome.APPLIED))
                 continue
             flags = record >> _FLAG_SHIFT
@@ -314,7 +321,7 @@ class Batch:
                 continue
             current = record & KEY_MASK
             if every_seen is not None:
-                mark = timestamp_ms << 8 | status
+                mark = timestamp_ms << shift | status
                 seen = every_seen.get(message_id)
                 if seen is None:
                     seen = every_seen[message_id] = set()
