@@ -185,10 +185,7 @@ class SQLStore(SQLIntake, SQLReads, SQLRetention, SQLFeed):
                 self._check_policy(cursor, policy)
                 return self._apply_in(cursor, events, policy, work)
 
-        result, changes = self._retry(attempt)
-        self._after_commit()
-        self._hooks.call(changes)
-        return result
+        return self._published(self._retry(attempt))
 
     def _apply_in(
         self,

@@ -20,8 +20,9 @@ import attrs
 
 from ..errors import StoreUnavailable
 from ..rules._catalog import Status
-from ..rules._events import StatusEvent
+from ..rules._events import Change, StatusEvent
 from ..rules._policy import DELIVERY_WINS, FAILURE_WINS, PREVIOUS_TABLES, Policy
+from ._hooks import Hooks
 from ._work import FeedEntry
 
 __all__ = [
@@ -151,6 +152,7 @@ class SQLBase(abc.ABC):
 
     target: str
     _param = "?"  # the driver's placeholder
+    _hooks: Hooks  # what a commit's changes are handed to (``_sql``)
 
     # --- hooks -----------------------------------------------------------------------------
 
@@ -248,6 +250,13 @@ class SQLBase(abc.ABC):
                 if attempt == _ATTEMPTS or not self._retryable(error.__cause__):
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _published(self, done: tuple[T, list[Change]]) -> T:
+        """A committed batch's result, once its changes went to the hooks (followers wake)."""
+        result, changes = done
+        self._after_commit()
+        self._hooks.call(changes)
+        return result
 
     def __enter__(self) -> SQLBase:
         return self

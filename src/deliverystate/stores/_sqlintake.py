@@ -38,7 +38,6 @@ from ..errors import PolicyMismatch, StoreUnavailable
 from ..rules._events import Change, StatusEvent
 from ..rules._policy import Policy
 from ..rules._records import DeadLetter, Intake, Summary
-from ._hooks import Hooks
 from ._rows import digest, payload_bytes, payload_str, storable_text
 from ._sqlbase import Row, SQLBase
 from ._work import Batch
@@ -64,8 +63,6 @@ def _absorb(groups: list[list[StatusEvent]]) -> Callable[[Batch, Any], list[Summ
 
 class SQLIntake(SQLBase):
     """The intake, dead-letter and inbox methods of the SQL stores."""
-
-    _hooks: Hooks
 
     @abc.abstractmethod
     def _check_policy(self, cursor: Any, policy: Policy) -> None:
@@ -125,14 +122,12 @@ class SQLIntake(SQLBase):
                 return Intake(tuple(summaries), letters), changes
 
         try:  # no savepoint on the way every group takes: it costs two statements
-            result, changes = self._retry(lambda: attempt(False))
+            done = self._retry(lambda: attempt(False))
         except (StoreUnavailable, PolicyMismatch):
             raise
         except Exception:  # the database refused the group: again, each body alone
-            result, changes = self._retry(lambda: attempt(True))
-        self._after_commit()
-        self._hooks.call(changes)
-        return result
+            done = self._retry(lambda: attempt(True))
+        return self._published(done)
 
     def _one_by_one(
         self,

@@ -57,6 +57,12 @@ class SQLReads(SQLBase):
         rows = self._read("SELECT status, SUM(n) FROM ds_counts GROUP BY status")
         return {Status.from_code(row[0]): int(row[1]) for row in rows if row[1]}
 
+    def _where_first_since(self, since_ms: int | None) -> tuple[str, tuple[int, ...]]:
+        """A WHERE clause and its parameters for messages first reported since ``since_ms``."""
+        if since_ms is None:
+            return "", ()
+        return f"WHERE {self._first_since(since_ms)}", (since_ms,)
+
     def _first_since(self, since_ms: int) -> str:
         """The condition "first reported at or after ``since_ms``" (one ``?``).
 
@@ -75,11 +81,7 @@ class SQLReads(SQLBase):
         delivery and read reports was most of the status page's time at a
         million messages).
         """
-        where, params = (
-            (f"WHERE {self._first_since(since_ms)}", (since_ms,))
-            if since_ms is not None
-            else ("", ())
-        )
+        where, params = self._where_first_since(since_ms)
         rows = self._read(
             self._sql(
                 "SELECT message_id, first_ms, delivered_ms, read_ms, channel "
@@ -97,11 +99,7 @@ class SQLReads(SQLBase):
         self, since_ms: int | None = None
     ) -> Mapping[tuple[str | None, Status], int]:
         """How many messages are in each (channel, status), first reported since ``since_ms``."""
-        where, params = (
-            (f"WHERE {self._first_since(since_ms)}", (since_ms,))
-            if since_ms is not None
-            else ("", ())
-        )
+        where, params = self._where_first_since(since_ms)
         rows = self._read(
             self._sql(
                 f"SELECT channel, status, COUNT(*) FROM ds_messages {where} "
