@@ -31,10 +31,11 @@ LAYERS: list[set[str]] = [
     {"_trend"},
     {"cli", "web", "postgres", "forward", "testing", "pytest_plugin", "__init__"},
 ]
-#: Inside ``stores``: protocol and hooks, unit of work and row encodings, the memory store
-#: and the SQL stores' parts (feeds included), the drivers, then the package.
+#: Inside ``stores``: protocol, hooks and the message table's columns, unit of work and row
+#: encodings, the memory store and the SQL stores' parts (feeds included), the drivers,
+#: then the package.
 STORE_LAYERS: list[set[str]] = [
-    {"_protocol", "_hooks", "_names"},
+    {"_protocol", "_hooks", "_names", "_columns"},
     {"_work", "_rows"},
     {"_memfeed", "_sqlbase"},
     {"_memory", "_sqlread", "_retention", "_sqlfeed", "_sqlintake", "_sqlrows"},
