@@ -50,10 +50,10 @@ INNER: dict[str, list[set[str]]] = {
         {"_parse"},
         {"__init__"},
     ],
-    #: Protocol and hooks, unit of work and row encodings, the memory store and the SQL
-    #: stores' parts (feeds included), the drivers, then the package.
+    #: Protocol, hooks and the message table's columns, unit of work and row encodings, the
+    #: memory store and the SQL stores' parts (feeds included), the drivers, then the package.
     "stores": [
-        {"_protocol", "_hooks", "_names"},
+        {"_protocol", "_hooks", "_names", "_columns"},
         {"_work", "_rows"},
         {"_memfeed", "_sqlbase"},
         {"_memory", "_sqlread", "_retention", "_sqlfeed", "_sqlintake", "_sqlrows"},

@@ -28,6 +28,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ._columns import COLUMN, KEY, WRITTEN
 from ._pgfeed import append_changes
 from ._rows import LOCKED_COLUMNS
 from ._sqlbase import Row, Writes
@@ -54,13 +55,23 @@ _LOCK_ROWS = (
     f"SELECT {LOCKED_COLUMNS} FROM ds_messages WHERE message_id IN "
     "(SELECT jsonb_array_elements_text(%s::jsonb)) ORDER BY message_id FOR UPDATE"
 )
+#: How ``_UPDATE`` reads a value of each PostgreSQL type from its JSON text (``_json``).
+_FROM_JSON = {
+    "TEXT": "{}",
+    "SMALLINT": "({})::smallint",
+    "BIGINT": "({})::bigint",
+    "BYTEA": "decode({}, 'hex')",
+}
+# Every column a batch writes, by its place in the written row (``_columns.WRITTEN``).
 _UPDATE = (
-    "UPDATE ds_messages AS m SET status = (v->>1)::smallint, timestamp_ms = (v->>2)::bigint, "
-    "precedence = (v->>3)::bigint, channel = v->>4, client_message_id = v->>5, "
-    "local = (v->>6)::smallint, deadline_ms = (v->>7)::bigint, due_ms = (v->>8)::bigint, "
-    "first_ms = (v->>9)::bigint, delivered_ms = (v->>10)::bigint, read_ms = (v->>11)::bigint, "
-    "reports = decode(v->>12, 'hex') FROM jsonb_array_elements(%s::jsonb) AS v "
-    "WHERE m.message_id = v->>0"
+    "UPDATE ds_messages AS m SET "
+    + ", ".join(
+        f"{name} = {_FROM_JSON[COLUMN[name].postgres].format(f'v->>{at}')}"
+        for at, name in enumerate(WRITTEN)
+        if name != KEY
+    )
+    + " FROM jsonb_array_elements(%s::jsonb) AS v "
+    + f"WHERE m.{KEY} = v->>{WRITTEN.index(KEY)}"
 )
 _DROP_EMPTY = (
     "DELETE FROM ds_messages WHERE message_id IN "

@@ -7,6 +7,7 @@ SQLite store's schema is in ``_sqlite``, beside its smaller driver.
 from __future__ import annotations
 
 from ..rules._catalog import Status
+from ._columns import create_messages
 from ._rows import MILESTONE_REPORTS
 from ._sqlbase import COUNTS_FROM_MESSAGES, LIST_INDEXES, Migration, rekey_previous_tables
 
@@ -39,22 +40,8 @@ _COUNTS_TABLE = """CREATE TABLE ds_counts (
 TABLES: tuple[str, ...] = (
     # room on each page lets PostgreSQL update a state in place (a HOT update, which
     # touches no index); rows are appended as messages are first heard of, so recent
-    # messages share pages; ``reports`` names the message's history rows (see ``_rows``)
-    """CREATE TABLE ds_messages (
-        message_id TEXT PRIMARY KEY,
-        status SMALLINT NOT NULL,
-        timestamp_ms BIGINT NOT NULL,
-        precedence BIGINT,
-        channel TEXT,
-        client_message_id TEXT,
-        reports BYTEA,
-        local SMALLINT NOT NULL DEFAULT 0,
-        deadline_ms BIGINT,
-        due_ms BIGINT,
-        first_ms BIGINT,
-        delivered_ms BIGINT,
-        read_ms BIGINT
-    ) WITH (fillfactor = 70)""",
+    # messages share pages (its columns: ``_columns.MESSAGES``)
+    create_messages("postgres", "WITH (fillfactor = 70)"),
     *LIST_INDEXES,
     # appended in arrival order; its key is the only index it needs
     """CREATE TABLE ds_history (

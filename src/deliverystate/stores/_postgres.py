@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import StoreUnavailable
 from ..rules._events import StatusEvent
+from ._columns import COLUMN, KEY, LOCKED_MESSAGE_ID, LOCKED_STATUS, WRITTEN, column_list
 from ._names import redact
 from ._pgarrays import ARRAYS_UP_TO, lock_and_load, write_arrays
 from ._pgfeed import COPY_FROM, PostgresFeed, append_changes
@@ -68,15 +69,20 @@ _ROW_REFUSALS = frozenset({"22", "23", "54"})
 
 # Per-connection scratch tables: a batch's ids and changed rows go in with COPY
 # (far cheaper than binding arrays of thousands of values) and are emptied at
-# commit.  ``ARRAY(SELECT ...)`` keeps the planner on the primary key index.
+# commit.  ``ARRAY(SELECT ...)`` keeps the planner on the primary key index.  A
+# table's name changes with its columns: a session a pooler keeps across clients
+# may hold a table an older release made.  The rows' table has every column of
+# ``ds_messages``, in the order a batch writes them, each NOT NULL where the table's is.
+_BATCH_ROWS = "ds_batch_rows_v8"
 _SCRATCH = (
     "CREATE TEMP TABLE IF NOT EXISTS ds_batch_ids_v6 (id TEXT NOT NULL, first BIGINT, "
     "client TEXT) ON COMMIT DELETE ROWS",
-    "CREATE TEMP TABLE IF NOT EXISTS ds_batch_rows_v6 (message_id TEXT NOT NULL, "
-    "status SMALLINT NOT NULL, ts BIGINT NOT NULL, precedence BIGINT, channel TEXT, "
-    "client TEXT, local SMALLINT NOT NULL, deadline BIGINT, due BIGINT, first BIGINT, "
-    "delivered BIGINT, read BIGINT, reports BYTEA) "
-    "ON COMMIT DELETE ROWS",
+    f"CREATE TEMP TABLE IF NOT EXISTS {_BATCH_ROWS} ("
+    + ", ".join(
+        f"{c.name} {c.postgres}{' NOT NULL' if c.key or c.not_null else ''}"
+        for c in (COLUMN[name] for name in WRITTEN)
+    )
+    + ") ON COMMIT DELETE ROWS",
 )
 _COPY_IDS = "COPY ds_batch_ids_v6 (id, first, client) FROM STDIN"
 _BATCH_IDS = "ARRAY(SELECT id FROM ds_batch_ids_v6)"
@@ -93,19 +99,14 @@ _LOCK_ROWS = (
     f"SELECT {LOCKED_COLUMNS} FROM ds_messages "
     f"WHERE message_id = ANY({_BATCH_IDS}) ORDER BY message_id FOR UPDATE"
 )
-_COPY_ROWS = (
-    "COPY ds_batch_rows_v6 (message_id, status, ts, precedence, channel, client, local, "
-    "deadline, due, first, delivered, read, reports) FROM STDIN"
-)
+_COPY_ROWS = f"COPY {_BATCH_ROWS} ({column_list(WRITTEN)}) FROM STDIN"
 # The rows to update are found through the primary key whatever the statistics say:
 # the scratch table is never analyzed, and right after a backfill ds_messages' own
 # statistics may say it is empty; a hash join then scanned the whole table per batch.
 _UPDATE = (
-    "UPDATE ds_messages AS m SET status = v.status, timestamp_ms = v.ts, "
-    "precedence = v.precedence, channel = v.channel, client_message_id = v.client, "
-    "local = v.local, deadline_ms = v.deadline, due_ms = v.due, first_ms = v.first, "
-    "delivered_ms = v.delivered, read_ms = v.read, reports = v.reports "
-    "FROM ds_batch_rows_v6 AS v WHERE m.message_id = v.message_id"
+    "UPDATE ds_messages AS m SET "
+    + ", ".join(f"{name} = v.{name}" for name in WRITTEN if name != KEY)
+    + f" FROM {_BATCH_ROWS} AS v WHERE m.{KEY} = v.{KEY}"
 )
 _COPY_HISTORY = (
     "COPY ds_history (arrival, message_id, status, timestamp_ms, channel, client_message_id, "
@@ -395,19 +396,19 @@ class PostgresStore(PostgresFeed, SQLStore):
             )
             self._new_rows += created
             self._drawn_arrivals.numbers = numbers
-            return {row[0]: row for row in rows if row[1] != 0}
+            return {row[LOCKED_MESSAGE_ID]: row for row in rows if row[LOCKED_STATUS] != 0}
         with cursor.copy(_COPY_IDS) as copy:
             for message_id in ids:
                 copy.write_row((message_id, first.get(message_id), client.get(message_id)))
         cursor.execute(_CREATE_ROWS)
         self._new_rows += max(cursor.rowcount, 0)
         cursor.execute(_LOCK_ROWS, binary=True)
-        return {row[0]: row for row in cursor.fetchall() if row[1] != 0}
+        return {row[LOCKED_MESSAGE_ID]: row for row in cursor.fetchall() if row[LOCKED_STATUS] != 0}
 
     def _fresh_batch(self, cursor: psycopg.Cursor[Any]) -> None:
         """Empty the scratch tables: a second batch in one transaction must not meet the first's."""
         cursor.execute("DELETE FROM ds_batch_ids_v6")
-        cursor.execute("DELETE FROM ds_batch_rows_v6")
+        cursor.execute(f"DELETE FROM {_BATCH_ROWS}")
 
     def _select_for_update(self, cursor: psycopg.Cursor[Any], ids: Sequence[str]) -> list[Row]:
         cursor.execute(

@@ -29,6 +29,7 @@ from typing import Any
 from ..rules._catalog import Status
 from ..rules._reconcile import Outcome
 from ..rules._records import SETTLED, Archived, HistoryEntry, Keep
+from ._columns import LOCKED_LOCAL, LOCKED_MESSAGE_ID, LOCKED_REPORTS, LOCKED_STATUS
 from ._rows import (
     HISTORY_COLUMNS,
     event_from_row,
@@ -74,12 +75,12 @@ class SQLRetention(SQLBase):
                 doomed = [
                     row
                     for row in self._select_for_update(cursor, sorted(message_ids))
-                    if Status.from_code(row[1]) in SETTLED
-                    and max(report_times(row[7]), default=0) < before_ms
+                    if Status.from_code(row[LOCKED_STATUS]) in SETTLED
+                    and max(report_times(row[LOCKED_REPORTS]), default=0) < before_ms
                 ]
                 if not doomed:
                     return 0
-                arrivals = [a for row in doomed for a in report_arrivals(row[7])]
+                arrivals = [a for row in doomed for a in report_arrivals(row[LOCKED_REPORTS])]
                 if keep is not None:
                     keep(self._archived(cursor, doomed, arrivals))
                 if arrivals:
@@ -88,9 +89,9 @@ class SQLRetention(SQLBase):
                     )
                 cursor.executemany(
                     self._sql("DELETE FROM ds_messages WHERE message_id = ?"),
-                    [(row[0],) for row in doomed],
+                    [(row[LOCKED_MESSAGE_ID],) for row in doomed],
                 )
-                moves = count_moves([(row[1], row[5]) for row in doomed], ())
+                moves = count_moves([(row[LOCKED_STATUS], row[LOCKED_LOCAL]) for row in doomed], ())
                 self._add_counts(cursor, moves)  # last: see ``_sqlbase.ADD_COUNTS``
             return len(doomed)
 
@@ -109,4 +110,7 @@ class SQLRetention(SQLBase):
             for row in cursor.fetchall():
                 event = event_from_row(row)
                 entries.setdefault(row[0], []).append(HistoryEntry(event, Outcome(row[5]), row[6]))
-        return [Archived(state_from_row(row), tuple(entries.get(row[0], ()))) for row in doomed]
+        return [
+            Archived(state_from_row(row), tuple(entries.get(row[LOCKED_MESSAGE_ID], ())))
+            for row in doomed
+        ]

@@ -32,6 +32,18 @@ from typing import Any
 from ..rules._catalog import Origin, Status
 from ..rules._events import MessageState, StatusEvent
 from ..rules._reconcile import fingerprint_time
+from ._columns import (
+    LOCKED,
+    STATE,
+    STATE_CHANNEL,
+    STATE_CLIENT_MESSAGE_ID,
+    STATE_DEADLINE_MS,
+    STATE_LOCAL,
+    STATE_MESSAGE_ID,
+    STATE_STATUS,
+    STATE_TIMESTAMP_MS,
+    column_list,
+)
 
 __all__ = [
     "HISTORY_COLUMNS",
@@ -54,23 +66,22 @@ __all__ = [
 _PAIR = struct.Struct(">qq")
 
 
-#: The columns :func:`state_from_row` reads, in its order (the reports blob may follow).
-STATE_COLUMNS = "message_id, status, timestamp_ms, channel, client_message_id, local, deadline_ms"
-#: The columns a batch reads of the rows it locks: the state's, the reports blob, and the
-#: times of the first report, the first delivery and the first read (see ``Milestones``).
-LOCKED_COLUMNS = f"{STATE_COLUMNS}, reports, first_ms, delivered_ms, read_ms"
+#: The columns :func:`state_from_row` reads, in its order (``_columns.STATE``).
+STATE_COLUMNS = column_list(STATE)
+#: The columns a batch reads of the rows it locks (``_columns.LOCKED``): a state first.
+LOCKED_COLUMNS = column_list(LOCKED)
 
 
 def state_from_row(row: tuple[Any, ...]) -> MessageState:
-    """A state from the :data:`STATE_COLUMNS` of a message row."""
+    """A state from the :data:`STATE_COLUMNS` a row starts with (a locked row's do too)."""
     return MessageState(
-        row[0],
-        Status.from_code(row[1]),
-        row[2],
-        row[3],
-        row[4],
-        Origin.LOCAL if row[5] else Origin.CLICKATELL,
-        row[6],
+        row[STATE_MESSAGE_ID],
+        Status.from_code(row[STATE_STATUS]),
+        row[STATE_TIMESTAMP_MS],
+        row[STATE_CHANNEL],
+        row[STATE_CLIENT_MESSAGE_ID],
+        Origin.LOCAL if row[STATE_LOCAL] else Origin.CLICKATELL,
+        row[STATE_DEADLINE_MS],
     )
 
 

@@ -37,6 +37,7 @@ from ..rules._events import Change, MessageState, StatusEvent
 from ..rules._policy import Policy
 from ..rules._reconcile import Decision
 from ..rules._records import Summary
+from ._columns import LOCKED_REPORTS
 from ._hooks import ChangeHook, Hooks
 from ._retention import SQLRetention
 from ._rows import (
@@ -77,8 +78,6 @@ SCHEMA_VERSION = 8
 HEARTBEAT = "heartbeat"
 
 T = TypeVar("T")
-# where a locked row (``_rows.LOCKED_COLUMNS``) keeps its reports blob
-_REPORTS_AT = 7
 
 
 class SQLStore(SQLIntake, SQLReads, SQLRetention, SQLFeed):
@@ -205,7 +204,7 @@ class SQLStore(SQLIntake, SQLReads, SQLRetention, SQLFeed):
         states = {m: state_from_row(row) for m, row in loaded.items()}
         records = {m: record_of(s, policy) for m, s in states.items()}
         clients = {m: s.client_message_id for m, s in states.items() if s.client_message_id}
-        seen = {m: fingerprints(row[_REPORTS_AT]) for m, row in loaded.items()}
+        seen = {m: fingerprints(row[LOCKED_REPORTS]) for m, row in loaded.items()}
         deadlines = {m: s.deadline_ms for m, s in states.items() if s.deadline_ms is not None}
         had_client = set(clients)  # the batch learns into ``clients``
         batch = Batch(records, clients, seen, policy, feed=self.feed, deadlines=deadlines)

@@ -45,9 +45,9 @@ Row = tuple[Any, ...]
 T = TypeVar("T")
 #: One step of a schema migration: SQL text, or a function given the cursor.
 Migration = str | Callable[[Any], None]
-#: A message row as written: id, status, timestamp, precedence, channel, client id,
-#: local, deadline, due (see ``_work.StateRow``), the times of its first report, first
-#: delivery and first read (``Milestones``), reports.
+#: A message row as written, in the order of ``_columns.WRITTEN``: id, status, timestamp,
+#: precedence, channel, client id, local, deadline, due (``_work.StateRow``), the times
+#: of its first report, first delivery and first read (``Milestones``), reports.
 MessageRow = tuple[
     str,
     int,

@@ -23,6 +23,7 @@ from ..rules._catalog import Status
 from ..rules._events import StatusEvent
 from ..rules._reconcile import fingerprint
 from ..rules._records import Keep
+from ._columns import KEY, LOCKED_MESSAGE_ID, WRITTEN, column_list, create_messages, placeholders
 from ._rows import LOCKED_COLUMNS, MILESTONE_REPORTS, pack_reports, report_times
 from ._sql import SQLStore
 from ._sqlbase import (
@@ -50,22 +51,8 @@ _COUNTS_TABLE = """CREATE TABLE ds_counts (
 ) WITHOUT ROWID"""
 
 TABLES: tuple[str, ...] = (
-    # clustered by message id; ``reports`` names the message's history rows (see ``_rows``)
-    """CREATE TABLE ds_messages (
-        message_id TEXT PRIMARY KEY,
-        status INTEGER NOT NULL,
-        timestamp_ms INTEGER NOT NULL,
-        precedence INTEGER,
-        channel TEXT,
-        client_message_id TEXT,
-        reports BLOB,
-        local INTEGER NOT NULL DEFAULT 0,
-        deadline_ms INTEGER,
-        due_ms INTEGER,
-        first_ms INTEGER,
-        delivered_ms INTEGER,
-        read_ms INTEGER
-    ) WITHOUT ROWID""",
+    # clustered by message id (its columns: ``_columns.MESSAGES``)
+    create_messages("sqlite", "WITHOUT ROWID"),
     *LIST_INDEXES,
     # appended in arrival order; AUTOINCREMENT: an arrival number is never handed out twice
     """CREATE TABLE ds_history (
@@ -226,17 +213,15 @@ MIGRATIONS: dict[int, tuple[Migration, ...]] = {
     7: (),
 }
 
-# An existing row keeps its client id and first report's time here: SQLite rewrites the
-# index entries of every column an UPDATE assigns, changed or not (measured: +65 % on a
-# raw upsert), so the few rows where they do change are written apart (``_LEARNED``).
+# Every column, as a batch writes them (``_columns.WRITTEN``).  An existing row keeps its
+# client id and first report's time here: SQLite rewrites the index entries of every
+# column an UPDATE assigns, changed or not (measured: +65 % on a raw upsert), so the few
+# rows where they do change are written apart (``_LEARNED``).
+_WRITTEN_APART = ("client_message_id", "first_ms")
 _UPSERT = (
-    "INSERT INTO ds_messages (message_id, status, timestamp_ms, precedence, channel, "
-    "client_message_id, local, deadline_ms, due_ms, first_ms, delivered_ms, read_ms, reports) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) "
-    "DO UPDATE SET status = excluded.status, timestamp_ms = excluded.timestamp_ms, "
-    "precedence = excluded.precedence, channel = excluded.channel, local = excluded.local, "
-    "deadline_ms = excluded.deadline_ms, due_ms = excluded.due_ms, "
-    "delivered_ms = excluded.delivered_ms, read_ms = excluded.read_ms, reports = excluded.reports"
+    f"INSERT INTO ds_messages ({column_list(WRITTEN)}) VALUES ({placeholders(len(WRITTEN))}) "
+    f"ON CONFLICT ({KEY}) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in WRITTEN if c not in (KEY, *_WRITTEN_APART))
 )
 #: Fewer messages in a window than this are always read through the first-report index.
 _SCAN_FROM = 10_000
@@ -438,7 +423,7 @@ class SQLiteStore(SQLStore):
         self, cursor: sqlite3.Cursor, ids: list[str], events: Sequence[StatusEvent]
     ) -> dict[str, Row]:
         # BEGIN IMMEDIATE already holds the database's write lock
-        return {row[0]: row for row in self._select_for_update(cursor, ids)}
+        return {row[LOCKED_MESSAGE_ID]: row for row in self._select_for_update(cursor, ids)}
 
     def _select_for_update(self, cursor: sqlite3.Cursor, ids: Sequence[str]) -> list[Row]:
         # BEGIN IMMEDIATE already holds the database's write lock

@@ -8,6 +8,7 @@ from ..rules._catalog import Status
 from ..rules._events import MessageState, id_problem
 from ..rules._reconcile import Outcome
 from ..rules._records import HistoryEntry, Listed, MessageQuery, Milestones
+from ._columns import LISTED, LISTED_FIRST_MS, column_list
 from ._rows import (
     HISTORY_COLUMNS,
     STATE_COLUMNS,
@@ -18,6 +19,9 @@ from ._rows import (
 from ._sqlbase import SQLBase
 
 __all__ = ["SQLReads"]
+
+#: What the message list reads of each message (``_columns.LISTED``).
+_LISTED = column_list(LISTED)
 
 
 class SQLReads(SQLBase):
@@ -166,12 +170,12 @@ class SQLReads(SQLBase):
             params.extend(before)
         rows = self._read(
             self._sql(
-                f"SELECT {STATE_COLUMNS}, first_ms FROM ds_messages WHERE {' AND '.join(where)} "
+                f"SELECT {_LISTED} FROM ds_messages WHERE {' AND '.join(where)} "
                 "ORDER BY first_ms DESC, message_id DESC LIMIT ?"
             ),
             (*params, limit),
         )
-        return [Listed(int(row[7]), state_from_row(row)) for row in rows]
+        return [Listed(int(row[LISTED_FIRST_MS]), state_from_row(row)) for row in rows]
 
     def count_overdue(self, now_ms: int) -> int:
         """How many messages are due by ``now_ms`` (the partial index alone answers)."""

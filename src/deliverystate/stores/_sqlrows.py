@@ -16,6 +16,20 @@ from typing import Any
 from ..rules._catalog import Origin, Status
 from ..rules._events import StatusEvent
 from ..rules._reconcile import FINGERPRINT_SHIFT, Outcome
+from ._columns import (
+    LOCKED_DELIVERED_MS,
+    LOCKED_FIRST_MS,
+    LOCKED_LOCAL,
+    LOCKED_READ_MS,
+    LOCKED_REPORTS,
+    LOCKED_STATUS,
+    LOCKED_TIMESTAMP_MS,
+    WRITTEN_CLIENT_MESSAGE_ID,
+    WRITTEN_LOCAL,
+    WRITTEN_MESSAGE_ID,
+    WRITTEN_STATUS,
+    WRITTEN_TIMESTAMP_MS,
+)
 from ._rows import pack_flat, report_times
 from ._sqlbase import HistoryRow, MessageRow, Row, count_moves
 from ._work import StateRow
@@ -25,8 +39,6 @@ __all__ = ["append_rows", "grouped_insert", "history_rows", "message_rows"]
 _CLICKATELL = Origin.CLICKATELL
 # an enum's ``.value`` is a descriptor call: a dictionary lookup is a fifth of its cost
 _OUTCOME_VALUE = {outcome: outcome.value for outcome in Outcome}
-# where a locked row (``_rows.LOCKED_COLUMNS``) keeps its reports blob and milestones
-_REPORTS_AT, _FIRST_AT, _DELIVERED_AT, _READ_AT = 7, 8, 9, 10
 #: The reports that are milestones (``Milestones``): a READ is a delivery too.
 _DELIVERY_CODES = (int(Status.DEVICE_ACK), int(Status.READ))
 _READ_CODE = int(Status.READ)
@@ -42,8 +54,10 @@ def _earlier(kept: int | None, new: int | None) -> int | None:
 
 def _first_ms(row: Row) -> int:
     """A locked row's first report time: its column, or (never expected) from its reports."""
-    first = row[_FIRST_AT]
-    return int(first) if first is not None else min(report_times(row[_REPORTS_AT]), default=row[2])
+    first = row[LOCKED_FIRST_MS]
+    if first is not None:
+        return int(first)
+    return min(report_times(row[LOCKED_REPORTS]), default=row[LOCKED_TIMESTAMP_MS])
 
 
 #: What a batch's reports add to one message: [earliest time, earliest accepted delivery
@@ -105,37 +119,41 @@ def message_rows(
     news: dict[str, _News],
     had_client: set[str],
 ) -> tuple[list[MessageRow], list[tuple[str | None, int, str]], list[tuple[int, int, int]]]:
-    """The message rows to write (milestones and reports blob added), ``learned``, count moves."""
+    """The message rows to write (milestones and reports blob added), ``learned``, count moves.
+
+    ``state_rows`` are what the batch computed (``_columns.COMPUTED``), ``loaded``
+    the rows it locked (``_columns.LOCKED``); the rows made are ``_columns.WRITTEN``.
+    """
     rows: list[MessageRow] = []
     learned: list[tuple[str | None, int, str]] = []
     left: list[tuple[int, int]] = []  # the (status, local) keys of ``ds_counts`` rows leave
     joined: list[tuple[int, int]] = []  # ... and join
     old_of, new_of = loaded.get, news.get
     for row in state_rows:
-        message_id = row[0]
+        message_id = row[WRITTEN_MESSAGE_ID]
         old, new = old_of(message_id), new_of(message_id)
         if old is None:
-            joined.append((row[1], row[6]))
-            first = row[2]
+            joined.append((row[WRITTEN_STATUS], row[WRITTEN_LOCAL]))
+            first = row[WRITTEN_TIMESTAMP_MS]
             if new is None:
                 rows.append((*row, first, None, None, b""))
                 continue
             rows.append((*row, min(first, new[0]), new[1], new[2], pack_flat(new, 3)))
             continue
-        if old[1] != row[1] or old[5] != row[6]:
-            joined.append((row[1], row[6]))
-            left.append((old[1], old[5]))
+        if old[LOCKED_STATUS] != row[WRITTEN_STATUS] or old[LOCKED_LOCAL] != row[WRITTEN_LOCAL]:
+            joined.append((row[WRITTEN_STATUS], row[WRITTEN_LOCAL]))
+            left.append((old[LOCKED_STATUS], old[LOCKED_LOCAL]))
         first = _first_ms(old)
-        blob = old[_REPORTS_AT]
+        blob = old[LOCKED_REPORTS]
         blob = bytes(blob) if blob else b""
-        delivered, read = old[_DELIVERED_AT], old[_READ_AT]
+        delivered, read = old[LOCKED_DELIVERED_MS], old[LOCKED_READ_MS]
         new_first = first
         if new is not None:
             if new[0] < first:
                 new_first = new[0]
             blob += pack_flat(new, 3)
             delivered, read = _earlier(delivered, new[1]), _earlier(read, new[2])
-        client = row[5]
+        client = row[WRITTEN_CLIENT_MESSAGE_ID]
         if new_first != first or (client is not None and message_id not in had_client):
             learned.append((client, new_first, message_id))
         rows.append((*row, new_first, delivered, read, blob))

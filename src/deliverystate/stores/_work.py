@@ -95,9 +95,10 @@ def change_of(seq: int, entry: FeedEntry) -> Change:
 
 #: flags << 56 | precedence key: a message's state, compactly (see the module docstring).
 Record = int
-#: A message's state as a table row: id, code, timestamp, precedence, channel, client
-#: id, whether the winning report is local, deadline, and ``due``: the deadline while
-#: a sweep past it has something to do (``MessageState.is_due``), else None.
+#: A message's state as a table row, in the order of ``_columns.COMPUTED``: id,
+#: code, timestamp, precedence, channel, client id, whether the winning report is local,
+#: deadline, and ``due``: the deadline while a sweep past it has something to do
+#: (``MessageState.is_due``), else None.
 StateRow = tuple[str, int, int, int, str | None, str | None, int, int | None, int | None]
 
 _FLAG_SHIFT = 56
