@@ -24,10 +24,10 @@ from deliverystate.callbacks import (
 )
 from deliverystate.callbacks import _decode as json_module
 from deliverystate.callbacks import _parse as callbacks_module
-from deliverystate.callbacks._archive import archive_line
 from deliverystate.rules import Origin
 from deliverystate.simulate import callback_body, simulate_lines
 from deliverystate.testing import callback_bodies, events, invalid_callback_bodies
+from deliverystate.tracking._wire import archive_line
 
 from .real_bodies import BODIES, RealBody
 from .strategies import callback_variants, json_values, mutated_callbacks

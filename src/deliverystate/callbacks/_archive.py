@@ -1,8 +1,9 @@
-"""Archive lines: a pruned message, its state and every report, as one JSON line.
+"""Archive lines read back: a pruned message, its state and every report, as one JSON line.
 
 Theory of operation
 -------------------
-Retention (``Tracker.prune``) writes each message it removes as one line::
+Retention (``Tracker.prune``) writes each message it removes as one line
+(``tracking._wire.archive_line``; this module reads it)::
 
     {"deliverystate": "archive", "version": 1, "message_id": "...",
      "state": {"status": "READ", "status_code": 6, "timestamp": "...Z",
@@ -35,56 +36,19 @@ status.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from ..errors import InvalidCallback
 from ..rules._catalog import Origin, Status
-from ..rules._events import MessageState, StatusEvent
-from ..rules._time import iso
+from ..rules._events import StatusEvent
 
-__all__ = ["ARCHIVE_KEY", "archive_line", "archived_events", "is_archive"]
+__all__ = ["ARCHIVE_KEY", "ARCHIVE_VERSION", "archived_events", "is_archive"]
 
 #: The key that marks an archive line, with the value ``"archive"``.
 ARCHIVE_KEY = "deliverystate"
-_VERSION = 1
-
-
-def archive_line(state: MessageState, history: Iterable[tuple[StatusEvent, str, int]]) -> str:
-    """One archive line: ``state`` and its ``(event, outcome, arrival)`` history."""
-    return json.dumps(
-        {
-            ARCHIVE_KEY: "archive",
-            "version": _VERSION,
-            "message_id": state.message_id,
-            "state": {
-                "status": state.status.name,
-                "status_code": int(state.status),
-                "timestamp": iso(state.timestamp_ms),
-                "timestamp_ms": state.timestamp_ms,
-                "channel": state.channel,
-                "client_message_id": state.client_message_id,
-                "origin": state.origin.value,
-                "deadline_ms": state.deadline_ms,
-            },
-            "history": [
-                {
-                    "status": event.status.name,
-                    "status_code": int(event.status),
-                    "timestamp": iso(event.timestamp_ms),
-                    "timestamp_ms": event.timestamp_ms,
-                    "channel": event.channel,
-                    "client_message_id": event.client_message_id,
-                    "origin": event.origin.value,
-                    "outcome": outcome,
-                    "arrival": arrival,
-                }
-                for event, outcome, arrival in history
-            ],
-        },
-        ensure_ascii=False,
-    )
+#: The version of the line this module reads and ``tracking._wire.archive_line`` writes.
+ARCHIVE_VERSION = 1
 
 
 def _learned(message_id: str, state: object, events: list[StatusEvent]) -> list[StatusEvent]:
@@ -132,7 +96,7 @@ def archived_events(
     The registration (the first local QUEUED with the message's deadline) is
     empty for a message that had no deadline.
     """
-    if body.get("version") != _VERSION:
+    if body.get("version") != ARCHIVE_VERSION:
         raise InvalidCallback("version", f"archive version {body.get('version')!r} is not 1")
     message_id = body.get("message_id")
     history = body.get("history")

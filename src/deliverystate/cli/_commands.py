@@ -20,6 +20,7 @@ from rich.progress import BarColumn, Progress, TextColumn
 from ..diagrams import diagram_markdown, lifecycle_dot, lifecycle_mermaid, render_svg
 from ..rules._catalog import Category, Status
 from ..rules._records import MessageQuery
+from ..rules._time import iso_datetime
 from ..simulate import simulate_lines
 from ..stores import store_name
 from ..tracking._stats import delivery_stats, feed_status
@@ -319,7 +320,7 @@ def prune(db: str, before: str, archive_path: str | None, dry_run: bool, as_json
     verb = "would remove" if dry_run else "removed"
     if as_json:
         emit_json(
-            {"db": store_name(tracker.store), "before": moment.isoformat(), "dry_run": dry_run}
+            {"db": store_name(tracker.store), "before": iso_datetime(moment), "dry_run": dry_run}
             | {"removed": removed}
             | {"tracked_before": total, "archive": archive_path}
         )
@@ -327,7 +328,7 @@ def prune(db: str, before: str, archive_path: str | None, dry_run: bool, as_json
     where = f"; archived to {archive_path}" if archive_path and not dry_run and removed else ""
     out.print(
         f"{verb} {removed:,} of {total:,} messages (settled, last report before "
-        f"{moment.isoformat()}){where}"
+        f"{iso_datetime(moment)}){where}"
     )
 
 

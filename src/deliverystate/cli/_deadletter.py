@@ -14,15 +14,16 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
 
 import click
 from click.core import ParameterSource
 
 from ..rules._events import MAX_SEQ
 from ..rules._records import DeadLetter
+from ..rules._time import iso_datetime
 from ..stores import store_name
 from ..tracking._replay import reason_of
+from ..tracking._wire import dead_letter_json, retry_json
 from . import _tables
 from ._options import db_option, emit_json, err, json_option, open_tracker, out, parse_moment
 
@@ -30,15 +31,6 @@ __all__ = ["dead_letter"]
 
 #: Payloads longer than this are cut in the list (``show`` prints them whole).
 _LISTED_PAYLOAD = 120
-
-
-def _letter_json(letter: DeadLetter) -> dict[str, Any]:
-    return {
-        "id": letter.id,
-        "received_at": letter.received_at.isoformat(),
-        "error": letter.error,
-        "payload": letter.payload,
-    }
 
 
 def _target(ctx: click.Context, db: str, as_json: bool) -> tuple[str, bool]:
@@ -79,7 +71,7 @@ def _list(db: str, as_json: bool, limit: int | None = None, by_reason: bool = Fa
         _reasons(letters, store_name(store), as_json)
         return
     if as_json:
-        emit_json([_letter_json(letter) for letter in letters])
+        emit_json([dead_letter_json(letter) for letter in letters])
         return
     out.print(_tables.dead_letter_table(letters, store_name(store), _LISTED_PAYLOAD))
     if any(len(letter.payload) > _LISTED_PAYLOAD for letter in letters):
@@ -168,12 +160,7 @@ def retry(ctx: click.Context, db: str, as_json: bool) -> None:
       deliverystate dead-letter retry --db state.sqlite3
     """
     db, as_json = _target(ctx, db, as_json)
-    report = open_tracker(db, must_exist=True).retry_dead_letters()
-    counts = {
-        "applied": report.applied,
-        "events": len(report.decisions),
-        "still_invalid": report.still_invalid,
-    }
+    counts = retry_json(open_tracker(db, must_exist=True).retry_dead_letters())
     if as_json:
         emit_json(counts)
         return
@@ -199,10 +186,10 @@ def show(ctx: click.Context, letter_id: int, db: str, as_json: bool) -> None:
     tracker = open_tracker(db, read_only=True)
     (letter,) = _find(tracker.dead_letters(), [letter_id], store_name(tracker.store))
     if as_json:
-        emit_json(_letter_json(letter))
+        emit_json(dead_letter_json(letter))
         return
     # click.echo, not rich: the payload must come out unwrapped and untouched
-    click.echo(f"dead letter {letter.id}, received {letter.received_at.isoformat()}")
+    click.echo(f"dead letter {letter.id}, received {iso_datetime(letter.received_at)}")
     click.echo(f"error: {letter.error}")
     click.echo(f"payload ({len(letter.payload):,} characters):")
     click.echo(letter.payload)

@@ -11,8 +11,10 @@ import click
 
 from ..rules._catalog import CHANNELS
 from ..rules._records import Summary
+from ..rules._time import iso_datetime
 from ..stores import store_name
 from ..tracking._deadlines import Send
+from ..tracking._wire import register_json, sweep_json
 from ._feed import parse_duration
 from ._options import db_option, emit_json, err, json_option, open_tracker, out, parse_moment
 
@@ -92,21 +94,7 @@ def register(file: IO[str], db: str, windows: tuple[str, ...], as_json: bool) ->
     while batch := [send for _, send in zip(range(REGISTER_BATCH), sends, strict=False)]:
         total += tracker.register_many(batch)
     if as_json:
-        emit_json(
-            {
-                "db": store_name(tracker.store),
-                "registered": total.total,
-                "applied": total.applied,
-                "stale": total.stale,
-                "duplicate": total.duplicate,
-                "rejected": total.rejected,
-                "rejections": [
-                    {"message_id": d.event.message_id, "reason": d.reason} for d in total.rejections
-                ],
-                "invalid": len(errors),
-                "errors": [{"line": n, "error": e} for n, e in errors],
-            }
-        )
+        emit_json(register_json(store_name(tracker.store), total, errors))
     else:
         out.print(f"registered {total.total:,} sends ({_outcomes(total)})")
         for decision in total.rejections[:_SHOWN_ERRORS]:
@@ -137,11 +125,11 @@ def sweep(db: str, now: str | None, as_json: bool) -> None:
     moment = None if now is None else parse_moment(now, "--now")
     tracker = open_tracker(db, must_exist=True)
     summary = tracker.sweep(moment)
-    when = (moment or datetime.now(timezone.utc)).isoformat()
+    when = moment or datetime.now(timezone.utc)
     if as_json:
-        emit_json(
-            {"db": store_name(tracker.store), "now": when, "expired": summary.applied}
-            | {"stale": summary.stale, "duplicate": summary.duplicate}
-        )
+        emit_json(sweep_json(store_name(tracker.store), when, summary))
         return
-    out.print(f"expired {summary.applied:,} overdue messages as of {when} ({_outcomes(summary)})")
+    out.print(
+        f"expired {summary.applied:,} overdue messages as of {iso_datetime(when)} "
+        f"({_outcomes(summary)})"
+    )

@@ -16,7 +16,7 @@ from ..rules._catalog import Kind, Origin, Status
 from ..rules._events import MessageState
 from ..rules._reconcile import Outcome
 from ..rules._records import DeadLetter, HistoryEntry
-from ..rules._time import duration, iso, table_time
+from ..rules._time import duration, iso, ms_from_datetime, table_time
 from ..tracking._replay import ReplayResult
 from ..tracking._stats import DeliveryStats, FeedStatus, Latency
 
@@ -211,7 +211,7 @@ def dead_letter_table(letters: Iterable[DeadLetter], name: str, cut: int = 120) 
         payload = (
             letter.payload if len(letter.payload) <= cut else letter.payload[: cut - 3] + "..."
         )
-        received = letter.received_at.isoformat(timespec="seconds")
+        received = table_time(ms_from_datetime(letter.received_at))
         # a payload is whatever was posted, never markup
         table.add_row(str(letter.id), received, Text(letter.error), Text(payload))
     return table

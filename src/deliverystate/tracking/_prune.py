@@ -20,10 +20,10 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import IO
 
-from ..callbacks._archive import archive_line
 from ..rules._records import Archived
 from ..rules._time import ms_from_datetime
 from ..stores import Store
+from ._wire import archive_line
 
 __all__ = ["prune"]
 

@@ -1,55 +1,163 @@
-"""The JSON shapes programs read: a message's state, a listed message, a change of the feed.
+"""The JSON shapes programs read: states, changes, archive lines, dead letters, summaries.
 
-The command line, the web receiver and the forwarder all print or send the
-same shapes; they take them from here, so that a message's JSON cannot differ
-between them.  Times are spelt by ``rules._time.iso``.
+The command line, the web receiver, the forwarder and retention all print,
+send or write these shapes; they take them from here, so that a message's
+JSON cannot differ between them.  A timeline entry, an archive line's state
+and history entries, a message's state and a change all carry a report: its
+status by name and code, its time, channel, client message id and origin.
+:func:`report_json` writes those fields once, and each shape adds its own.
+
+Each shape keeps the order its keys have always been printed in (a program
+may compare lines, a person reads them): the ``_*_KEYS`` tuples say it, and
+:func:`_in_order` lays the fields out by them.  Every time is spelt by
+``rules._time`` (ISO 8601, UTC, milliseconds, ``Z``), whatever the command.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Protocol
 
-from ..rules._events import Change, MessageState
-from ..rules._records import HistoryEntry, Listed
-from ..rules._time import iso
+from ..callbacks._archive import ARCHIVE_KEY, ARCHIVE_VERSION
+from ..rules._catalog import Origin, Status
+from ..rules._events import Change, MessageState, StatusEvent
+from ..rules._records import DeadLetter, HistoryEntry, Listed, Summary
+from ..rules._time import iso, iso_datetime
+from ._receipts import RetryReport
 
 __all__ = [
+    "archive_line",
     "change_json",
+    "dead_letter_json",
     "listed_json",
+    "receipt_json",
+    "register_json",
+    "report_json",
+    "retry_json",
     "state_json",
+    "summary_json",
+    "sweep_json",
 ]
+
+_STATE_KEYS = (
+    "message_id",
+    "status",
+    "status_code",
+    "description",
+    "timestamp",
+    "channel",
+    "client_message_id",
+    "origin",
+    "deadline",
+    "terminal",
+    "delivered",
+    "failed",
+    "timeline",
+)
+_TIMELINE_KEYS = (
+    "status",
+    "status_code",
+    "timestamp",
+    "outcome",
+    "channel",
+    "client_message_id",
+    "origin",
+    "arrival",
+)
+_CHANGE_KEYS = (
+    "seq",
+    "message_id",
+    "status",
+    "status_code",
+    "previous",
+    "previous_code",
+    "timestamp",
+    "channel",
+    "client_message_id",
+    "origin",
+    "description",
+    "final",
+    "delivered",
+    "failed",
+)
+#: An archive line's report fields, in its state and its history entries alike: the time in
+#: milliseconds too (replay reads those, ``callbacks._archive``).
+_ARCHIVED_KEYS = (
+    "status",
+    "status_code",
+    "timestamp",
+    "timestamp_ms",
+    "channel",
+    "client_message_id",
+    "origin",
+)
+_ARCHIVE_STATE_KEYS = (*_ARCHIVED_KEYS, "deadline_ms")
+_ARCHIVE_ENTRY_KEYS = (*_ARCHIVED_KEYS, "outcome", "arrival")
+
+
+class _Report(Protocol):
+    """What a report, a state and a change have in common: what :func:`report_json` writes."""
+
+    @property
+    def status(self) -> Status: ...
+
+    @property
+    def timestamp_ms(self) -> int: ...
+
+    @property
+    def channel(self) -> str | None: ...
+
+    @property
+    def client_message_id(self) -> str | None: ...
+
+    @property
+    def origin(self) -> Origin: ...
+
+
+def _in_order(keys: tuple[str, ...], fields: Mapping[str, Any]) -> dict[str, Any]:
+    """``fields`` laid out in the order of ``keys``; a field ``keys`` does not name is left out."""
+    return {key: fields[key] for key in keys}
+
+
+def report_json(report: _Report) -> dict[str, Any]:
+    """The fields every shape has for a report: status by name and code, time, channel, ids."""
+    return {
+        "status": report.status.name,
+        "status_code": int(report.status),
+        "timestamp": iso(report.timestamp_ms),
+        "channel": report.channel,
+        "client_message_id": report.client_message_id,
+        "origin": report.origin.value,
+    }
+
+
+def _verdict(status: Status) -> dict[str, Any]:
+    """What a status means, as a state and a change both say it."""
+    return {
+        "description": status.description,
+        "delivered": status.is_delivered,
+        "failed": status.is_failure,
+    }
+
+
+def _entry(event: StatusEvent, outcome: str, arrival: int, keys: tuple[str, ...]) -> dict[str, Any]:
+    """A report as received (a timeline's or an archive's entry): what it did, when it came."""
+    extra = {"timestamp_ms": event.timestamp_ms, "outcome": outcome, "arrival": arrival}
+    return _in_order(keys, report_json(event) | extra)
 
 
 def state_json(state: MessageState, timeline: Iterable[HistoryEntry]) -> dict[str, Any]:
     """A message's state and timeline as JSON: names, codes, outcomes, ISO 8601 times."""
-    return {
-        "message_id": state.message_id,
-        "status": state.status.name,
-        "status_code": int(state.status),
-        "description": state.status.description,
-        "timestamp": iso(state.timestamp_ms),
-        "channel": state.channel,
-        "client_message_id": state.client_message_id,
-        "origin": state.origin.value,
-        "deadline": None if state.deadline_ms is None else iso(state.deadline_ms),
-        "terminal": state.status.is_terminal,
-        "delivered": state.status.is_delivered,
-        "failed": state.status.is_failure,
-        "timeline": [
-            {
-                "status": entry.event.status.name,
-                "status_code": int(entry.event.status),
-                "timestamp": iso(entry.event.timestamp_ms),
-                "outcome": entry.outcome.value,
-                "channel": entry.event.channel,
-                "client_message_id": entry.event.client_message_id,
-                "origin": entry.event.origin.value,
-                "arrival": entry.arrival,
-            }
-            for entry in timeline
-        ],
-    }
+    deadline = None if state.deadline_ms is None else iso(state.deadline_ms)
+    entries = [
+        _entry(entry.event, entry.outcome.value, entry.arrival, _TIMELINE_KEYS)
+        for entry in timeline
+    ]
+    own = {"message_id": state.message_id, "deadline": deadline, "timeline": entries}
+    terminal = {"terminal": state.status.is_terminal}
+    return _in_order(_STATE_KEYS, report_json(state) | _verdict(state.status) | own | terminal)
 
 
 def listed_json(listed: Listed, timeline: Iterable[HistoryEntry] | None = None) -> dict[str, Any]:
@@ -67,19 +175,84 @@ def change_json(change: Change) -> dict[str, Any]:
     as a webhook's ``data``.
     """
     previous = change.previous
-    return {
+    own = {
         "seq": change.seq,
         "message_id": change.message_id,
-        "status": change.status.name,
-        "status_code": int(change.status),
         "previous": None if previous is None else previous.name,
         "previous_code": None if previous is None else int(previous),
-        "timestamp": iso(change.timestamp_ms),
-        "channel": change.channel,
-        "client_message_id": change.client_message_id,
-        "origin": change.origin.value,
-        "description": change.status.description,
         "final": change.is_final,
-        "delivered": change.status.is_delivered,
-        "failed": change.status.is_failure,
+    }
+    return _in_order(_CHANGE_KEYS, report_json(change) | _verdict(change.status) | own)
+
+
+def archive_line(state: MessageState, history: Iterable[tuple[StatusEvent, str, int]]) -> str:
+    """One archive line (``callbacks._archive`` reads it): ``state`` and its history.
+
+    ``history`` is ``(event, outcome, arrival)`` in arrival order.
+    """
+    own = {"timestamp_ms": state.timestamp_ms, "deadline_ms": state.deadline_ms}
+    return json.dumps(
+        {
+            ARCHIVE_KEY: "archive",
+            "version": ARCHIVE_VERSION,
+            "message_id": state.message_id,
+            "state": _in_order(_ARCHIVE_STATE_KEYS, report_json(state) | own),
+            "history": [_entry(*entry, _ARCHIVE_ENTRY_KEYS) for entry in history],
+        },
+        ensure_ascii=False,
+    )
+
+
+def dead_letter_json(letter: DeadLetter) -> dict[str, Any]:
+    """A dead letter: its id, when it came (to the millisecond), its error and its payload."""
+    return {
+        "id": letter.id,
+        "received_at": iso_datetime(letter.received_at),
+        "error": letter.error,
+        "payload": letter.payload,
+    }
+
+
+def summary_json(summary: Summary) -> dict[str, int]:
+    """A batch's events counted by outcome: applied, stale, duplicate, rejected."""
+    return {
+        "applied": summary.applied,
+        "stale": summary.stale,
+        "duplicate": summary.duplicate,
+        "rejected": summary.rejected,
+    }
+
+
+def receipt_json(summary: Summary, ignored: int) -> dict[str, Any]:
+    """The receiver's answer to a callback it took: its events by outcome, and those ignored."""
+    status = "applied" if summary.total or not ignored else "ignored"
+    counts = summary_json(summary)
+    return {"status": status, "events": summary.total} | counts | {"ignored": ignored}
+
+
+def register_json(db: str, total: Summary, errors: Sequence[tuple[int, str]]) -> dict[str, Any]:
+    """What ``register`` did in the store ``db``: sends by outcome, lines it could not read."""
+    rejections = [{"message_id": d.event.message_id, "reason": d.reason} for d in total.rejections]
+    return (
+        {"db": db, "registered": total.total}
+        | summary_json(total)
+        | {"rejections": rejections, "invalid": len(errors)}
+        | {"errors": [{"line": number, "error": error} for number, error in errors]}
+    )
+
+
+def sweep_json(db: str, now: datetime, summary: Summary) -> dict[str, Any]:
+    """What ``sweep`` did in the store named ``db`` as of ``now``: messages it expired."""
+    return {"db": db, "now": iso_datetime(now), "expired": summary.applied} | {
+        "stale": summary.stale,
+        "duplicate": summary.duplicate,
+    }
+
+
+def retry_json(report: RetryReport) -> dict[str, int]:
+    """What retrying the dead letter did: letters applied, their events, letters still invalid."""
+    return {
+        "applied": report.applied,
+        "events": len(report.decisions),
+        "still_invalid": report.still_invalid,
     }

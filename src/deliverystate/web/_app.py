@@ -27,9 +27,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..callbacks._parse import read_callback
 from ..errors import DeliveryStateError, InvalidCallback, StoreUnavailable
-from ..rules._records import Summary
 from ..tracking._receipts import Receipt, payload_text
 from ..tracking._tracker import Tracker
+from ..tracking._wire import receipt_json
 from ._auth import TOKEN_PARAM, Guard
 from ._figures import FigureCache
 from ._intake import IntakeThread
@@ -88,18 +88,6 @@ def error_response(error: DeliveryStateError, consequence: str) -> JSONResponse:
     return json_error(error.http_status, str(error))
 
 
-def _summary_json(summary: Summary, ignored: int) -> dict[str, Any]:
-    return {
-        "status": "applied" if summary.total or not ignored else "ignored",
-        "events": summary.total,
-        "applied": summary.applied,
-        "stale": summary.stale,
-        "duplicate": summary.duplicate,
-        "rejected": summary.rejected,
-        "ignored": ignored,
-    }
-
-
 def _receipt_response(receipt: Receipt) -> Response:
     """200 applied, or 400 when the store refused the body and it went to the dead letter."""
     if receipt.dead_letter is not None or receipt.summary is None:
@@ -108,7 +96,7 @@ def _receipt_response(receipt: Receipt) -> Response:
         return json_error(400, f"invalid callback: body: {reason}", field="body", reason=reason)
     if receipt.ignored:
         logger.info("callback held events that are not status updates: %s", receipt.ignored_kinds)
-    return JSONResponse(_summary_json(receipt.summary, receipt.ignored))
+    return JSONResponse(receipt_json(receipt.summary, receipt.ignored))
 
 
 def _json_refusal(body: bytes) -> InvalidCallback | None:

@@ -11,9 +11,8 @@ with the slot's figures, and the same figures follow as a table in a
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timezone
 
-from ..rules._time import duration, iso
+from ..rules._time import datetime_from_ms, duration, iso
 from ..tracking._trend import Slot, Trend
 from ._html import esc
 
@@ -33,8 +32,7 @@ def _colour(channel: str) -> str:
 
 
 def _label(ms: int, step_ms: int) -> str:
-    moment = datetime.fromtimestamp(ms / 1000, timezone.utc)
-    return moment.strftime("%H:%M" if step_ms < 86_400_000 // 2 else "%m-%d")
+    return datetime_from_ms(ms).strftime("%H:%M" if step_ms < 86_400_000 // 2 else "%m-%d")
 
 
 def _describe(channel: str, slot: Slot, step_ms: int) -> str:

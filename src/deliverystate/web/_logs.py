@@ -47,6 +47,7 @@ from urllib.parse import unquote_plus
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..rules._time import iso_datetime
 from ._auth import TOKEN_PARAM
 
 __all__ = [
@@ -173,7 +174,7 @@ class JsonFormatter(logging.Formatter):
         """The record as one line of JSON; a traceback becomes the ``exception`` field."""
         when = datetime.fromtimestamp(record.created, timezone.utc)
         entry: dict[str, Any] = {
-            "time": when.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "time": iso_datetime(when),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
