@@ -209,7 +209,7 @@ def test_status_page_in_chromium_shows_counts_and_finds_a_message(tmp_path: Path
                 keep_screenshot(devtools, tmp_path / "status-page.png")
 
                 # type the id into the search box and click the button, as a person would
-                devtools.evaluate("document.getElementById('message_id').focus()")
+                devtools.evaluate("document.getElementById('q').focus()")
                 devtools.call("Input.insertText", text="wa-read-1")
                 box = devtools.evaluate(
                     "(() => { const r = document.querySelector('#search button')"
@@ -225,8 +225,8 @@ def test_status_page_in_chromium_shows_counts_and_finds_a_message(tmp_path: Path
                         button="left",
                         clickCount=1,
                     )
-                devtools.wait_until_loaded(f"{base}/?message_id=wa-read-1")
-                assert devtools.evaluate("location.search") == "?message_id=wa-read-1"
+                devtools.wait_until_loaded(f"{base}/?q=wa-read-1")
+                assert devtools.evaluate("location.search") == "?q=wa-read-1"
                 result = devtools.evaluate("document.getElementById('result').innerText")
                 assert "wa-read-1 is READ" in result
                 assert "2026-01-01T00:01:00.000Z" in result
@@ -358,7 +358,7 @@ def test_the_page_asks_for_the_token_in_a_form_and_keeps_the_filters(tmp_path: P
             devtools.call("Input.insertText", text="open sesame")
             click(devtools, "#sign-in button")
             devtools.wait_until_loaded(f"{base}/list?channel=whatsapp")
-            channels = devtools.evaluate(column_of_list(2))
+            channels = devtools.evaluate(column_of_list(3))  # id, status, client id, channel
             assert channels == ["whatsapp"] * 4
             # the token rides along in the links, so the next click still gets through
             click(devtools, "a[href^='/?']")

@@ -12,11 +12,13 @@ from __future__ import annotations
 import html
 import re
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from deliverystate import MemoryStore, Status, StatusEvent, Tracker
+from deliverystate.web import _page as page_module
 from deliverystate.web._figures import FigureCache
 from deliverystate.web._page import WINDOWS
 
@@ -301,3 +303,80 @@ def test_pages_under_a_hostile_token_stay_well_formed(path: str) -> None:
         page = client.get(path, params={"token": token})
     assert page.status_code == 200
     assert "<script>x" not in page.text
+
+
+def test_the_search_box_finds_a_message_by_its_id_or_by_its_client_id(
+    open_sql_store: StoreFactory,
+) -> None:
+    """?q= finds a message by id or by its client id, lists several that share one, 404s none."""
+    tracker = Tracker(open_sql_store())
+    tracker.apply_many(
+        [
+            StatusEvent.from_ms("m-1", S.DEVICE_ACK, T0, "sms", "order-1"),
+            StatusEvent.from_ms("m-2", S.QUEUED, T0 + 1000, "sms", "order-2"),
+            StatusEvent.from_ms("m-3", S.QUEUED, T0 + 2000, "sms", "order-2"),
+        ]
+    )
+    with receiver(tracker) as client:
+        by_id = client.get("/", params={"q": "m-2"})
+        by_client = client.get("/", params={"q": "order-1"})
+        several = client.get("/", params={"q": "order-2"})
+        nobody = client.get("/", params={"q": "order-9"})
+    assert by_id.status_code == 200
+    assert "<code>m-2</code> is" in section(by_id.text, "search")
+    assert by_client.status_code == 200
+    assert "<code>m-1</code> is" in section(by_client.text, "search")
+    assert several.status_code == 200
+    result = section(several.text, "search")
+    assert re.findall(r'<td class="id"><a [^>]*>([^<]*)</a>', result) == ["m-3", "m-2"]
+    assert "/list?client_message_id=order-2" in hrefs(result)
+    assert nobody.status_code == 404
+    assert 'class="not-found"' in nobody.text
+
+
+def test_the_timeline_and_the_list_say_which_reports_were_local() -> None:
+    """A registered send and a sweep's expiry read as local, a callback as Clickatell's."""
+    tracker = Tracker()
+    long_ago = datetime.now(timezone.utc) - timedelta(days=10)
+    tracker.register("swept", channel="sms", sent_at=long_ago, client_message_id="order-7")
+    tracker.sweep(long_ago + timedelta(days=5))
+    tracker.apply(StatusEvent("heard", S.DEVICE_ACK, long_ago, "sms"))
+    with receiver(tracker) as client:
+        swept = section(client.get("/", params={"q": "swept"}).text, "search")
+        heard = section(client.get("/", params={"q": "heard"}).text, "search")
+        listed = client.get("/list").text
+    assert re.findall(r"<td>(local[^<]*|Clickatell)</td></tr>", swept) == [
+        "local: send registered",
+        "local: deadline sweep",
+    ]
+    assert "<strong>local: deadline sweep</strong>" in swept
+    assert re.findall(r"<td>(local[^<]*|Clickatell)</td></tr>", heard) == ["Clickatell"]
+    swept_row = listed[listed.index(">swept</a>") :].split("</tr>")[0]
+    assert "(local)" in swept_row
+    assert '<td class="id">order-7</td>' in swept_row
+    heard_row = listed[listed.index(">heard</a>") :].split("</tr>")[0]
+    assert "(local)" not in heard_row
+
+
+def test_without_graphviz_the_page_draws_the_shipped_lifecycle_svg(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No dot on PATH: the lifecycle is the packaged SVG, never mermaid text."""
+    monkeypatch.setenv("PATH", "")
+    page_module.lifecycle_figure.cache_clear()
+    try:
+        figure = page_module.lifecycle_figure()
+    finally:
+        page_module.lifecycle_figure.cache_clear()
+    assert figure.startswith("<svg")
+    assert "stateDiagram" not in figure
+
+
+def test_the_shipped_lifecycle_svg_is_the_committed_one() -> None:
+    """web/lifecycle.svg equals diagrams/lifecycle.svg: copy it after regenerating diagrams/."""
+    root = Path(__file__).parent.parent
+    shipped = root / "src" / "deliverystate" / "web" / "lifecycle.svg"
+    committed = root / "diagrams" / "lifecycle.svg"
+    assert shipped.read_bytes() == committed.read_bytes(), "cp diagrams/lifecycle.svg " + str(
+        shipped.relative_to(root)
+    )

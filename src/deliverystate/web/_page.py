@@ -14,13 +14,14 @@ import shlex
 import subprocess
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
+from importlib import resources
 from urllib.parse import quote
 
 import attrs
 
 from ..diagrams import lifecycle_dot, lifecycle_mermaid, render_svg
 from ..errors import GraphvizNotFound
-from ..rules._catalog import Kind, Status
+from ..rules._catalog import Kind, Origin, Status
 from ..rules._events import MessageState
 from ..rules._records import DeadLetter, HistoryEntry, Listed
 from ..rules._time import duration, iso, ms_from_datetime
@@ -38,6 +39,7 @@ __all__ = [
     "lifecycle_figure",
     "message_rows",
     "render_page",
+    "source_of",
 ]
 
 #: The windows the delivery section offers: name -> (slots, length of a slot).
@@ -63,9 +65,12 @@ class PageData:
     counts: Mapping[Status, int]
     #: The newest messages in the store (by first report), newest first.
     recent: Sequence[Listed]
-    #: The message id searched for, if any, and what was found for it.
+    #: What was searched for (a message id or a client message id), if anything, and the
+    #: message found: by its id, or the one message with that client id.
     wanted: str | None = None
     found: tuple[MessageState, Sequence[HistoryEntry]] | None = None
+    #: The messages whose client message id is ``wanted``, when it names several.
+    matches: Sequence[Listed] = ()
     #: The change feed's consumers and what they could not deliver.
     feed: FeedStatus | None = None
     #: Registered messages past their deadline, and messages a sweep expired.
@@ -97,15 +102,16 @@ class PageData:
 
 @functools.cache
 def lifecycle_figure() -> str:
-    """The lifecycle diagram: inline SVG, or mermaid text without Graphviz (drawn once)."""
+    """The lifecycle diagram as inline SVG, drawn once.
+
+    Drawn by Graphviz where it is installed; without it, the SVG the package
+    ships (``lifecycle.svg``, the copy of ``diagrams/lifecycle.svg`` a test
+    keeps equal): a support person should see a picture, never diagram text.
+    """
     try:
         svg = render_svg(lifecycle_dot())
     except (GraphvizNotFound, subprocess.CalledProcessError, OSError):
-        mermaid = esc(lifecycle_mermaid())
-        return (
-            '<p class="muted">Graphviz is not installed, so here is the diagram as mermaid '
-            f"text.</p><pre>{mermaid}</pre>"
-        )
+        svg = resources.files(__package__).joinpath("lifecycle.svg").read_text(encoding="utf-8")
     start = svg.find("<svg")
     return svg[start:] if start >= 0 else f"<pre>{esc(lifecycle_mermaid())}</pre>"
 
@@ -115,8 +121,8 @@ def _search_section(data: PageData) -> str:
         '<section id="search"><h2>Find a message</h2>',
         f'<form method="get" action="{esc(data.links.root)}/" role="search">',
         data.links.hidden_token(),
-        '<input type="search" id="message_id" name="message_id" '
-        f'placeholder="message id" value="{esc(data.wanted or "")}" aria-label="message id">',
+        '<input type="search" id="q" name="q" placeholder="message id or client id" '
+        f'value="{esc(data.wanted or "")}" aria-label="message id or client message id">',
         '<button type="submit">Search</button></form>',
     ]
     if data.refused is not None:
@@ -127,17 +133,36 @@ def _search_section(data: PageData) -> str:
     return "".join(parts)
 
 
+def source_of(status: Status, origin: Origin) -> str:
+    """Where a report came from, as support staff ask: the provider, or this side (and why)."""
+    if origin is Origin.CLICKATELL:
+        return "Clickatell"
+    if status is Status.EXPIRED:
+        return "local: deadline sweep"
+    return "local: send registered" if status is Status.QUEUED else "local"
+
+
 def _result(data: PageData) -> str:
+    if data.matches:
+        return (
+            f'<div id="result" class="matches"><p>{len(data.matches)} messages have the client '
+            f"id <code>{esc(data.wanted or '')}</code>:</p>"
+            f'<div class="scroll"><table>{MESSAGE_HEADINGS}<tbody>'
+            f"{message_rows(data.links, data.matches)}</tbody></table></div>"
+            f'<p><a href="{data.links.to("/list", [("client_message_id", data.wanted or "")])}">'
+            "All of them in the list</a></p></div>"
+        )
     if data.found is None:
         return (
             f'<p id="result" class="not-found">No message <code>{esc(data.wanted or "")}</code> '
-            "has been heard of.</p>"
+            "has been heard of, by message id or client id.</p>"
         )
     state, timeline = data.found
     rows = "".join(
         f'<tr><td class="time">{esc(iso(e.event.timestamp_ms))}</td>'
         f"<td>{badge(e.event.status)}</td>"
-        f"<td>{esc(e.outcome.value)}</td><td>{esc(e.event.channel or '')}</td></tr>"
+        f"<td>{esc(e.outcome.value)}</td><td>{esc(e.event.channel or '')}</td>"
+        f"<td>{esc(source_of(e.event.status, e.event.origin))}</td></tr>"
         for e in timeline
     )
     json_href = data.links.to(f"/messages/{quote(state.message_id, safe='')}")
@@ -146,12 +171,15 @@ def _result(data: PageData) -> str:
         details.append(f"channel {esc(state.channel)}")
     if state.client_message_id:
         details.append(f"client id <code>{esc(state.client_message_id)}</code>")
+    if state.origin is Origin.LOCAL:
+        details.append(f"<strong>{esc(source_of(state.status, state.origin))}</strong>")
     return (
         f'<div id="result" class="found"><p><code>{esc(state.message_id)}</code> is '
         f"{badge(state.status)} {', '.join(details)}."
         f' <a href="{json_href}">As JSON</a></p>'
         '<div class="scroll"><table><thead><tr><th>provider time (UTC)</th><th>report</th>'
-        f"<th>outcome</th><th>channel</th></tr></thead><tbody>{rows}</tbody></table></div></div>"
+        f"<th>outcome</th><th>channel</th><th>from</th></tr></thead><tbody>{rows}</tbody></table>"
+        "</div></div>"
     )
 
 
@@ -258,11 +286,19 @@ def _deadlines_section(data: PageData) -> str:
     )
 
 
+def _listed_status(state: MessageState) -> str:
+    """A listed message's status badge, marked when a local report (a sweep's expiry) set it."""
+    if state.origin is Origin.LOCAL:
+        return f'{badge(state.status)} <span class="muted local">(local)</span>'
+    return badge(state.status)
+
+
 def message_rows(data_links: Links, listed: Sequence[Listed]) -> str:
-    """Table rows for listed messages: id (a link to its timeline), status, channel, times."""
+    """Table rows for listed messages: id (a link to its timeline), status, client id, times."""
     return "".join(
         f'<tr><td class="id"><a href="{data_links.to("/", [("message_id", m.state.message_id)])}">'
-        f"{esc(m.state.message_id)}</a></td><td>{badge(m.state.status)}</td>"
+        f"{esc(m.state.message_id)}</a></td><td>{_listed_status(m.state)}</td>"
+        f'<td class="id">{esc(m.state.client_message_id or "")}</td>'
         f"<td>{esc(m.state.channel or '')}</td>"
         f'<td class="time opt" title="{esc(iso(m.first_ms))}">{_short(m.first_ms)}</td>'
         f'<td class="time" title="{esc(iso(m.state.timestamp_ms))}">'
@@ -278,7 +314,7 @@ def _short(timestamp_ms: int) -> str:
 
 #: The heading of every message table (the first report's column gives way on a phone).
 MESSAGE_HEADINGS = (
-    "<thead><tr><th>message id</th><th>status</th><th>channel</th>"
+    "<thead><tr><th>message id</th><th>status</th><th>client id</th><th>channel</th>"
     '<th class="opt">first report (UTC)</th><th>status since (UTC)</th></tr></thead>'
 )
 

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from ..errors import InvalidParameter
-from ..rules._events import MessageState
+from ..rules._events import MessageState, id_problem
 from ..rules._records import HistoryEntry, MessageQuery
 from ..rules._time import ms_from_datetime
 from ..tracking._stats import feed_status
@@ -49,6 +49,8 @@ logger = logging.getLogger("deliverystate.web")
 #: Seconds ``/healthz`` answers 503 after a callback met a failing store (answered 503):
 #: the ``Retry-After`` that 503 asked for.
 FAILED_RECENTLY = 5.0
+#: How many messages with one client id the page lists (the list page has them all).
+SEARCH_MATCHES = 50
 
 #: Headers of the status page: it loads nothing from anywhere, and no other site may frame it.
 _PAGE_HEADERS = {
@@ -109,6 +111,20 @@ class ReadEndpoints:
             return refusal(error)
         status, body = await run_in_threadpool(list_messages, self.tracker, params)
         return JSONResponse(body, status_code=status)
+
+    def _search(self, wanted: str | None) -> dict[str, Any]:
+        """The page's search: a message by its id, else by its client id (a list if several)."""
+        if wanted is None:
+            return {}
+        found = self._lookup(wanted)
+        if found is None and id_problem(wanted) is None:
+            query = MessageQuery(client_message_id=wanted)
+            matches = self.tracker.messages(query, limit=SEARCH_MATCHES)
+            if len(matches) == 1:
+                found = self._lookup(matches[0].state.message_id)
+            elif matches:
+                return {"wanted": wanted, "matches": matches}
+        return {"wanted": wanted, "found": found}
 
     def _lookup(self, message_id: str) -> tuple[MessageState, list[HistoryEntry]] | None:
         state = self.tracker.get(message_id)
@@ -173,14 +189,15 @@ class ReadEndpoints:
             params, refused = checked_query(request), None
         except InvalidParameter as error:  # the page as it is, saying what was wrong
             params, refused = QueryParams(), error
-        wanted = params.get("message_id", "").strip() or None
+        # one box for a message id or a client id (``q``); ``message_id``: links to one message
+        wanted = (params.get("q") or params.get("message_id", "")).strip() or None
         window = params.get("window", DEFAULT_WINDOW)
         window = window if window in WINDOWS else DEFAULT_WINDOW
         refresh = read_refresh(params.get("refresh"))
         data = await run_in_threadpool(
             self._page_data, self._links(request), wanted, window, refresh
         )
-        status = 404 if wanted is not None and data.found is None else 200
+        status = 404 if wanted is not None and data.found is None and not data.matches else 200
         if refused is not None:
             data, status = attrs.evolve(data, refused=str(refused)), refused.http_status
         return HTMLResponse(
@@ -230,8 +247,7 @@ class ReadEndpoints:
             secret_set=self.guard.enabled,
             counts=self.tracker.count_by_status(),
             recent=self.tracker.messages(MessageQuery(), limit=self.recent_size),
-            wanted=wanted,
-            found=self._lookup(wanted) if wanted is not None else None,
+            **self._search(wanted),
             feed=feed_status(store),
             overdue=store.count_overdue(ms_from_datetime(now)),
             local_expiries=store.count_local_expiries(),
