@@ -1,15 +1,18 @@
 """The status page's chart: delivery over time as inline SVG, drawn on the server.
 
 Two panels share the time axis: the share of each channel's messages
-delivered so far (a line per channel, 0 to 100 %), and below it how many
-messages were first reported in each slot (a bar per slot, stacked by
-channel).  Every point carries a ``<title>`` (the browser shows it on hover)
-with the slot's figures, and the same figures follow as a table in a
-``<details>`` for screen readers and for copying.  No script, nothing loaded.
+delivered so far (a line per channel, 0 to 100 %, broken across slots that
+sent nothing; each point's area grows with its slot's messages, so one
+message does not weigh like eight hundred), and below it how many messages
+were first reported in each slot (a bar per slot, stacked by channel).
+Every point carries a ``<title>`` (the browser shows it on hover) with the
+slot's figures, and the same figures follow as a table in a ``<details>``
+for screen readers and for copying.  No script, nothing loaded.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from ..rules._time import datetime_from_ms, duration, iso
@@ -63,25 +66,43 @@ def _rate_panel(trend: Trend) -> list[str]:
             f'<text class="axis" x="{_LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">'
             f"{percent}%</text>"
         )
+    peak = max((s.messages for slots in trend.channels.values() for s in slots), default=1)
     for channel, slots in trend.channels.items():
-        points = [
-            (_x(trend, i), _RATE_TOP + _RATE_HEIGHT * (1 - s.delivery_rate), s)
-            for i, s in enumerate(slots)
-            if s.delivery_rate is not None
-        ]
         colour = _colour(channel)
-        if len(points) > 1:
-            path = " ".join(f"{x:.1f},{y:.1f}" for x, y, _ in points)
-            parts.append(
-                f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{path}"/>'
-            )
+        for run in _runs(slots):  # a line through slots that sent something, broken by gaps
+            if len(run) > 1:
+                path = " ".join(f"{_x(trend, i):.1f},{_rate_y(slots[i]):.1f}" for i in run)
+                parts.append(
+                    f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{path}"/>'
+                )
         parts.extend(
-            f'<circle class="point" data-channel="{esc(channel)}" '
-            f'cx="{x:.1f}" cy="{y:.1f}" r="3.5" '
+            f'<circle class="point" data-channel="{esc(channel)}" data-messages="{s.messages}" '
+            f'cx="{_x(trend, i):.1f}" cy="{_rate_y(s):.1f}" r="{_radius(s.messages, peak):.1f}" '
             f'fill="{colour}"><title>{esc(_describe(channel, s, trend.step_ms))}</title></circle>'
-            for x, y, s in points
+            for i, s in enumerate(slots)
+            if s.messages
         )
     return parts
+
+
+def _rate_y(slot: Slot) -> float:
+    return _RATE_TOP + _RATE_HEIGHT * (1 - (slot.delivery_rate or 0.0))
+
+
+def _radius(messages: int, peak: int) -> float:
+    """A point's radius: its area grows with its slot's messages (1.5 to 6 px)."""
+    return 1.5 + 4.5 * math.sqrt(messages / max(peak, 1))
+
+
+def _runs(slots: Sequence[Slot]) -> list[list[int]]:
+    """The indices of consecutive slots that hold messages, run by run."""
+    runs: list[list[int]] = [[]]
+    for index, slot in enumerate(slots):
+        if slot.messages:
+            runs[-1].append(index)
+        elif runs[-1]:
+            runs.append([])
+    return [run for run in runs if run]
 
 
 def _bars_panel(trend: Trend) -> list[str]:
@@ -162,6 +183,7 @@ def trend_figure(trend: Trend) -> str:
     )
     return (
         f'<figure class="chart">{svg}<figcaption>{_legend(list(trend.channels))}'
-        "<span class=muted>line: share delivered so far; bars: messages first reported "
-        "(recent slots are still filling in)</span></figcaption></figure>" + _figures_table(trend)
+        "<span class=muted>line: share delivered so far, broken where nothing was sent; a "
+        "point's size and the bars: messages first reported (recent slots are still filling "
+        "in)</span></figcaption></figure>" + _figures_table(trend)
     )

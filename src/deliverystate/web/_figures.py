@@ -28,12 +28,23 @@ from ..tracking._collector import collector_paused
 from ..tracking._stats import DeliveryStats, delivery_stats
 from ..tracking._trend import Trend, delivery_trend
 
-__all__ = ["FIGURES_TTL_SECONDS", "FigureCache", "Figures", "read_figures"]
+__all__ = [
+    "ALL_SLOTS",
+    "FIGURES_TTL_SECONDS",
+    "FigureCache",
+    "Figures",
+    "read_all_figures",
+    "read_figures",
+]
 
 #: How long the figures of one window are reused, at least.
 FIGURES_TTL_SECONDS = 10.0
 #: ... and at least this many times as long as reading them took.
 _COST_FACTOR = 10.0
+#: The "all" window's chart: at most this many slots, each of the first of these steps that
+#: spans the store's messages (so a simulation dated months ago still shows as a chart).
+ALL_SLOTS = 30
+_ALL_STEPS_MS = tuple(hours * 3_600_000 for hours in (1, 6, 24, 7 * 24, 30 * 24, 365 * 24))
 
 
 @attrs.frozen
@@ -62,13 +73,30 @@ def read_figures(store: Store, now: datetime, slots: int, step: timedelta) -> Fi
         return Figures(stats, delivery_trend(milestones, start_ms, step_ms, slots), now_ms)
 
 
+def read_all_figures(store: Store, now: datetime) -> Figures:
+    """The figures of every message the store holds, charted over as many slots as they span."""
+    now_ms = ms_from_datetime(now)
+    with collector_paused():
+        milestones = list(store.milestones(None))
+        firsts = [m.first_ms for m in milestones] or [now_ms]
+        first_ms, end_ms = min(firsts), max(now_ms, *firsts) + 1
+        span_ms = end_ms - first_ms
+        step_ms = next(
+            (ms for ms in _ALL_STEPS_MS if ms * ALL_SLOTS >= span_ms), -(-span_ms // ALL_SLOTS)
+        )
+        start_ms = first_ms // step_ms * step_ms
+        slots = max(1, -(-(end_ms - start_ms) // step_ms))
+        stats = delivery_stats(store, now, None, milestones)
+        return Figures(stats, delivery_trend(milestones, start_ms, step_ms, slots), now_ms)
+
+
 class FigureCache:
     """Figures per window, each reused for ``ttl`` seconds (thread-safe; one read at a time)."""
 
     def __init__(
         self,
         store: Store,
-        windows: Mapping[str, tuple[int, timedelta]],
+        windows: Mapping[str, tuple[int, timedelta] | None],
         ttl: float = FIGURES_TTL_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -86,9 +114,12 @@ class FigureCache:
             kept = self._kept.get(window)
             if kept is not None and self._clock() < kept[0]:
                 return kept[1]
-            slots, step = self._windows[window]
+            spec = self._windows[window]
             started = self._clock()
-            figures = read_figures(self._store, now, slots, step)
+            if spec is None:  # every message the store holds
+                figures = read_all_figures(self._store, now)
+            else:
+                figures = read_figures(self._store, now, *spec)
             took = self._clock() - started
             self._kept[window] = (started + took + max(self._ttl, _COST_FACTOR * took), figures)
             return figures

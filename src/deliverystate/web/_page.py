@@ -42,12 +42,14 @@ __all__ = [
     "source_of",
 ]
 
-#: The windows the delivery section offers: name -> (slots, length of a slot).
-WINDOWS: Mapping[str, tuple[int, timedelta]] = {
+#: The windows the delivery section offers: name -> (slots, length of a slot), or None for
+#: every message the store holds (``_figures.read_all_figures`` picks its slots).
+WINDOWS: Mapping[str, tuple[int, timedelta] | None] = {
     "1h": (12, timedelta(minutes=5)),
     "24h": (24, timedelta(hours=1)),
     "7d": (28, timedelta(hours=6)),
     "30d": (30, timedelta(days=1)),
+    "all": None,
 }
 DEFAULT_WINDOW = "24h"
 #: How many dead letters the page lists (the newest; the CLI shows them all).
@@ -226,10 +228,15 @@ def _delivery_section(data: PageData) -> str:
         return ""
     rows = "".join(_channel_row(n, c) for n, c in sorted(stats.by_channel.items()))
     empty = "" if rows else '<p class="muted">No message was first reported in this window.</p>'
+    which = (
+        "Every message the store holds"
+        if WINDOWS[data.window] is None
+        else f"Messages first reported in the last {esc(data.window)}"
+    )
     return (
         '<section id="delivery"><div class="heading"><h2>Delivery by channel</h2>'
         f"{_window_nav(data)}</div>"
-        f'<p class="muted">Messages first reported in the last {esc(data.window)}, as of '
+        f'<p class="muted">{which}, as of '
         f"{esc(iso(data.as_of_ms))}. p50 and p90: the median and the 90th percentile of "
         "the time from the first report.</p>"
         '<div class="scroll"><table id="channels"><thead><tr><th>channel</th>'
@@ -238,7 +245,32 @@ def _delivery_section(data: PageData) -> str:
         '<th class="num opt">delivery p90</th><th class="num">read p50</th>'
         '<th class="num opt">read p90</th>'
         f"</tr></thead><tbody>{rows}</tbody></table></div>{empty}"
+        f"{_failures(data, stats)}"
         f"{'' if data.trend is None or not rows else trend_figure(data.trend)}</section>"
+    )
+
+
+def _failures(data: PageData, stats: DeliveryStats) -> str:
+    """The window's failures by reason, most first, each a link to those messages."""
+    failed = sorted(
+        ((s, n) for s, n in stats.by_status.items() if s.is_failure and n),
+        key=lambda item: (-item[1], int(item[0])),
+    )
+    if not failed:
+        return '<p class="muted" id="no-failures">No message failed in this window.</p>'
+    since = [] if stats.since_ms is None else [("since", iso(stats.since_ms))]
+    total = sum(n for _, n in failed)
+    rows = "".join(
+        f'<tr data-status="{esc(status.name)}"><td><a href="'
+        f'{data.links.to("/list", [("status", status.name), *since])}">{badge(status)}</a></td>'
+        f"<td>{esc(status.description)}</td>"
+        f'<td class="num count">{count:,}</td><td class="num">{count / total:.0%}</td></tr>'
+        for status, count in failed
+    )
+    return (
+        f'<h3>Why {total:,} failed</h3><div class="scroll"><table id="failures"><thead><tr>'
+        '<th>status</th><th>reason</th><th class="num">messages</th>'
+        f'<th class="num">share</th></tr></thead><tbody>{rows}</tbody></table></div>'
     )
 
 
