@@ -380,3 +380,60 @@ def test_the_shipped_lifecycle_svg_is_the_committed_one() -> None:
     assert shipped.read_bytes() == committed.read_bytes(), "cp diagrams/lifecycle.svg " + str(
         shipped.relative_to(root)
     )
+
+
+def test_the_all_window_shows_old_traffic_with_its_failures_by_reason(
+    open_sql_store: StoreFactory,
+) -> None:
+    """Months-old messages are empty in 30d but counted and charted in 'all', failures listed."""
+    tracker = Tracker(open_sql_store())
+    old = T0  # 2026-01-01, long before the page's clock
+    events = [at(old + i * 60_000, f"old-{i}", S.DEVICE_ACK, "sms") for i in range(5)]
+    events += [at(old + 3_600_000, "gone-1", S.ROUTING_ERROR, "sms")]
+    events += [at(old + 3_700_000 + i, f"gone-{i + 2}", S.EXPIRED, "sms") for i in range(2)]
+    tracker.apply_many(events)
+    with receiver(tracker) as client:
+        month = section(client.get("/", params={"window": "30d"}).text, "delivery")
+        every = section(client.get("/", params={"window": "all"}).text, "delivery")
+    assert "No message was first reported in this window" in month
+    assert "Every message the store holds" in every
+    row = re.search(r'<tr data-channel="sms">(.*?)</tr>', every)
+    assert row is not None
+    assert re.findall(r'class="num[^"]*">([^<]*)<', row.group(1))[:3] == ["8", "62.5%", "37.5%"]
+    failures = re.findall(r'<tr data-status="(\w+)">.*?class="num count">(\d+)<', every)
+    assert failures == [("EXPIRED", "2"), ("ROUTING_ERROR", "1")]
+    links = [h for h in hrefs(every) if h.startswith("/list?status=")]
+    assert links == ["/list?status=EXPIRED", "/list?status=ROUTING_ERROR"]  # no since: all
+    assert 'id="trend"' in every
+
+
+def test_a_window_s_failure_links_keep_the_window() -> None:
+    """In a timed window, a failure's link lists that status since the window's start."""
+    tracker = Tracker()
+    tracker.apply(at(now_ms() - 60_000, "late-1", S.ROUTING_ERROR, "sms"))
+    with receiver(tracker) as client:
+        day = section(client.get("/").text, "delivery")
+        (link,) = [h for h in hrefs(day) if h.startswith("/list?status=ROUTING_ERROR")]
+        assert "&since=" in link
+        assert listed_ids(client.get(link).text) == ["late-1"]
+
+
+def test_the_chart_breaks_its_line_at_empty_slots_and_sizes_points_by_volume() -> None:
+    """No line crosses an empty hour; an 8-message point has over 3x a 1-message point's area."""
+    tracker = Tracker()
+    hour = 3_600_000
+    start = now_ms() // hour * hour - 10 * hour
+    events = [at(start + i, f"a-{i}", S.DEVICE_ACK, "sms") for i in range(8)]
+    events += [at(start + hour, "b-0", S.DEVICE_ACK, "sms")]
+    events += [at(start + 5 * hour, "c-0", S.QUEUED, "sms")]  # after three empty hours
+    tracker.apply_many(events)
+    with receiver(tracker) as client:
+        chart = section(client.get("/").text, "delivery")
+    polylines = re.findall(r'<polyline [^>]*points="([^"]*)"', chart)
+    assert [len(p.split()) for p in polylines] == [2]  # hours 0-1 joined; hour 5 stands alone
+    radii = {
+        int(n): float(r)
+        for n, r in re.findall(r'data-messages="(\d+)" cx="[^"]*" cy="[^"]*" r="([^"]*)"', chart)
+    }
+    assert sorted(radii) == [1, 8]
+    assert radii[8] ** 2 > 3 * radii[1] ** 2
