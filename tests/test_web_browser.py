@@ -339,6 +339,13 @@ def test_status_page_charts_delivery_links_to_lists_and_fits_a_phone(tmp_path: P
                     # nothing pushes the page sideways: wide tables scroll inside their box
                     width = devtools.evaluate("document.documentElement.scrollWidth")
                     assert width <= 390, f"{path} is {width} px wide at 390 px"
+                    # and every figure shows without scrolling a table sideways either
+                    hidden = devtools.evaluate(
+                        "[...document.querySelectorAll('#channels td, #failures td, #counts td')]"
+                        ".filter(c => getComputedStyle(c).display !== 'none' && "
+                        "c.getBoundingClientRect().right > 390).map(c => c.textContent)"
+                    )
+                    assert hidden == [], f"{path} at 390 px hides {hidden}"
                     keep_screenshot(devtools, tmp_path / name)
 
 

@@ -195,18 +195,26 @@ def _share(part: int, whole: int) -> str:
     return f"{part / whole:.1%}" if whole else "-"
 
 
+def _latencies(stats: ChannelStats) -> tuple[Latency | None, Latency | None]:
+    return stats.time_to_delivery, stats.time_to_read
+
+
 def _channel_row(name: str, stats: ChannelStats) -> str:
     delivered = stats.by_kind.get(Kind.DELIVERED, 0)
     failed = stats.by_kind.get(Kind.FAILURE, 0)
     read = stats.time_to_read.count if stats.time_to_read else 0
     cells = [
-        f'<td class="num">{stats.messages:,}</td>',
-        f'<td class="num rate">{_share(delivered, stats.messages)}</td>',
-        f'<td class="num">{_share(failed, stats.messages)}</td>',
-        f'<td class="num">{_share(read, stats.messages)}</td>',
+        f'<td class="num" data-label="messages">{stats.messages:,}</td>',
+        f'<td class="num rate" data-label="delivered">{_share(delivered, stats.messages)}</td>',
+        f'<td class="num" data-label="failed">{_share(failed, stats.messages)}</td>',
+        f'<td class="num" data-label="read">{_share(read, stats.messages)}</td>',
         *(
-            f'<td class="num{"" if median else " opt"}">{_seconds(latency, median)}</td>'
-            for latency in (stats.time_to_delivery, stats.time_to_read)
+            f'<td class="num" data-label="{what} p{50 if median else 90}">'
+            f"{_seconds(latency, median)}</td>"
+            for what, latency in (
+                ("delivery", stats.time_to_delivery),
+                ("read", stats.time_to_read),
+            )
             for median in (True, False)
         ),
     ]
@@ -239,11 +247,11 @@ def _delivery_section(data: PageData) -> str:
         f'<p class="muted">{which}, as of '
         f"{esc(iso(data.as_of_ms))}. p50 and p90: the median and the 90th percentile of "
         "the time from the first report.</p>"
-        '<div class="scroll"><table id="channels"><thead><tr><th>channel</th>'
+        '<div class="scroll"><table id="channels" class="stack"><thead><tr><th>channel</th>'
         '<th class="num">messages</th><th class="num">delivered</th><th class="num">failed</th>'
         '<th class="num">read</th><th class="num">delivery p50</th>'
-        '<th class="num opt">delivery p90</th><th class="num">read p50</th>'
-        '<th class="num opt">read p90</th>'
+        '<th class="num">delivery p90</th><th class="num">read p50</th>'
+        '<th class="num">read p90</th>'
         f"</tr></thead><tbody>{rows}</tbody></table></div>{empty}"
         f"{_failures(data, stats)}"
         f"{'' if data.trend is None or not rows else trend_figure(data.trend)}</section>"
@@ -261,14 +269,16 @@ def _failures(data: PageData, stats: DeliveryStats) -> str:
     since = [] if stats.since_ms is None else [("since", iso(stats.since_ms))]
     total = sum(n for _, n in failed)
     rows = "".join(
-        f'<tr data-status="{esc(status.name)}"><td><a href="'
+        f'<tr data-status="{esc(status.name)}"><td class="lead"><a href="'
         f'{data.links.to("/list", [("status", status.name), *since])}">{badge(status)}</a></td>'
-        f"<td>{esc(status.description)}</td>"
-        f'<td class="num count">{count:,}</td><td class="num">{count / total:.0%}</td></tr>'
+        f'<td class="lead">{esc(status.description)}</td>'
+        f'<td class="num count" data-label="messages">{count:,}</td>'
+        f'<td class="num" data-label="share">{count / total:.0%}</td></tr>'
         for status, count in failed
     )
     return (
-        f'<h3>Why {total:,} failed</h3><div class="scroll"><table id="failures"><thead><tr>'
+        f'<h3>Why {total:,} failed</h3><div class="scroll"><table id="failures" class="stack">'
+        "<thead><tr>"
         '<th>status</th><th>reason</th><th class="num">messages</th>'
         f'<th class="num">share</th></tr></thead><tbody>{rows}</tbody></table></div>'
     )
