@@ -53,6 +53,7 @@ from ..rules._catalog import CHANNELS, Status
 from ..rules._events import StatusEvent
 from ._archive import archived_events, is_archive
 from ._decode import decode_body
+from ._envelope import is_envelope, open_envelope
 from ._fastpath import CHANNEL_NAMES, STATUS_UPDATE, fast_flat, fast_legacy, fast_one_api
 from ._fields import (
     flat_status,
@@ -245,6 +246,8 @@ def read_callback(
         if archives and is_archive(body):
             events, registrations = archived_events(body)
             return ParsedCallback(events, registrations=registrations, format="archive")
+        if is_envelope(body):  # another provider's body, kept as an envelope (``_envelope``)
+            return open_envelope(body)
         shape = _shape(body)
         fast = _FAST.get(shape) if body.__class__ is dict else None
         parsed = None if fast is None else fast(body)  # type: ignore[arg-type]

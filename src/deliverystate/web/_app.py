@@ -35,6 +35,7 @@ from ._figures import FigureCache
 from ._intake import IntakeThread
 from ._metrics import ReceiverMetrics
 from ._page import WINDOWS
+from ._providers import ProviderEndpoints
 from ._reads import ReadEndpoints, json_error
 from ._requests import (
     BODY_TIMEOUT_SECONDS,
@@ -49,6 +50,7 @@ from ._requests import (
     is_json,
     media_type,
 )
+from ._signatures import ProviderSignature
 
 __all__ = ["CALLBACK_PATH", "create_app", "error_response"]
 
@@ -335,6 +337,8 @@ def create_app(
     recent: int = 20,
     body_timeout: float = BODY_TIMEOUT_SECONDS,
     close_store: bool = False,
+    signatures: Mapping[str, ProviderSignature] | None = None,
+    meta_verify_token: str | None = None,
 ) -> Starlette:
     """The webhook receiver for ``tracker`` as a Starlette ASGI app.
 
@@ -347,12 +351,18 @@ def create_app(
     intake thread at shutdown (and closes the store, with ``close_store``);
     ``app.state.tracker`` is the tracker, and ``app.state.metrics`` the
     ``prometheus_client`` registry that ``GET /metrics`` answers from (the
-    app's own, never the global one).
+    app's own, never the global one).  The other providers post to
+    ``/callbacks/{provider}`` (``_providers``): ``signatures`` maps a provider
+    to the check its requests must pass, and ``meta_verify_token`` answers
+    Meta's subscription check.
     """
     receiver = _Receiver(tracker, Guard(token, basic_auth), recent, body_timeout, close_store)
+    providers = ProviderEndpoints(receiver, signatures or {}, meta_verify_token)
     routes = [
         Route(CALLBACK_PATH, receiver.callback_post, methods=["POST"]),
         Route(CALLBACK_PATH, receiver.callback_get, methods=["GET"]),
+        Route("/callbacks/meta", providers.meta_handshake, methods=["GET"]),
+        Route("/callbacks/{provider}", providers.post, methods=["POST"]),
         Route("/messages", receiver.messages, methods=["GET"]),
         Route("/messages/{message_id:path}", receiver.message, methods=["GET"]),
         Route("/healthz", receiver.healthz, methods=["GET"]),

@@ -1,0 +1,72 @@
+"""Another provider's callback body, wrapped so that it is read as that provider's wherever it goes.
+
+The receiver keeps Clickatell's bodies as they came.  A body posted to
+``/callbacks/twilio`` (or ``meta``, ``vonage``, ``smpp``) is handed on as an
+envelope instead, ``{"deliverystate": "callback", "provider": "twilio",
+"body": ...}``, the body as its text or as a form's fields, and kept that way
+wherever it ends up: applied, or in the dead letter.  :func:`read_callback`
+opens envelopes the way it reads archive lines, so a dead letter retried
+after an upgrade, or a file of kept bodies replayed, is parsed as the
+provider's again: nothing depends on the URL a body once came to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ..errors import InvalidCallback
+from ._archive import ARCHIVE_KEY
+from ._results import ParsedCallback
+
+__all__ = [
+    "ENVELOPE_KIND",
+    "PROVIDER_PARSERS",
+    "ProviderBody",
+    "is_envelope",
+    "open_envelope",
+    "wrap",
+]
+
+#: The value of ``ARCHIVE_KEY`` that marks an envelope (an archive line's is ``"archive"``).
+ENVELOPE_KIND = "callback"
+#: What a provider's parser takes: the body's text, or a form's (or query's) fields.
+ProviderBody = str | Mapping[str, str]
+#: The parsers of the providers other than Clickatell, by the name in their URL.
+PROVIDER_PARSERS: dict[str, Callable[[ProviderBody], ParsedCallback]] = {}
+
+
+def wrap(provider: str, body: ProviderBody) -> dict[str, Any]:
+    """The envelope of ``body``, a callback of ``provider`` (a key of :data:`PROVIDER_PARSERS`)."""
+    if provider not in PROVIDER_PARSERS:
+        raise ValueError(f"no parser for provider {provider!r}")
+    return {ARCHIVE_KEY: ENVELOPE_KIND, "provider": provider, "body": body}
+
+
+def is_envelope(body: Mapping[str, Any]) -> bool:
+    """Whether a decoded body is an envelope."""
+    return body.get(ARCHIVE_KEY) == ENVELOPE_KIND
+
+
+def open_envelope(body: Mapping[str, Any]) -> ParsedCallback:
+    """The callback an envelope holds, parsed by its provider's parser.
+
+    An envelope that is not one (no known provider, a body neither text nor
+    fields of text) is an :class:`InvalidCallback` naming the field, like any
+    other body that cannot be read.
+    """
+    provider = body.get("provider")
+    parse = PROVIDER_PARSERS.get(provider) if isinstance(provider, str) else None
+    if parse is None:
+        known = ", ".join(sorted(PROVIDER_PARSERS)) or "none"
+        raise InvalidCallback(
+            "provider", f"{provider!r} is no provider this release reads ({known})"
+        )
+    inner = body.get("body")
+    if isinstance(inner, str):
+        return parse(inner)
+    if isinstance(inner, Mapping) and all(
+        isinstance(k, str) and isinstance(v, str) for k, v in inner.items()
+    ):
+        return parse(inner)
+    raise InvalidCallback("body", "an envelope's body must be text or fields of text")

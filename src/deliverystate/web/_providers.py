@@ -1,0 +1,138 @@
+"""``POST /callbacks/{provider}``: the other providers' callbacks, each behind its signature.
+
+Twilio, Meta's WhatsApp Cloud API, Vonage and SMPP gateways (Jasmin's HTTP
+receipts) post to a URL of their own.  A provider given a signature
+(``create_app(signatures=...)``, see ``_signatures``) must sign every
+request: one that fails gets 401 with the reason and is neither applied nor
+kept, since a forged body is no callback to replay.  A provider without one
+is guarded by the receiver's shared secret, like Clickatell's URL.  A body
+that passes is wrapped in its envelope (``callbacks._envelope``) and taken
+like Clickatell's: applied, or kept in the dead letter with its provider and
+answered 400, so that ``dead-letter retry`` reads it as that provider's.
+
+Meta checks the URL before it sends anything: ``GET /callbacks/meta`` with
+``hub.mode=subscribe``, ``hub.verify_token`` and ``hub.challenge`` is
+answered with the challenge when the token is the one configured
+(``meta_verify_token``), and 403 otherwise.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+
+from ..callbacks._envelope import PROVIDER_PARSERS, ProviderBody, wrap
+from ..errors import InvalidCallback
+from ._auth import TOKEN_PARAM, Guard
+from ._metrics import ReceiverMetrics
+from ._requests import FORM, JSON, MAX_BODY_BYTES, BodyDeadline, BodyTooLarge, fields, media_type
+from ._signatures import ProviderSignature, SignedRequest, check_signature
+
+__all__ = ["TEXT", "ProviderEndpoints"]
+
+#: An SMPP gateway may post a delivery receipt's text as it is.
+TEXT = "text/plain"
+_MEDIA = (JSON, FORM, TEXT)
+
+
+class _Taker(Protocol):
+    """What the receiver lends these endpoints: its guard, body deadline and intake."""
+
+    guard: Guard
+    deadline: BodyDeadline
+    metrics: ReceiverMetrics
+
+    def _denied(self) -> JSONResponse: ...
+
+    async def _take(self, payload: bytes | Mapping[str, Any]) -> Response: ...
+
+    async def _keep(self, body: bytes, invalid: InvalidCallback) -> Response: ...
+
+
+def _error(status: int, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": message, **extra}, status_code=status)
+
+
+class ProviderEndpoints:
+    """The routes of the providers other than Clickatell, for one receiver."""
+
+    def __init__(
+        self,
+        receiver: _Taker,
+        signatures: Mapping[str, ProviderSignature],
+        meta_verify_token: str | None,
+    ) -> None:
+        unknown = sorted(set(signatures) - set(PROVIDER_PARSERS))
+        if unknown:
+            raise ValueError(f"signatures for providers this receiver does not read: {unknown}")
+        self.receiver = receiver
+        self.signatures = dict(signatures)
+        self.meta_verify_token = meta_verify_token
+
+    async def post(self, request: Request) -> Response:
+        """A provider's callback: its signature (or the shared secret), then its body."""
+        return await self.receiver.metrics.timed(self._post, request)
+
+    async def _post(self, request: Request) -> Response:
+        provider = request.path_params["provider"]
+        if provider not in PROVIDER_PARSERS:
+            known = ["clickatell", *sorted(PROVIDER_PARSERS)]
+            return _error(404, f"no provider {provider!r}", providers=known)
+        media = media_type(request)
+        if media not in _MEDIA:
+            return _error(415, f"unsupported content type {media or '(none)'!r}", accepted=_MEDIA)
+        body = await self._read(request)
+        if isinstance(body, Response):
+            return body
+        config = self.signatures.get(provider)
+        if config is not None:
+            raw_path = request.scope.get("raw_path") or request.url.path.encode()
+            query = request.scope.get("query_string", b"").decode("latin-1")
+            signed = SignedRequest(raw_path.decode("latin-1"), query, request.headers, body)
+            check = check_signature(config, signed)
+            if not check.ok:
+                return JSONResponse(check.to_json(), status_code=401)
+        elif not self.receiver.guard.allows(request):
+            return self.receiver._denied()
+        try:
+            payload: ProviderBody = (
+                fields(body, drop=TOKEN_PARAM) if media == FORM else body.decode("utf-8")
+            )
+        except (InvalidCallback, UnicodeDecodeError) as error:
+            invalid = (
+                error
+                if isinstance(error, InvalidCallback)
+                else InvalidCallback("body", f"not UTF-8 ({error.reason} at byte {error.start})")
+            )
+            return await self.receiver._keep(body, invalid)
+        return await self.receiver._take(wrap(provider, payload))
+
+    async def _read(self, request: Request) -> bytes | Response:
+        """The body, or the answer to a body that did not arrive whole, in time."""
+        try:
+            return await self.receiver.deadline.read(request)
+        except BodyTooLarge:
+            return _error(413, "body too large", limit_bytes=MAX_BODY_BYTES)
+        except TimeoutError:
+            response = _error(408, "the body did not arrive in time")
+            response.headers["Connection"] = "close"
+            return response
+        except ClientDisconnect:
+            return _error(400, "the client went away before sending the whole body")
+
+    async def meta_handshake(self, request: Request) -> Response:
+        """Meta's check of the URL: the challenge back if the verify token is the one set."""
+        params = request.query_params
+        token = params.get("hub.verify_token", "")
+        expected = self.meta_verify_token
+        if (
+            expected is None
+            or params.get("hub.mode") != "subscribe"
+            or not hmac.compare_digest(token.encode(), expected.encode())
+        ):
+            return _error(403, "not a subscription with this receiver's verify token")
+        return PlainTextResponse(params.get("hub.challenge", ""))
