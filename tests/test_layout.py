@@ -44,9 +44,9 @@ INNER: dict[str, list[set[str]]] = {
     ],
     #: Code tables and JSON decoding, what a parse returns, fields, the fast path, the parser.
     "callbacks": [
-        {"_formats", "_decode", "_results", "_archive"},
-        {"_fields", "_envelope"},
-        {"_fastpath"},
+        {"_formats", "_decode", "_results", "_archive", "_providers"},
+        {"_fields", "_meta", "_twilio"},
+        {"_fastpath", "_envelope"},
         {"_parse"},
         {"__init__"},
     ],

@@ -8,8 +8,10 @@ body leaves behind (its envelope, readable again later), Meta's handshake.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -19,15 +21,19 @@ from deliverystate import SQLiteStore, Status, StatusEvent, Tracker
 from deliverystate.callbacks._envelope import PROVIDER_PARSERS, ProviderBody
 from deliverystate.callbacks._results import ParsedCallback
 from deliverystate.errors import InvalidCallback
-from deliverystate.web._signatures import MetaSignature
+from deliverystate.web._signatures import MetaSignature, TwilioSignature
 
+from .conftest import StoreFactory
+from .test_providers import T, meta_body, meta_status, twilio_form
 from .test_web import T0, receiver
+
+S = Status
 
 SECRET = "app-secret-for-tests"
 FORM = "application/x-www-form-urlencoded"
 
 
-def stand_in(body: ProviderBody) -> ParsedCallback:
+def stand_in(body: ProviderBody, received_ms: int | None = None) -> ParsedCallback:
     """Form fields ``id`` and ``status`` (``delivered`` or ``sent``) as one SMS report."""
     if not isinstance(body, Mapping):
         raise InvalidCallback("body", "the stand-in reads forms only")
@@ -116,12 +122,12 @@ def test_an_unreadable_provider_body_is_kept_as_its_envelope_and_read_again_late
     assert '"provider": "acme"' in letter.payload or '"provider":"acme"' in letter.payload
     assert tracker.retry_dead_letters().still_invalid == 1  # the word is still unknown
 
-    def knows_read(body: ProviderBody) -> ParsedCallback:
+    def knows_read(body: ProviderBody, received_ms: int | None = None) -> ParsedCallback:
         if isinstance(body, Mapping) and body.get("status") == "read":
             return ParsedCallback(
                 (StatusEvent.from_ms(body["id"], Status.READ, T0, "sms"),), format="one_api"
             )
-        return stand_in(body)
+        return stand_in(body, received_ms)
 
     monkeypatch.setitem(PROVIDER_PARSERS, "acme", knows_read)
     report = tracker.retry_dead_letters()
@@ -154,3 +160,58 @@ def test_a_signature_for_a_provider_nobody_reads_is_a_mistake_at_start(tracker: 
 
     with pytest.raises(ValueError, match="nobody"):
         create_app(tracker, signatures={"nobody": MetaSignature(SECRET)})
+
+
+def twilio_signature(token: str, url: str, form: Mapping[str, str]) -> str:
+    """Twilio's documented signature, computed here on its own: HMAC-SHA1, base64."""
+    signed = url + "".join(f"{name}{form[name]}" for name in sorted(form))
+    return base64.b64encode(
+        hmac.new(token.encode(), signed.encode(), hashlib.sha1).digest()
+    ).decode()
+
+
+def test_meta_and_twilio_callbacks_over_http_on_both_stores(open_sql_store: StoreFactory) -> None:
+    """Signed Meta JSON and Twilio forms are applied; a late Twilio 'sent' changes nothing."""
+    tracker = Tracker(open_sql_store())
+    meta = meta_body(
+        meta_status("read", T, "wamid.HTTP1"), meta_status("sent", T - 5, "wamid.HTTP1")
+    )
+    meta_bytes = meta.encode()
+    digest = hmac.new(SECRET.encode(), meta_bytes, hashlib.sha256).hexdigest()
+    signatures = {
+        "meta": MetaSignature(SECRET),
+        "twilio": TwilioSignature("twilio-token", "https://hooks.example.com"),
+    }
+    with receiver(tracker, signatures=signatures) as client:
+        answer = client.post(
+            "/callbacks/meta",
+            content=meta_bytes,
+            headers={"content-type": "application/json", "x-hub-signature-256": f"sha256={digest}"},
+        )
+        twilio = []
+        for word in ("delivered", "sent"):  # out of order: the late 'sent' must not win
+            form = twilio_form(word, sid="SMhttp1")
+            url = "https://hooks.example.com/callbacks/twilio"
+            headers = {"x-twilio-signature": twilio_signature("twilio-token", url, form)}
+            twilio.append(client.post("/callbacks/twilio", data=form, headers=headers))
+    assert answer.status_code == 200
+    assert answer.json()["applied"] >= 1
+    read = tracker.get("wamid.HTTP1")
+    assert read is not None
+    assert (read.status, read.channel, read.timestamp_ms) == (S.READ, "whatsapp", T * 1000)
+    assert [r.status_code for r in twilio] == [200, 200]
+    delivered = tracker.get("SMhttp1")
+    assert delivered is not None
+    assert delivered.status is S.DEVICE_ACK
+
+
+def test_an_unknown_twilio_word_is_kept_with_its_receipt_time(tracker: Tracker) -> None:
+    """400, kept as an envelope with received_ms: parsing it again dates it the same."""
+    with receiver(tracker) as client:
+        answer = client.post("/callbacks/twilio", data=twilio_form("partially_delivered"))
+    assert answer.status_code == 400
+    (letter,) = tracker.store.dead_letters()
+    kept = json.loads(letter.payload)
+    assert (kept["provider"], kept["body"]["MessageStatus"]) == ("twilio", "partially_delivered")
+    assert isinstance(kept["received_ms"], int)
+    assert tracker.retry_dead_letters().still_invalid == 1

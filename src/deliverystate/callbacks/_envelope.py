@@ -17,7 +17,9 @@ from typing import Any
 
 from ..errors import InvalidCallback
 from ._archive import ARCHIVE_KEY
+from ._meta import read_meta
 from ._results import ParsedCallback
+from ._twilio import read_twilio
 
 __all__ = [
     "ENVELOPE_KIND",
@@ -25,6 +27,7 @@ __all__ = [
     "ProviderBody",
     "is_envelope",
     "open_envelope",
+    "read_provider",
     "wrap",
 ]
 
@@ -32,15 +35,25 @@ __all__ = [
 ENVELOPE_KIND = "callback"
 #: What a provider's parser takes: the body's text, or a form's (or query's) fields.
 ProviderBody = str | Mapping[str, str]
-#: The parsers of the providers other than Clickatell, by the name in their URL.
-PROVIDER_PARSERS: dict[str, Callable[[ProviderBody], ParsedCallback]] = {}
+#: The parsers of the providers other than Clickatell, by the name in their URL; each takes
+#: the body and when it was received (ms), which dates the reports of a provider that
+#: sends no time (Twilio).
+PROVIDER_PARSERS: dict[str, Callable[[ProviderBody, int | None], ParsedCallback]] = {
+    "meta": read_meta,
+    "twilio": read_twilio,
+}
 
 
-def wrap(provider: str, body: ProviderBody) -> dict[str, Any]:
-    """The envelope of ``body``, a callback of ``provider`` (a key of :data:`PROVIDER_PARSERS`)."""
+def wrap(provider: str, body: ProviderBody, received_ms: int) -> dict[str, Any]:
+    """The envelope of ``body``, a callback of ``provider`` taken at ``received_ms``."""
     if provider not in PROVIDER_PARSERS:
         raise ValueError(f"no parser for provider {provider!r}")
-    return {ARCHIVE_KEY: ENVELOPE_KIND, "provider": provider, "body": body}
+    return {
+        ARCHIVE_KEY: ENVELOPE_KIND,
+        "provider": provider,
+        "received_ms": received_ms,
+        "body": body,
+    }
 
 
 def is_envelope(body: Mapping[str, Any]) -> bool:
@@ -62,11 +75,39 @@ def open_envelope(body: Mapping[str, Any]) -> ParsedCallback:
         raise InvalidCallback(
             "provider", f"{provider!r} is no provider this release reads ({known})"
         )
+    received = body.get("received_ms")
+    if received is not None and (isinstance(received, bool) or not isinstance(received, int)):
+        raise InvalidCallback("received_ms", "must be whole milliseconds")
     inner = body.get("body")
     if isinstance(inner, str):
-        return parse(inner)
+        return parse(inner, received)
     if isinstance(inner, Mapping) and all(
         isinstance(k, str) and isinstance(v, str) for k, v in inner.items()
     ):
-        return parse(inner)
+        return parse(inner, received)
     raise InvalidCallback("body", "an envelope's body must be text or fields of text")
+
+
+def read_provider(
+    provider: str, payload: bytes | str | Mapping[str, Any], received_ms: int | None
+) -> ParsedCallback:
+    """A body of ``provider`` (bytes or text as posted, or a form's fields), parsed.
+
+    ``provider`` must be one of :data:`PROVIDER_PARSERS` (a ``ValueError``
+    otherwise: a name in code, not in a body).  Bytes that are no UTF-8, and
+    fields that are not text, are an :class:`InvalidCallback`.
+    """
+    parse = PROVIDER_PARSERS.get(provider)
+    if parse is None:
+        known = ", ".join(["clickatell", *sorted(PROVIDER_PARSERS)])
+        raise ValueError(f"unknown provider {provider!r}: one of {known}")
+    if isinstance(payload, bytes):
+        try:
+            payload = payload.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise InvalidCallback("body", f"not UTF-8 (at byte {error.start})") from None
+    if isinstance(payload, str):
+        return parse(payload, received_ms)
+    if all(isinstance(k, str) and isinstance(v, str) for k, v in payload.items()):
+        return parse(payload, received_ms)
+    raise InvalidCallback("body", "a provider's fields must be text")

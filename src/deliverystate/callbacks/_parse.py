@@ -46,14 +46,16 @@ it from the dead letter later is all-or-nothing.  Nothing but
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 from ..errors import InvalidCallback
 from ..rules._catalog import CHANNELS, Status
 from ..rules._events import StatusEvent
+from ..rules._time import ms_from_datetime
 from ._archive import archived_events, is_archive
 from ._decode import decode_body
-from ._envelope import is_envelope, open_envelope
+from ._envelope import is_envelope, open_envelope, read_provider
 from ._fastpath import CHANNEL_NAMES, STATUS_UPDATE, fast_flat, fast_legacy, fast_one_api
 from ._fields import (
     flat_status,
@@ -291,12 +293,23 @@ def read_many(
     return ParsedBatch(tuple(events), tuple(errors), ignored, tuple(registrations), tuple(restored))
 
 
-def parse_callback(payload: bytes | str | Mapping[str, Any]) -> list[StatusEvent]:
+def parse_callback(
+    payload: bytes | str | Mapping[str, Any],
+    provider: str = "clickatell",
+    *,
+    received_at: datetime | None = None,
+) -> list[StatusEvent]:
     """Parse one callback body (or query parameters) into status events.
 
     Raises :class:`InvalidCallback`, naming the field, for anything that is not
-    a well-formed Clickatell callback.  A body holding no status update (an
+    a well-formed callback of ``provider``.  A body holding no status update (an
     inbound ``moText`` posted to the same URL) gives an empty list: see
-    :func:`read_callback` for what it held instead.
+    :func:`read_callback` for what it held instead.  ``provider`` is
+    ``"clickatell"`` (the default) or another provider (``"meta"``,
+    ``"twilio"``: ``callbacks._providers``); ``received_at`` dates the
+    reports of a provider that sends no time (Twilio), and is required there.
     """
-    return list(read_callback(payload).events)
+    if provider == "clickatell":
+        return list(read_callback(payload).events)
+    received_ms = None if received_at is None else ms_from_datetime(received_at)
+    return list(read_provider(provider, payload, received_ms).events)

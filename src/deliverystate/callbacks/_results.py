@@ -21,7 +21,7 @@ __all__ = ["CallbackFormat", "ParsedBatch", "ParsedCallback"]
 
 #: Which shape a body had: One API, Platform (flat, a reply included), legacy HTTP (an
 #: inbound legacy message included), or an archive line written by retention.
-CallbackFormat = Literal["one_api", "platform", "legacy", "archive"]
+CallbackFormat = Literal["one_api", "platform", "legacy", "archive", "meta", "twilio"]
 
 
 @attrs.frozen

@@ -19,6 +19,7 @@ answered with the challenge when the token is the one configured
 from __future__ import annotations
 
 import hmac
+import time
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -109,7 +110,8 @@ class ProviderEndpoints:
                 else InvalidCallback("body", f"not UTF-8 ({error.reason} at byte {error.start})")
             )
             return await self.receiver._keep(body, invalid)
-        return await self.receiver._take(wrap(provider, payload))
+        received_ms = time.time_ns() // 1_000_000
+        return await self.receiver._take(wrap(provider, payload, received_ms))
 
     async def _read(self, request: Request) -> bytes | Response:
         """The body, or the answer to a body that did not arrive whole, in time."""

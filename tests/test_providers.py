@@ -1,0 +1,287 @@
+"""Other providers' callbacks: Meta's WhatsApp Cloud API and Twilio, mapped onto one lifecycle.
+
+The bodies follow the shapes their providers document, with values of our own:
+Meta's status webhook as on developers.facebook.com (".../whatsapp/webhooks/
+reference/messages/status/", the META-st key of shared/providers/providers.md)
+and the MIT-licensed fixture of david-lev/pywa@0bcf2f1
+(tests/data/updates/message_status.json); Twilio's status callback form as on
+twilio.com/docs/messaging/guides/track-outbound-message-status (TW-track).
+What each word must mean is restated below from docs/design.md's "Other
+providers", so the tests hold the code to the design, not to itself.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from deliverystate import InvalidCallback, Status, StatusEvent, Tracker, parse_callback
+from deliverystate.callbacks._providers import PROVIDERS, table_markdown
+from deliverystate.testing import assert_converges
+
+from .oracle import expected_winner
+
+S = Status
+T = 1_698_266_945  # 2023-10-25T20:49:05Z, the seconds of the pywa fixture's "sent"
+RECEIVED = datetime(2026, 3, 1, 12, 0, 0, 123000, tzinfo=timezone.utc)
+
+#: What docs/design.md says each word means (restated, not read from the code).
+META_MEANS = {
+    "sent": S.SENT_TO_SUPPLIER,
+    "delivered": S.DEVICE_ACK,
+    "read": S.READ,
+    "played": S.READ,
+    "failed": S.DELIVERY_FAILURE,
+}
+TWILIO_MEANS = {
+    "accepted": S.QUEUED,
+    "scheduled": S.SCHEDULED,
+    "queued": S.QUEUED,
+    "sending": S.QUEUED,
+    "sent": S.SENT_TO_SUPPLIER,
+    "delivered": S.DEVICE_ACK,
+    "read": S.READ,
+    "undelivered": S.DELIVERY_FAILURE,
+    "failed": S.DELIVERY_FAILURE,
+    "canceled": S.STOPPED_BY_USER,
+}
+
+
+def meta_status(
+    word: str, seconds: int | str = T, message_id: str = "wamid.HBgLMTU1NTAxMjM0NTY3", **extra: Any
+) -> dict[str, Any]:
+    """One item of ``statuses[]``, as Meta documents it."""
+    return {
+        "id": message_id,
+        "status": word,
+        "timestamp": str(seconds),
+        "recipient_id": "15550123456",
+        **extra,
+    }
+
+
+def meta_body(*statuses: dict[str, Any], **value: Any) -> str:
+    """A Meta webhook body (``object``, ``entry[].changes[].value``) holding ``statuses``."""
+    return json.dumps(
+        {
+            "object": "whatsapp_business_account",
+            "entry": [
+                {
+                    "id": "102290129340398",
+                    "changes": [
+                        {
+                            "field": "messages",
+                            "value": {
+                                "messaging_product": "whatsapp",
+                                "metadata": {
+                                    "display_phone_number": "15550783881",
+                                    "phone_number_id": "106540352242922",
+                                },
+                                "statuses": list(statuses),
+                                **value,
+                            },
+                        }
+                    ],
+                }
+            ],
+        }
+    )
+
+
+def twilio_form(
+    word: str, sid: str = "SM1f0e8ae6ade43cb3c0ce4525424e404f", **extra: str
+) -> dict[str, str]:
+    """A Twilio status callback's fields, as TW-track lists them."""
+    return {
+        "AccountSid": "ACXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX",
+        "From": "+15557122661",
+        "To": "+15558675310",
+        "ApiVersion": "2010-04-01",
+        "MessageSid": sid,
+        "SmsSid": sid,
+        "MessageStatus": word,
+        "SmsStatus": word,
+        **extra,
+    }
+
+
+@pytest.mark.parametrize("word", sorted(META_MEANS))
+def test_each_meta_word_means_what_the_design_says(word: str) -> None:
+    """sent, delivered, read, played and failed land on their lifecycle status, WhatsApp, in ms."""
+    (event,) = parse_callback(meta_body(meta_status(word)), "meta")
+    assert event == StatusEvent.from_ms(
+        "wamid.HBgLMTU1NTAxMjM0NTY3", META_MEANS[word], T * 1000, "whatsapp"
+    )
+
+
+def test_a_meta_failure_and_a_tracker_echo() -> None:
+    """A failed status with errors[] is DELIVERY_FAILURE; the echoed tracker is the client id."""
+    errors = [
+        {"code": 131047, "title": "Re-engagement message", "message": "Re-engagement message"}
+    ]
+    failed = meta_status("failed", errors=errors, biz_opaque_callback_data="order-77")
+    (event,) = parse_callback(meta_body(failed), "meta")
+    assert (event.status, event.client_message_id) == (S.DELIVERY_FAILURE, "order-77")
+
+
+def test_one_meta_body_may_report_on_several_messages_and_ignore_the_rest() -> None:
+    """Every status of every change is read; inbound messages and old words are ignored."""
+    body = meta_body(
+        meta_status("delivered", T, "wamid.A"),
+        meta_status("read", T + 5, "wamid.B"),
+        meta_status("deleted", T, "wamid.C"),
+        messages=[{"from": "15550123456", "id": "wamid.IN", "type": "text"}],
+    )
+    events = parse_callback(body, "meta")
+    assert [(e.message_id, e.status) for e in events] == [
+        ("wamid.A", S.DEVICE_ACK),
+        ("wamid.B", S.READ),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (meta_body(meta_status("seen")), "status"),
+        (meta_body({"id": "wamid.A", "timestamp": str(T)}), "status"),
+        (meta_body({"id": "wamid.A", "status": "sent"}), "timestamp"),
+        (meta_body(meta_status("sent", "yesterday")), "timestamp"),
+        (meta_body(meta_status("sent", 86_400)), "timestamp"),  # 1970: seconds are not ms
+        (meta_body({"status": "sent", "timestamp": str(T)}), "id"),
+        (json.dumps({"object": "page", "entry": []}), "object"),
+        (meta_body(meta_status("sent"), statuses="sent"), "statuses"),
+    ],
+)
+def test_a_meta_body_that_cannot_be_read_names_its_field(body: str, field: str) -> None:
+    """An unknown word, a missing status or time, a seconds value too small, a wrong object."""
+    with pytest.raises(InvalidCallback) as refused:
+        parse_callback(body, "meta")
+    assert refused.value.field == field
+
+
+@pytest.mark.parametrize("word", sorted(TWILIO_MEANS))
+def test_each_twilio_word_means_what_the_design_says(word: str) -> None:
+    """Every documented word lands on its status, dated by when the callback was received."""
+    (event,) = parse_callback(twilio_form(word), "twilio", received_at=RECEIVED)
+    expected = StatusEvent(
+        "SM1f0e8ae6ade43cb3c0ce4525424e404f", TWILIO_MEANS[word], RECEIVED, "sms"
+    )
+    assert event == expected
+
+
+def test_twilio_whatsapp_reads_and_failures() -> None:
+    """A whatsapp: sender makes a WhatsApp report; undelivered with ErrorCode is a failure."""
+    form = twilio_form("read", From="whatsapp:+15557122661", EventType="READ")
+    (read,) = parse_callback(form, "twilio", received_at=RECEIVED)
+    assert (read.status, read.channel) == (S.READ, "whatsapp")
+    failed = twilio_form("undelivered", ErrorCode="30003", ErrorMessage="Unreachable destination")
+    (event,) = parse_callback(failed, "twilio", received_at=RECEIVED)
+    assert event.status is S.DELIVERY_FAILURE
+
+
+def test_a_twilio_form_may_come_as_its_bytes_and_message_status_wins() -> None:
+    """The urlencoded body reads like its fields; MessageStatus is read when SmsStatus differs."""
+    body = b"MessageSid=SMa&SmsSid=SMa&MessageStatus=delivered&SmsStatus=sent&From=%2B15557122661"
+    (event,) = parse_callback(body, "twilio", received_at=RECEIVED)
+    assert (event.message_id, event.status) == ("SMa", S.DEVICE_ACK)
+    assert parse_callback(twilio_form("received"), "twilio", received_at=RECEIVED) == []
+
+
+@pytest.mark.parametrize(
+    ("form", "field"),
+    [
+        (twilio_form("partially_delivered"), "MessageStatus"),
+        (twilio_form("delivrd"), "MessageStatus"),
+        ({"MessageSid": "SMa"}, "MessageStatus"),
+        ({"MessageStatus": "sent"}, "MessageSid"),
+        (b"MessageSid=SMa&MessageSid=SMb&MessageStatus=sent", "MessageSid"),
+    ],
+)
+def test_a_twilio_callback_that_cannot_be_read_names_its_field(form: Any, field: str) -> None:
+    """No documented meaning, a typo, a missing status or id, a field twice: refused by name."""
+    with pytest.raises(InvalidCallback) as refused:
+        parse_callback(form, "twilio", received_at=RECEIVED)
+    assert refused.value.field == field
+
+
+def test_a_twilio_report_without_a_receipt_time_is_refused_not_dated_now() -> None:
+    """Twilio sends no time; without received_at the parser says so instead of reading a clock."""
+    with pytest.raises(InvalidCallback) as refused:
+        parse_callback(twilio_form("sent"), "twilio")
+    assert refused.value.field == "received_ms"
+
+
+def test_an_unknown_provider_name_is_misuse() -> None:
+    """A provider name is code, not input: a ValueError naming the ones there are."""
+    with pytest.raises(ValueError, match="meta, twilio"):
+        parse_callback("{}", "nexmo")
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(sorted(META_MEANS)), st.integers(0, 3_600)),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_any_order_and_repetition_of_meta_reports_ends_where_precedence_says(
+    reports: list[tuple[str, int]],
+) -> None:
+    """Property: one message's Meta reports, delivered in any order and twice, reach one state."""
+    events = [
+        e
+        for word, dt in reports
+        for e in parse_callback(meta_body(meta_status(word, T + dt)), "meta")
+    ]
+    assert_converges(events * 2, exhaustive_up_to=4, samples=20)
+    tracker = Tracker()
+    tracker.apply_many(events)
+    state = tracker.get(events[0].message_id)
+    assert state is not None
+    expected = [
+        StatusEvent.from_ms("w", META_MEANS[w], (T + dt) * 1000, "whatsapp") for w, dt in reports
+    ]
+    assert (state.status, state.timestamp_ms) == expected_winner(expected)
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(sorted(TWILIO_MEANS)), st.integers(0, 3_600_000)),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_any_order_and_repetition_of_twilio_reports_ends_where_precedence_says(
+    reports: list[tuple[str, int]],
+) -> None:
+    """Property: Twilio reports, dated by receipt, reach one state whatever their order."""
+    base = int(RECEIVED.timestamp() * 1000)
+    events = [
+        e
+        for word, dt in reports
+        for e in parse_callback(
+            twilio_form(word),
+            "twilio",
+            received_at=datetime.fromtimestamp((base + dt) / 1000, timezone.utc),
+        )
+    ]
+    assert_converges(events * 2, exhaustive_up_to=4, samples=20)
+    tracker = Tracker()
+    tracker.apply_many(events)
+    state = tracker.get(events[0].message_id)
+    assert state is not None
+    expected = [StatusEvent.from_ms("t", TWILIO_MEANS[w], base + dt, "sms") for w, dt in reports]
+    assert (state.status, state.timestamp_ms) == expected_winner(expected)
+
+
+def test_design_md_shows_each_provider_s_table_as_the_code_has_it() -> None:
+    """docs/design.md's "Other providers" tables are generated from the code's tables."""
+    design = (Path(__file__).parent.parent / "docs" / "design.md").read_text(encoding="utf-8")
+    for provider in PROVIDERS:
+        assert table_markdown(provider) in design, f"regenerate {provider}'s table in design.md"
