@@ -21,6 +21,7 @@ from deliverystate import SQLiteStore, Status, StatusEvent, Tracker
 from deliverystate.callbacks._envelope import PROVIDER_PARSERS, ProviderBody
 from deliverystate.callbacks._results import ParsedCallback
 from deliverystate.errors import InvalidCallback
+from deliverystate.web._providers import provider_settings
 from deliverystate.web._signatures import MetaSignature, TwilioSignature
 
 from .conftest import StoreFactory
@@ -215,3 +216,33 @@ def test_an_unknown_twilio_word_is_kept_with_its_receipt_time(tracker: Tracker) 
     assert (kept["provider"], kept["body"]["MessageStatus"]) == ("twilio", "partially_delivered")
     assert isinstance(kept["received_ms"], int)
     assert tracker.retry_dead_letters().still_invalid == 1
+
+
+def test_provider_secrets_come_from_the_environment() -> None:
+    """Meta's secret and verify token, Twilio's token and public URL: each makes its check."""
+    settings = provider_settings(
+        {
+            "DELIVERYSTATE_META_APP_SECRET": SECRET,
+            "DELIVERYSTATE_META_VERIFY_TOKEN": "verify-me",
+            "DELIVERYSTATE_TWILIO_AUTH_TOKEN": "twilio-token",
+            "DELIVERYSTATE_PUBLIC_URL": "https://hooks.example.com",
+        }
+    )
+    assert settings["meta_verify_token"] == "verify-me"
+    assert settings["signatures"] == {
+        "meta": MetaSignature(SECRET),
+        "twilio": TwilioSignature("twilio-token", "https://hooks.example.com"),
+    }
+    assert provider_settings({}) == {"signatures": {}, "meta_verify_token": None}
+
+
+def test_serve_refuses_a_twilio_token_without_its_public_url() -> None:
+    """A receiver that would answer every Twilio callback 401 does not start; it says why."""
+    from click.testing import CliRunner  # noqa: PLC0415 - the cli extra
+
+    from deliverystate.cli._commands import cli  # noqa: PLC0415 - likewise
+
+    env = {"DELIVERYSTATE_TWILIO_AUTH_TOKEN": "twilio-token", "DELIVERYSTATE_PUBLIC_URL": ""}
+    result = CliRunner().invoke(cli, ["serve", "--db", ":memory:"], env=env)
+    assert result.exit_code == 2
+    assert "DELIVERYSTATE_PUBLIC_URL" in result.output

@@ -192,10 +192,14 @@ def serve(
 ) -> None:
     """Receive Clickatell status callbacks over HTTP (needs the 'web' extra).
 
-    Point Clickatell's callback URL at /callbacks/clickatell.  Without
-    --token or --basic anyone who can reach the port can post callbacks.
-    A --db that holds no database yet (a new SQLite file or PostgreSQL
-    schema) is created, and stderr says so.  Ctrl-C stops it, exit status 130.
+    Point Clickatell's callback URL at /callbacks/clickatell, Meta's at
+    /callbacks/meta and Twilio's at /callbacks/twilio.  Without --token or
+    --basic anyone who can reach the port can post callbacks, except where a
+    provider's signature is required: DELIVERYSTATE_META_APP_SECRET (and
+    DELIVERYSTATE_META_VERIFY_TOKEN for Meta's subscription check), or
+    DELIVERYSTATE_TWILIO_AUTH_TOKEN with DELIVERYSTATE_PUBLIC_URL.  A --db
+    that holds no database yet (a new SQLite file or PostgreSQL schema) is
+    created, and stderr says so.  Ctrl-C stops it, exit status 130.
 
     \b
     Examples:
@@ -215,11 +219,16 @@ def serve(
             raise click.BadParameter(str(error), param_hint="--sweep-every") from None
     try:
         from ..web import serve as run_server  # noqa: PLC0415 - the 'web' extra is optional
+        from ..web._providers import provider_settings  # noqa: PLC0415 - likewise
     except ImportError as error:
         raise click.ClickException(
             f"serve needs the 'web' extra ({error.name} is missing): "
             "pip install 'deliverystate[web]'"
         ) from None
+    try:
+        provider_settings(os.environ)  # a misconfigured secret stops it here, not in a worker
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
     limits = _limits(header_timeout, max_connections)
     if workers > 1 and db == ":memory:":
         raise click.BadParameter("several workers cannot share :memory:", param_hint="--workers")

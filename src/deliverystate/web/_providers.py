@@ -31,10 +31,24 @@ from ..errors import InvalidCallback
 from ._auth import TOKEN_PARAM, Guard
 from ._metrics import ReceiverMetrics
 from ._requests import FORM, JSON, MAX_BODY_BYTES, BodyDeadline, BodyTooLarge, fields, media_type
-from ._signatures import ProviderSignature, SignedRequest, check_signature
+from ._signatures import (
+    MetaSignature,
+    ProviderSignature,
+    SignedRequest,
+    TwilioSignature,
+    check_signature,
+)
 
-__all__ = ["TEXT", "ProviderEndpoints"]
+__all__ = ["PROVIDER_ENVIRONMENT", "TEXT", "ProviderEndpoints", "provider_settings"]
 
+#: The variables ``deliverystate serve`` reads the providers' secrets from (secrets stay out
+#: of the command line, where ``ps`` shows them), and what each sets.
+PROVIDER_ENVIRONMENT = {
+    "DELIVERYSTATE_META_APP_SECRET": "Meta's app secret: X-Hub-Signature-256 is required",
+    "DELIVERYSTATE_META_VERIFY_TOKEN": "the verify token Meta's subscription check must send",
+    "DELIVERYSTATE_TWILIO_AUTH_TOKEN": "Twilio's auth token: X-Twilio-Signature is required",
+    "DELIVERYSTATE_PUBLIC_URL": "the URL Twilio calls, up to the path (https://hooks.example.com)",
+}
 #: An SMPP gateway may post a delivery receipt's text as it is.
 TEXT = "text/plain"
 _MEDIA = (JSON, FORM, TEXT)
@@ -138,3 +152,27 @@ class ProviderEndpoints:
         ):
             return _error(403, "not a subscription with this receiver's verify token")
         return PlainTextResponse(params.get("hub.challenge", ""))
+
+
+def provider_settings(environ: Mapping[str, str]) -> dict[str, Any]:
+    """``create_app``'s ``signatures`` and ``meta_verify_token`` from :data:`PROVIDER_ENVIRONMENT`.
+
+    A Twilio token without the public URL it signs (or the other way round)
+    is a ``ValueError`` naming the missing variable: a receiver that would
+    answer every Twilio callback 401 should not start.
+    """
+    signatures: dict[str, ProviderSignature] = {}
+    secret = environ.get("DELIVERYSTATE_META_APP_SECRET")
+    if secret:
+        signatures["meta"] = MetaSignature(secret)
+    token, public_url = (
+        environ.get("DELIVERYSTATE_TWILIO_AUTH_TOKEN"),
+        environ.get("DELIVERYSTATE_PUBLIC_URL"),
+    )
+    if bool(token) != bool(public_url):
+        missing = "DELIVERYSTATE_PUBLIC_URL" if token else "DELIVERYSTATE_TWILIO_AUTH_TOKEN"
+        raise ValueError(f"Twilio's signature needs {missing} as well")
+    if token and public_url:
+        signatures["twilio"] = TwilioSignature(token, public_url)
+    verify = environ.get("DELIVERYSTATE_META_VERIFY_TOKEN") or None
+    return {"signatures": signatures, "meta_verify_token": verify}

@@ -29,6 +29,7 @@ from ..tracking._tracker import Tracker
 from ._app import create_app
 from ._logs import AccessLog, logging_config
 from ._protocol import ConnectionLimits, GuardedProtocol
+from ._providers import provider_settings
 
 if TYPE_CHECKING:
     from ..forward import Forwarder, ForwardTarget
@@ -68,6 +69,7 @@ def app_from_environment() -> ASGIApp:
         token=os.environ.get(_ENV_TOKEN) or None,
         basic_auth=credentials,  # type: ignore[arg-type]
         close_store=True,
+        **provider_settings(os.environ),
     )
     return AccessLog(app) if os.environ.get(_ENV_ACCESS_LOG) == "1" else app
 
@@ -132,7 +134,11 @@ def serve(
     try:
         if workers == 1:
             app = create_app(
-                Tracker(store), token=token, basic_auth=basic_auth, close_store=not shared
+                Tracker(store),
+                token=token,
+                basic_auth=basic_auth,
+                close_store=not shared,
+                **provider_settings(os.environ),
             )
             served = AccessLog(app) if access_log else app
             uvicorn.run(served, workers=1, http=http_protocol(), **options)
