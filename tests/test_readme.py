@@ -298,3 +298,29 @@ def test_the_links_between_the_docs_resolve() -> None:
         for target, anchor in re.findall(r"\]\(((?:\.\./)?[\w./-]*\.md)?(?:#([^)\s]+))?\)", text):
             if target or anchor:
                 assert_link_resolves(doc, target, anchor)
+
+
+def test_the_other_providers_example_runs() -> None:
+    """The README's Meta and Twilio lines apply a Meta read and a Twilio delivery."""
+    from datetime import datetime, timezone  # noqa: PLC0415 - this test's alone
+
+    from deliverystate import parse_callback  # noqa: PLC0415 - likewise
+
+    status = {"id": "wamid.R1", "status": "read", "timestamp": "1767225600"}
+    meta_body = json.dumps(
+        {
+            "object": "whatsapp_business_account",
+            "entry": [{"changes": [{"field": "messages", "value": {"statuses": [status]}}]}],
+        }
+    )
+    form = {"MessageSid": "SMr1", "MessageStatus": "delivered", "From": "+15557122661"}
+    tracker = Tracker(MemoryStore())
+    namespace: dict[str, Any] = {
+        "tracker": tracker,
+        "parse_callback": parse_callback,
+        "meta_body": meta_body,
+        "form": form,
+        "now": datetime.now(timezone.utc),
+    }
+    exec(python_block_after("## Other providers"), namespace)
+    assert [tracker.get(m).status for m in ("wamid.R1", "SMr1")] == [Status.READ, Status.DEVICE_ACK]  # type: ignore[union-attr]
