@@ -45,7 +45,7 @@ INNER: dict[str, list[set[str]]] = {
     #: Code tables and JSON decoding, what a parse returns, fields, the fast path, the parser.
     "callbacks": [
         {"_formats", "_decode", "_results", "_archive", "_providers"},
-        {"_fields", "_meta", "_twilio"},
+        {"_fields", "_meta", "_twilio", "_vonage", "_smpp"},
         {"_fastpath", "_envelope"},
         {"_parse"},
         {"__init__"},

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from deliverystate import InvalidCallback, Status, StatusEvent, Tracker, parse_callback
 from deliverystate.callbacks._providers import PROVIDERS, table_markdown
+from deliverystate.callbacks._smpp import normalise_id
 from deliverystate.testing import assert_converges
 
 from .oracle import expected_winner
@@ -109,6 +110,18 @@ def twilio_form(
         "SmsStatus": word,
         **extra,
     }
+
+
+def reports_of(words: dict[str, Status], spread: int) -> st.SearchStrategy[list[tuple[str, int]]]:
+    """One message's reports: one to six words, each with an offset up to ``spread``."""
+    return st.lists(
+        st.tuples(st.sampled_from(sorted(words)), st.integers(0, spread)), max_size=6, min_size=1
+    )
+
+
+def moment(ms: int) -> datetime:
+    """The aware UTC datetime of ``ms``."""
+    return datetime.fromtimestamp(ms / 1000, timezone.utc)
 
 
 @pytest.mark.parametrize("word", sorted(META_MEANS))
@@ -219,7 +232,7 @@ def test_a_twilio_report_without_a_receipt_time_is_refused_not_dated_now() -> No
 
 def test_an_unknown_provider_name_is_misuse() -> None:
     """A provider name is code, not input: a ValueError naming the ones there are."""
-    with pytest.raises(ValueError, match="meta, twilio"):
+    with pytest.raises(ValueError, match="meta, smpp, twilio, vonage"):
         parse_callback("{}", "nexmo")
 
 
@@ -285,3 +298,222 @@ def test_design_md_shows_each_provider_s_table_as_the_code_has_it() -> None:
     design = (Path(__file__).parent.parent / "docs" / "design.md").read_text(encoding="utf-8")
     for provider in PROVIDERS:
         assert table_markdown(provider) in design, f"regenerate {provider}'s table in design.md"
+
+
+#: Vonage and SMPP, restated from docs/design.md's "Other providers".
+VONAGE_MEANS = {
+    "accepted": S.SENT_TO_SUPPLIER,
+    "buffered": S.SENT_TO_SUPPLIER,
+    "submitted": S.SENT_TO_SUPPLIER,
+    "delivered": S.DEVICE_ACK,
+    "read": S.READ,
+    "expired": S.EXPIRED,
+    "failed": S.DELIVERY_FAILURE,
+    "rejected": S.DELIVERY_FAILURE,
+    "undeliverable": S.DELIVERY_FAILURE,
+    "unknown": S.UNKNOWN,
+}
+SMPP_MEANS = {
+    "SCHEDLD": S.SCHEDULED,
+    "ENROUTE": S.SENT_TO_SUPPLIER,
+    "ACCEPTD": S.SENT_TO_SUPPLIER,
+    "DELIVRD": S.DEVICE_ACK,
+    "EXPIRED": S.EXPIRED,
+    "DELETED": S.STOPPED_BY_ADMIN,
+    "SKIPPED": S.STOPPED_BY_ADMIN,
+    "UNDELIV": S.DELIVERY_FAILURE,
+    "REJECTD": S.DELIVERY_FAILURE,
+    "UNKNOWN": S.UNKNOWN,
+}
+PUSHED = "2026-03-01 12:00:05"  # message-timestamp, read as UTC
+PUSHED_MS = int(datetime(2026, 3, 1, 12, 0, 5, tzinfo=timezone.utc).timestamp() * 1000)
+
+
+def vonage_receipt(word: str, **extra: str) -> dict[str, str]:
+    """An SMS API delivery receipt's fields, as Vonage's API specification (VN-spec) lists them."""
+    return {
+        "msisdn": "447700900000",
+        "to": "AcmeInc",
+        "network-code": "12345",
+        "messageId": "0A0000001234567B",
+        "price": "0.03330000",
+        "status": word,
+        "scts": "2603011300",  # an hour off: never used for ordering
+        "err-code": "0",
+        "api-key": "abcd1234",
+        "message-timestamp": PUSHED,
+        **extra,
+    }
+
+
+def vonage_status(word: str, channel: str = "whatsapp", **extra: Any) -> str:
+    """A Messages API status webhook body, as VN-msg and Vonage's Java SDK tests show it."""
+    return json.dumps(
+        {
+            "message_uuid": "aaaaaaaa-bbbb-cccc-dddd-0123456789ab",
+            "to": "447700900000",
+            "from": "447700900001",
+            "timestamp": "2026-03-01T12:00:05.250Z",
+            "status": word,
+            "channel": channel,
+            **extra,
+        }
+    )
+
+
+@pytest.mark.parametrize("word", sorted(VONAGE_MEANS))
+def test_each_vonage_word_means_what_the_design_says(word: str) -> None:
+    """A receipt's word and a status's word land on the design's status, on their own clock."""
+    (receipt,) = parse_callback(vonage_receipt(word), "vonage")
+    assert receipt == StatusEvent.from_ms("0A0000001234567B", VONAGE_MEANS[word], PUSHED_MS, "sms")
+    (status,) = parse_callback(vonage_status(word), "vonage")
+    assert (status.status, status.timestamp_ms) == (VONAGE_MEANS[word], PUSHED_MS + 250)
+
+
+def test_vonage_times_channels_and_references() -> None:
+    """A signed receipt's seconds win; client-ref links parts; a Viber status has no channel."""
+    signed = vonage_receipt("delivered", timestamp="1772366400", **{"client-ref": "order-9"})
+    (event,) = parse_callback(signed, "vonage")
+    assert (event.timestamp_ms, event.client_message_id) == (1_772_366_400_000, "order-9")
+    (viber,) = parse_callback(vonage_status("read", "viber", client_ref="order-9"), "vonage")
+    assert (viber.channel, viber.client_message_id) == (None, "order-9")
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (vonage_receipt("delivrd"), "status"),
+        ({k: v for k, v in vonage_receipt("failed").items() if k != "messageId"}, "messageId"),
+        (vonage_receipt("failed", **{"message-timestamp": "01/03/2026"}), "message-timestamp"),
+        (vonage_status("read", timestamp="2026-03-01T12:00:05"), "timestamp"),
+        (vonage_status("read", status=None), "status"),
+    ],
+)
+def test_a_vonage_callback_that_cannot_be_read_names_its_field(body: Any, field: str) -> None:
+    """An unknown word, no id, a push time in another format, a time with no zone, no status."""
+    with pytest.raises(InvalidCallback) as refused:
+        parse_callback(body, "vonage")
+    assert refused.value.field == field
+
+
+def smpp_receipt(stat: str, message_id: str = "0059113978", done: str = "1305231016") -> str:
+    """A receipt's text in SMPP 3.4 Appendix B's format (SMPP-fmt)."""
+    return (
+        f"id:{message_id} sub:001 dlvrd:001 submit date:1305231015 done date:{done} "
+        f"stat:{stat} err:000 text:Hello world"
+    )
+
+
+@pytest.mark.parametrize("stat", sorted(SMPP_MEANS))
+def test_each_smpp_state_means_what_the_design_says(stat: str) -> None:
+    """Every receipt state lands on its status, dated by its done date read as UTC."""
+    (event,) = parse_callback(smpp_receipt(stat), "smpp")
+    done = int(datetime(2013, 5, 23, 10, 16, tzinfo=timezone.utc).timestamp() * 1000)
+    assert event == StatusEvent.from_ms("38601fa", SMPP_MEANS[stat], done, "sms")
+
+
+@pytest.mark.parametrize(
+    ("in_receipt", "at_submit"),
+    [
+        ("0059113978", "38601fa"),  # decimal in the text, hex in the TLV (cloudhopper-smpp)
+        ("0489708364", "1d305b4c"),  # the same, python-smpplib's test
+        ("ABC123", "abc123"),  # case changed (jookies/jasmin#643)
+        ("000abc123", "abc123"),  # leading zeros (jookies/jasmin#916)
+    ],
+)
+def test_smpp_ids_are_normalised_to_what_the_submit_answered(
+    in_receipt: str, at_submit: str
+) -> None:
+    """A receipt's id and the submit's id meet after normalise_id, whichever way each came."""
+    (event,) = parse_callback(smpp_receipt("DELIVRD", in_receipt), "smpp")
+    assert event.message_id == normalise_id(at_submit)
+
+
+def test_smpp_receipts_as_met_in_the_wild() -> None:
+    """Fields missing or out of order, Text: capitalised, 12- and 14-digit dates all read."""
+    for text in (
+        "id:1d305b4c stat:DELIVRD done date:130523101600 err:000",
+        "stat:DELIVRD id:1d305b4c submit date:20130523101500 done date:20130523101600 Text:hi",
+    ):
+        (event,) = parse_callback(text, "smpp")
+        assert (event.message_id, event.status) == ("1d305b4c", S.DEVICE_ACK)
+
+
+def test_an_smpp_receipt_without_a_date_is_dated_by_its_receipt_time() -> None:
+    """No done date: received_at dates it; without that either, the field is named."""
+    text = "id:1d305b4c stat:ENROUTE err:000"
+    (event,) = parse_callback(text, "smpp", received_at=RECEIVED)
+    assert event.timestamp == RECEIVED
+    with pytest.raises(InvalidCallback) as refused:
+        parse_callback(text, "smpp")
+    assert refused.value.field == "done date"
+
+
+def test_jasmin_http_receipts() -> None:
+    """Level 3 carries the receipt's state; level 1 the centre's ESME_ answer to the submit."""
+    jasmin = {"id": "5a1d6b3e-7c2f-4f63-9f6e-2d1c0b9a8e7f", "id_smsc": "1d305b4c", "err": "000"}
+    (delivered,) = parse_callback(
+        {**jasmin, "message_status": "DELIVRD", "level": "3", "donedate": "2603011200"}, "smpp"
+    )
+    assert (delivered.message_id, delivered.status) == (jasmin["id"], S.DEVICE_ACK)
+    accepted = {**jasmin, "message_status": "ESME_ROK", "level": "1"}
+    refused = {**jasmin, "message_status": "ESME_RINVDSTADR", "level": "1"}
+    (ok,) = parse_callback(accepted, "smpp", received_at=RECEIVED)
+    (bad,) = parse_callback(refused, "smpp", received_at=RECEIVED)
+    assert (ok.status, bad.status) == (S.SENT_TO_SUPPLIER, S.DELIVERY_FAILURE)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (smpp_receipt("DELIVERED"), "stat"),
+        ("stat:DELIVRD done date:1305231016", "id"),
+        (smpp_receipt("DELIVRD", done="2013-05-23"), "done date"),
+        ("id:1 id:2 stat:DELIVRD done date:1305231016", "id"),
+    ],
+)
+def test_an_smpp_receipt_that_cannot_be_read_names_its_field(body: str, field: str) -> None:
+    """An unknown state, no id, a date of the wrong shape, an id given twice."""
+    with pytest.raises(InvalidCallback) as refused:
+        parse_callback(body, "smpp")
+    assert refused.value.field == field
+
+
+@given(reports_of(VONAGE_MEANS, 3_600))
+def test_any_order_and_repetition_of_vonage_statuses_ends_where_precedence_says(
+    reports: list[tuple[str, int]],
+) -> None:
+    """Property: Vonage statuses, in any order and twice, reach the state the oracle names."""
+    base = PUSHED_MS
+    bodies = [
+        vonage_status(word, timestamp=moment(base + dt * 1000).isoformat()) for word, dt in reports
+    ]
+    events = [e for body in bodies for e in parse_callback(body, "vonage")]
+    assert_converges(events * 2, exhaustive_up_to=4, samples=20)
+    tracker = Tracker()
+    tracker.apply_many(events)
+    state = tracker.get(events[0].message_id)
+    assert state is not None
+    expected = [
+        StatusEvent.from_ms("v", VONAGE_MEANS[w], base + dt * 1000, "whatsapp") for w, dt in reports
+    ]
+    assert (state.status, state.timestamp_ms) == expected_winner(expected)
+
+
+@given(reports_of(SMPP_MEANS, 59))
+def test_any_order_and_repetition_of_smpp_receipts_ends_where_precedence_says(
+    reports: list[tuple[str, int]],
+) -> None:
+    """Property: SMPP receipts (minute dates), in any order and twice, reach one state."""
+    bodies = [smpp_receipt(stat, done=f"13052310{dt:02d}") for stat, dt in reports]
+    events = [e for body in bodies for e in parse_callback(body, "smpp")]
+    assert_converges(events * 2, exhaustive_up_to=4, samples=20)
+    tracker = Tracker()
+    tracker.apply_many(events)
+    state = tracker.get("38601fa")
+    assert state is not None
+    base = int(datetime(2013, 5, 23, 10, 0, tzinfo=timezone.utc).timestamp() * 1000)
+    expected = [
+        StatusEvent.from_ms("s", SMPP_MEANS[w], base + dt * 60_000, "sms") for w, dt in reports
+    ]
+    assert (state.status, state.timestamp_ms) == expected_winner(expected)

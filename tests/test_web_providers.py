@@ -25,7 +25,7 @@ from deliverystate.web._providers import provider_settings
 from deliverystate.web._signatures import MetaSignature, TwilioSignature
 
 from .conftest import StoreFactory
-from .test_providers import T, meta_body, meta_status, twilio_form
+from .test_providers import T, meta_body, meta_status, smpp_receipt, twilio_form, vonage_status
 from .test_web import T0, receiver
 
 S = Status
@@ -246,3 +246,24 @@ def test_serve_refuses_a_twilio_token_without_its_public_url() -> None:
     result = CliRunner().invoke(cli, ["serve", "--db", ":memory:"], env=env)
     assert result.exit_code == 2
     assert "DELIVERYSTATE_PUBLIC_URL" in result.output
+
+
+def test_vonage_json_and_an_smpp_receipt_s_text_over_http(tracker: Tracker) -> None:
+    """A Vonage Messages status (JSON) and an SMPP receipt (text/plain) are applied by their URL."""
+    with receiver(tracker) as client:
+        vonage = client.post(
+            "/callbacks/vonage",
+            content=vonage_status("read").encode(),
+            headers={"content-type": "application/json"},
+        )
+        smpp = client.post(
+            "/callbacks/smpp",
+            content=smpp_receipt("DELIVRD", "0489708364").encode(),
+            headers={"content-type": "text/plain"},
+        )
+    assert (vonage.status_code, smpp.status_code) == (200, 200)
+    read = tracker.get("aaaaaaaa-bbbb-cccc-dddd-0123456789ab")
+    delivered = tracker.get("1d305b4c")
+    assert read is not None
+    assert delivered is not None
+    assert (read.status, delivered.status) == (S.READ, S.DEVICE_ACK)

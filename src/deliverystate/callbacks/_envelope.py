@@ -19,7 +19,9 @@ from ..errors import InvalidCallback
 from ._archive import ARCHIVE_KEY
 from ._meta import read_meta
 from ._results import ParsedCallback
+from ._smpp import read_smpp
 from ._twilio import read_twilio
+from ._vonage import read_vonage
 
 __all__ = [
     "ENVELOPE_KIND",
@@ -40,7 +42,9 @@ ProviderBody = str | Mapping[str, str]
 #: sends no time (Twilio).
 PROVIDER_PARSERS: dict[str, Callable[[ProviderBody, int | None], ParsedCallback]] = {
     "meta": read_meta,
+    "smpp": read_smpp,
     "twilio": read_twilio,
+    "vonage": read_vonage,
 }
 
 

@@ -19,6 +19,14 @@ Decisions (docs/design.md, "Other providers"):
 * Twilio ``canceled`` is a withdrawal by the sender: terminal, and
   ``STOPPED_BY_USER`` ("Message stopped by user"), never DELIVERY_FAILURE.
 * Twilio ``partially_delivered`` has no documented meaning: refused.
+* Vonage ``unknown`` and SMPP ``UNKNOWN`` ("no useful information") are
+  Clickatell's UNKNOWN, the lowest rank: evidence of nothing, so they never
+  override a report that says something, and a registered send's deadline
+  sweep decides a message that hears nothing else.
+* SMPP ``ACCEPTD`` is final in SMPP 3.4 ("read by customer service") but
+  gateways send it when the centre accepts a message (Jasmin counts it a
+  success, not final): SENT_TO_SUPPLIER, so a DELIVRD after it still counts.
+* SMPP ``DELETED`` and ``SKIPPED`` are withdrawals: STOPPED_BY_ADMIN.
 * Meta ``played`` (a voice message played) is READ: it comes after ``read``
   and says nothing more about delivery; DELIVERY_WINS dates READ by its
   earliest report, so a ``played`` never moves the state.  A ``read``
@@ -34,7 +42,16 @@ import attrs
 
 from ..rules._catalog import Status
 
-__all__ = ["META", "PROVIDERS", "TWILIO", "Word", "lookup", "table_markdown"]
+__all__ = [
+    "META",
+    "PROVIDERS",
+    "SMPP",
+    "TWILIO",
+    "VONAGE",
+    "Word",
+    "lookup",
+    "table_markdown",
+]
 
 
 @attrs.frozen
@@ -74,15 +91,51 @@ META: tuple[Word, ...] = (
     Word("warning", None, "GOVSG", "On-Premises only: ignored"),
 )
 
-#: Every provider's table, by the name in its URL (``/callbacks/{provider}``).
-PROVIDERS: Mapping[str, tuple[Word, ...]] = {"meta": META, "twilio": TWILIO}
+#: Vonage: the SMS API's delivery receipts (``status``) [VN-spec, VN-dlr] and the Messages
+#: API's status webhooks (``status``) [VN-msg, VN-wa]; the two share no word but "delivered",
+#: "rejected" and "read", which mean the same in both.
+VONAGE: tuple[Word, ...] = (
+    Word("accepted", Status.SENT_TO_SUPPLIER, "VN-dlr", "SMS API: accepted downstream"),
+    Word("buffered", Status.SENT_TO_SUPPLIER, "VN-dlr", "SMS API: held for later delivery"),
+    Word("submitted", Status.SENT_TO_SUPPLIER, "VN-msg", "Messages: passed to the provider"),
+    Word("delivered", Status.DEVICE_ACK, "VN-dlr, VN-msg"),
+    Word("read", Status.READ, "VN-msg", "Messages: WhatsApp, Viber, RCS"),
+    Word("expired", Status.EXPIRED, "VN-dlr", "not delivered within its validity"),
+    Word("failed", Status.DELIVERY_FAILURE, "VN-dlr"),
+    Word("rejected", Status.DELIVERY_FAILURE, "VN-dlr, VN-msg", "refused downstream"),
+    Word("undeliverable", Status.DELIVERY_FAILURE, "VN-msg", "no connection to the provider"),
+    Word("unknown", Status.UNKNOWN, "VN-dlr", "no useful information: ranks lowest"),
+)
 
-_INDEX = {name: {w.word: w for w in table} for name, table in PROVIDERS.items()}
+#: SMPP delivery receipts' ``stat`` (SMPP 3.4 Appendix B; 5.0 message_state) [SMPP-st,
+#: SMPP-34, SMPP-ml], as in a receipt's text or Jasmin's HTTP receipts [JAS].
+SMPP: tuple[Word, ...] = (
+    Word("SCHEDLD", Status.SCHEDULED, "SMPP-st", "delivery not begun"),
+    Word("ENROUTE", Status.SENT_TO_SUPPLIER, "SMPP-st", "in the network"),
+    Word("ACCEPTD", Status.SENT_TO_SUPPLIER, "SMPP-34, JAS", "final in 3.4, accepted in practice"),
+    Word("DELIVRD", Status.DEVICE_ACK, "SMPP-st"),
+    Word("EXPIRED", Status.EXPIRED, "SMPP-st"),
+    Word("DELETED", Status.STOPPED_BY_ADMIN, "SMPP-st", "withdrawn from the centre"),
+    Word("SKIPPED", Status.STOPPED_BY_ADMIN, "SMPP-ml", "accepted, never transmitted"),
+    Word("UNDELIV", Status.DELIVERY_FAILURE, "SMPP-st"),
+    Word("REJECTD", Status.DELIVERY_FAILURE, "SMPP-st"),
+    Word("UNKNOWN", Status.UNKNOWN, "SMPP-34", "invalid state: ranks lowest"),
+)
+
+#: Every provider's table, by the name in its URL (``/callbacks/{provider}``).
+PROVIDERS: Mapping[str, tuple[Word, ...]] = {
+    "meta": META,
+    "smpp": SMPP,
+    "twilio": TWILIO,
+    "vonage": VONAGE,
+}
+
+_INDEX = {name: {w.word.lower(): w for w in table} for name, table in PROVIDERS.items()}
 
 
 def lookup(provider: str, word: str) -> Word | None:
     """The row of ``word`` (exactly as sent, case folded) in ``provider``'s table, or None."""
-    return _INDEX[provider].get(word.strip().lower())
+    return _INDEX[provider].get(word.strip().lower())  # (SMPP's are upper case: see _INDEX)
 
 
 def table_markdown(provider: str) -> str:

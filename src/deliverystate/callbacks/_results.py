@@ -21,7 +21,9 @@ __all__ = ["CallbackFormat", "ParsedBatch", "ParsedCallback"]
 
 #: Which shape a body had: One API, Platform (flat, a reply included), legacy HTTP (an
 #: inbound legacy message included), or an archive line written by retention.
-CallbackFormat = Literal["one_api", "platform", "legacy", "archive", "meta", "twilio"]
+CallbackFormat = Literal[
+    "one_api", "platform", "legacy", "archive", "meta", "smpp", "twilio", "vonage"
+]
 
 
 @attrs.frozen

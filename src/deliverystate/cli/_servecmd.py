@@ -6,7 +6,7 @@ import contextlib
 import os
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -78,6 +78,14 @@ def _sigint_noted() -> Iterator[list[int]]:
             seen.extend(number for number in os.read(read, 4096) if number == signal.SIGINT)
         os.close(read)
         os.close(write)
+
+
+def _check_providers(settings: Callable[[Mapping[str, str]], object]) -> None:
+    """A misconfigured provider secret stops ``serve`` here, not in each worker."""
+    try:
+        settings(os.environ)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
 
 
 @click.command()
@@ -192,11 +200,10 @@ def serve(
 ) -> None:
     """Receive Clickatell status callbacks over HTTP (needs the 'web' extra).
 
-    Point Clickatell's callback URL at /callbacks/clickatell, Meta's at
-    /callbacks/meta and Twilio's at /callbacks/twilio.  Without --token or
-    --basic anyone who can reach the port can post callbacks, except where a
-    provider's signature is required: DELIVERYSTATE_META_APP_SECRET (and
-    DELIVERYSTATE_META_VERIFY_TOKEN for Meta's subscription check), or
+    Point Clickatell's callback URL at /callbacks/clickatell (Meta, Twilio,
+    Vonage and SMPP: /callbacks/NAME).  Without --token or --basic anyone who
+    can reach the port can post callbacks, but where a provider's signature is
+    required: DELIVERYSTATE_META_APP_SECRET (and _META_VERIFY_TOKEN), or
     DELIVERYSTATE_TWILIO_AUTH_TOKEN with DELIVERYSTATE_PUBLIC_URL.  A --db
     that holds no database yet (a new SQLite file or PostgreSQL schema) is
     created, and stderr says so.  Ctrl-C stops it, exit status 130.
@@ -225,10 +232,7 @@ def serve(
             f"serve needs the 'web' extra ({error.name} is missing): "
             "pip install 'deliverystate[web]'"
         ) from None
-    try:
-        provider_settings(os.environ)  # a misconfigured secret stops it here, not in a worker
-    except ValueError as error:
-        raise click.UsageError(str(error)) from None
+    _check_providers(provider_settings)
     limits = _limits(header_timeout, max_connections)
     if workers > 1 and db == ":memory:":
         raise click.BadParameter("several workers cannot share :memory:", param_hint="--workers")

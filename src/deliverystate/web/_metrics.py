@@ -91,8 +91,9 @@ __all__ = ["BUCKETS", "FORMATS", "OUTCOMES", "ReceiverMetrics", "field_label"]
 
 logger = logging.getLogger("deliverystate.web")
 
-#: The ``format`` label's values: the parser's three shapes, and bodies that did not parse.
-FORMATS = ("one_api", "platform", "legacy", "unknown")
+#: The ``format`` label's values: Clickatell's three shapes, the other providers, and bodies
+#: that did not parse.
+FORMATS = ("one_api", "platform", "legacy", "meta", "twilio", "vonage", "smpp", "unknown")
 #: The ``outcome`` label's values (``invalid`` counts bodies, the others events).
 OUTCOMES = ("applied", "stale", "duplicate", "rejected", "stored", "ignored", "invalid")
 #: Seconds: a callback is answered in milliseconds; a body may take up to 10 s to arrive.

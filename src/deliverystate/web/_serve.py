@@ -134,14 +134,10 @@ def serve(
     try:
         if workers == 1:
             app = create_app(
-                Tracker(store),
-                token=token,
-                basic_auth=basic_auth,
-                close_store=not shared,
+                Tracker(store), token=token, basic_auth=basic_auth, close_store=not shared,
                 **provider_settings(os.environ),
-            )
-            served = AccessLog(app) if access_log else app
-            uvicorn.run(served, workers=1, http=http_protocol(), **options)
+            )  # fmt: skip
+            uvicorn.run(AccessLog(app) if access_log else app, http=http_protocol(), **options)
         else:
             if not shared:
                 _close(store)  # each worker opens its own
