@@ -40,6 +40,7 @@ from deliverystate.testing import (
     ENCODINGS,
     FORMATS,
     Callback,
+    ProviderCallback,
     StoreContract,
     assert_converges,
     callback_bodies,
@@ -48,6 +49,7 @@ from deliverystate.testing import (
     histories,
     invalid_callback_bodies,
     invalid_callbacks,
+    provider_callbacks,
     statuses,
     streams,
 )
@@ -576,3 +578,25 @@ def test_the_default_reopen_is_the_store_itself() -> None:
     """Without reopen, a second handle is the same store (one in-process store, shared)."""
     store: Store = MemoryStore()
     assert StoreContract().reopen(store) is store
+
+
+@pytest.mark.parametrize("provider", ["meta", "smpp", "twilio", "vonage"])
+def test_provider_callbacks_are_bodies_their_provider_s_parser_takes(provider: str) -> None:
+    """Every drawn callback parses to one report on the drawn message; reversed, the same end."""
+
+    @settings(max_examples=30, deadline=None)
+    @given(provider_callbacks(provider))
+    def check(callbacks: list[ProviderCallback]) -> None:
+        events = [
+            event
+            for body, received_at in callbacks
+            for event in parse_callback(body, provider, received_at=received_at)
+        ]
+        assert len(events) == len(callbacks)
+        assert len({event.message_id for event in events}) == 1
+        forward, backward = Tracker(), Tracker()
+        forward.apply_many(events)
+        backward.apply_many(events[::-1])
+        assert forward.get(events[0].message_id) == backward.get(events[0].message_id)
+
+    check()

@@ -19,17 +19,22 @@ from typing import Any
 
 import attrs
 
+from .callbacks._envelope import wrap
 from .callbacks._formats import LEGACY_STATUS, PLATFORM_NAMES
 from .callbacks._parse import parse_callback
+from .callbacks._providers import PROVIDERS, word_for
 from .errors import InvalidCallback
 from .rules._catalog import Status
 from .rules._events import StatusEvent
 
 __all__ = [
     "FORMATS",
+    "PROVIDERS",
     "SimulatedCallback",
     "callback_body",
     "generate_callbacks",
+    "provider_body",
+    "provider_lines",
     "simulate_lines",
     "simulated_events",
 ]
@@ -320,3 +325,70 @@ def simulated_events(messages: int, seed: int = 0) -> list[StatusEvent]:
         except InvalidCallback:
             continue
     return events
+
+
+def provider_body(
+    provider: str, event: StatusEvent, word: str | None = None
+) -> str | dict[str, str]:
+    """The body ``provider`` posts for ``event``: JSON text, a receipt's text or a form's fields.
+
+    ``word`` is the provider's word for the status (its usual one by default);
+    the shapes are the ones the providers document (docs/design.md, "Other
+    providers").  Twilio's form carries no time: its envelope does.
+    """
+    said = word or word_for(provider, event.status)
+    if said is None:
+        raise ValueError(f"{provider} has no word for {event.status.name}")
+    seconds, client = event.timestamp_ms // 1000, event.client_message_id
+    if provider == "meta":
+        status = {"id": event.message_id, "status": said, "timestamp": str(seconds)}
+        if client is not None:
+            status["biz_opaque_callback_data"] = client
+        value = {"messaging_product": "whatsapp", "statuses": [status]}
+        entry = {"id": "102290129340398", "changes": [{"field": "messages", "value": value}]}
+        return json.dumps({"object": "whatsapp_business_account", "entry": [entry]})
+    if provider == "twilio":
+        sender = "whatsapp:+15557122661" if event.channel == "whatsapp" else "+15557122661"
+        return {"MessageSid": event.message_id, "MessageStatus": said, "From": sender}
+    if provider == "vonage":
+        stamp = event.timestamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        body = {"message_uuid": event.message_id, "status": said, "timestamp": stamp}
+        return json.dumps({**body, "channel": event.channel or "sms", "client_ref": client})
+    if provider == "smpp":
+        done = event.timestamp.strftime("%y%m%d%H%M")
+        return f"id:{event.message_id} sub:001 dlvrd:001 done date:{done} stat:{said} err:000"
+    raise ValueError(f"unknown provider {provider!r}: one of {', '.join(sorted(PROVIDERS))}")
+
+
+def provider_lines(provider: str, messages: int, seed: int = 0) -> list[str]:
+    """A seeded stream of ``provider``'s callbacks, as the envelopes ``replay`` reads.
+
+    The same messages' lives as :func:`generate_callbacks` (delays, duplicates,
+    late failures), each report in the provider's words; a status the provider
+    has no word for is not sent, and a failure it cannot name is its usual
+    failure.  Meta is WhatsApp only; SMPP is SMS with hex ids.
+    """
+    if provider not in PROVIDERS:
+        raise ValueError(f"unknown provider {provider!r}: one of {', '.join(sorted(PROVIDERS))}")
+    rng = random.Random(seed)
+    failure = word_for(provider, Status.DELIVERY_FAILURE)
+    pending: list[tuple[int, StatusEvent, str]] = []
+    for report in _reports(messages, rng):
+        channel = "whatsapp" if provider == "meta" else report.channel
+        if provider == "smpp":
+            channel = "sms"
+        word = word_for(provider, report.status) or (failure if report.status.is_failure else None)
+        if word is None:
+            continue
+        message_id = report.message_id.lstrip("0") if provider == "smpp" else report.message_id
+        event = StatusEvent.from_ms(
+            message_id, Status.DELIVERY_FAILURE if word == failure else report.status,
+            report.timestamp_ms, channel, report.client_message_id,
+        )  # fmt: skip
+        for _ in range(2 if rng.random() < 0.08 else 1):
+            pending.append((report.timestamp_ms + _delay(rng), event, word))
+    pending.sort(key=lambda item: item[0])
+    return [
+        json.dumps(wrap(provider, provider_body(provider, event, word), arrival))
+        for arrival, event, word in pending
+    ]

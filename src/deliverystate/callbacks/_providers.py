@@ -51,6 +51,7 @@ __all__ = [
     "Word",
     "lookup",
     "table_markdown",
+    "word_for",
 ]
 
 
@@ -66,9 +67,9 @@ class Word:
 
 #: Twilio Programmable Messaging, ``MessageStatus`` (form field) [TW-enum, TW-sup].
 TWILIO: tuple[Word, ...] = (
+    Word("queued", Status.QUEUED, "TW-sup"),
     Word("accepted", Status.QUEUED, "TW-sup, TW-cb", "Messaging Service picks the sender"),
     Word("scheduled", Status.SCHEDULED, "TW-sup, TW-cb", "waits for SendAt"),
-    Word("queued", Status.QUEUED, "TW-sup"),
     Word("sending", Status.QUEUED, "TW-sup", "being handed to the carrier"),
     Word("sent", Status.SENT_TO_SUPPLIER, "TW-sup", "the carrier accepted it"),
     Word("delivered", Status.DEVICE_ACK, "TW-sup", "carrier (or handset) confirmed"),
@@ -95,14 +96,14 @@ META: tuple[Word, ...] = (
 #: API's status webhooks (``status``) [VN-msg, VN-wa]; the two share no word but "delivered",
 #: "rejected" and "read", which mean the same in both.
 VONAGE: tuple[Word, ...] = (
+    Word("submitted", Status.SENT_TO_SUPPLIER, "VN-msg", "Messages: passed to the provider"),
     Word("accepted", Status.SENT_TO_SUPPLIER, "VN-dlr", "SMS API: accepted downstream"),
     Word("buffered", Status.SENT_TO_SUPPLIER, "VN-dlr", "SMS API: held for later delivery"),
-    Word("submitted", Status.SENT_TO_SUPPLIER, "VN-msg", "Messages: passed to the provider"),
     Word("delivered", Status.DEVICE_ACK, "VN-dlr, VN-msg"),
     Word("read", Status.READ, "VN-msg", "Messages: WhatsApp, Viber, RCS"),
     Word("expired", Status.EXPIRED, "VN-dlr", "not delivered within its validity"),
-    Word("failed", Status.DELIVERY_FAILURE, "VN-dlr"),
     Word("rejected", Status.DELIVERY_FAILURE, "VN-dlr, VN-msg", "refused downstream"),
+    Word("failed", Status.DELIVERY_FAILURE, "VN-dlr"),
     Word("undeliverable", Status.DELIVERY_FAILURE, "VN-msg", "no connection to the provider"),
     Word("unknown", Status.UNKNOWN, "VN-dlr", "no useful information: ranks lowest"),
 )
@@ -122,6 +123,7 @@ SMPP: tuple[Word, ...] = (
     Word("UNKNOWN", Status.UNKNOWN, "SMPP-34", "invalid state: ranks lowest"),
 )
 
+#: Each table lists a status's usual word first: :func:`word_for` (the simulator's) picks it.
 #: Every provider's table, by the name in its URL (``/callbacks/{provider}``).
 PROVIDERS: Mapping[str, tuple[Word, ...]] = {
     "meta": META,
@@ -150,3 +152,8 @@ def table_markdown(provider: str) -> str:
         ),
     ]
     return "\n".join(lines)
+
+
+def word_for(provider: str, status: Status) -> str | None:
+    """The usual word ``provider`` says ``status`` with (its first row), or None if none."""
+    return next((w.word for w in PROVIDERS[provider] if w.status is status), None)

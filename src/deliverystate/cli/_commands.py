@@ -21,7 +21,7 @@ from ..diagrams import diagram_markdown, lifecycle_dot, lifecycle_mermaid, rende
 from ..rules._catalog import Category, Status
 from ..rules._records import MessageQuery
 from ..rules._time import iso_datetime
-from ..simulate import simulate_lines
+from ..simulate import PROVIDERS, provider_lines, simulate_lines
 from ..stores import store_name
 from ..tracking._stats import delivery_stats, feed_status
 from ..tracking._wire import state_json
@@ -353,17 +353,30 @@ def prune(db: str, before: str, archive_path: str | None, dry_run: bool, as_json
     show_default=True,
     help="Write the stream here (- for stdout).",
 )
-def simulate(messages: int, seed: int, out_file: IO[str]) -> None:
+@click.option(
+    "--provider",
+    type=click.Choice(["clickatell", *sorted(PROVIDERS)]),
+    default="clickatell",
+    show_default=True,
+    help="Whose callbacks: another provider's come as the envelopes replay reads.",
+)
+def simulate(messages: int, seed: int, out_file: IO[str], provider: str) -> None:
     """Write a realistic, seeded callback stream (one JSON body per line).
 
     SMS and WhatsApp, the three callback formats, batches, duplicates,
-    reordering, late conflicting failures and a few broken bodies.
+    reordering, late conflicting failures and a few broken bodies.  With
+    --provider meta, twilio, vonage or smpp: that provider's callbacks.
 
     \b
     Example:
       deliverystate simulate --messages 1200 --seed 7 -o examples/callbacks.jsonl
+      deliverystate simulate --provider twilio -n 100 | deliverystate replay -
     """
-    for line in simulate_lines(messages, seed):
+    if provider == "clickatell":
+        lines = simulate_lines(messages, seed)
+    else:
+        lines = provider_lines(provider, messages, seed)
+    for line in lines:
         out_file.write(line + "\n")
 
 

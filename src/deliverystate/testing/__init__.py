@@ -29,7 +29,17 @@ from ._bodies import ENCODINGS, FORMATS, Callback, callback_bodies, callbacks
 from ._contract import StoreContract
 from ._converge import assert_converges
 from ._invalid import invalid_callback_bodies, invalid_callbacks
-from ._strategies import ANY, BASE_MS, events, histories, instants_ms, statuses, streams
+from ._strategies import (
+    ANY,
+    BASE_MS,
+    ProviderCallback,
+    events,
+    histories,
+    instants_ms,
+    provider_callbacks,
+    statuses,
+    streams,
+)
 
 __all__ = [
     "ANY",
@@ -37,6 +47,7 @@ __all__ = [
     "ENCODINGS",
     "FORMATS",
     "Callback",
+    "ProviderCallback",
     "StoreContract",
     "assert_converges",
     "callback_bodies",
@@ -46,6 +57,7 @@ __all__ = [
     "instants_ms",
     "invalid_callback_bodies",
     "invalid_callbacks",
+    "provider_callbacks",
     "statuses",
     "streams",
 ]

@@ -22,18 +22,25 @@ towards its plain lifecycle in order, so a failing example reads as a story.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from hypothesis import strategies as st
 
+from ..callbacks._providers import PROVIDERS, Word
+from ..callbacks._smpp import normalise_id
 from ..rules._catalog import CHANNELS, Status
 from ..rules._events import StatusEvent
+from ..rules._time import datetime_from_ms
+from ..simulate import provider_body
 
 __all__ = [
     "ANY",
     "BASE_MS",
+    "ProviderCallback",
     "events",
     "histories",
     "instants_ms",
+    "provider_callbacks",
     "statuses",
     "streams",
 ]
@@ -210,3 +217,32 @@ def streams(min_messages: int = 1, max_messages: int = 4) -> st.SearchStrategy[l
             f"0 <= min_messages <= max_messages, not {min_messages} and {max_messages}"
         )
     return _stream(min_messages, max_messages)
+
+
+#: One message's callback from another provider: its body, and when it was received.
+ProviderCallback = tuple[str | dict[str, str], datetime]
+
+
+def provider_callbacks(
+    provider: str, message_id: str = "msg-0", max_size: int = 6
+) -> st.SearchStrategy[list[ProviderCallback]]:
+    """One message's callbacks from ``provider`` (``"meta"``, ``"twilio"``, ...), any order.
+
+    Each is ``(body, received_at)``, for ``parse_callback(body, provider,
+    received_at=received_at)`` or a POST to ``/callbacks/{provider}``: every
+    status the provider has a word for, at times within a minute, repeats
+    included, so that code built on this one can be property-tested against
+    each provider's words and its lack of order.
+    """
+    words = [w for w in PROVIDERS[provider] if w.status is not None]
+    channel = "sms" if provider == "smpp" else "whatsapp"
+    name = normalise_id(message_id) if provider == "smpp" else message_id
+
+    def callback(word: Word, offset_ms: int, delay_ms: int) -> ProviderCallback:
+        assert word.status is not None
+        event = StatusEvent.from_ms(name, word.status, BASE_MS + offset_ms, channel)
+        body = provider_body(provider, event, word.word)
+        return body, datetime_from_ms(BASE_MS + offset_ms + delay_ms)
+
+    one = st.builds(callback, st.sampled_from(words), st.integers(0, 59_000), st.integers(0, 5_000))
+    return st.lists(one, min_size=1, max_size=max_size)
