@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from deliverystate import InvalidCallback, Status, StatusEvent, Tracker, parse_callback
 from deliverystate.callbacks._providers import PROVIDERS, table_markdown
-from deliverystate.callbacks._smpp import normalise_id
+from deliverystate.callbacks._smpp import normalise_smpp_id
 from deliverystate.testing import assert_converges
 
 from .oracle import expected_winner
@@ -424,9 +424,9 @@ def test_each_smpp_state_means_what_the_design_says(stat: str) -> None:
 def test_smpp_ids_are_normalised_to_what_the_submit_answered(
     in_receipt: str, at_submit: str
 ) -> None:
-    """A receipt's id and the submit's id meet after normalise_id, whichever way each came."""
+    """A receipt's id and the submit's id meet after normalise_smpp_id, whichever way each came."""
     (event,) = parse_callback(smpp_receipt("DELIVRD", in_receipt), "smpp")
-    assert event.message_id == normalise_id(at_submit)
+    assert event.message_id == normalise_smpp_id(at_submit)
 
 
 def test_smpp_receipts_as_met_in_the_wild() -> None:

@@ -335,7 +335,7 @@ def test_the_search_box_finds_a_message_by_its_id_or_by_its_client_id(
 
 
 def test_the_timeline_and_the_list_say_which_reports_were_local() -> None:
-    """A registered send and a sweep's expiry read as local, a callback as Clickatell's."""
+    """A registered send and a sweep's expiry read as local, a callback as the provider's."""
     tracker = Tracker()
     long_ago = datetime.now(timezone.utc) - timedelta(days=10)
     tracker.register("swept", channel="sms", sent_at=long_ago, client_message_id="order-7")
@@ -345,12 +345,12 @@ def test_the_timeline_and_the_list_say_which_reports_were_local() -> None:
         swept = section(client.get("/", params={"q": "swept"}).text, "search")
         heard = section(client.get("/", params={"q": "heard"}).text, "search")
         listed = client.get("/list").text
-    assert re.findall(r"<td>(local[^<]*|Clickatell)</td></tr>", swept) == [
+    assert re.findall(r"<td>(local[^<]*|provider)</td></tr>", swept) == [
         "local: send registered",
         "local: deadline sweep",
     ]
     assert "<strong>local: deadline sweep</strong>" in swept
-    assert re.findall(r"<td>(local[^<]*|Clickatell)</td></tr>", heard) == ["Clickatell"]
+    assert re.findall(r"<td>(local[^<]*|provider)</td></tr>", heard) == ["provider"]
     swept_row = listed[listed.index(">swept</a>") :].split("</tr>")[0]
     assert "(local)" in swept_row
     assert '<td class="id">order-7</td>' in swept_row

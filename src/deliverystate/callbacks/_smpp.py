@@ -14,7 +14,7 @@ Times: ``done date`` has no zone (the centre's clock), read as UTC; with no
 date the report is dated when the receiver took it (its envelope's
 ``received_ms``).  Ids: centres change them between the submit's answer and
 the receipt (hex against decimal, case, leading zeros), so an id is
-normalised by :func:`normalise_id`, which a backend applies to the id it
+normalised by :func:`normalise_smpp_id`, which a backend applies to the id it
 stored to find the message.  The words are ``_providers.SMPP``.
 """
 
@@ -31,7 +31,7 @@ from ..rules._time import MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS, ms_from_datetime
 from ._providers import lookup
 from ._results import ParsedCallback
 
-__all__ = ["normalise_id", "read_smpp"]
+__all__ = ["normalise_smpp_id", "read_smpp"]
 
 # "name:value" pairs; a value runs to the next known name (dates hold a space)
 _NAMES = ("id", "sub", "dlvrd", "submit date", "done date", "stat", "err", "text")
@@ -39,7 +39,7 @@ _FIELD = re.compile(r"(?i)\b(" + "|".join(re.escape(n) for n in _NAMES) + r"):")
 _DATES = {10: "%y%m%d%H%M", 12: "%y%m%d%H%M%S", 14: "%Y%m%d%H%M%S"}
 
 
-def normalise_id(message_id: str) -> str:
+def normalise_smpp_id(message_id: str) -> str:
     """An SMPP message id as receipts and submits agree on it.
 
     Decimal digits are a number (SMPP 3.4 receipts print the id the submit
@@ -88,7 +88,7 @@ def _date(value: str | None, name: str, received_ms: int | None) -> int:
 def _event(message_id: str | None, status: Status, when: int) -> ParsedCallback:
     if not message_id:
         raise InvalidCallback("id", "missing")
-    normal = normalise_id(message_id)
+    normal = normalise_smpp_id(message_id)
     if id_problem(normal) is not None:
         raise InvalidCallback("id", str(id_problem(normal)))
     return ParsedCallback((StatusEvent.from_ms(normal, status, when, "sms"),), format="smpp")

@@ -27,7 +27,7 @@ from datetime import datetime
 from hypothesis import strategies as st
 
 from ..callbacks._providers import PROVIDERS, Word
-from ..callbacks._smpp import normalise_id
+from ..callbacks._smpp import normalise_smpp_id
 from ..rules._catalog import CHANNELS, Status
 from ..rules._events import StatusEvent
 from ..rules._time import datetime_from_ms
@@ -236,7 +236,7 @@ def provider_callbacks(
     """
     words = [w for w in PROVIDERS[provider] if w.status is not None]
     channel = "sms" if provider == "smpp" else "whatsapp"
-    name = normalise_id(message_id) if provider == "smpp" else message_id
+    name = normalise_smpp_id(message_id) if provider == "smpp" else message_id
 
     def callback(word: Word, offset_ms: int, delay_ms: int) -> ProviderCallback:
         assert word.status is not None

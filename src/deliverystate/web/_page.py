@@ -136,9 +136,13 @@ def _search_section(data: PageData) -> str:
 
 
 def source_of(status: Status, origin: Origin) -> str:
-    """Where a report came from, as support staff ask: the provider, or this side (and why)."""
+    """Where a report came from, as support staff ask: the provider, or this side (and why).
+
+    "provider": a callback, Clickatell's or another provider's (which one is
+    not kept on a report yet); "local": a registered send or a sweep's expiry.
+    """
     if origin is Origin.CLICKATELL:
-        return "Clickatell"
+        return "provider"
     if status is Status.EXPIRED:
         return "local: deadline sweep"
     return "local: send registered" if status is Status.QUEUED else "local"
