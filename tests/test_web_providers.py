@@ -22,7 +22,7 @@ from deliverystate.callbacks._envelope import PROVIDER_PARSERS, ProviderBody
 from deliverystate.callbacks._results import ParsedCallback
 from deliverystate.errors import InvalidCallback
 from deliverystate.web._providers import provider_settings
-from deliverystate.web._signatures import MetaSignature, TwilioSignature
+from deliverystate.web._signatures import MetaSignature, TwilioSignature, VonageSignature
 
 from .conftest import StoreFactory
 from .test_providers import T, meta_body, meta_status, smpp_receipt, twilio_form, vonage_status
@@ -226,12 +226,14 @@ def test_provider_secrets_come_from_the_environment() -> None:
             "DELIVERYSTATE_META_VERIFY_TOKEN": "verify-me",
             "DELIVERYSTATE_TWILIO_AUTH_TOKEN": "twilio-token",
             "DELIVERYSTATE_PUBLIC_URL": "https://hooks.example.com",
+            "DELIVERYSTATE_VONAGE_SIGNATURE_SECRET": "vonage-secret",
         }
     )
     assert settings["meta_verify_token"] == "verify-me"
     assert settings["signatures"] == {
         "meta": MetaSignature(SECRET),
         "twilio": TwilioSignature("twilio-token", "https://hooks.example.com"),
+        "vonage": VonageSignature("vonage-secret"),
     }
     assert provider_settings({}) == {"signatures": {}, "meta_verify_token": None}
 

@@ -203,8 +203,8 @@ def serve(
     Point Clickatell's callback URL at /callbacks/clickatell (Meta, Twilio,
     Vonage and SMPP: /callbacks/NAME).  Without --token or --basic anyone who
     can reach the port can post callbacks, but where a provider's signature is
-    required: DELIVERYSTATE_META_APP_SECRET (and _META_VERIFY_TOKEN), or
-    DELIVERYSTATE_TWILIO_AUTH_TOKEN with DELIVERYSTATE_PUBLIC_URL.  A --db
+    required: DELIVERYSTATE_META_APP_SECRET (and _META_VERIFY_TOKEN),
+    _TWILIO_AUTH_TOKEN with _PUBLIC_URL, _VONAGE_SIGNATURE_SECRET.  A --db
     that holds no database yet (a new SQLite file or PostgreSQL schema) is
     created, and stderr says so.  Ctrl-C stops it, exit status 130.
 

@@ -36,6 +36,7 @@ from ._signatures import (
     ProviderSignature,
     SignedRequest,
     TwilioSignature,
+    VonageSignature,
     check_signature,
 )
 
@@ -48,6 +49,7 @@ PROVIDER_ENVIRONMENT = {
     "DELIVERYSTATE_META_VERIFY_TOKEN": "the verify token Meta's subscription check must send",
     "DELIVERYSTATE_TWILIO_AUTH_TOKEN": "Twilio's auth token: X-Twilio-Signature is required",
     "DELIVERYSTATE_PUBLIC_URL": "the URL Twilio calls, up to the path (https://hooks.example.com)",
+    "DELIVERYSTATE_VONAGE_SIGNATURE_SECRET": "Vonage's signature secret: a signed JWT is required",
 }
 #: An SMPP gateway may post a delivery receipt's text as it is.
 TEXT = "text/plain"
@@ -174,5 +176,8 @@ def provider_settings(environ: Mapping[str, str]) -> dict[str, Any]:
         raise ValueError(f"Twilio's signature needs {missing} as well")
     if token and public_url:
         signatures["twilio"] = TwilioSignature(token, public_url)
+    vonage = environ.get("DELIVERYSTATE_VONAGE_SIGNATURE_SECRET")
+    if vonage:
+        signatures["vonage"] = VonageSignature(vonage)
     verify = environ.get("DELIVERYSTATE_META_VERIFY_TOKEN") or None
     return {"signatures": signatures, "meta_verify_token": verify}
