@@ -124,6 +124,16 @@ def moment(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, timezone.utc)
 
 
+def ends_where_precedence_says(events: list[StatusEvent], expected: list[StatusEvent]) -> None:
+    """Every order of ``events``, each twice, converges, on the winner the oracle names."""
+    assert_converges(events * 2, exhaustive_up_to=4, samples=20)
+    tracker = Tracker()
+    tracker.apply_many(events)
+    state = tracker.get(events[0].message_id)
+    assert state is not None
+    assert (state.status, state.timestamp_ms) == expected_winner(expected)
+
+
 @pytest.mark.parametrize("word", sorted(META_MEANS))
 def test_each_meta_word_means_what_the_design_says(word: str) -> None:
     """sent, delivered, read, played and failed land on their lifecycle status, WhatsApp, in ms."""
@@ -252,15 +262,10 @@ def test_any_order_and_repetition_of_meta_reports_ends_where_precedence_says(
         for word, dt in reports
         for e in parse_callback(meta_body(meta_status(word, T + dt)), "meta")
     ]
-    assert_converges(events * 2, exhaustive_up_to=4, samples=20)
-    tracker = Tracker()
-    tracker.apply_many(events)
-    state = tracker.get(events[0].message_id)
-    assert state is not None
     expected = [
         StatusEvent.from_ms("w", META_MEANS[w], (T + dt) * 1000, "whatsapp") for w, dt in reports
     ]
-    assert (state.status, state.timestamp_ms) == expected_winner(expected)
+    ends_where_precedence_says(events, expected)
 
 
 @given(
@@ -284,13 +289,8 @@ def test_any_order_and_repetition_of_twilio_reports_ends_where_precedence_says(
             received_at=datetime.fromtimestamp((base + dt) / 1000, timezone.utc),
         )
     ]
-    assert_converges(events * 2, exhaustive_up_to=4, samples=20)
-    tracker = Tracker()
-    tracker.apply_many(events)
-    state = tracker.get(events[0].message_id)
-    assert state is not None
     expected = [StatusEvent.from_ms("t", TWILIO_MEANS[w], base + dt, "sms") for w, dt in reports]
-    assert (state.status, state.timestamp_ms) == expected_winner(expected)
+    ends_where_precedence_says(events, expected)
 
 
 def test_design_md_shows_each_provider_s_table_as_the_code_has_it() -> None:
@@ -489,15 +489,10 @@ def test_any_order_and_repetition_of_vonage_statuses_ends_where_precedence_says(
         vonage_status(word, timestamp=moment(base + dt * 1000).isoformat()) for word, dt in reports
     ]
     events = [e for body in bodies for e in parse_callback(body, "vonage")]
-    assert_converges(events * 2, exhaustive_up_to=4, samples=20)
-    tracker = Tracker()
-    tracker.apply_many(events)
-    state = tracker.get(events[0].message_id)
-    assert state is not None
     expected = [
         StatusEvent.from_ms("v", VONAGE_MEANS[w], base + dt * 1000, "whatsapp") for w, dt in reports
     ]
-    assert (state.status, state.timestamp_ms) == expected_winner(expected)
+    ends_where_precedence_says(events, expected)
 
 
 @given(reports_of(SMPP_MEANS, 59))
@@ -507,13 +502,8 @@ def test_any_order_and_repetition_of_smpp_receipts_ends_where_precedence_says(
     """Property: SMPP receipts (minute dates), in any order and twice, reach one state."""
     bodies = [smpp_receipt(stat, done=f"13052310{dt:02d}") for stat, dt in reports]
     events = [e for body in bodies for e in parse_callback(body, "smpp")]
-    assert_converges(events * 2, exhaustive_up_to=4, samples=20)
-    tracker = Tracker()
-    tracker.apply_many(events)
-    state = tracker.get("38601fa")
-    assert state is not None
     base = int(datetime(2013, 5, 23, 10, 0, tzinfo=timezone.utc).timestamp() * 1000)
     expected = [
         StatusEvent.from_ms("s", SMPP_MEANS[w], base + dt * 60_000, "sms") for w, dt in reports
     ]
-    assert (state.status, state.timestamp_ms) == expected_winner(expected)
+    ends_where_precedence_says(events, expected)
