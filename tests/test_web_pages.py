@@ -334,9 +334,11 @@ def test_the_search_box_finds_a_message_by_its_id_or_by_its_client_id(
     assert 'class="not-found"' in nobody.text
 
 
-def test_the_timeline_and_the_list_say_which_reports_were_local() -> None:
+def test_the_timeline_and_the_list_say_which_reports_were_local(
+    open_sql_store: StoreFactory,
+) -> None:
     """A registered send and a sweep's expiry read as local, a callback as the provider's."""
-    tracker = Tracker()
+    tracker = Tracker(open_sql_store())
     long_ago = datetime.now(timezone.utc) - timedelta(days=10)
     tracker.register("swept", channel="sms", sent_at=long_ago, client_message_id="order-7")
     tracker.sweep(long_ago + timedelta(days=5))
@@ -438,3 +440,16 @@ def test_the_chart_breaks_its_line_at_empty_slots_and_sizes_points_by_volume() -
     }
     assert sorted(radii) == [1, 8]
     assert radii[8] ** 2 > 3 * radii[1] ** 2
+
+
+def test_every_window_answers_on_both_stores(open_sql_store: StoreFactory) -> None:
+    """Each window of the delivery section, "all" included, answers 200 with its figures."""
+    tracker = Tracker(open_sql_store())
+    tracker.apply_many([at(now_ms() - 60_000, "w-1", S.DEVICE_ACK, "sms")])
+    with receiver(tracker) as client:
+        pages = {name: client.get("/", params={"window": name}) for name in WINDOWS}
+    assert sorted(pages) == ["1h", "24h", "30d", "7d", "all"]
+    for name, page in pages.items():
+        assert page.status_code == 200, name
+        assert f'<strong aria-current="true">{name}</strong>' in page.text
+        assert '<tr data-channel="sms">' in section(page.text, "delivery"), name
