@@ -17,8 +17,10 @@ from ..rules._catalog import Status
 from ..rules._events import MAX_ID_LENGTH, id_problem
 from ..rules._time import MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS
 from ._formats import LEGACY_STATUS, PLATFORM_NAMES
+from ._providers import Word, lookup
 
 __all__ = [
+    "checked_ms",
     "flat_status",
     "legacy_status",
     "one_api_status",
@@ -29,6 +31,7 @@ __all__ = [
     "read_name",
     "read_text",
     "read_timestamp_ms",
+    "read_word",
     "show",
 ]
 
@@ -217,3 +220,19 @@ def legacy_status(raw: Any) -> Status:
     if number not in LEGACY_STATUS:
         raise InvalidCallback("status", f"legacy status {show(raw)} has no One API equivalent", raw)
     return LEGACY_STATUS[number]
+
+
+def checked_ms(millis: int, path: str, value: object = None) -> int:
+    """A time in ms a store can keep (2000-01-01 to the policy key's bound), or refused."""
+    if MIN_TIMESTAMP_MS <= millis <= MAX_TIMESTAMP_MS:
+        return millis
+    raise InvalidCallback(path, "before 2000-01-01 or too far ahead to be a time", value)
+
+
+def read_word(provider: str, fields: Mapping[str, Any], name: str) -> Word:
+    """Another provider's status word, as its table (``_providers``) reads it, or refused."""
+    word = read_text(fields, name, "", required=True)
+    row = lookup(provider, str(word))
+    if row is None:
+        raise InvalidCallback(name, f"{show(word)} is not a {provider} status this reads", word)
+    return row

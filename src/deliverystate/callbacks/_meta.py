@@ -18,10 +18,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import InvalidCallback
-from ..rules._events import StatusEvent, id_problem
-from ..rules._time import MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS
+from ..rules._events import StatusEvent
 from ._decode import decode_body
-from ._providers import lookup
+from ._fields import read_identifier, read_timestamp_ms, read_word
 from ._results import ParsedCallback
 
 __all__ = ["read_meta"]
@@ -42,43 +41,15 @@ def _object(value: object, name: str) -> Mapping[str, Any]:
     return value
 
 
-def _seconds(value: object) -> int:
-    """Meta's timestamp (Unix seconds, a string or a number) in milliseconds."""
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise InvalidCallback("timestamp", "must be Unix seconds, as a string or an integer")
-    text = str(value).strip()
-    if not text.isdigit():
-        raise InvalidCallback("timestamp", f"{text[:40]!r} is not a whole number of seconds")
-    ms = int(text) * 1000
-    if not MIN_TIMESTAMP_MS <= ms <= MAX_TIMESTAMP_MS:
-        raise InvalidCallback("timestamp", f"{text} seconds is before 2000 or too far ahead")
-    return ms
-
-
 def _status(item: Mapping[str, Any], ignored: list[str]) -> StatusEvent | None:
-    message_id = item.get("id")
-    if not isinstance(message_id, str) or not message_id:
-        raise InvalidCallback("id", "a status needs its message's id (wamid)")
-    problem = id_problem(message_id)
-    if problem is not None:
-        raise InvalidCallback("id", problem)
-    word = item.get("status")
-    if not isinstance(word, str):
-        raise InvalidCallback("status", "missing, or not a string")
-    row = lookup("meta", word)
-    if row is None:
-        raise InvalidCallback("status", f"{word[:40]!r} is not a Meta status this release reads")
+    message_id = read_identifier(item, "id", "", required=True)
+    row = read_word("meta", item, "status")
     if row.status is None:
         ignored.append(f"status:{row.word}")
         return None
-    client = item.get("biz_opaque_callback_data")
-    if client is not None and (not isinstance(client, str) or id_problem(client)):
-        raise InvalidCallback("biz_opaque_callback_data", "must be text a store can keep")
-    if "timestamp" not in item:
-        raise InvalidCallback("timestamp", "missing: Meta's statuses carry their time")
-    return StatusEvent.from_ms(
-        message_id, row.status, _seconds(item["timestamp"]), "whatsapp", client
-    )
+    client = read_identifier(item, "biz_opaque_callback_data", "", required=False)
+    when = read_timestamp_ms(item, "", seconds=True)
+    return StatusEvent.from_ms(str(message_id), row.status, when, "whatsapp", client)
 
 
 def read_meta(body: str | Mapping[str, str], received_ms: int | None = None) -> ParsedCallback:

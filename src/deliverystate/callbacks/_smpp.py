@@ -26,9 +26,9 @@ from datetime import datetime, timezone
 
 from ..errors import InvalidCallback
 from ..rules._catalog import Status
-from ..rules._events import StatusEvent, id_problem
-from ..rules._time import MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS, ms_from_datetime
-from ._providers import lookup
+from ..rules._events import StatusEvent
+from ..rules._time import ms_from_datetime
+from ._fields import checked_ms, read_identifier, read_word
 from ._results import ParsedCallback
 
 __all__ = ["normalise_smpp_id", "read_smpp"]
@@ -79,26 +79,21 @@ def _date(value: str | None, name: str, received_ms: int | None) -> int:
         moment = datetime.strptime(value, pattern).replace(tzinfo=timezone.utc)
     except ValueError:
         raise InvalidCallback(name, f"{value[:20]!r} is no date of 10, 12 or 14 digits") from None
-    ms = ms_from_datetime(moment)
-    if not MIN_TIMESTAMP_MS <= ms <= MAX_TIMESTAMP_MS:
-        raise InvalidCallback(name, "before 2000 or too far ahead")
-    return ms
+    return checked_ms(ms_from_datetime(moment), name)
 
 
 def _event(message_id: str | None, status: Status, when: int) -> ParsedCallback:
-    if not message_id:
-        raise InvalidCallback("id", "missing")
-    normal = normalise_smpp_id(message_id)
-    if id_problem(normal) is not None:
-        raise InvalidCallback("id", str(id_problem(normal)))
-    return ParsedCallback((StatusEvent.from_ms(normal, status, when, "sms"),), format="smpp")
+    normal = {"id": normalise_smpp_id(message_id)} if message_id else {}
+    message_id = read_identifier(normal, "id", "", required=True)
+    return ParsedCallback(
+        (StatusEvent.from_ms(str(message_id), status, when, "sms"),), format="smpp"
+    )
 
 
-def _stat(word: str | None, name: str) -> Status:
-    row = lookup("smpp", word or "")
-    if row is None or row.status is None:
-        raise InvalidCallback(name, f"{(word or '')[:20]!r} is not an SMPP receipt state")
-    return row.status
+def _stat(fields: Mapping[str, str], name: str) -> Status:
+    status = read_word("smpp", fields, name).status
+    assert status is not None  # every SMPP state is a status
+    return status
 
 
 def read_smpp(body: str | Mapping[str, str], received_ms: int | None = None) -> ParsedCallback:
@@ -107,7 +102,7 @@ def read_smpp(body: str | Mapping[str, str], received_ms: int | None = None) -> 
         fields = _receipt_fields(body)
         if "id" not in fields:
             raise InvalidCallback("id", "not an SMPP receipt (no id:)")
-        status = _stat(fields.get("stat"), "stat")
+        status = _stat(fields, "stat")
         return _event(
             fields["id"], status, _date(fields.get("done date"), "done date", received_ms)
         )
@@ -117,6 +112,6 @@ def read_smpp(body: str | Mapping[str, str], received_ms: int | None = None) -> 
             raise InvalidCallback("message_status", "level 1 carries an ESME_ status")
         status = Status.SENT_TO_SUPPLIER if word == "ESME_ROK" else Status.DELIVERY_FAILURE
     else:
-        status = _stat(word, "message_status")
+        status = _stat(body, "message_status")
     when = _date(body.get("donedate"), "donedate", received_ms)
     return _event(body.get("id"), status, when)  # Jasmin's id: what its send answered

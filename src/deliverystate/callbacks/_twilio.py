@@ -21,9 +21,8 @@ from collections.abc import Mapping
 from urllib.parse import parse_qsl
 
 from ..errors import InvalidCallback
-from ..rules._events import StatusEvent, id_problem
-from ..rules._time import MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS
-from ._providers import lookup
+from ..rules._events import StatusEvent
+from ._fields import checked_ms, read_identifier, read_word
 from ._results import ParsedCallback
 
 __all__ = ["read_twilio"]
@@ -44,30 +43,24 @@ def _fields(body: str | Mapping[str, str]) -> Mapping[str, str]:
     return found
 
 
-def _one(fields: Mapping[str, str], name: str, legacy: str) -> str:
-    value = fields.get(name) or fields.get(legacy)
-    if not value:
-        raise InvalidCallback(name, "missing")
-    return value
+def _alone(fields: Mapping[str, str], name: str, legacy: str) -> Mapping[str, str]:
+    """``fields`` with ``name`` read from ``legacy`` when only the legacy field was sent."""
+    return fields if fields.get(name) or not fields.get(legacy) else {name: fields[legacy]}
 
 
 def read_twilio(body: str | Mapping[str, str], received_ms: int | None = None) -> ParsedCallback:
     """The report of a Twilio status callback, dated ``received_ms`` (when it was taken)."""
     fields = _fields(body)
-    message_id = _one(fields, "MessageSid", "SmsSid")
-    problem = id_problem(message_id)
-    if problem is not None:
-        raise InvalidCallback("MessageSid", problem)
-    word = _one(fields, "MessageStatus", "SmsStatus")
-    row = lookup("twilio", word)
-    if row is None:
-        raise InvalidCallback("MessageStatus", f"{word[:40]!r} is not a Twilio status this reads")
+    sid = _alone(fields, "MessageSid", "SmsSid")
+    message_id = str(read_identifier(sid, "MessageSid", "", required=True))
+    row = read_word("twilio", _alone(fields, "MessageStatus", "SmsStatus"), "MessageStatus")
     if row.status is None:
         return ParsedCallback((), (f"status:{row.word}",), format="twilio")
-    if received_ms is None or not MIN_TIMESTAMP_MS <= received_ms <= MAX_TIMESTAMP_MS:
+    if received_ms is None:
         raise InvalidCallback(
             "received_ms", "Twilio sends no time: the report is dated when it was received"
         )
+    checked_ms(received_ms, "received_ms")
     sender = fields.get("From", "")
     channel = "whatsapp" if sender.startswith("whatsapp:") else "sms"
     event = StatusEvent.from_ms(message_id, row.status, received_ms, channel)

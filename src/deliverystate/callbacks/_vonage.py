@@ -23,83 +23,49 @@ from typing import Any
 
 from ..errors import InvalidCallback
 from ..rules._catalog import CHANNELS
-from ..rules._events import StatusEvent, id_problem
-from ..rules._time import MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS, ms_from_datetime, parse_time
+from ..rules._events import StatusEvent
+from ..rules._time import ms_from_datetime, parse_time
 from ._decode import decode_body
-from ._providers import lookup
+from ._fields import checked_ms, read_identifier, read_text, read_timestamp_ms, read_word
 from ._results import ParsedCallback
 
 __all__ = ["read_vonage"]
 
 
-def _text(body: Mapping[str, Any], name: str, *, required: bool = True) -> str | None:
-    value = body.get(name)
-    if value is None or value == "":
-        if required:
-            raise InvalidCallback(name, "missing")
-        return None
-    if not isinstance(value, str | int) or isinstance(value, bool):
-        raise InvalidCallback(name, f"must be text, not {type(value).__name__}")
-    return str(value)
-
-
-def _id(body: Mapping[str, Any], name: str, *, required: bool = True) -> str | None:
-    value = _text(body, name, required=required)
-    if value is not None and id_problem(value) is not None:
-        raise InvalidCallback(name, str(id_problem(value)))
-    return value
-
-
-def _in_range(ms: int, name: str) -> int:
-    if not MIN_TIMESTAMP_MS <= ms <= MAX_TIMESTAMP_MS:
-        raise InvalidCallback(name, "before 2000 or too far ahead")
-    return ms
-
-
 def _receipt_time(body: Mapping[str, Any]) -> int:
-    seconds = _text(body, "timestamp", required=False)
-    if seconds is not None:
-        if not seconds.isdigit():
-            raise InvalidCallback("timestamp", f"{seconds[:40]!r} is not Unix seconds")
-        return _in_range(int(seconds) * 1000, "timestamp")
-    pushed = _text(body, "message-timestamp")
+    if body.get("timestamp") not in (None, ""):
+        return read_timestamp_ms(body, "", seconds=True)
+    pushed = read_text(body, "message-timestamp", "", required=True)
     try:
         moment = datetime.strptime(str(pushed), "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc)
     except ValueError:
         raise InvalidCallback("message-timestamp", "expected YYYY-MM-DD HH:MM:SS") from None
-    return _in_range(ms_from_datetime(moment), "message-timestamp")
-
-
-def _word(body: Mapping[str, Any]) -> Any:
-    word = _text(body, "status")
-    row = lookup("vonage", str(word))
-    if row is None:
-        raise InvalidCallback("status", f"{str(word)[:40]!r} is not a Vonage status this reads")
-    return row
+    return checked_ms(ms_from_datetime(moment), "message-timestamp")
 
 
 def read_vonage(body: str | Mapping[str, str], received_ms: int | None = None) -> ParsedCallback:
     """The report of a Vonage receipt or status (``received_ms`` is not needed)."""
     del received_ms  # both carry a time of their own
     data = decode_body(body)
-    row = _word(data)
+    row = read_word("vonage", data, "status")
+    assert row.status is not None  # every Vonage word is a status
     if "message_uuid" in data:  # the Messages API
-        message_id = _id(data, "message_uuid")
-        stamp = _text(data, "timestamp")
+        message_id = read_identifier(data, "message_uuid", "", required=True)
+        stamp = read_text(data, "timestamp", "", required=True)
         try:
             when = ms_from_datetime(parse_time(str(stamp), "timestamp", zone_required=True))
         except ValueError as error:
             raise InvalidCallback("timestamp", str(error)) from None
-        channel = _text(data, "channel", required=False)
-        channel = channel if channel in CHANNELS else None
+        channel = read_text(data, "channel", "", required=False)
         event = StatusEvent.from_ms(
-            str(message_id), row.status, _in_range(when, "timestamp"), channel,
-            _id(data, "client_ref", required=False),
+            str(message_id), row.status, checked_ms(when, "timestamp"),
+            channel if channel in CHANNELS else None,
+            read_identifier(data, "client_ref", "", required=False),
         )  # fmt: skip
         return ParsedCallback((event,), format="vonage")
-    message_id = _id(data, "messageId")
+    message_id = read_identifier(data, "messageId", "", required=True)
     event = StatusEvent.from_ms(
         str(message_id), row.status, _receipt_time(data), "sms",
-        _id(data, "client-ref", required=False),
+        read_identifier(data, "client-ref", "", required=False),
     )  # fmt: skip
     return ParsedCallback((event,), format="vonage")
