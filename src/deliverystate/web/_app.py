@@ -20,7 +20,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -41,9 +41,7 @@ from ._requests import (
     BODY_TIMEOUT_SECONDS,
     FORM,
     JSON,
-    MAX_BODY_BYTES,
     BodyDeadline,
-    BodyTooLarge,
     drop_field,
     fields,
     is_form,
@@ -204,18 +202,9 @@ class _Receiver(ReadEndpoints):
             return json_error(
                 415, f"unsupported content type {media or '(none)'!r}", accepted=[JSON, FORM]
             )
-        try:
-            body = await self.deadline.read(request)
-        except BodyTooLarge:
-            return json_error(413, "body too large", limit_bytes=MAX_BODY_BYTES)
-        except TimeoutError:
-            response = json_error(
-                408, "the body did not arrive in time", timeout_seconds=self.deadline.timeout
-            )
-            response.headers["Connection"] = "close"
-            return response
-        except ClientDisconnect:
-            return json_error(400, "the client went away before sending the whole body")
+        body = await self.deadline.read_or_answer(request)
+        if not isinstance(body, bytes):
+            return body
         if media == JSON:
             return await self._take(body)
         return await self._take_form(body)

@@ -23,14 +23,15 @@ import time
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from ..callbacks._envelope import PROVIDER_PARSERS, ProviderBody, wrap
 from ..errors import InvalidCallback
 from ._auth import TOKEN_PARAM, Guard
 from ._metrics import ReceiverMetrics
-from ._requests import FORM, JSON, MAX_BODY_BYTES, BodyDeadline, BodyTooLarge, fields, media_type
+from ._reads import json_error
+from ._requests import FORM, JSON, BodyDeadline, fields, media_type
 from ._signatures import (
     MetaSignature,
     ProviderSignature,
@@ -70,10 +71,6 @@ class _Taker(Protocol):
     async def _keep(self, body: bytes, invalid: InvalidCallback) -> Response: ...
 
 
-def _error(status: int, message: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"error": message, **extra}, status_code=status)
-
-
 class ProviderEndpoints:
     """The routes of the providers other than Clickatell, for one receiver."""
 
@@ -98,12 +95,14 @@ class ProviderEndpoints:
         provider = request.path_params["provider"]
         if provider not in PROVIDER_PARSERS:
             known = ["clickatell", *sorted(PROVIDER_PARSERS)]
-            return _error(404, f"no provider {provider!r}", providers=known)
+            return json_error(404, f"no provider {provider!r}", providers=known)
         media = media_type(request)
         if media not in _MEDIA:
-            return _error(415, f"unsupported content type {media or '(none)'!r}", accepted=_MEDIA)
-        body = await self._read(request)
-        if isinstance(body, Response):
+            return json_error(
+                415, f"unsupported content type {media or '(none)'!r}", accepted=_MEDIA
+            )
+        body = await self.receiver.deadline.read_or_answer(request)
+        if not isinstance(body, bytes):
             return body
         config = self.signatures.get(provider)
         if config is not None:
@@ -129,19 +128,6 @@ class ProviderEndpoints:
         received_ms = time.time_ns() // 1_000_000
         return await self.receiver._take(wrap(provider, payload, received_ms))
 
-    async def _read(self, request: Request) -> bytes | Response:
-        """The body, or the answer to a body that did not arrive whole, in time."""
-        try:
-            return await self.receiver.deadline.read(request)
-        except BodyTooLarge:
-            return _error(413, "body too large", limit_bytes=MAX_BODY_BYTES)
-        except TimeoutError:
-            response = _error(408, "the body did not arrive in time")
-            response.headers["Connection"] = "close"
-            return response
-        except ClientDisconnect:
-            return _error(400, "the client went away before sending the whole body")
-
     async def meta_handshake(self, request: Request) -> Response:
         """Meta's check of the URL: the challenge back if the verify token is the one set."""
         params = request.query_params
@@ -152,7 +138,7 @@ class ProviderEndpoints:
             or params.get("hub.mode") != "subscribe"
             or not hmac.compare_digest(token.encode(), expected.encode())
         ):
-            return _error(403, "not a subscription with this receiver's verify token")
+            return json_error(403, "not a subscription with this receiver's verify token")
         return PlainTextResponse(params.get("hub.challenge", ""))
 
 

@@ -20,7 +20,8 @@ import json
 from typing import Any
 from urllib.parse import unquote, unquote_plus
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse
 
 from ..errors import InvalidCallback
 
@@ -162,6 +163,10 @@ async def read_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
+def _answer(status: int, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": message, **extra}, status_code=status)
+
+
 class BodyDeadline:
     """Cuts off request bodies that take longer than ``timeout`` seconds to arrive.
 
@@ -200,6 +205,19 @@ class BodyDeadline:
             raise TimeoutError from None
         finally:
             self._reads.pop(task, None)
+
+    async def read_or_answer(self, request: Request) -> bytes | JSONResponse:
+        """The body, or the answer to one that did not come whole and in time (413, 408, 400)."""
+        try:
+            return await self.read(request)
+        except BodyTooLarge:
+            return _answer(413, "body too large", limit_bytes=MAX_BODY_BYTES)
+        except TimeoutError:
+            answer = _answer(408, "the body did not arrive in time", timeout_seconds=self.timeout)
+            answer.headers["Connection"] = "close"
+            return answer
+        except ClientDisconnect:
+            return _answer(400, "the client went away before sending the whole body")
 
     async def watch(self) -> None:
         """Cancel the reads past their deadline, until cancelled itself."""
