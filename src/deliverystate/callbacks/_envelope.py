@@ -27,6 +27,7 @@ __all__ = [
     "ENVELOPE_KIND",
     "PROVIDER_PARSERS",
     "ProviderBody",
+    "body_text",
     "is_envelope",
     "open_envelope",
     "read_provider",
@@ -82,14 +83,30 @@ def open_envelope(body: Mapping[str, Any]) -> ParsedCallback:
     received = body.get("received_ms")
     if received is not None and (isinstance(received, bool) or not isinstance(received, int)):
         raise InvalidCallback("received_ms", "must be whole milliseconds")
-    inner = body.get("body")
-    if isinstance(inner, str):
-        return parse(inner, received)
-    if isinstance(inner, Mapping) and all(
-        isinstance(k, str) and isinstance(v, str) for k, v in inner.items()
+    return _parsed(parse, body.get("body"), received)
+
+
+def body_text(raw: bytes) -> str:
+    """A provider's body as text; bytes that are no UTF-8 are an :class:`InvalidCallback`."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InvalidCallback("body", f"not UTF-8 ({error.reason} at byte {error.start})") from None
+
+
+def _parsed(
+    parse: Callable[[ProviderBody, int | None], ParsedCallback],
+    body: object,
+    received_ms: int | None,
+) -> ParsedCallback:
+    """``body`` parsed when it is text or fields of text, refused by name otherwise."""
+    if isinstance(body, str):
+        return parse(body, received_ms)
+    if isinstance(body, Mapping) and all(
+        isinstance(k, str) and isinstance(v, str) for k, v in body.items()
     ):
-        return parse(inner, received)
-    raise InvalidCallback("body", "an envelope's body must be text or fields of text")
+        return parse(body, received_ms)
+    raise InvalidCallback("body", "a provider's body must be text or fields of text")
 
 
 def read_provider(
@@ -105,13 +122,6 @@ def read_provider(
     if parse is None:
         known = ", ".join(["clickatell", *sorted(PROVIDER_PARSERS)])
         raise ValueError(f"unknown provider {provider!r}: one of {known}")
-    if isinstance(payload, bytes):
-        try:
-            payload = payload.decode("utf-8")
-        except UnicodeDecodeError as error:
-            raise InvalidCallback("body", f"not UTF-8 (at byte {error.start})") from None
-    if isinstance(payload, str):
-        return parse(payload, received_ms)
-    if all(isinstance(k, str) and isinstance(v, str) for k, v in payload.items()):
-        return parse(payload, received_ms)
-    raise InvalidCallback("body", "a provider's fields must be text")
+    return _parsed(
+        parse, body_text(payload) if isinstance(payload, bytes) else payload, received_ms
+    )

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from ..callbacks._envelope import PROVIDER_PARSERS, ProviderBody, wrap
+from ..callbacks._envelope import PROVIDER_PARSERS, ProviderBody, body_text, wrap
 from ..errors import InvalidCallback
 from ._auth import TOKEN_PARAM, Guard
 from ._metrics import ReceiverMetrics
@@ -116,14 +116,9 @@ class ProviderEndpoints:
             return self.receiver._denied()
         try:
             payload: ProviderBody = (
-                fields(body, drop=TOKEN_PARAM) if media == FORM else body.decode("utf-8")
+                fields(body, drop=TOKEN_PARAM) if media == FORM else body_text(body)
             )
-        except (InvalidCallback, UnicodeDecodeError) as error:
-            invalid = (
-                error
-                if isinstance(error, InvalidCallback)
-                else InvalidCallback("body", f"not UTF-8 ({error.reason} at byte {error.start})")
-            )
+        except InvalidCallback as invalid:
             return await self.receiver._keep(body, invalid)
         received_ms = time.time_ns() // 1_000_000
         return await self.receiver._take(wrap(provider, payload, received_ms))
