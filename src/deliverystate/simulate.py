@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import Any, TypeVar
 
 import attrs
 
@@ -23,6 +23,7 @@ from .callbacks._envelope import wrap
 from .callbacks._formats import LEGACY_STATUS, PLATFORM_NAMES
 from .callbacks._parse import parse_callback
 from .callbacks._providers import PROVIDERS, word_for
+from .callbacks._smpp import normalise_smpp_id
 from .errors import InvalidCallback
 from .rules._catalog import Status
 from .rules._events import StatusEvent
@@ -39,6 +40,7 @@ __all__ = [
     "simulated_events",
 ]
 
+T = TypeVar("T")
 _BASE_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 _SMS_FAILURES = (
     Status.DELIVERY_FAILURE,
@@ -268,6 +270,19 @@ def _delay(rng: random.Random) -> int:
     return int(rng.expovariate(1 / 3_000))
 
 
+def _arrivals(
+    reports: Iterable[tuple[int, T]], rng: random.Random, duplicate_rate: float
+) -> list[tuple[int, T]]:
+    """Each report at its time plus a delay, some twice (a retry), in order of arrival."""
+    pending: list[tuple[int, T]] = []
+    for timestamp_ms, report in reports:
+        pending.append((timestamp_ms + _delay(rng), report))
+        if rng.random() < duplicate_rate:
+            pending.append((timestamp_ms + _delay(rng) + rng.randint(0, 60_000), report))
+    pending.sort(key=lambda item: item[0])
+    return pending
+
+
 def generate_callbacks(
     messages: int,
     seed: int = 0,
@@ -280,12 +295,8 @@ def generate_callbacks(
     if messages < 0:
         raise ValueError(f"messages must be >= 0, not {messages}")
     rng = random.Random(seed)
-    pending: list[tuple[int, _Report]] = []
-    for report in _reports(messages, rng):
-        pending.append((report.timestamp_ms + _delay(rng), report))
-        if rng.random() < duplicate_rate:
-            pending.append((report.timestamp_ms + _delay(rng) + rng.randint(0, 60_000), report))
-    pending.sort(key=lambda item: item[0])
+    reports = ((report.timestamp_ms, report) for report in _reports(messages, rng))
+    pending = _arrivals(reports, rng, duplicate_rate)
     out: list[SimulatedCallback] = []
     index = 0
     while index < len(pending):
@@ -336,7 +347,7 @@ def provider_body(
     the shapes are the ones the providers document (docs/design.md, "Other
     providers").  Twilio's form carries no time: its envelope does.
     """
-    said = word or word_for(provider, event.status)
+    said = word or word_for(_known(provider), event.status)
     if said is None:
         raise ValueError(f"{provider} has no word for {event.status.name}")
     seconds, client = event.timestamp_ms // 1000, event.client_message_id
@@ -357,7 +368,7 @@ def provider_body(
     if provider == "smpp":
         done = event.timestamp.strftime("%y%m%d%H%M")
         return f"id:{event.message_id} sub:001 dlvrd:001 done date:{done} stat:{said} err:000"
-    raise ValueError(f"unknown provider {provider!r}: one of {', '.join(sorted(PROVIDERS))}")
+    raise AssertionError(f"no body writer for {provider!r}")  # a table without a writer
 
 
 def provider_lines(provider: str, messages: int, seed: int = 0) -> list[str]:
@@ -368,11 +379,9 @@ def provider_lines(provider: str, messages: int, seed: int = 0) -> list[str]:
     has no word for is not sent, and a failure it cannot name is its usual
     failure.  Meta is WhatsApp only; SMPP is SMS with hex ids.
     """
-    if provider not in PROVIDERS:
-        raise ValueError(f"unknown provider {provider!r}: one of {', '.join(sorted(PROVIDERS))}")
     rng = random.Random(seed)
-    failure = word_for(provider, Status.DELIVERY_FAILURE)
-    pending: list[tuple[int, StatusEvent, str]] = []
+    failure = word_for(_known(provider), Status.DELIVERY_FAILURE)
+    said: list[tuple[int, tuple[StatusEvent, str]]] = []
     for report in _reports(messages, rng):
         channel = "whatsapp" if provider == "meta" else report.channel
         if provider == "smpp":
@@ -380,15 +389,22 @@ def provider_lines(provider: str, messages: int, seed: int = 0) -> list[str]:
         word = word_for(provider, report.status) or (failure if report.status.is_failure else None)
         if word is None:
             continue
-        message_id = report.message_id.lstrip("0") if provider == "smpp" else report.message_id
+        message_id = report.message_id
+        if provider == "smpp":
+            message_id = normalise_smpp_id(message_id)
         event = StatusEvent.from_ms(
             message_id, Status.DELIVERY_FAILURE if word == failure else report.status,
             report.timestamp_ms, channel, report.client_message_id,
         )  # fmt: skip
-        for _ in range(2 if rng.random() < 0.08 else 1):
-            pending.append((report.timestamp_ms + _delay(rng), event, word))
-    pending.sort(key=lambda item: item[0])
+        said.append((report.timestamp_ms, (event, word)))
     return [
         json.dumps(wrap(provider, provider_body(provider, event, word), arrival))
-        for arrival, event, word in pending
+        for arrival, (event, word) in _arrivals(said, rng, 0.08)
     ]
+
+
+def _known(provider: str) -> str:
+    """``provider``, if it is one of :data:`PROVIDERS` (a ``ValueError`` naming them if not)."""
+    if provider not in PROVIDERS:
+        raise ValueError(f"unknown provider {provider!r}: one of {', '.join(sorted(PROVIDERS))}")
+    return provider
