@@ -199,10 +199,6 @@ def _share(part: int, whole: int) -> str:
     return f"{part / whole:.1%}" if whole else "-"
 
 
-def _latencies(stats: ChannelStats) -> tuple[Latency | None, Latency | None]:
-    return stats.time_to_delivery, stats.time_to_read
-
-
 def _channel_row(name: str, stats: ChannelStats) -> str:
     delivered = stats.by_kind.get(Kind.DELIVERED, 0)
     failed = stats.by_kind.get(Kind.FAILURE, 0)
