@@ -41,17 +41,8 @@ from ._signatures import (
     check_signature,
 )
 
-__all__ = ["PROVIDER_ENVIRONMENT", "TEXT", "ProviderEndpoints", "provider_settings"]
+__all__ = ["TEXT", "ProviderEndpoints", "provider_settings"]
 
-#: The variables ``deliverystate serve`` reads the providers' secrets from (secrets stay out
-#: of the command line, where ``ps`` shows them), and what each sets.
-PROVIDER_ENVIRONMENT = {
-    "DELIVERYSTATE_META_APP_SECRET": "Meta's app secret: X-Hub-Signature-256 is required",
-    "DELIVERYSTATE_META_VERIFY_TOKEN": "the verify token Meta's subscription check must send",
-    "DELIVERYSTATE_TWILIO_AUTH_TOKEN": "Twilio's auth token: X-Twilio-Signature is required",
-    "DELIVERYSTATE_PUBLIC_URL": "the URL Twilio calls, up to the path (https://hooks.example.com)",
-    "DELIVERYSTATE_VONAGE_SIGNATURE_SECRET": "Vonage's signature secret: a signed JWT is required",
-}
 #: An SMPP gateway may post a delivery receipt's text as it is.
 TEXT = "text/plain"
 _MEDIA = (JSON, FORM, TEXT)
@@ -138,7 +129,12 @@ class ProviderEndpoints:
 
 
 def provider_settings(environ: Mapping[str, str]) -> dict[str, Any]:
-    """``create_app``'s ``signatures`` and ``meta_verify_token`` from :data:`PROVIDER_ENVIRONMENT`.
+    """``create_app``'s ``signatures`` and ``meta_verify_token`` from the environment.
+
+    The variables (``deliverystate serve`` reads them, so that secrets stay off
+    the command line, where ``ps`` shows them): ``DELIVERYSTATE_META_APP_SECRET``,
+    ``DELIVERYSTATE_META_VERIFY_TOKEN``, ``DELIVERYSTATE_TWILIO_AUTH_TOKEN`` with
+    ``DELIVERYSTATE_PUBLIC_URL``, ``DELIVERYSTATE_VONAGE_SIGNATURE_SECRET``.
 
     A Twilio token without the public URL it signs (or the other way round)
     is a ``ValueError`` naming the missing variable: a receiver that would
